@@ -1,0 +1,294 @@
+/*
+ * cairn.h: the public C API of Cairn's client library (libcairn).
+ *
+ * A cairn_client holds a list of endpoints, a connection to one of them and
+ * the knowledge of which node leads. Every call is blocking and has a
+ * timeout. On failure a call returns a negative CAIRN_E* code and the client
+ * keeps a message (cairn_errmsg) that says what went wrong.
+ *
+ * Thread safety: a cairn_client may be shared by several threads; calls on
+ * one client are serialized by an internal mutex, so one slow call delays the
+ * others. For concurrency open one client per thread. Results are plain
+ * memory owned by the caller once returned and may be used from any thread.
+ *
+ * Retries: the library retries reads (they change nothing) and writes that
+ * certainly did not happen (the request never left, or the node answered
+ * "not leader" before proposing it). A write whose fate is unknown (the
+ * connection broke or the call timed out after the request was sent, or the
+ * leader lost leadership while the write was in flight) returns
+ * CAIRN_EUNKNOWN: the write may or may not have been committed. Read the key
+ * (or use a compare-and-swap on mod_revision) to find out; never assume
+ * either outcome.
+ *
+ * Ownership: a struct cairn_result returned through an out parameter belongs
+ * to the caller and is released with cairn_result_free(); every pointer inside
+ * it stays valid until then. Input buffers are only read during the call.
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAIRN_VERSION_MAJOR 0
+#define CAIRN_VERSION_MINOR 1
+
+/* Default client endpoint of the local cluster started by
+ * deploy/local/cluster.sh, used when no endpoints are given. */
+#define CAIRN_DEFAULT_ENDPOINTS "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+
+/* Error codes. 0 is success; every error is negative. The same table is used
+ * on the wire, so the numbers never change. */
+#define CAIRN_ERRORS(X)                                    \
+    X(CAIRN_OK, 0, "ok")                                   \
+    X(CAIRN_EINVAL, -1, "invalid argument")                \
+    X(CAIRN_ENOMEM, -2, "out of memory")                   \
+    X(CAIRN_EMALFORMED, -3, "malformed message")           \
+    X(CAIRN_ETOOLARGE, -4, "limit exceeded")               \
+    X(CAIRN_ENOTFOUND, -5, "key not found")                \
+    X(CAIRN_ECOMPACTED, -6, "revision compacted")          \
+    X(CAIRN_EFUTUREREV, -7, "revision is in the future")   \
+    X(CAIRN_ENOTLEADER, -8, "not the leader")              \
+    X(CAIRN_ENOLEADER, -9, "no leader")                    \
+    X(CAIRN_ETIMEOUT, -10, "timed out")                    \
+    X(CAIRN_EUNAVAILABLE, -11, "no endpoint reachable")    \
+    X(CAIRN_EUNKNOWN, -12, "outcome unknown")              \
+    X(CAIRN_EVERSION, -13, "unsupported protocol version") \
+    X(CAIRN_ESHUTDOWN, -14, "node shutting down")          \
+    X(CAIRN_EIO, -15, "I/O error")                         \
+    X(CAIRN_ECOMPARE, -16, "compare failed")               \
+    X(CAIRN_EBUSY, -17, "node overloaded")                 \
+    X(CAIRN_EINTERNAL, -18, "internal error")
+
+enum {
+#define CAIRN__ENUM(name, value, text) name = value,
+    CAIRN_ERRORS(CAIRN__ENUM)
+#undef CAIRN__ENUM
+};
+
+/* Static description of an error code ("unknown error" for unknown codes). */
+const char *cairn_strerror(int code);
+
+/* Symbolic name of an error code, e.g. "CAIRN_ENOTFOUND". */
+const char *cairn_errname(int code);
+
+/* One version of one key. For a deleted key (tombstone), deleted is true and
+ * value is empty. time_ms is the leader's wall clock when the write was
+ * proposed, in milliseconds since the Unix epoch. */
+struct cairn_kv
+{
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    uint64_t create_revision;
+    uint64_t mod_revision;
+    uint64_t version;
+    int64_t time_ms;
+    bool deleted;
+};
+
+/* The result of one operation. For a read: kvs holds the keys found, and more
+ * is true when a limit cut the range short (continue after the last key).
+ * For a put: revision is the new revision and kvs holds the previous value if
+ * it was asked for. For a delete: deleted counts deleted keys and kvs holds the
+ * previous values if asked for. */
+struct cairn_op_result
+{
+    struct cairn_kv *kvs;
+    size_t n_kvs;
+    uint64_t deleted;
+    bool more;
+};
+
+/* The result of a call. revision is the store revision the answer reflects:
+ * for a write, the revision it created (or the current one if it changed
+ * nothing); for a read, the revision the node answered at. */
+struct cairn_result
+{
+    uint64_t revision;
+    uint64_t compact_revision;
+    bool succeeded; /* transactions: true when the compares held */
+    struct cairn_op_result *ops;
+    size_t n_ops;
+    void *internal_; /* owned: backing memory */
+};
+
+void cairn_result_free(struct cairn_result *result);
+
+/* Per-node status as reported by cairnd. */
+struct cairn_member
+{
+    uint64_t id;
+    const char *raft_address;
+    const char *client_address;
+    const char *role; /* "voter", "standby", "spare" */
+};
+
+struct cairn_status
+{
+    uint64_t id;                /* the answering node */
+    const char *state;          /* "leader", "follower", "candidate", ... */
+    uint64_t leader_id;         /* 0 when unknown */
+    const char *leader_address; /* client address of the leader, "" when unknown */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_index;
+    uint64_t revision;
+    uint64_t compact_revision;
+    uint64_t keys;
+    uint64_t bytes;
+    uint64_t retain_versions;
+    uint64_t snapshots;
+    struct cairn_member *members;
+    size_t n_members;
+    void *internal_; /* owned: backing memory */
+};
+
+void cairn_status_free(struct cairn_status *status);
+
+struct cairn_options
+{
+    int timeout_ms;         /* per call, default 5000 */
+    int connect_timeout_ms; /* per connection attempt, default 1000 */
+    int backoff_min_ms;     /* first reconnect delay, default 25 */
+    int backoff_max_ms;     /* cap of the exponential backoff, default 1000 */
+};
+
+typedef struct cairn_client cairn_client;
+
+/* Create a client for a comma-separated list of host:port endpoints (NULL
+ * means CAIRN_DEFAULT_ENDPOINTS). Connections are made lazily, so this only
+ * fails on bad arguments or memory; then it returns NULL and sets *err (if
+ * not NULL) to the error code. opts may be NULL for defaults. */
+cairn_client *cairn_client_new(const char *endpoints, const struct cairn_options *opts, int *err);
+void cairn_client_free(cairn_client *c);
+
+/* Code and message of the last failed call on this client (thread-local to the
+ * call: read them right after the call returned, before another call). */
+int cairn_errcode(const cairn_client *c);
+const char *cairn_errmsg(const cairn_client *c);
+
+/* Reads. */
+struct cairn_get_opts
+{
+    bool stale;        /* answer from the contacted node without the leader */
+    bool prefix;       /* key is a prefix: return every key under it */
+    uint64_t revision; /* read at this past revision (0: current) */
+    uint64_t limit;    /* maximum keys returned (0: server maximum) */
+    const char *after; /* range continuation: start strictly after this key */
+    size_t after_len;
+};
+
+/* Get a key (or a prefix). A missing single key returns CAIRN_ENOTFOUND. */
+int cairn_get(cairn_client *c, const void *key, size_t key_len, const struct cairn_get_opts *opts,
+              struct cairn_result **out);
+
+struct cairn_put_opts
+{
+    bool prev_kv; /* return the previous value in the result */
+};
+
+int cairn_put(cairn_client *c, const void *key, size_t key_len, const void *value, size_t value_len,
+              const struct cairn_put_opts *opts, struct cairn_result **out);
+
+struct cairn_del_opts
+{
+    bool prefix;
+    bool prev_kv;
+};
+
+int cairn_del(cairn_client *c, const void *key, size_t key_len, const struct cairn_del_opts *opts,
+              struct cairn_result **out);
+
+/* Transactions: if every compare holds, run the "then" operations, otherwise
+ * the "else" ones; either way, one revision. */
+enum cairn_cmp_target {
+    CAIRN_CMP_VALUE = 0,
+    CAIRN_CMP_VERSION = 1,
+    CAIRN_CMP_MOD = 2,    /* mod_revision */
+    CAIRN_CMP_CREATE = 3, /* create_revision */
+};
+
+enum cairn_cmp_op {
+    CAIRN_CMP_EQUAL = 0,
+    CAIRN_CMP_NOT_EQUAL = 1,
+    CAIRN_CMP_LESS = 2,
+    CAIRN_CMP_GREATER = 3,
+};
+
+/* A missing key compares as version 0, mod/create revision 0, empty value. */
+struct cairn_compare
+{
+    const void *key;
+    size_t key_len;
+    enum cairn_cmp_target target;
+    enum cairn_cmp_op op;
+    const void *value; /* CAIRN_CMP_VALUE */
+    size_t value_len;
+    uint64_t number; /* the other targets */
+};
+
+enum cairn_op_type {
+    CAIRN_OP_GET = 1,
+    CAIRN_OP_PUT = 2,
+    CAIRN_OP_DEL = 3,
+};
+
+struct cairn_op
+{
+    enum cairn_op_type type;
+    const void *key;
+    size_t key_len;
+    const void *value; /* CAIRN_OP_PUT */
+    size_t value_len;
+    bool prefix;  /* CAIRN_OP_GET, CAIRN_OP_DEL */
+    bool prev_kv; /* CAIRN_OP_PUT, CAIRN_OP_DEL */
+    uint64_t limit;
+};
+
+struct cairn_txn
+{
+    const struct cairn_compare *compares;
+    size_t n_compares;
+    const struct cairn_op *then_ops;
+    size_t n_then;
+    const struct cairn_op *else_ops;
+    size_t n_else;
+};
+
+int cairn_txn(cairn_client *c, const struct cairn_txn *txn, struct cairn_result **out);
+
+/* Compare-and-swap: put value only if the key's mod_revision equals
+ * expected_mod (0: only if the key does not exist). Returns CAIRN_ECOMPARE
+ * (with *out filled) when the compare failed. */
+int cairn_cas(cairn_client *c, const void *key, size_t key_len, uint64_t expected_mod,
+              const void *value, size_t value_len, struct cairn_result **out);
+
+/* Retained versions of one key, newest first (at most limit, 0: all). */
+int cairn_history(cairn_client *c, const void *key, size_t key_len, uint64_t limit,
+                  struct cairn_result **out);
+
+/* Discard history older than revision (the newest version of each key at or
+ * before it stays readable). */
+int cairn_compact(cairn_client *c, uint64_t revision, struct cairn_result **out);
+
+/* Set the cluster's retention policy: keep the last `versions` versions of
+ * each key (at least 1). */
+int cairn_set_retention(cairn_client *c, uint64_t versions);
+
+/* Status of the node behind `endpoint` (NULL: whichever node the client is
+ * connected to). */
+int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CAIRN_H */

@@ -1,0 +1,797 @@
+/*
+ * The blocking client: endpoints, leader discovery, redirects, reconnects
+ * with exponential backoff and jitter, per-call deadlines, and the retry
+ * rule of cairn.h (reads always; writes only when certainly not applied).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cairn.h"
+#include "proto.h"
+
+#define ENDPOINT_MAX 256
+#define ENDPOINTS_MAX 64
+
+struct cairn_client
+{
+    pthread_mutex_t mu;
+    char endpoints[ENDPOINTS_MAX][ENDPOINT_MAX];
+    size_t n_endpoints;
+    size_t next;               /* endpoint to try when no leader is known */
+    char leader[ENDPOINT_MAX]; /* last leader learned, "" if none */
+    char connected[ENDPOINT_MAX];
+    int fd;
+    struct cairn_options opts;
+    uint64_t next_id;
+    struct buf in;
+    struct buf out;
+    int err;
+    char errmsg[512];
+    uint64_t rng;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    c->err = code;
+    if (fmt == NULL) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "%s", cairn_strerror(code));
+        return code;
+    }
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cairn_errcode(const cairn_client *c)
+{
+    return c->err;
+}
+
+const char *cairn_errmsg(const cairn_client *c)
+{
+    return c->errmsg;
+}
+
+static int parse_endpoints(struct cairn_client *c, const char *spec)
+{
+    while (*spec != '\0') {
+        const char *comma = strchr(spec, ',');
+        size_t n = comma != NULL ? (size_t)(comma - spec) : strlen(spec);
+        if (n > 0) {
+            if (n >= ENDPOINT_MAX || c->n_endpoints == ENDPOINTS_MAX ||
+                memchr(spec, ':', n) == NULL) {
+                return CAIRN_EINVAL;
+            }
+            memcpy(c->endpoints[c->n_endpoints], spec, n);
+            c->endpoints[c->n_endpoints][n] = '\0';
+            c->n_endpoints++;
+        }
+        spec += n + (comma != NULL ? 1 : 0);
+    }
+    return c->n_endpoints > 0 ? 0 : CAIRN_EINVAL;
+}
+
+cairn_client *cairn_client_new(const char *endpoints, const struct cairn_options *opts, int *err)
+{
+    struct cairn_client *c = cairn_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        if (err != NULL) {
+            *err = CAIRN_ENOMEM;
+        }
+        return NULL;
+    }
+    if (parse_endpoints(c, endpoints != NULL ? endpoints : CAIRN_DEFAULT_ENDPOINTS) != 0) {
+        cairn_free(c);
+        if (err != NULL) {
+            *err = CAIRN_EINVAL;
+        }
+        return NULL;
+    }
+    if (opts != NULL) {
+        c->opts = *opts;
+    }
+    if (c->opts.timeout_ms <= 0) {
+        c->opts.timeout_ms = 5000;
+    }
+    if (c->opts.connect_timeout_ms <= 0) {
+        c->opts.connect_timeout_ms = 1000;
+    }
+    if (c->opts.backoff_min_ms <= 0) {
+        c->opts.backoff_min_ms = 25;
+    }
+    if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) {
+        c->opts.backoff_max_ms = c->opts.backoff_min_ms > 1000 ? c->opts.backoff_min_ms : 1000;
+    }
+    c->fd = -1;
+    c->next_id = 1;
+    c->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    /* Start at a random endpoint so that many clients spread their load. */
+    c->next = (size_t)(c->rng % c->n_endpoints);
+    buf_init(&c->in);
+    buf_init(&c->out);
+    pthread_mutex_init(&c->mu, NULL);
+    if (err != NULL) {
+        *err = 0;
+    }
+    return c;
+}
+
+static void disconnect(struct cairn_client *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->connected[0] = '\0';
+    c->in.len = 0;
+    c->out.len = 0;
+}
+
+void cairn_client_free(cairn_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    disconnect(c);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    pthread_mutex_destroy(&c->mu);
+    cairn_free(c);
+}
+
+static uint64_t rand_next(struct cairn_client *c)
+{
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return c->rng;
+}
+
+/* Sleep for the attempt's backoff: exponential, capped, with full jitter in
+ * its upper half so that clients do not reconnect in lockstep. */
+static void backoff(struct cairn_client *c, unsigned attempt, int64_t deadline)
+{
+    int64_t ms = c->opts.backoff_min_ms;
+    int64_t left = deadline - mono_ms();
+    struct timespec ts;
+    unsigned i;
+    for (i = 1; i < attempt && ms < c->opts.backoff_max_ms; i++) {
+        ms *= 2;
+    }
+    if (ms > c->opts.backoff_max_ms) {
+        ms = c->opts.backoff_max_ms;
+    }
+    ms = ms / 2 + (int64_t)(rand_next(c) % (uint64_t)(ms / 2 + 1));
+    if (ms > left) {
+        ms = left;
+    }
+    if (ms <= 0) {
+        return;
+    }
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+    nanosleep(&ts, NULL);
+}
+
+/* Connect to host:port within the timeout. Returns an fd or -1 (errmsg set). */
+static int connect_to(struct cairn_client *c, const char *endpoint, int64_t deadline)
+{
+    char host[ENDPOINT_MAX];
+    const char *colon = strrchr(endpoint, ':');
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    struct addrinfo *ai;
+    int fd = -1;
+    int rv;
+    memcpy(host, endpoint, (size_t)(colon - endpoint));
+    host[colon - endpoint] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rv = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rv != 0) {
+        set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, gai_strerror(rv));
+        return -1;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        struct pollfd p;
+        int64_t wait;
+        int soerr = 0;
+        socklen_t slen = sizeof(soerr);
+        int one = 1;
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            continue;
+        }
+        rv = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rv != 0 && errno != EINPROGRESS) {
+            set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, strerror(errno));
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        if (rv != 0) {
+            wait = deadline - mono_ms();
+            if (wait > c->opts.connect_timeout_ms) {
+                wait = c->opts.connect_timeout_ms;
+            }
+            p.fd = fd;
+            p.events = POLLOUT;
+            rv = wait > 0 ? poll(&p, 1, (int)wait) : 0;
+            if (rv <= 0) {
+                set_err(c, CAIRN_EUNAVAILABLE, "%s: connect timed out", endpoint);
+                close(fd);
+                fd = -1;
+                continue;
+            }
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen);
+            if (soerr != 0) {
+                set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, strerror(soerr));
+                close(fd);
+                fd = -1;
+                continue;
+            }
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        break;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static const char *pick_endpoint(struct cairn_client *c, const char *want)
+{
+    if (want != NULL) {
+        return want;
+    }
+    if (c->leader[0] != '\0') {
+        return c->leader;
+    }
+    return c->endpoints[c->next % c->n_endpoints];
+}
+
+static void forget_endpoint(struct cairn_client *c)
+{
+    if (c->leader[0] != '\0' && strcmp(c->leader, c->connected) == 0) {
+        c->leader[0] = '\0';
+    }
+    c->next++;
+    disconnect(c);
+}
+
+/* Write the whole output buffer. Returns 0, or -1 with *sent_any telling
+ * whether any byte left. */
+static int send_all(struct cairn_client *c, int64_t deadline, bool *sent_any)
+{
+    size_t off = 0;
+    while (off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            *sent_any = true;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {c->fd, POLLOUT, 0};
+            int64_t wait = deadline - mono_ms();
+            if (wait <= 0 || poll(&p, 1, (int)wait) <= 0) {
+                set_err(c, CAIRN_ETIMEOUT, "timed out sending to %s", c->connected);
+                return -1;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", c->connected,
+                n == 0 ? "connection closed" : strerror(errno));
+        return -1;
+    }
+    c->out.len = 0;
+    return 0;
+}
+
+/* Read until the response with the given id is decoded into resp. */
+static int recv_response(struct cairn_client *c, uint64_t id, int64_t deadline,
+                         struct proto_response *resp)
+{
+    for (;;) {
+        size_t payload_len;
+        int rv = proto_frame_peek(c->in.data, c->in.len, PROTO_FRAME_SIZE_MAX, &payload_len);
+        if (rv < 0) {
+            return set_err(c, CAIRN_EMALFORMED, "%s sent a frame of %zu bytes", c->connected,
+                           payload_len);
+        }
+        if (rv == 1) {
+            rv = proto_decode_response(c->in.data + PROTO_FRAME_HEADER_SIZE, payload_len, resp);
+            buf_consume(&c->in, PROTO_FRAME_HEADER_SIZE + payload_len);
+            if (rv != 0) {
+                return set_err(c, rv, "%s sent a response that does not decode", c->connected);
+            }
+            if (resp->id == id || resp->id == 0) {
+                return 0;
+            }
+            /* A stale answer to a request we gave up on: skip it. */
+            proto_response_free(resp);
+            continue;
+        }
+        if (buf_reserve(&c->in, 65536) != 0) {
+            return set_err(c, CAIRN_ENOMEM, NULL);
+        }
+        {
+            ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+            if (n > 0) {
+                c->in.len += (size_t)n;
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                struct pollfd p = {c->fd, POLLIN, 0};
+                int64_t wait = deadline - mono_ms();
+                if (wait <= 0 || poll(&p, 1, (int)wait) <= 0) {
+                    return set_err(c, CAIRN_ETIMEOUT, "timed out waiting for %s", c->connected);
+                }
+                continue;
+            }
+            return set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", c->connected,
+                           n == 0 ? "connection closed" : strerror(errno));
+        }
+    }
+}
+
+/* One call with retries. is_write says whether a lost answer leaves the
+ * outcome unknown; endpoint pins the call to one node (status). */
+static int call(struct cairn_client *c, struct proto_request *req, bool is_write,
+                const char *endpoint, struct proto_response *resp)
+{
+    int64_t deadline = mono_ms() + c->opts.timeout_ms;
+    unsigned attempt = 0;
+    int rv;
+    memset(resp, 0, sizeof(*resp));
+    for (;;) {
+        const char *target;
+        bool sent_any = false;
+        if (attempt > 0) {
+            if (mono_ms() >= deadline) {
+                /* Keep the last error: it says why the attempts failed. */
+                if (c->err == 0) {
+                    set_err(c, CAIRN_ETIMEOUT, NULL);
+                }
+                return c->err;
+            }
+        }
+        attempt++;
+        target = pick_endpoint(c, endpoint);
+        if (c->fd >= 0 && strcmp(c->connected, target) != 0) {
+            disconnect(c);
+        }
+        if (c->fd < 0) {
+            char copy[ENDPOINT_MAX];
+            snprintf(copy, sizeof(copy), "%s", target);
+            c->fd = connect_to(c, copy, deadline);
+            if (c->fd < 0) {
+                if (endpoint != NULL) {
+                    return c->err;
+                }
+                forget_endpoint(c);
+                backoff(c, attempt, deadline);
+                continue;
+            }
+            snprintf(c->connected, sizeof(c->connected), "%s", copy);
+        }
+        req->id = c->next_id++;
+        c->out.len = 0;
+        if (proto_encode_request(&c->out, req) != 0) {
+            return set_err(c, CAIRN_ENOMEM, NULL);
+        }
+        if (send_all(c, deadline, &sent_any) != 0 ||
+            recv_response(c, req->id, deadline, resp) != 0) {
+            int code = c->err;
+            disconnect(c);
+            if (is_write && sent_any) {
+                char why[sizeof(c->errmsg)];
+                snprintf(why, sizeof(why), "%s", c->errmsg);
+                return set_err(c, CAIRN_EUNKNOWN,
+                               "%s; the write was sent, so it may or may not have been applied",
+                               why);
+            }
+            if (code == CAIRN_EMALFORMED || code == CAIRN_ENOMEM || endpoint != NULL) {
+                return code;
+            }
+            forget_endpoint(c);
+            backoff(c, attempt, deadline);
+            continue;
+        }
+        rv = resp->code;
+        if (rv == CAIRN_ENOTLEADER && endpoint == NULL) {
+            /* Certainly not applied: follow the redirect. */
+            if (resp->leader[0] != '\0' && strcmp(resp->leader, c->connected) != 0) {
+                snprintf(c->leader, sizeof(c->leader), "%s", resp->leader);
+            } else {
+                c->leader[0] = '\0';
+                c->next++;
+                backoff(c, attempt, deadline);
+            }
+            set_err(c, rv, "%s", resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
+            proto_response_free(resp);
+            continue;
+        }
+        if ((rv == CAIRN_ENOLEADER || rv == CAIRN_ESHUTDOWN || rv == CAIRN_EBUSY) &&
+            endpoint == NULL) {
+            set_err(c, rv, "%s: %s", c->connected,
+                    resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
+            proto_response_free(resp);
+            if (rv == CAIRN_ESHUTDOWN) {
+                forget_endpoint(c);
+            } else {
+                c->leader[0] = '\0';
+            }
+            backoff(c, attempt, deadline);
+            continue;
+        }
+        if (rv != 0) {
+            set_err(c, rv, "%s", resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
+            proto_response_free(resp);
+            return rv;
+        }
+        /* Remember who answered a leader-only request: it leads. */
+        if (!req->op.stale && req->type != PROTO_STATUS && endpoint == NULL) {
+            snprintf(c->leader, sizeof(c->leader), "%s", c->connected);
+        }
+        c->err = 0;
+        c->errmsg[0] = '\0';
+        return 0;
+    }
+}
+
+static int finish(struct cairn_client *c, int rv, struct proto_response *resp,
+                  struct cairn_result **out)
+{
+    if (rv != 0) {
+        if (out != NULL) {
+            *out = NULL;
+        }
+        return rv;
+    }
+    if (out != NULL) {
+        *out = resp->result;
+    } else {
+        cairn_result_free(resp->result);
+    }
+    (void)c;
+    return 0;
+}
+
+static int locked_call(struct cairn_client *c, struct proto_request *req, bool is_write,
+                       struct cairn_result **out)
+{
+    struct proto_response resp;
+    int rv;
+    pthread_mutex_lock(&c->mu);
+    rv = call(c, req, is_write, NULL, &resp);
+    rv = finish(c, rv, &resp, out);
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+void cairn_result_free(struct cairn_result *result)
+{
+    struct proto_response r;
+    if (result == NULL) {
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.result = result;
+    proto_response_free(&r);
+}
+
+void cairn_status_free(struct cairn_status *status)
+{
+    struct proto_response r;
+    if (status == NULL) {
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    r.status = status;
+    proto_response_free(&r);
+}
+
+static void set_slice(struct proto_slice *s, const void *p, size_t len)
+{
+    s->ptr = p != NULL ? p : "";
+    s->len = (uint32_t)len;
+}
+
+static int check_len(cairn_client *c, size_t len)
+{
+    if (len > PROTO_FRAME_SIZE_MAX) {
+        pthread_mutex_lock(&c->mu);
+        set_err(c, CAIRN_ETOOLARGE, "argument of %zu bytes exceeds the protocol's frame limit",
+                len);
+        pthread_mutex_unlock(&c->mu);
+        return CAIRN_ETOOLARGE;
+    }
+    return 0;
+}
+
+int cairn_get(cairn_client *c, const void *key, size_t key_len, const struct cairn_get_opts *opts,
+              struct cairn_result **out)
+{
+    struct proto_request req;
+    struct cairn_result *res = NULL;
+    int rv;
+    if (check_len(c, key_len) != 0) {
+        return CAIRN_ETOOLARGE;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_GET;
+    req.op.type = CAIRN_OP_GET;
+    set_slice(&req.op.key, key, key_len);
+    if (opts != NULL) {
+        req.op.stale = opts->stale;
+        req.op.prefix = opts->prefix;
+        req.op.revision = opts->revision;
+        req.op.limit = opts->limit;
+        set_slice(&req.op.after, opts->after, opts->after_len);
+    }
+    rv = locked_call(c, &req, false, &res);
+    if (rv == 0 && !req.op.prefix && (res->n_ops == 0 || res->ops[0].n_kvs == 0)) {
+        pthread_mutex_lock(&c->mu);
+        set_err(c, CAIRN_ENOTFOUND, "key not found: %.*s", (int)(key_len > 200 ? 200 : key_len),
+                (const char *)key);
+        pthread_mutex_unlock(&c->mu);
+        rv = CAIRN_ENOTFOUND;
+    }
+    if (out != NULL) {
+        *out = res;
+    } else {
+        cairn_result_free(res);
+    }
+    return rv;
+}
+
+int cairn_put(cairn_client *c, const void *key, size_t key_len, const void *value, size_t value_len,
+              const struct cairn_put_opts *opts, struct cairn_result **out)
+{
+    struct proto_request req;
+    if (check_len(c, key_len) != 0 || check_len(c, value_len) != 0) {
+        return CAIRN_ETOOLARGE;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_PUT;
+    req.op.type = CAIRN_OP_PUT;
+    set_slice(&req.op.key, key, key_len);
+    set_slice(&req.op.value, value, value_len);
+    req.op.prev_kv = opts != NULL && opts->prev_kv;
+    return locked_call(c, &req, true, out);
+}
+
+int cairn_del(cairn_client *c, const void *key, size_t key_len, const struct cairn_del_opts *opts,
+              struct cairn_result **out)
+{
+    struct proto_request req;
+    if (check_len(c, key_len) != 0) {
+        return CAIRN_ETOOLARGE;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_DEL;
+    req.op.type = CAIRN_OP_DEL;
+    set_slice(&req.op.key, key, key_len);
+    if (opts != NULL) {
+        req.op.prefix = opts->prefix;
+        req.op.prev_kv = opts->prev_kv;
+    }
+    return locked_call(c, &req, true, out);
+}
+
+static int convert_ops(const struct cairn_op *in, size_t n, struct proto_op *out)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        if (in[i].type < CAIRN_OP_GET || in[i].type > CAIRN_OP_DEL) {
+            return CAIRN_EINVAL;
+        }
+        out[i].type = (uint8_t)in[i].type;
+        set_slice(&out[i].key, in[i].key, in[i].key_len);
+        set_slice(&out[i].value, in[i].value, in[i].value_len);
+        out[i].prefix = in[i].prefix;
+        out[i].prev_kv = in[i].prev_kv;
+        out[i].limit = in[i].limit;
+    }
+    return 0;
+}
+
+int cairn_txn(cairn_client *c, const struct cairn_txn *txn, struct cairn_result **out)
+{
+    struct proto_request req;
+    struct proto_cmp *cmps = NULL;
+    struct proto_op *then_ops = NULL;
+    struct proto_op *else_ops = NULL;
+    bool writes = false;
+    size_t i;
+    int rv = CAIRN_ENOMEM;
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_TXN;
+    cmps = cairn_calloc(txn->n_compares + 1, sizeof(*cmps));
+    then_ops = cairn_calloc(txn->n_then + 1, sizeof(*then_ops));
+    else_ops = cairn_calloc(txn->n_else + 1, sizeof(*else_ops));
+    if (cmps == NULL || then_ops == NULL || else_ops == NULL) {
+        goto out;
+    }
+    for (i = 0; i < txn->n_compares; i++) {
+        const struct cairn_compare *in = &txn->compares[i];
+        set_slice(&cmps[i].key, in->key, in->key_len);
+        set_slice(&cmps[i].value, in->value, in->value_len);
+        cmps[i].target = (uint8_t)in->target;
+        cmps[i].op = (uint8_t)in->op;
+        cmps[i].number = in->number;
+    }
+    rv = convert_ops(txn->then_ops, txn->n_then, then_ops);
+    if (rv == 0) {
+        rv = convert_ops(txn->else_ops, txn->n_else, else_ops);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    for (i = 0; i < txn->n_then; i++) {
+        writes |= then_ops[i].type != CAIRN_OP_GET;
+    }
+    for (i = 0; i < txn->n_else; i++) {
+        writes |= else_ops[i].type != CAIRN_OP_GET;
+    }
+    req.cmps = cmps;
+    req.n_cmps = (uint32_t)txn->n_compares;
+    req.then_ops = then_ops;
+    req.n_then = (uint32_t)txn->n_then;
+    req.else_ops = else_ops;
+    req.n_else = (uint32_t)txn->n_else;
+    rv = locked_call(c, &req, writes, out);
+out:
+    if (rv == CAIRN_ENOMEM || rv == CAIRN_EINVAL) {
+        pthread_mutex_lock(&c->mu);
+        set_err(c, rv, NULL);
+        pthread_mutex_unlock(&c->mu);
+    }
+    cairn_free(cmps);
+    cairn_free(then_ops);
+    cairn_free(else_ops);
+    return rv;
+}
+
+int cairn_cas(cairn_client *c, const void *key, size_t key_len, uint64_t expected_mod,
+              const void *value, size_t value_len, struct cairn_result **out)
+{
+    struct cairn_compare cmp;
+    struct cairn_op put;
+    struct cairn_op get;
+    struct cairn_txn txn;
+    struct cairn_result *res = NULL;
+    int rv;
+    memset(&cmp, 0, sizeof(cmp));
+    cmp.key = key;
+    cmp.key_len = key_len;
+    cmp.target = CAIRN_CMP_MOD;
+    cmp.op = CAIRN_CMP_EQUAL;
+    cmp.number = expected_mod;
+    memset(&put, 0, sizeof(put));
+    put.type = CAIRN_OP_PUT;
+    put.key = key;
+    put.key_len = key_len;
+    put.value = value;
+    put.value_len = value_len;
+    /* On failure, return the current value so the caller can retry. */
+    memset(&get, 0, sizeof(get));
+    get.type = CAIRN_OP_GET;
+    get.key = key;
+    get.key_len = key_len;
+    memset(&txn, 0, sizeof(txn));
+    txn.compares = &cmp;
+    txn.n_compares = 1;
+    txn.then_ops = &put;
+    txn.n_then = 1;
+    txn.else_ops = &get;
+    txn.n_else = 1;
+    rv = cairn_txn(c, &txn, &res);
+    if (rv == 0 && !res->succeeded) {
+        pthread_mutex_lock(&c->mu);
+        set_err(c, CAIRN_ECOMPARE, "compare failed: mod_revision of the key is not %llu",
+                (unsigned long long)expected_mod);
+        pthread_mutex_unlock(&c->mu);
+        rv = CAIRN_ECOMPARE;
+    }
+    if (out != NULL) {
+        *out = res;
+    } else {
+        cairn_result_free(res);
+    }
+    return rv;
+}
+
+int cairn_history(cairn_client *c, const void *key, size_t key_len, uint64_t limit,
+                  struct cairn_result **out)
+{
+    struct proto_request req;
+    if (check_len(c, key_len) != 0) {
+        return CAIRN_ETOOLARGE;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_HISTORY;
+    req.op.type = CAIRN_OP_GET;
+    set_slice(&req.op.key, key, key_len);
+    req.op.limit = limit;
+    return locked_call(c, &req, false, out);
+}
+
+int cairn_compact(cairn_client *c, uint64_t revision, struct cairn_result **out)
+{
+    struct proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_COMPACT;
+    req.number = revision;
+    /* Compaction is idempotent in effect: a retry after an unknown outcome
+     * answers "already compacted" at worst. Still report unknown outcomes. */
+    return locked_call(c, &req, true, out);
+}
+
+int cairn_set_retention(cairn_client *c, uint64_t versions)
+{
+    struct proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_RETENTION;
+    req.number = versions;
+    return locked_call(c, &req, true, NULL);
+}
+
+int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **out)
+{
+    struct proto_request req;
+    struct proto_response resp;
+    int rv;
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_STATUS;
+    pthread_mutex_lock(&c->mu);
+    if (endpoint != NULL && (strchr(endpoint, ':') == NULL || strlen(endpoint) >= ENDPOINT_MAX)) {
+        rv = set_err(c, CAIRN_EINVAL, "endpoint \"%s\" is not host:port", endpoint);
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    rv = call(c, &req, false, endpoint, &resp);
+    if (rv == 0 && resp.status == NULL) {
+        proto_response_free(&resp);
+        rv = set_err(c, CAIRN_EMALFORMED, "status response carries no status");
+    }
+    if (endpoint != NULL) {
+        disconnect(c); /* do not stay pinned to that node */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rv != 0) {
+        *out = NULL;
+        return rv;
+    }
+    *out = resp.status;
+    return 0;
+}

@@ -1,0 +1,172 @@
+/*
+ * proto: Cairn's client protocol codec, shared by cairnd and libcairn. It does
+ * no I/O: feed it bytes, get messages; give it messages, get bytes.
+ *
+ * A frame is a 4-byte big-endian payload length followed by that many bytes
+ * of msgpack. Requests and responses are msgpack arrays whose positions are
+ * fixed (see docs/architecture.md, "The protocol"); a decoder ignores extra
+ * trailing elements so that later versions can append fields.
+ *
+ *   request  = [version, id, type, op, [cmp...], [then-op...], [else-op...], number]
+ *   op       = [type, key, value, prefix, prev_kv, limit, after, revision, stale]
+ *   cmp      = [key, target, cmp-op, value, number]
+ *   response = [version, id, type|0x80, code, message, leader, revision,
+ *               compact_revision, succeeded, [result...], status|nil]
+ *   result   = [deleted, more, [kv...]]
+ *   kv       = [key, value, create_rev, mod_rev, version, time_ms, deleted]
+ *   status   = {"id": .., "state": .., ...} (a map: it grows most often)
+ *
+ * Ids are chosen by the client and echoed by the server, so any number of
+ * requests may be in flight on one connection (pipelining); a server answers
+ * them in any order.
+ */
+#ifndef CAIRN_PROTO_H
+#define CAIRN_PROTO_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cairn.h"
+
+#define PROTO_VERSION 1
+#define PROTO_FRAME_HEADER_SIZE 4
+/* Hard ceiling on any frame; servers configure a lower request limit. */
+#define PROTO_FRAME_SIZE_MAX (64u * 1024u * 1024u)
+
+enum proto_type {
+    PROTO_GET = 1,
+    PROTO_PUT = 2,
+    PROTO_DEL = 3,
+    PROTO_TXN = 4,
+    PROTO_HISTORY = 5,
+    PROTO_COMPACT = 6,
+    PROTO_STATUS = 7,
+    PROTO_RETENTION = 8,
+    PROTO_TYPE_MAX = 8,
+};
+
+#define PROTO_RESPONSE_FLAG 0x80
+
+struct proto_slice
+{
+    const char *ptr; /* borrowed */
+    uint32_t len;
+};
+
+struct proto_op
+{
+    uint8_t type; /* enum cairn_op_type */
+    struct proto_slice key;
+    struct proto_slice value;
+    bool prefix;
+    bool prev_kv;
+    uint64_t limit;
+    struct proto_slice after;
+    uint64_t revision;
+    bool stale;
+};
+
+struct proto_cmp
+{
+    struct proto_slice key;
+    uint8_t target; /* enum cairn_cmp_target */
+    uint8_t op;     /* enum cairn_cmp_op */
+    struct proto_slice value;
+    uint64_t number;
+};
+
+struct proto_request
+{
+    uint64_t id;
+    uint8_t type;           /* enum proto_type */
+    struct proto_op op;     /* GET, PUT, DEL, HISTORY */
+    struct proto_cmp *cmps; /* TXN; arena memory */
+    uint32_t n_cmps;
+    struct proto_op *then_ops;
+    uint32_t n_then;
+    struct proto_op *else_ops;
+    uint32_t n_else;
+    uint64_t number; /* COMPACT: revision; RETENTION: versions */
+};
+
+/* Inspect the start of a byte stream. Returns 1 and sets *payload_len when a
+ * whole frame is present, 0 when more bytes are needed, CAIRN_ETOOLARGE when
+ * the header announces more than max_payload bytes. */
+int proto_frame_peek(const char *data, size_t len, size_t max_payload, size_t *payload_len);
+
+/* Append one framed request to out. Returns 0 or CAIRN_ENOMEM. */
+int proto_encode_request(struct buf *out, const struct proto_request *req);
+
+/* Decode a request payload (no frame header). Slices point into payload;
+ * arrays come from arena a. Returns 0, CAIRN_EMALFORMED or CAIRN_EVERSION;
+ * on error *id is set when the id could be read (else 0). */
+int proto_decode_request(const char *payload, size_t len, struct arena *a,
+                         struct proto_request *out);
+
+/* Encoding a response: a packer appending to a buf, and a frame whose length
+ * header is patched when the response is finished. */
+struct proto_writer
+{
+    struct buf *out; /* borrowed */
+    size_t frame_start;
+    bool failed;       /* an append ran out of memory */
+    size_t rev_offset; /* where the response head's revision sits */
+    size_t ok_offset;  /* where the response head's succeeded flag sits */
+    msgpack_packer pk;
+};
+
+void proto_writer_begin(struct proto_writer *w, struct buf *out);
+/* Returns 0, or CAIRN_ENOMEM if any append failed since begin. */
+int proto_writer_end(struct proto_writer *w);
+
+struct proto_response_head
+{
+    uint64_t id;
+    uint8_t type;
+    int code;
+    const char *message; /* NULL: none */
+    const char *leader;  /* NULL: none */
+    uint64_t revision;
+    uint64_t compact_revision;
+    bool succeeded;
+    uint32_t n_results;
+};
+
+/* Packs everything up to the results array header; the caller then packs
+ * n_results results (proto_pack_result + kvs) and finally either nil or a
+ * status map (proto_pack_status). */
+void proto_pack_response_head(struct proto_writer *w, const struct proto_response_head *h);
+/* Overwrite the revision / succeeded fields of a head packed earlier into
+ * the same writer (kv decides them only after running the operations). */
+void proto_patch_revision(struct proto_writer *w, uint64_t revision);
+void proto_patch_succeeded(struct proto_writer *w, bool succeeded);
+void proto_pack_result(struct proto_writer *w, uint32_t n_kvs, uint64_t deleted, bool more);
+void proto_pack_kv(struct proto_writer *w, const struct cairn_kv *kv);
+void proto_pack_nil(struct proto_writer *w);
+void proto_pack_status(struct proto_writer *w, const struct cairn_status *s);
+
+/* Convenience: a whole error response frame. */
+int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, const char *message,
+                       const char *leader);
+
+/* A decoded response; everything is copied into an arena it owns. */
+struct proto_response
+{
+    uint64_t id;
+    uint8_t type;
+    int code;
+    const char *message;         /* "" when none */
+    const char *leader;          /* "" when none */
+    struct cairn_result *result; /* owned; NULL when the response carried none */
+    struct cairn_status *status; /* owned; NULL when none */
+};
+
+/* Decode a response payload. Returns 0 or CAIRN_EMALFORMED / CAIRN_EVERSION /
+ * CAIRN_ENOMEM. On success the caller owns out->result and out->status. */
+int proto_decode_response(const char *payload, size_t len, struct proto_response *out);
+void proto_response_free(struct proto_response *r);
+
+#endif /* CAIRN_PROTO_H */

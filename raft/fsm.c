@@ -1,0 +1,176 @@
+#include "fsm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpread.h"
+
+static int entry_write_cb(void *data, const char *bytes, size_t len)
+{
+    return buf_append(data, bytes, len) == 0 ? 0 : -1;
+}
+
+int fsm_encode_entry(raft_id origin, int64_t time_ms, const char *payload, size_t len,
+                     struct raft_buffer *out)
+{
+    struct buf b;
+    msgpack_packer pk;
+    int rv = 0;
+    buf_init(&b);
+    msgpack_packer_init(&pk, &b, entry_write_cb);
+    rv |= msgpack_pack_array(&pk, 4);
+    rv |= msgpack_pack_uint32(&pk, FSM_ENTRY_FORMAT);
+    rv |= msgpack_pack_uint64(&pk, origin);
+    rv |= msgpack_pack_int64(&pk, time_ms);
+    rv |= msgpack_pack_bin(&pk, len);
+    rv |= msgpack_pack_bin_body(&pk, payload, len);
+    if (rv != 0) {
+        buf_free(&b);
+        return CAIRN_ENOMEM;
+    }
+    /* Ownership of the entry passes to raft, which frees it with raft_free. */
+    out->base = raft_malloc(b.len);
+    if (out->base == NULL) {
+        buf_free(&b);
+        return CAIRN_ENOMEM;
+    }
+    memcpy(out->base, b.data, b.len);
+    out->len = b.len;
+    buf_free(&b);
+    return 0;
+}
+
+static void fatal(const char *what)
+{
+    fprintf(stderr,
+            "cairnd: fatal: %s while applying a committed entry; aborting so that "
+            "this replica never diverges (the log is replayed on restart)\n",
+            what);
+    abort();
+}
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    struct fsm *f = rf->data;
+    struct mp_reader r;
+    uint32_t n;
+    uint64_t format;
+    uint64_t origin;
+    int64_t time_ms;
+    const char *payload;
+    uint32_t len;
+    struct arena a;
+    struct proto_request req;
+    struct proto_writer w;
+    bool mine;
+    int rv;
+
+    *result = NULL;
+    f->applied_commands++;
+    f->reply.len = 0;
+    mp_init(&r, buf->base, buf->len);
+    if (!mp_array(&r, &n) || n < 4 || !mp_uint(&r, &format) || format != FSM_ENTRY_FORMAT ||
+        !mp_uint(&r, &origin) || !mp_int(&r, &time_ms) || !mp_bytes(&r, &payload, &len)) {
+        return 0; /* not ours to judge: a no-op everywhere */
+    }
+    arena_init(&a);
+    rv = proto_decode_request(payload, len, &a, &req);
+    if (rv != 0) {
+        arena_free(&a);
+        return 0;
+    }
+    mine = origin == f->id;
+    if (mine) {
+        proto_writer_begin(&w, &f->reply);
+    }
+    rv = kv_apply(&f->kv, &req, time_ms, mine ? &w : NULL);
+    if (rv == CAIRN_ENOMEM) {
+        fatal("out of memory");
+    }
+    if (mine) {
+        if (rv != 0) {
+            /* Refused (deterministically on every node): answer the error. */
+            f->reply.len = 0;
+            rv = proto_encode_error(&f->reply, req.id, req.type, rv, NULL, NULL);
+        } else {
+            rv = proto_writer_end(&w);
+        }
+        if (rv != 0) {
+            f->reply.len = 0; /* the callback answers "internal error" */
+        }
+        *result = &f->reply;
+    }
+    arena_free(&a);
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    struct buf b;
+    int rv;
+    buf_init(&b);
+    rv = kv_snapshot_encode(&f->kv, &b);
+    if (rv != 0) {
+        buf_free(&b);
+        return RAFT_NOMEM;
+    }
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (*bufs == NULL) {
+        buf_free(&b);
+        return RAFT_NOMEM;
+    }
+    /* raft releases snapshot buffers with raft_free(): copy into its heap. */
+    (*bufs)[0].base = raft_malloc(b.len);
+    if ((*bufs)[0].base == NULL) {
+        raft_free(*bufs);
+        buf_free(&b);
+        return RAFT_NOMEM;
+    }
+    memcpy((*bufs)[0].base, b.data, b.len);
+    (*bufs)[0].len = b.len;
+    *n_bufs = 1;
+    buf_free(&b);
+    f->snapshots_taken++;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct fsm *f = rf->data;
+    int rv = kv_snapshot_decode(&f->kv, buf->base, buf->len);
+    if (rv != 0) {
+        fprintf(stderr, "cairnd: snapshot does not decode (%s); keeping current state\n",
+                cairn_strerror(rv));
+        return rv == CAIRN_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    }
+    /* On success the restore callback owns the buffer (raft.h). */
+    raft_free(buf->base);
+    f->snapshots_restored++;
+    return 0;
+}
+
+int fsm_init(struct fsm *f, raft_id id)
+{
+    int rv;
+    memset(f, 0, sizeof(*f));
+    rv = kv_init(&f->kv);
+    if (rv != 0) {
+        return rv;
+    }
+    f->id = id;
+    buf_init(&f->reply);
+    f->raft_fsm.version = 1;
+    f->raft_fsm.data = f;
+    f->raft_fsm.apply = fsm_apply;
+    f->raft_fsm.snapshot = fsm_snapshot;
+    f->raft_fsm.restore = fsm_restore;
+    return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+    kv_close(&f->kv);
+    buf_free(&f->reply);
+}

@@ -1,0 +1,51 @@
+/*
+ * fsm: the Raft state machine. Glue between canonical/raft's struct raft_fsm
+ * and the key space (src/kv.h).
+ *
+ * A log entry is msgpack [format, origin_id, time_ms, request], where request
+ * is the client's request payload exactly as the proposer received and
+ * validated it, origin_id the proposing node and time_ms the proposer's wall
+ * clock (so every replica stamps versions with the same time).
+ *
+ * raft calls apply() and, on the proposing node only, the raft_apply callback
+ * right after it, before applying the next entry (raft 0.15 applyCommand).
+ * So apply() packs the client response into fsm->reply when this node is the
+ * origin, and the callback sends those bytes: no response is kept beyond one
+ * entry.
+ *
+ * A committed entry that does not decode is applied as a no-op on every node
+ * alike: committed bytes are never asserted on. Running out of memory in the
+ * middle of applying would leave this replica different from the others, so
+ * it aborts the process (raft replays the log on restart).
+ */
+#ifndef CAIRN_FSM_H
+#define CAIRN_FSM_H
+
+#include <raft.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "kv.h"
+
+#define FSM_ENTRY_FORMAT 1
+
+struct fsm
+{
+    struct raft_fsm raft_fsm; /* what raft calls */
+    struct kv kv;
+    raft_id id;       /* this node */
+    struct buf reply; /* the last response packed for a local proposal */
+    uint64_t applied_commands;
+    uint64_t snapshots_taken;
+    uint64_t snapshots_restored;
+};
+
+int fsm_init(struct fsm *f, raft_id id);
+void fsm_close(struct fsm *f);
+
+/* Build a log entry for payload (a request as received) into a buffer from
+ * raft_malloc(), ready for raft_apply(). Returns 0 or CAIRN_ENOMEM. */
+int fsm_encode_entry(raft_id origin, int64_t time_ms, const char *payload, size_t len,
+                     struct raft_buffer *out);
+
+#endif /* CAIRN_FSM_H */

@@ -1,0 +1,660 @@
+/*
+ * leader_guard: closes two safety gaps of canonical/raft 0.15.0 from outside
+ * the library. The header states the contract; this file explains why each
+ * step is needed. docs/raft.md has the inventory of upstream fixes.
+ *
+ * Lifecycle of one leadership, as the guard sees it:
+ *
+ *                 raft becomes leader of term T
+ *   (any state) ------------------------------------> HOLDING
+ *                 (seen after the tick or recv              |
+ *                  callback returns; a barrier is           | an append of a
+ *                  appended at once)                        | term-T entry is
+ *                                                           | stored (status 0)
+ *                                                           v
+ *   (any state) <------------------------------------ OPEN
+ *                 step-down or term change: held
+ *                 messages are dropped, state reset
+ *
+ * In HOLDING, AppendEntries results that could advance the commit index are
+ * queued instead of being handed to raft. When the leader's own entry of term
+ * T is stored they are handed over in arrival order (OPEN).
+ *
+ * Why holding back results is enough: 0.15.0 decides commitment only in
+ * replicationQuorum(r, r->last_stored), called when an AppendEntries result
+ * arrives and when the leader's own write completes. Once the leader has
+ * stored an entry of its own term, r->last_stored points at an entry of the
+ * current term (a leader appends only entries of its term after its first
+ * one), so counting replicas of that index is exactly the rule of the Raft
+ * paper, section 5.4.2: "only log entries from the leader's current term are
+ * committed by counting replicas; once an entry from the current term has
+ * been committed in this way, then all prior entries are committed
+ * indirectly". Before that moment r->last_stored may point at an entry of an
+ * earlier term, and counting its replicas is the Figure 8 violation.
+ *
+ * Why the barrier: with results held back, a leader that appends nothing of
+ * its own term would never commit anything (and never learn which earlier
+ * entries are committed, dissertation section 6.4). Upstream 29bb302 made the
+ * leader append a no-op at the start of its term for that reason; the guard
+ * does the same with raft_barrier().
+ *
+ * Threading: like raft itself, the guard is used from one thread (the libuv
+ * loop thread). The table of guards (used to get from a struct raft_io back to
+ * its guard) is therefore a plain list.
+ */
+#include "leader_guard.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Upper bound on AppendEntries results held back by one guard. A leader
+ * normally stores its own entry within one disk write, so only a handful of
+ * results arrive meanwhile (one per follower per AppendEntries sent). If the
+ * bound is hit the oldest held result is dropped: losing a message is
+ * something Raft tolerates (the leader sends AppendEntries again at the next
+ * heartbeat and the follower answers again), unlike unbounded memory. */
+#define LEADER_GUARD_HELD_MAX 256
+
+/* One AppendEntries result received while the leader had not yet stored an
+ * entry of its term. */
+struct guard_held
+{
+    struct guard_held *next;                  /* owned (next in FIFO) */
+    raft_id server_id;                        /* sender */
+    char *server_address;                     /* owned copy: the io's string may be freed */
+    struct raft_append_entries_result result; /* plain values, no pointers */
+};
+
+/* One io->append request in flight, so the completion can be attributed. */
+struct guard_append
+{
+    struct guard_append *next;  /* owned (next in list) */
+    struct raft_io_append *req; /* borrowed: raft owns the request */
+    raft_io_append_cb cb;       /* raft's own callback, called first */
+    raft_term leader_term;      /* term if submitted as leader with entries of that term, or 0 */
+};
+
+/* The guard's barrier, with a way back to the guard for its callback. */
+struct guard_barrier
+{
+    struct raft_barrier req; /* must stay first: the callback gets &req */
+    struct guard_impl *impl; /* borrowed */
+};
+
+/* The private part of struct leader_guard. */
+struct guard_impl
+{
+    struct guard_impl *next_impl; /* borrowed: next entry of the process-wide table */
+    struct leader_guard *guard;   /* borrowed: the public struct */
+    struct raft *raft;            /* borrowed */
+    struct raft_io *io;           /* borrowed: raft's io, whose pointers we replaced */
+
+    /* The io's own methods, which the wrappers call. */
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv);
+    int (*io_append)(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+
+    /* raft's own callbacks, given to io->start. */
+    raft_io_tick_cb tick_cb;
+    raft_io_recv_cb recv_cb;
+
+    /* The leadership being guarded. leader_term is 0 when not leader. */
+    raft_term leader_term;
+    raft_index term_first_index; /* index of the first entry of leader_term, or 0 */
+    bool term_stored;            /* an entry of leader_term is stored on our disk */
+    bool barrier_pending;        /* our barrier is in raft's hands */
+    bool barrier_counted;        /* this leadership is already counted in n_barriers */
+    bool barrier_disabled;       /* tests only: see leader_guard_disable_barrier() */
+    bool delivering;             /* re-entrancy fence for guard_flush() */
+
+    /* Held AppendEntries results, oldest first. */
+    struct guard_held *held_head; /* owned */
+    struct guard_held *held_tail; /* borrowed: last element of held_head */
+    unsigned n_held;
+
+    /* Appends in flight. */
+    struct guard_append *appends; /* owned */
+
+    /* Metrics. */
+    unsigned long n_barriers;
+    unsigned long n_held_total;
+    unsigned long n_dropped;
+};
+
+/* Every installed guard of the process, for guard_of(). */
+static struct guard_impl *guard_table;
+
+/* Return the guard installed on io. Each callback the guard receives comes
+ * from an io it was installed on, so failing to find it is a programmer
+ * error. */
+static struct guard_impl *guard_of(struct raft_io *io)
+{
+    struct guard_impl *impl;
+    for (impl = guard_table; impl != NULL; impl = impl->next_impl) {
+        if (impl->io == io) {
+            return impl;
+        }
+    }
+    /* A wrapper ran for an io the guard was never installed on, or after
+     * leader_guard_close(). */
+    assert(false);
+    return NULL;
+}
+
+static void guard_table_remove(struct guard_impl *impl)
+{
+    struct guard_impl **link;
+    for (link = &guard_table; *link != NULL; link = &(*link)->next_impl) {
+        if (*link == impl) {
+            *link = impl->next_impl;
+            return;
+        }
+    }
+}
+
+/* Whether raft is leader of the term the guard is tracking. */
+static bool guard_is_leading(const struct guard_impl *impl)
+{
+    return impl->leader_term != 0 && raft_state(impl->raft) == RAFT_LEADER &&
+           impl->raft->current_term == impl->leader_term;
+}
+
+/* Whether results must currently be held back: we lead, and no entry of our
+ * term is stored on our own disk yet. */
+static bool guard_is_holding(const struct guard_impl *impl)
+{
+    return guard_is_leading(impl) && !impl->term_stored;
+}
+
+static void guard_held_free(struct guard_held *held)
+{
+    raft_free(held->server_address);
+    raft_free(held);
+}
+
+static struct guard_held *guard_held_pop(struct guard_impl *impl)
+{
+    struct guard_held *held = impl->held_head;
+    if (held == NULL) {
+        return NULL;
+    }
+    impl->held_head = held->next;
+    if (impl->held_head == NULL) {
+        impl->held_tail = NULL;
+    }
+    /* The count covers exactly the list. */
+    assert(impl->n_held > 0);
+    impl->n_held--;
+    return held;
+}
+
+/* Drop all held results. They belong to a leadership that is over (a later
+ * term, or a follower again), and raft would ignore them anyway: a result is
+ * only used by a leader of the same term. */
+static void guard_drop_held(struct guard_impl *impl)
+{
+    struct guard_held *held;
+    while ((held = guard_held_pop(impl)) != NULL) {
+        impl->n_dropped++;
+        guard_held_free(held);
+    }
+}
+
+static bool guard_holds_from(const struct guard_impl *impl, raft_id server_id)
+{
+    const struct guard_held *held;
+    for (held = impl->held_head; held != NULL; held = held->next) {
+        if (held->server_id == server_id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Copy message into the queue. Returns false if memory ran out, in which case
+ * the caller drops the message (as a lossy network would). */
+static bool guard_hold(struct guard_impl *impl, const struct raft_message *message)
+{
+    struct guard_held *held;
+    size_t address_len;
+
+    if (impl->n_held >= LEADER_GUARD_HELD_MAX) {
+        /* Make room by losing the oldest message; see LEADER_GUARD_HELD_MAX. */
+        struct guard_held *oldest = guard_held_pop(impl);
+        impl->n_dropped++;
+        guard_held_free(oldest);
+    }
+
+    held = raft_malloc(sizeof *held);
+    if (held == NULL) {
+        goto err;
+    }
+    /* raft_uv points server_address into the connection's state, which can be
+     * freed before we deliver; the fixture points it at a long-lived string.
+     * Either way we own a copy. */
+    address_len = message->server_address != NULL ? strlen(message->server_address) : 0;
+    held->server_address = raft_malloc(address_len + 1);
+    if (held->server_address == NULL) {
+        goto err_after_held_alloc;
+    }
+    if (address_len > 0) {
+        memcpy(held->server_address, message->server_address, address_len);
+    }
+    held->server_address[address_len] = '\0';
+    held->server_id = message->server_id;
+    /* An AppendEntries result holds only integers, and raft frees nothing
+     * inside it (unlike AppendEntries requests, whose entries raft takes
+     * over), so a struct copy is complete. */
+    held->result = message->append_entries_result;
+    held->next = NULL;
+
+    if (impl->held_tail != NULL) {
+        impl->held_tail->next = held;
+    } else {
+        impl->held_head = held;
+    }
+    impl->held_tail = held;
+    impl->n_held++;
+    impl->n_held_total++;
+    return true;
+
+err_after_held_alloc:
+    raft_free(held);
+err:
+    impl->n_dropped++;
+    return false;
+}
+
+/* Decide whether an incoming message must wait. Only AppendEntries results
+ * can make 0.15.0 advance the commit index (replicationUpdate() calls
+ * replicationQuorum()), and among them only successful ones of our own term:
+ *
+ * - a result of a higher term must reach raft now so that it steps down
+ *   (Raft paper, Figure 2, "Rules for Servers": if a response contains term
+ *   T > currentTerm, convert to follower);
+ * - a result of a lower term is ignored by raft;
+ * - a rejection only makes raft retry with earlier entries (it returns before
+ *   replicationQuorum()), and delaying it would delay bringing that follower
+ *   up to date, which is exactly what a new leader must do first.
+ *
+ * Once a result from some server is held, later results from the same server
+ * are held too, so that raft still sees each follower's results in the order
+ * the follower sent them. */
+static bool guard_should_hold(const struct guard_impl *impl, const struct raft_message *message)
+{
+    const struct raft_append_entries_result *result;
+
+    if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT) {
+        return false;
+    }
+    if (!guard_is_holding(impl)) {
+        return false;
+    }
+    result = &message->append_entries_result;
+    if (result->term != impl->raft->current_term) {
+        return false;
+    }
+    if (result->rejected != 0 && !guard_holds_from(impl, message->server_id)) {
+        return false;
+    }
+    return true;
+}
+
+static void guard_barrier_cb(struct raft_barrier *req, int status)
+{
+    struct guard_barrier *barrier = (struct guard_barrier *)req;
+    struct guard_impl *impl = barrier->impl;
+
+    /* Whatever the outcome (committed, leadership lost, write failed), raft is
+     * done with the request. If the leadership goes on without a stored
+     * entry of its term, guard_retry_barrier() appends another one at the
+     * next tick. */
+    (void)status;
+    impl->barrier_pending = false;
+    raft_free(barrier);
+}
+
+/* Append a barrier of the current term. Errors are not fatal: the guard keeps
+ * holding results and tries again at the next tick. */
+static void guard_append_barrier(struct guard_impl *impl)
+{
+    struct guard_barrier *barrier;
+    int rv;
+
+    if (impl->barrier_disabled) {
+        return;
+    }
+    barrier = raft_malloc(sizeof *barrier);
+    if (barrier == NULL) {
+        return;
+    }
+    memset(barrier, 0, sizeof *barrier);
+    barrier->impl = impl;
+    /* Set before the call, so that a callback fired from inside
+     * raft_barrier() (no io does this today) finds a consistent state. */
+    impl->barrier_pending = true;
+    rv = raft_barrier(impl->raft, &barrier->req, guard_barrier_cb);
+    if (rv != 0) {
+        /* When raft_barrier() fails its callback is never called. */
+        impl->barrier_pending = false;
+        raft_free(barrier);
+        return;
+    }
+    if (!impl->barrier_counted) {
+        impl->barrier_counted = true;
+        impl->n_barriers++;
+    }
+}
+
+/* Look at raft's state after raft had the chance to change it (a tick, a
+ * received message, a completed write) and follow it: start guarding a new
+ * leadership, or forget one that ended. */
+static void guard_check_leadership(struct guard_impl *impl)
+{
+    struct raft *r = impl->raft;
+
+    if (raft_state(r) != RAFT_LEADER) {
+        if (impl->leader_term != 0) {
+            /* Step-down: what we held was for a leadership that is over. */
+            guard_drop_held(impl);
+            impl->leader_term = 0;
+            impl->term_first_index = 0;
+            impl->term_stored = false;
+            impl->barrier_counted = false;
+        }
+        return;
+    }
+
+    if (r->current_term != impl->leader_term) {
+        /* A new leadership (a leader's term never changes while it stays
+         * leader, so a different term means we were elected again). */
+        guard_drop_held(impl);
+        impl->leader_term = r->current_term;
+        impl->term_first_index = 0;
+        impl->term_stored = false;
+        impl->barrier_counted = false;
+        /* The leader's no-op, dissertation section 6.4: "Raft handles this by
+         * having each leader commit a blank no-op entry into the log at the
+         * start of its term." */
+        guard_append_barrier(impl);
+    }
+}
+
+/* Called at each tick. If the leadership's barrier failed (a disk write error,
+ * or raft_barrier() refused while a leadership transfer was in progress) and
+ * nothing of this term is stored yet, append another one: without an entry of
+ * its term the leader could never commit. Retrying at tick pace rather than
+ * from the failed write's callback keeps a broken disk from being hammered. */
+static void guard_retry_barrier(struct guard_impl *impl)
+{
+    if (guard_is_holding(impl) && !impl->barrier_pending) {
+        guard_append_barrier(impl);
+    }
+}
+
+/* Hand the held results to raft once an entry of the leader's term is
+ * stored. Only ever called from a wrapper after raft's own callback has
+ * returned, so raft never sees a nested delivery. */
+static void guard_flush(struct guard_impl *impl)
+{
+    struct guard_held *held;
+
+    if (impl->delivering || impl->held_head == NULL) {
+        return;
+    }
+    if (!guard_is_leading(impl)) {
+        guard_drop_held(impl);
+        return;
+    }
+    if (!impl->term_stored) {
+        return;
+    }
+
+    impl->delivering = true;
+    while ((held = guard_held_pop(impl)) != NULL) {
+        struct raft_message message;
+        memset(&message, 0, sizeof message);
+        message.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+        message.server_id = held->server_id;
+        message.server_address = held->server_address;
+        message.append_entries_result = held->result;
+        impl->recv_cb(impl->io, &message);
+        guard_held_free(held);
+        if (!guard_is_leading(impl)) {
+            /* Processing a result can end the leadership (for example when a
+             * committed configuration no longer contains us); the rest is
+             * stale. */
+            guard_drop_held(impl);
+            break;
+        }
+    }
+    impl->delivering = false;
+    guard_check_leadership(impl);
+}
+
+static void guard_tick_cb(struct raft_io *io)
+{
+    struct guard_impl *impl = guard_of(io);
+    impl->tick_cb(io);
+    /* A single-voter raft becomes leader in its tick; a leader steps down in
+     * its tick when it lost contact with a majority. */
+    guard_check_leadership(impl);
+    guard_retry_barrier(impl);
+    guard_flush(impl);
+}
+
+static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
+{
+    struct guard_impl *impl = guard_of(io);
+
+    if (guard_should_hold(impl, message)) {
+        /* The message's memory stays the io's: guard_hold() copies it. If the
+         * copy fails the result is lost, which Raft tolerates. */
+        (void)guard_hold(impl, message);
+        return;
+    }
+    impl->recv_cb(io, message);
+    /* A candidate becomes leader while handling a RequestVote result; any
+     * message with a higher term makes a leader step down. */
+    guard_check_leadership(impl);
+    guard_flush(impl);
+}
+
+static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv)
+{
+    struct guard_impl *impl = guard_of(io);
+    /* raft_start() calls io->start exactly once. */
+    assert(impl->tick_cb == NULL);
+    impl->tick_cb = tick;
+    impl->recv_cb = recv;
+    return impl->io_start(io, msecs, guard_tick_cb, guard_recv_cb);
+}
+
+static void guard_append_cb(struct raft_io_append *req, int status)
+{
+    struct guard_impl *impl;
+    struct guard_impl *candidate;
+    struct guard_append **link;
+    struct guard_append *append = NULL;
+    raft_io_append_cb cb;
+    raft_term leader_term;
+
+    /* The callback does not tell which io it belongs to, so search every
+     * guard's list of appends in flight. There are few guards (one per raft
+     * instance) and few appends in flight. */
+    impl = NULL;
+    for (candidate = guard_table; candidate != NULL && impl == NULL;
+         candidate = candidate->next_impl) {
+        for (link = &candidate->appends; *link != NULL; link = &(*link)->next) {
+            if ((*link)->req == req) {
+                append = *link;
+                *link = append->next;
+                impl = candidate;
+                break;
+            }
+        }
+    }
+    /* Every request reaching this callback went through guard_append(). */
+    assert(impl != NULL);
+    assert(append != NULL);
+
+    /* Copy what we need first: raft's callback frees the request, and raft
+     * may submit a new one at the same address from inside it. */
+    cb = append->cb;
+    leader_term = append->leader_term;
+    raft_free(append);
+
+    cb(req, status);
+
+    /* raft has now updated r->last_stored. Check it rather than trusting the
+     * status alone: raft only counts entries still present in its log, and
+     * the commit rule above is about what raft believes is stored. */
+    if (status == 0 && leader_term != 0 && leader_term == impl->leader_term &&
+        guard_is_leading(impl) && impl->term_first_index != 0 &&
+        impl->raft->last_stored >= impl->term_first_index) {
+        impl->term_stored = true;
+    }
+    guard_check_leadership(impl);
+    guard_flush(impl);
+}
+
+static int guard_append(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    struct guard_impl *impl = guard_of(io);
+    struct raft *r = impl->raft;
+    struct guard_append *append;
+    int rv;
+
+    append = raft_malloc(sizeof *append);
+    if (append == NULL) {
+        rv = RAFT_NOMEM;
+        goto err;
+    }
+    append->req = req;
+    append->cb = cb;
+    append->leader_term = 0;
+
+    /* raft (both as leader and as follower) writes the tail of its in-memory
+     * log, which already holds these entries, so the last one is at
+     * raft_last_index(). A leader writes only entries of its own term; the
+     * first one it ever writes in this term is where "an entry of the current
+     * term" starts (Raft paper, section 5.4.2). */
+    if (n > 0 && raft_state(r) == RAFT_LEADER && entries[n - 1].term == r->current_term) {
+        append->leader_term = r->current_term;
+        if (impl->leader_term == r->current_term && impl->term_first_index == 0) {
+            raft_index last_index = raft_last_index(r);
+            /* The entries are in the log already. */
+            assert(last_index >= n);
+            impl->term_first_index = last_index - n + 1;
+        }
+    }
+
+    /* Link before submitting: an io may in principle complete synchronously. */
+    append->next = impl->appends;
+    impl->appends = append;
+
+    rv = impl->io_append(io, req, entries, n, guard_append_cb);
+    if (rv != 0) {
+        goto err_after_link;
+    }
+    return 0;
+
+err_after_link:
+    /* When io->append fails its callback is never called. */
+    impl->appends = append->next;
+    raft_free(append);
+err:
+    return rv;
+}
+
+int leader_guard_init(struct leader_guard *g, struct raft *r, bool enabled)
+{
+    struct guard_impl *impl;
+
+    memset(g, 0, sizeof *g);
+    g->raft = r;
+    g->enabled = enabled;
+    if (!enabled) {
+        return 0;
+    }
+
+    /* The guard must see io->start, so it goes in between raft_init() and
+     * raft_start(). raft_init() sets io->data to r. */
+    assert(r->io != NULL);
+    assert(r->io->data == r);
+
+    impl = raft_malloc(sizeof *impl);
+    if (impl == NULL) {
+        return RAFT_NOMEM;
+    }
+    memset(impl, 0, sizeof *impl);
+    impl->guard = g;
+    impl->raft = r;
+    impl->io = r->io;
+    impl->io_start = r->io->start;
+    impl->io_append = r->io->append;
+
+    /* Interpose on the very struct raft_io that raft holds, so raft needs no
+     * change and every other method goes straight to the io. */
+    r->io->start = guard_start;
+    r->io->append = guard_append;
+
+    impl->next_impl = guard_table;
+    guard_table = impl;
+    g->impl_ = impl;
+    return 0;
+}
+
+void leader_guard_close(struct leader_guard *g)
+{
+    struct guard_impl *impl = g->impl_;
+    struct guard_append *append;
+
+    if (impl == NULL) {
+        return;
+    }
+    guard_drop_held(impl);
+    /* After raft_close()'s callback every append has completed (the io fires
+     * pending callbacks, with an error if cancelled, before it closes). Free
+     * anything left anyway rather than leak it. */
+    while ((append = impl->appends) != NULL) {
+        impl->appends = append->next;
+        raft_free(append);
+    }
+    /* Give the io its own methods back, in case it is reused. */
+    impl->io->start = impl->io_start;
+    impl->io->append = impl->io_append;
+    guard_table_remove(impl);
+    raft_free(impl);
+    g->impl_ = NULL;
+}
+
+unsigned long leader_guard_barriers(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_barriers : 0;
+}
+
+void leader_guard_disable_barrier(struct leader_guard *g)
+{
+    struct guard_impl *impl = g->impl_;
+    if (impl != NULL) {
+        impl->barrier_disabled = true;
+    }
+}
+
+unsigned long leader_guard_held(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_held_total : 0;
+}
+
+unsigned long leader_guard_dropped(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_dropped : 0;
+}

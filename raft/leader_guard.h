@@ -1,0 +1,69 @@
+/*
+ * leader_guard: neutralizes two known safety bugs of canonical/raft 0.15.0
+ * from outside the library (see docs/raft.md).
+ *
+ *  1. Upstream 29bb302 (fixed in 0.17.1): a new leader appends no entry of
+ *     its own term, so entries of earlier terms stay uncommitted until a client
+ *     writes. The guard appends a barrier as soon as it sees its raft become
+ *     leader of a new term.
+ *
+ *  2. Upstream 524f735 (fixed in 0.17.1): a new leader commits entries of
+ *     earlier terms by counting replicas (Raft paper, Figure 8, and section
+ *     5.4.2 of the paper: "Raft never commits log entries from previous terms
+ *     by counting replicas"). 0.15.0 calls replicationQuorum() with the
+ *     leader's last stored index whenever an AppendEntries result arrives, so
+ *     the guard holds back AppendEntries results received by a leader until
+ *     that leader has stored an entry of its own term; from then on the index
+ *     counted is of the current term, which is the paper's rule.
+ *
+ * The guard interposes on the struct raft_io that raft already uses: it
+ * replaces the io's start and append function pointers with its own, keeping
+ * the originals. It therefore works on raft_uv's io and on raft_fixture's
+ * in-memory io alike, and uses only public interfaces.
+ */
+#ifndef CAIRN_LEADER_GUARD_H
+#define CAIRN_LEADER_GUARD_H
+
+#include <raft.h>
+#include <stdbool.h>
+
+struct leader_guard;
+
+/* Install the guard on r (and r->io). Call after raft_init() and before
+ * raft_start(). g must stay at a stable address until raft_close()'s callback
+ * has fired. enabled=false installs nothing (tests use it to show the unsafe
+ * behaviour). Returns 0 or a RAFT_* error code. */
+int leader_guard_init(struct leader_guard *g, struct raft *r, bool enabled);
+
+/* Release memory held by the guard (held messages). Call after raft_close()'s
+ * callback. */
+void leader_guard_close(struct leader_guard *g);
+
+/* Number of leaderships in which the guard appended its barrier (metrics). */
+unsigned long leader_guard_barriers(const struct leader_guard *g);
+
+/* For tests only: stop appending the barrier, keeping only the hold-back.
+ * This is the state of an application that fixed bug 2 but not bug 1: a new
+ * leader then commits nothing until a client writes (tests/raft shows it). */
+void leader_guard_disable_barrier(struct leader_guard *g);
+
+/* Number of AppendEntries results the guard has held back so far, because
+ * they reached a leader that had not yet stored an entry of its term
+ * (metrics; tests use it to show the guard acted). 0 when disabled. */
+unsigned long leader_guard_held(const struct leader_guard *g);
+
+/* Number of held results never handed to raft: the leadership ended first, or
+ * the queue was full or out of memory. Raft tolerates lost messages (the
+ * leader sends AppendEntries again at the next heartbeat). */
+unsigned long leader_guard_dropped(const struct leader_guard *g);
+
+/* The struct is public so it can be embedded; its fields are private. */
+struct leader_guard
+{
+    struct raft *raft;   /* borrowed */
+    bool enabled;
+    /* The rest is private to leader_guard.c. */
+    void *impl_; /* owned */
+};
+
+#endif /* CAIRN_LEADER_GUARD_H */

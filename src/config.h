@@ -1,0 +1,60 @@
+/*
+ * config: cairnd's settings. Each setting is a flag (--name value or
+ * --name=value) and may also be given in a config file (--config FILE, lines
+ * "name = value", # comments); flags override the file. The table below is
+ * the single source of the names, defaults and help text (docs/cairnd.md
+ * lists the same).
+ */
+#ifndef CAIRN_CONFIG_H
+#define CAIRN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_STR_MAX 4096
+
+/* X(name, kind, default, help): kind is U64 or STR. */
+#define CONFIG_SETTINGS(X)                                                                        \
+    X(id, U64, "0", "this node's id, a positive integer unique in the cluster (required)")        \
+    X(data_dir, STR, "",                                                                          \
+      "directory for the Raft log, snapshots and metadata (required; "                            \
+      "created if missing)")                                                                      \
+    X(raft_addr, STR, "127.0.0.1:7101", "host:port peers use for Raft traffic")                   \
+    X(client_addr, STR, "127.0.0.1:7001", "host:port clients (cairnctl, libcairn) connect to")    \
+    X(initial_cluster, STR, "",                                                                   \
+      "members of a new cluster, ID=RAFT_ADDR/CLIENT_ADDR,... (default: this node alone); "       \
+      "ignored when the data directory already holds a cluster")                                  \
+    X(election_timeout_ms, U64, "1000", "Raft election timeout")                                  \
+    X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                \
+    X(snapshot_threshold, U64, "8192", "take a Raft snapshot every this many applied entries")    \
+    X(snapshot_trailing, U64, "2048", "log entries kept after a snapshot for slow followers")     \
+    X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")           \
+    X(max_key_bytes, U64, "4096", "largest key accepted")                                         \
+    X(max_value_bytes, U64, "1048576", "largest value accepted")                                  \
+    X(max_txn_ops, U64, "128", "most compares, and most operations per branch, in a transaction") \
+    X(max_request_bytes, U64, "2097152", "largest request frame accepted")                        \
+    X(session_output_max_bytes, U64, "67108864",                                                  \
+      "pending output per client connection beyond which cairnd stops reading from it")           \
+    X(shutdown_transfer_timeout_ms, U64, "3000",                                                  \
+      "on SIGTERM, how long a leader waits to hand leadership over before stopping")              \
+    X(log_level, STR, "info", "trace, info, warn or error")
+
+struct config
+{
+#define CONFIG__FIELD_U64 uint64_t
+#define CONFIG__FIELD_STR char *
+#define CONFIG__FIELD(name, kind, def, help) CONFIG__FIELD_##kind name;
+    CONFIG_SETTINGS(CONFIG__FIELD)
+#undef CONFIG__FIELD
+    bool help;
+    bool version;
+};
+
+/* Parse argv (and the config file it names). Returns 0, or -1 after writing a
+ * message that names the bad flag or line into errmsg. */
+int config_parse(struct config *c, int argc, char **argv, char *errmsg, size_t errmsg_len);
+void config_free(struct config *c);
+void config_print_help(const char *prog);
+
+#endif /* CAIRN_CONFIG_H */

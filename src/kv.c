@@ -1,0 +1,895 @@
+#include "kv.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpread.h"
+
+/* A range answer stops adding keys beyond this many bytes of keys and values
+ * and reports more=true, so one response always fits in a frame. */
+#define KV_RANGE_BYTES_MAX (16u * 1024u * 1024u)
+
+#define KV_SNAPSHOT_FORMAT 1
+
+/* Skip list
+ *
+ * Keys are ordered bytewise (memcmp, shorter first on a tie). Levels are drawn
+ * with p = 1/4 from a private xorshift generator: the level of a node never
+ * changes what the key space answers, so it need not be replicated. */
+
+static int key_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
+{
+    uint32_t n = alen < blen ? alen : blen;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0) {
+        return c;
+    }
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static uint8_t random_level(struct kv *kv)
+{
+    uint8_t level = 1;
+    uint64_t x = kv->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    kv->rng = x;
+    while (level < KV_LEVEL_MAX && (x & 3) == 0) {
+        level++;
+        x >>= 2;
+    }
+    return level;
+}
+
+static struct kv_key *key_alloc(uint8_t level)
+{
+    struct kv_key *k = cairn_calloc(1, sizeof(*k) + level * sizeof(k->next[0]));
+    if (k != NULL) {
+        k->level = level;
+    }
+    return k;
+}
+
+static void key_free(struct kv_key *k)
+{
+    uint32_t i;
+    for (i = 0; i < k->n_versions; i++) {
+        cairn_free(k->versions[i].value);
+    }
+    cairn_free(k->versions);
+    cairn_free(k->key);
+    cairn_free(k);
+}
+
+/* First node whose key is >= the given key; update[] (when not NULL) gets the
+ * rightmost node before it on every level. */
+static struct kv_key *find_ge(const struct kv *kv, const char *key, uint32_t len,
+                              struct kv_key **update)
+{
+    struct kv_key *x = kv->head;
+    int i;
+    for (i = kv->level - 1; i >= 0; i--) {
+        while (x->next[i] != NULL && key_cmp(x->next[i]->key, x->next[i]->key_len, key, len) < 0) {
+            x = x->next[i];
+        }
+        if (update != NULL) {
+            update[i] = x;
+        }
+    }
+    return x->next[0];
+}
+
+static struct kv_key *find_exact(const struct kv *kv, const char *key, uint32_t len)
+{
+    struct kv_key *x = find_ge(kv, key, len, NULL);
+    if (x != NULL && key_cmp(x->key, x->key_len, key, len) == 0) {
+        return x;
+    }
+    return NULL;
+}
+
+/* Insert a new node for key; the caller checked it is absent. */
+static struct kv_key *key_insert(struct kv *kv, const char *key, uint32_t len)
+{
+    struct kv_key *update[KV_LEVEL_MAX];
+    struct kv_key *k;
+    uint8_t level;
+    int i;
+    find_ge(kv, key, len, update);
+    level = random_level(kv);
+    k = key_alloc(level);
+    if (k == NULL) {
+        return NULL;
+    }
+    k->key = cairn_malloc(len > 0 ? len : 1);
+    if (k->key == NULL) {
+        cairn_free(k);
+        return NULL;
+    }
+    memcpy(k->key, key, len);
+    k->key_len = len;
+    for (i = kv->level; i < level; i++) {
+        update[i] = kv->head;
+    }
+    if (level > kv->level) {
+        kv->level = level;
+    }
+    for (i = 0; i < level; i++) {
+        k->next[i] = update[i]->next[i];
+        update[i]->next[i] = k;
+    }
+    kv->nodes++;
+    return k;
+}
+
+static void key_unlink(struct kv *kv, struct kv_key *k)
+{
+    struct kv_key *update[KV_LEVEL_MAX];
+    struct kv_key *found;
+    int i;
+    found = find_ge(kv, k->key, k->key_len, update);
+    assert(found == k); /* the node being unlinked is in the list */
+    (void)found;
+    for (i = 0; i < k->level; i++) {
+        update[i]->next[i] = k->next[i];
+    }
+    while (kv->level > 1 && kv->head->next[kv->level - 1] == NULL) {
+        kv->level--;
+    }
+    kv->nodes--;
+}
+
+int kv_init(struct kv *kv)
+{
+    memset(kv, 0, sizeof(*kv));
+    kv->head = key_alloc(KV_LEVEL_MAX);
+    if (kv->head == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    kv->level = 1;
+    kv->retain_versions = KV_RETAIN_VERSIONS_DEFAULT;
+    kv->rng = 0x9e3779b97f4a7c15ull;
+    return 0;
+}
+
+static void free_all_keys(struct kv *kv)
+{
+    struct kv_key *k = kv->head->next[0];
+    while (k != NULL) {
+        struct kv_key *next = k->next[0];
+        key_free(k);
+        k = next;
+    }
+}
+
+void kv_close(struct kv *kv)
+{
+    if (kv->head == NULL) {
+        return;
+    }
+    free_all_keys(kv);
+    cairn_free(kv->head);
+    kv->head = NULL;
+}
+
+/* Versions */
+
+static struct kv_version *newest(const struct kv_key *k)
+{
+    return k->n_versions > 0 ? &k->versions[k->n_versions - 1] : NULL;
+}
+
+static bool is_live(const struct kv_key *k)
+{
+    const struct kv_version *v = newest(k);
+    return v != NULL && !v->deleted;
+}
+
+/* The version of k visible at rev: *out is NULL when the key did not exist or
+ * was deleted at rev. Returns CAIRN_ECOMPACTED when the answer depends on a
+ * discarded version. */
+static int version_at(const struct kv_key *k, kv_rev rev, const struct kv_version **out)
+{
+    uint32_t i = k->n_versions;
+    *out = NULL;
+    while (i > 0) {
+        const struct kv_version *v = &k->versions[i - 1];
+        if (v->mod_rev <= rev) {
+            *out = v->deleted ? NULL : v;
+            return 0;
+        }
+        i--;
+    }
+    if (k->floor_rev == 0) {
+        return 0; /* no version was ever discarded: the key did not exist */
+    }
+    if (rev >= k->floor_rev && k->floor_deleted) {
+        return 0; /* the newest discarded version was a deletion */
+    }
+    return CAIRN_ECOMPACTED;
+}
+
+static void to_cairn_kv(const struct kv_key *k, const struct kv_version *v, struct cairn_kv *out)
+{
+    out->key = k->key;
+    out->key_len = k->key_len;
+    out->value = v->value != NULL ? v->value : "";
+    out->value_len = v->value_len;
+    out->create_revision = v->create_rev;
+    out->mod_revision = v->mod_rev;
+    out->version = v->version;
+    out->time_ms = v->time_ms;
+    out->deleted = v->deleted;
+}
+
+static void pack_version(struct proto_writer *w, const struct kv_key *k, const struct kv_version *v)
+{
+    struct cairn_kv ckv;
+    to_cairn_kv(k, v, &ckv);
+    proto_pack_kv(w, &ckv);
+}
+
+/* Drop the oldest version of k, remembering what it was. */
+static void drop_oldest(struct kv *kv, struct kv_key *k)
+{
+    struct kv_version *v = &k->versions[0];
+    k->floor_rev = v->mod_rev;
+    k->floor_deleted = v->deleted;
+    kv->value_bytes -= v->value_len + k->key_len;
+    cairn_free(v->value);
+    memmove(&k->versions[0], &k->versions[1], (k->n_versions - 1) * sizeof(k->versions[0]));
+    k->n_versions--;
+}
+
+static void trim(struct kv *kv, struct kv_key *k)
+{
+    while (k->n_versions > kv->retain_versions && k->n_versions > 1) {
+        drop_oldest(kv, k);
+    }
+}
+
+/* Append a version to k. Returns 0 or CAIRN_ENOMEM (k unchanged). */
+static int append_version(struct kv *kv, struct kv_key *k, const struct kv_version *v)
+{
+    if (k->n_versions == k->cap_versions) {
+        uint32_t cap = k->cap_versions == 0 ? 2 : k->cap_versions * 2;
+        struct kv_version *vs = cairn_realloc(k->versions, cap * sizeof(*vs));
+        if (vs == NULL) {
+            return CAIRN_ENOMEM;
+        }
+        k->versions = vs;
+        k->cap_versions = cap;
+    }
+    k->versions[k->n_versions++] = *v;
+    kv->value_bytes += v->value_len + k->key_len;
+    return 0;
+}
+
+static int do_put(struct kv *kv, const struct proto_op *op, kv_rev rev, int64_t time_ms,
+                  struct proto_writer *w)
+{
+    struct kv_key *k = find_exact(kv, op->key.ptr, op->key.len);
+    const struct kv_version *prev;
+    struct kv_version v;
+    int rv;
+    if (k == NULL) {
+        k = key_insert(kv, op->key.ptr, op->key.len);
+        if (k == NULL) {
+            return CAIRN_ENOMEM;
+        }
+    }
+    prev = is_live(k) ? newest(k) : NULL;
+    if (w != NULL) {
+        bool with_prev = op->prev_kv && prev != NULL;
+        proto_pack_result(w, with_prev ? 1 : 0, 0, false);
+        if (with_prev) {
+            pack_version(w, k, prev);
+        }
+    }
+    memset(&v, 0, sizeof(v));
+    v.mod_rev = rev;
+    v.create_rev = prev != NULL ? prev->create_rev : rev;
+    v.version = prev != NULL ? prev->version + 1 : 1;
+    v.time_ms = time_ms;
+    v.value_len = op->value.len;
+    if (op->value.len > 0) {
+        v.value = cairn_malloc(op->value.len);
+        if (v.value == NULL) {
+            return CAIRN_ENOMEM;
+        }
+        memcpy(v.value, op->value.ptr, op->value.len);
+    }
+    rv = append_version(kv, k, &v);
+    if (rv != 0) {
+        cairn_free(v.value);
+        return rv;
+    }
+    if (prev == NULL) {
+        kv->live_keys++;
+    }
+    trim(kv, k);
+    return 0;
+}
+
+/* Append a tombstone to a live key. */
+static int delete_key(struct kv *kv, struct kv_key *k, kv_rev rev, int64_t time_ms)
+{
+    struct kv_version v;
+    int rv;
+    memset(&v, 0, sizeof(v));
+    v.mod_rev = rev;
+    v.time_ms = time_ms;
+    v.deleted = true;
+    rv = append_version(kv, k, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    kv->live_keys--;
+    trim(kv, k);
+    return 0;
+}
+
+static bool has_prefix(const struct kv_key *k, const struct proto_slice *prefix)
+{
+    return k->key_len >= prefix->len && memcmp(k->key, prefix->ptr, prefix->len) == 0;
+}
+
+/* Deletes one key or every key under a prefix. *changed is set when anything
+ * was deleted. */
+static int do_del(struct kv *kv, const struct proto_op *op, kv_rev rev, int64_t time_ms,
+                  struct proto_writer *w, bool *changed)
+{
+    uint64_t count = 0;
+    struct kv_key *k;
+    int rv;
+    if (!op->prefix) {
+        k = find_exact(kv, op->key.ptr, op->key.len);
+        if (k != NULL && is_live(k)) {
+            count = 1;
+        }
+        if (w != NULL) {
+            proto_pack_result(w, op->prev_kv ? (uint32_t)count : 0, count, false);
+            if (op->prev_kv && count == 1) {
+                pack_version(w, k, newest(k));
+            }
+        }
+        if (count == 1) {
+            *changed = true;
+            return delete_key(kv, k, rev, time_ms);
+        }
+        return 0;
+    }
+    for (k = find_ge(kv, op->key.ptr, op->key.len, NULL); k != NULL && has_prefix(k, &op->key);
+         k = k->next[0]) {
+        count += is_live(k);
+    }
+    if (w != NULL) {
+        proto_pack_result(w, op->prev_kv ? (uint32_t)count : 0, count, false);
+    }
+    for (k = find_ge(kv, op->key.ptr, op->key.len, NULL); k != NULL && has_prefix(k, &op->key);
+         k = k->next[0]) {
+        if (!is_live(k)) {
+            continue;
+        }
+        if (w != NULL && op->prev_kv) {
+            pack_version(w, k, newest(k));
+        }
+        rv = delete_key(kv, k, rev, time_ms);
+        if (rv != 0) {
+            return rv;
+        }
+        *changed = true;
+    }
+    return 0;
+}
+
+/* Reads */
+
+static uint64_t effective_limit(uint64_t limit)
+{
+    return limit == 0 || limit > KV_RANGE_LIMIT_MAX ? KV_RANGE_LIMIT_MAX : limit;
+}
+
+/* Where a range starts: at the prefix, or just after the continuation key. */
+static struct kv_key *range_start(const struct kv *kv, const struct proto_op *op)
+{
+    struct kv_key *k;
+    if (op->after.len == 0 || key_cmp(op->after.ptr, op->after.len, op->key.ptr, op->key.len) < 0) {
+        return find_ge(kv, op->key.ptr, op->key.len, NULL);
+    }
+    k = find_ge(kv, op->after.ptr, op->after.len, NULL);
+    if (k != NULL && key_cmp(k->key, k->key_len, op->after.ptr, op->after.len) == 0) {
+        k = k->next[0];
+    }
+    return k;
+}
+
+/* Answers a get of one key or a prefix at revision rev (already checked to be
+ * within [compact_rev, kv->rev]). Two passes: the first counts (and finds
+ * compacted history before anything is packed), the second packs. */
+static int do_get(const struct kv *kv, const struct proto_op *op, kv_rev rev,
+                  struct proto_writer *w)
+{
+    const struct kv_version *v;
+    struct kv_key *k;
+    uint64_t limit = effective_limit(op->limit);
+    uint64_t count = 0;
+    uint64_t bytes = 0;
+    bool more = false;
+    int rv;
+    if (!op->prefix) {
+        k = find_exact(kv, op->key.ptr, op->key.len);
+        v = NULL;
+        if (k != NULL) {
+            rv = version_at(k, rev, &v);
+            if (rv != 0) {
+                return rv;
+            }
+        }
+        if (w != NULL) {
+            proto_pack_result(w, v != NULL ? 1 : 0, 0, false);
+            if (v != NULL) {
+                pack_version(w, k, v);
+            }
+        }
+        return 0;
+    }
+    for (k = range_start(kv, op); k != NULL && has_prefix(k, &op->key); k = k->next[0]) {
+        rv = version_at(k, rev, &v);
+        if (rv != 0) {
+            return rv;
+        }
+        if (v == NULL) {
+            continue;
+        }
+        if (count == limit ||
+            (count > 0 && bytes + k->key_len + v->value_len > KV_RANGE_BYTES_MAX)) {
+            more = true;
+            break;
+        }
+        count++;
+        bytes += k->key_len + v->value_len;
+    }
+    if (w == NULL) {
+        return 0;
+    }
+    proto_pack_result(w, (uint32_t)count, 0, more);
+    for (k = range_start(kv, op); count > 0; k = k->next[0]) {
+        version_at(k, rev, &v);
+        if (v != NULL) {
+            pack_version(w, k, v);
+            count--;
+        }
+    }
+    return 0;
+}
+
+static int do_history(const struct kv *kv, const struct proto_op *op, struct proto_writer *w)
+{
+    struct kv_key *k = find_exact(kv, op->key.ptr, op->key.len);
+    uint64_t n = k != NULL ? k->n_versions : 0;
+    uint64_t limit = effective_limit(op->limit);
+    uint64_t i;
+    bool more = n > limit;
+    if (more) {
+        n = limit;
+    }
+    proto_pack_result(w, (uint32_t)n, 0, more);
+    for (i = 0; i < n; i++) {
+        pack_version(w, k, &k->versions[k->n_versions - 1 - i]);
+    }
+    return 0;
+}
+
+/* Transactions */
+
+static bool compare_holds(const struct kv *kv, const struct proto_cmp *c)
+{
+    struct kv_key *k = find_exact(kv, c->key.ptr, c->key.len);
+    const struct kv_version *v = k != NULL && is_live(k) ? newest(k) : NULL;
+    int order;
+    if (c->target == CAIRN_CMP_VALUE) {
+        const char *p = v != NULL && v->value != NULL ? v->value : "";
+        uint32_t len = v != NULL ? v->value_len : 0;
+        order = key_cmp(p, len, c->value.ptr, c->value.len);
+    } else {
+        uint64_t x = 0;
+        if (v != NULL) {
+            x = c->target == CAIRN_CMP_VERSION ? v->version
+                : c->target == CAIRN_CMP_MOD   ? v->mod_rev
+                                               : v->create_rev;
+        }
+        order = x < c->number ? -1 : x > c->number ? 1 : 0;
+    }
+    switch (c->op) {
+        case CAIRN_CMP_EQUAL:
+            return order == 0;
+        case CAIRN_CMP_NOT_EQUAL:
+            return order != 0;
+        case CAIRN_CMP_LESS:
+            return order < 0;
+        default:
+            return order > 0;
+    }
+}
+
+bool kv_txn_is_read_only(const struct proto_request *req)
+{
+    uint32_t i;
+    for (i = 0; i < req->n_then; i++) {
+        if (req->then_ops[i].type != CAIRN_OP_GET) {
+            return false;
+        }
+    }
+    for (i = 0; i < req->n_else; i++) {
+        if (req->else_ops[i].type != CAIRN_OP_GET) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void pack_head(struct proto_writer *w, const struct kv *kv, const struct proto_request *req,
+                      bool succeeded, uint32_t n_results)
+{
+    struct proto_response_head h;
+    memset(&h, 0, sizeof(h));
+    h.id = req->id;
+    h.type = req->type;
+    h.revision = kv->rev;
+    h.compact_revision = kv->compact_rev;
+    h.succeeded = succeeded;
+    h.n_results = n_results;
+    proto_pack_response_head(w, &h);
+}
+
+/* Runs ops at revision rev (the revision any write among them creates).
+ * *changed is set when any op wrote. */
+static int run_ops(struct kv *kv, const struct proto_op *ops, uint32_t n, kv_rev rev,
+                   int64_t time_ms, struct proto_writer *w, bool *changed)
+{
+    uint32_t i;
+    int rv = 0;
+    for (i = 0; i < n && rv == 0; i++) {
+        const struct proto_op *op = &ops[i];
+        switch (op->type) {
+            case CAIRN_OP_GET:
+                /* Reads inside a transaction see the writes before them. */
+                rv = do_get(kv, op, rev, w);
+                break;
+            case CAIRN_OP_PUT:
+                rv = do_put(kv, op, rev, time_ms, w);
+                *changed = true;
+                break;
+            default:
+                rv = do_del(kv, op, rev, time_ms, w, changed);
+                break;
+        }
+    }
+    return rv;
+}
+
+static int run_txn(struct kv *kv, const struct proto_request *req, int64_t time_ms,
+                   struct proto_writer *w)
+{
+    bool ok = true;
+    bool changed = false;
+    const struct proto_op *ops;
+    uint32_t n;
+    uint32_t i;
+    kv_rev rev = kv->rev + 1;
+    int rv;
+    for (i = 0; i < req->n_cmps && ok; i++) {
+        ok = compare_holds(kv, &req->cmps[i]);
+    }
+    ops = ok ? req->then_ops : req->else_ops;
+    n = ok ? req->n_then : req->n_else;
+    if (w != NULL) {
+        pack_head(w, kv, req, ok, n);
+    }
+    rv = run_ops(kv, ops, n, rev, time_ms, w, &changed);
+    if (rv != 0) {
+        return rv;
+    }
+    if (changed) {
+        kv->rev = rev;
+    }
+    if (w != NULL) {
+        proto_patch_revision(w, kv->rev);
+        proto_pack_nil(w); /* no status */
+    }
+    return 0;
+}
+
+static int do_compact(struct kv *kv, kv_rev rev)
+{
+    struct kv_key *k;
+    if (rev > kv->rev) {
+        return CAIRN_EFUTUREREV;
+    }
+    if (rev <= kv->compact_rev) {
+        return CAIRN_ECOMPACTED;
+    }
+    kv->compact_rev = rev;
+    k = kv->head->next[0];
+    while (k != NULL) {
+        struct kv_key *next = k->next[0];
+        /* Keep the newest version at or before rev and everything after. */
+        while (k->n_versions > 1 && k->versions[1].mod_rev <= rev) {
+            drop_oldest(kv, k);
+        }
+        /* A key whose only version is a deletion at or before rev is gone
+         * for every revision that can still be read. */
+        if (k->n_versions == 1 && k->versions[0].deleted && k->versions[0].mod_rev <= rev) {
+            drop_oldest(kv, k);
+        }
+        if (k->n_versions == 0) {
+            key_unlink(kv, k);
+            key_free(k);
+        }
+        k = next;
+    }
+    return 0;
+}
+
+static int set_retention(struct kv *kv, uint64_t versions)
+{
+    struct kv_key *k;
+    if (versions == 0 || versions > UINT32_MAX) {
+        return CAIRN_EINVAL;
+    }
+    kv->retain_versions = versions;
+    for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
+        trim(kv, k);
+    }
+    return 0;
+}
+
+int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
+             struct proto_writer *w)
+{
+    struct proto_request single;
+    int rv;
+    switch (req->type) {
+        case PROTO_PUT:
+        case PROTO_DEL:
+            /* A single put or delete is a transaction with no compares. */
+            if (req->op.type != (req->type == PROTO_PUT ? CAIRN_OP_PUT : CAIRN_OP_DEL)) {
+                return CAIRN_EMALFORMED;
+            }
+            single = *req;
+            single.n_cmps = 0;
+            single.then_ops = (struct proto_op *)&req->op;
+            single.n_then = 1;
+            single.n_else = 0;
+            return run_txn(kv, &single, time_ms, w);
+        case PROTO_TXN:
+            return run_txn(kv, req, time_ms, w);
+        case PROTO_COMPACT:
+        case PROTO_RETENTION:
+            rv = req->type == PROTO_COMPACT ? do_compact(kv, req->number)
+                                            : set_retention(kv, req->number);
+            if (rv != 0) {
+                return rv;
+            }
+            if (w != NULL) {
+                pack_head(w, kv, req, true, 0);
+                proto_pack_nil(w);
+            }
+            return 0;
+        default:
+            return CAIRN_EMALFORMED;
+    }
+}
+
+int kv_read(struct kv *kv, const struct proto_request *req, struct proto_writer *w)
+{
+    kv_rev rev;
+    int rv;
+    switch (req->type) {
+        case PROTO_GET:
+            rev = req->op.revision == 0 ? kv->rev : req->op.revision;
+            if (rev > kv->rev) {
+                return CAIRN_EFUTUREREV;
+            }
+            if (rev < kv->compact_rev) {
+                return CAIRN_ECOMPACTED;
+            }
+            /* Find compacted history before packing anything. */
+            rv = do_get(kv, &req->op, rev, NULL);
+            if (rv != 0) {
+                return rv;
+            }
+            pack_head(w, kv, req, true, 1);
+            proto_patch_revision(w, rev);
+            do_get(kv, &req->op, rev, w);
+            proto_pack_nil(w);
+            return 0;
+        case PROTO_HISTORY:
+            pack_head(w, kv, req, true, 1);
+            do_history(kv, &req->op, w);
+            proto_pack_nil(w);
+            return 0;
+        case PROTO_TXN:
+            if (!kv_txn_is_read_only(req)) {
+                return CAIRN_EINVAL;
+            }
+            return run_txn(kv, req, 0, w);
+        default:
+            return CAIRN_EINVAL;
+    }
+}
+
+/* Snapshots: [format, rev, compact_rev, retain, n_keys,
+ *             [[key, floor_rev, floor_deleted,
+ *               [[mod, create, version, time, deleted, value]...]]...]] */
+
+static int snapshot_write_cb(void *data, const char *bytes, size_t len)
+{
+    return buf_append(data, bytes, len) == 0 ? 0 : -1;
+}
+
+int kv_snapshot_encode(const struct kv *kv, struct buf *out)
+{
+    msgpack_packer pk;
+    const struct kv_key *k;
+    uint32_t i;
+    int rv = 0;
+    msgpack_packer_init(&pk, out, snapshot_write_cb);
+    rv |= msgpack_pack_array(&pk, 6);
+    rv |= msgpack_pack_uint32(&pk, KV_SNAPSHOT_FORMAT);
+    rv |= msgpack_pack_uint64(&pk, kv->rev);
+    rv |= msgpack_pack_uint64(&pk, kv->compact_rev);
+    rv |= msgpack_pack_uint64(&pk, kv->retain_versions);
+    rv |= msgpack_pack_uint64(&pk, kv->nodes);
+    rv |= msgpack_pack_array(&pk, (uint32_t)kv->nodes);
+    for (k = kv->head->next[0]; k != NULL && rv == 0; k = k->next[0]) {
+        rv |= msgpack_pack_array(&pk, 4);
+        rv |= msgpack_pack_bin(&pk, k->key_len);
+        rv |= msgpack_pack_bin_body(&pk, k->key, k->key_len);
+        rv |= msgpack_pack_uint64(&pk, k->floor_rev);
+        rv |= k->floor_deleted ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        rv |= msgpack_pack_array(&pk, k->n_versions);
+        for (i = 0; i < k->n_versions; i++) {
+            const struct kv_version *v = &k->versions[i];
+            rv |= msgpack_pack_array(&pk, 6);
+            rv |= msgpack_pack_uint64(&pk, v->mod_rev);
+            rv |= msgpack_pack_uint64(&pk, v->create_rev);
+            rv |= msgpack_pack_uint64(&pk, v->version);
+            rv |= msgpack_pack_int64(&pk, v->time_ms);
+            rv |= v->deleted ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+            rv |= msgpack_pack_bin(&pk, v->value_len);
+            rv |= msgpack_pack_bin_body(&pk, v->value != NULL ? v->value : "", v->value_len);
+        }
+    }
+    return rv == 0 ? 0 : CAIRN_ENOMEM;
+}
+
+/* Decodes into a fresh kv so that a bad snapshot leaves the old one intact. */
+static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
+{
+    struct mp_reader r;
+    uint32_t n;
+    uint64_t format;
+    uint64_t n_keys;
+    uint32_t n_list;
+    uint32_t i;
+    uint32_t j;
+    struct kv_key *prev_key = NULL;
+    mp_init(&r, data, len);
+    if (!mp_array(&r, &n) || n < 6 || !mp_uint(&r, &format) || format != KV_SNAPSHOT_FORMAT ||
+        !mp_uint(&r, &kv->rev) || !mp_uint(&r, &kv->compact_rev) ||
+        !mp_uint(&r, &kv->retain_versions) || !mp_uint(&r, &n_keys) || !mp_array(&r, &n_list) ||
+        n_list != n_keys || kv->retain_versions == 0 || kv->compact_rev > kv->rev) {
+        return CAIRN_EMALFORMED;
+    }
+    for (i = 0; i < n_list; i++) {
+        const char *key;
+        uint32_t key_len;
+        uint32_t fields;
+        uint32_t n_versions;
+        struct kv_key *k;
+        if (!mp_array(&r, &fields) || fields < 4 || !mp_bytes(&r, &key, &key_len)) {
+            return CAIRN_EMALFORMED;
+        }
+        /* Keys must arrive strictly ordered: that is what makes appending at
+         * the end of the list correct, and it rejects duplicates. */
+        if (prev_key != NULL && key_cmp(prev_key->key, prev_key->key_len, key, key_len) >= 0) {
+            return CAIRN_EMALFORMED;
+        }
+        k = key_insert(kv, key, key_len);
+        if (k == NULL) {
+            return CAIRN_ENOMEM;
+        }
+        prev_key = k;
+        if (!mp_uint(&r, &k->floor_rev) || !mp_bool(&r, &k->floor_deleted) ||
+            !mp_array(&r, &n_versions) || n_versions == 0) {
+            return CAIRN_EMALFORMED;
+        }
+        for (j = 0; j < n_versions; j++) {
+            struct kv_version v;
+            uint32_t vf;
+            const char *value;
+            uint32_t value_len;
+            int rv;
+            memset(&v, 0, sizeof(v));
+            if (!mp_array(&r, &vf) || vf < 6 || !mp_uint(&r, &v.mod_rev) ||
+                !mp_uint(&r, &v.create_rev) || !mp_uint(&r, &v.version) ||
+                !mp_int(&r, &v.time_ms) || !mp_bool(&r, &v.deleted) ||
+                !mp_bytes(&r, &value, &value_len) || v.mod_rev > kv->rev ||
+                (k->n_versions > 0 && newest(k)->mod_rev >= v.mod_rev)) {
+                return CAIRN_EMALFORMED;
+            }
+            if (value_len > 0) {
+                v.value = cairn_malloc(value_len);
+                if (v.value == NULL) {
+                    return CAIRN_ENOMEM;
+                }
+                memcpy(v.value, value, value_len);
+            }
+            v.value_len = value_len;
+            rv = append_version(kv, k, &v);
+            if (rv != 0) {
+                cairn_free(v.value);
+                return rv;
+            }
+        }
+        if (is_live(k)) {
+            kv->live_keys++;
+        }
+    }
+    return mp_done(&r) ? 0 : CAIRN_EMALFORMED;
+}
+
+int kv_snapshot_decode(struct kv *kv, const char *data, size_t len)
+{
+    struct kv fresh;
+    int rv = kv_init(&fresh);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = snapshot_decode_into(&fresh, data, len);
+    if (rv != 0) {
+        kv_close(&fresh);
+        return rv;
+    }
+    kv_close(kv);
+    *kv = fresh;
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t kv_hash(const struct kv *kv)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const struct kv_key *k;
+    uint32_t i;
+    h = fnv(h, &kv->rev, sizeof(kv->rev));
+    h = fnv(h, &kv->compact_rev, sizeof(kv->compact_rev));
+    for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
+        h = fnv(h, &k->key_len, sizeof(k->key_len));
+        h = fnv(h, k->key, k->key_len);
+        for (i = 0; i < k->n_versions; i++) {
+            const struct kv_version *v = &k->versions[i];
+            h = fnv(h, &v->mod_rev, sizeof(v->mod_rev));
+            h = fnv(h, &v->create_rev, sizeof(v->create_rev));
+            h = fnv(h, &v->version, sizeof(v->version));
+            h = fnv(h, &v->deleted, sizeof(v->deleted));
+            h = fnv(h, &v->value_len, sizeof(v->value_len));
+            h = fnv(h, v->value != NULL ? v->value : "", v->value_len);
+        }
+    }
+    return h;
+}

@@ -1,0 +1,107 @@
+/*
+ * kv: the versioned key space. Pure data structure, no I/O, deterministic:
+ * applying the same committed requests in the same order on every node gives
+ * the same state (this is what the Raft state machine relies on).
+ *
+ * Every write request that changes something gets the next global revision
+ * (a transaction is one revision). Each key keeps its versions oldest first:
+ * (mod_revision, create_revision, version, time, value or tombstone). How
+ * many past versions stay is decided by two independent rules:
+ *
+ *  - retention: keep at most retain_versions versions of each key (a cluster
+ *    setting, replicated through the log so every node trims identically);
+ *  - compaction: kv_compact(R) discards every version older than the newest
+ *    version at or before R, and refuses reads below R.
+ *
+ * A read at a past revision that needs a discarded version answers
+ * CAIRN_ECOMPACTED rather than a wrong value. Keys are ordered bytewise in a
+ * skip list, so prefix ranges are ordered scans.
+ *
+ * Results are written straight into a protocol response (proto_writer), so
+ * no intermediate copy of values is made.
+ */
+#ifndef CAIRN_KV_H
+#define CAIRN_KV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+typedef uint64_t kv_rev;
+
+#define KV_LEVEL_MAX 24
+#define KV_RETAIN_VERSIONS_DEFAULT 10
+
+struct kv_version
+{
+    kv_rev mod_rev;
+    kv_rev create_rev;
+    uint64_t version;
+    int64_t time_ms;
+    char *value; /* owned; NULL for tombstones and empty values */
+    uint32_t value_len;
+    bool deleted; /* a tombstone */
+};
+
+struct kv_key
+{
+    char *key; /* owned */
+    uint32_t key_len;
+    uint32_t n_versions;
+    uint32_t cap_versions;
+    struct kv_version *versions; /* owned, oldest first */
+    kv_rev floor_rev;            /* newest discarded version's mod_rev, 0 if none */
+    bool floor_deleted;          /* that version was a tombstone */
+    uint8_t level;
+    struct kv_key *next[]; /* skip list forward pointers, `level` of them */
+};
+
+struct kv
+{
+    struct kv_key *head; /* owned: sentinel of KV_LEVEL_MAX levels */
+    uint8_t level;       /* highest level in use */
+    kv_rev rev;
+    kv_rev compact_rev;
+    uint64_t retain_versions;
+    uint64_t live_keys;   /* keys whose newest version is not a tombstone */
+    uint64_t nodes;       /* keys with any retained version */
+    uint64_t value_bytes; /* bytes of keys and values over all retained versions */
+    uint64_t rng;         /* skip list level choice; not part of the state */
+};
+
+/* Limits applied by kv on what it returns. */
+#define KV_RANGE_LIMIT_MAX 100000
+
+int kv_init(struct kv *kv);
+void kv_close(struct kv *kv);
+
+/* Apply a committed write request (PUT, DEL, TXN, COMPACT, RETENTION) with
+ * the proposer's wall clock time_ms. When w is not NULL, the full response
+ * for request id is packed into it (the caller began it and ends it).
+ * Returns 0, or a CAIRN_E* code when the request was refused without changing
+ * anything (then nothing was packed and the caller packs an error). Requests
+ * are validated by the proposer, but committed bytes may still be anything:
+ * nothing here asserts on them. */
+int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
+             struct proto_writer *w);
+
+/* Answer a read request (GET, HISTORY, or a read-only TXN) from the current
+ * state into w. Returns 0 or a CAIRN_E* code (nothing packed). */
+int kv_read(struct kv *kv, const struct proto_request *req, struct proto_writer *w);
+
+/* True when a TXN request contains no put or delete. */
+bool kv_txn_is_read_only(const struct proto_request *req);
+
+/* Serialize the whole state (keys, retained history, revisions, settings) as
+ * msgpack into out. Returns 0 or CAIRN_ENOMEM. */
+int kv_snapshot_encode(const struct kv *kv, struct buf *out);
+
+/* Replace the state with a decoded snapshot. On error (CAIRN_EMALFORMED,
+ * CAIRN_ENOMEM) kv is left unchanged. */
+int kv_snapshot_decode(struct kv *kv, const char *data, size_t len);
+
+/* A 64-bit hash of the whole state, equal on replicas with equal state. */
+uint64_t kv_hash(const struct kv *kv);
+
+#endif /* CAIRN_KV_H */

@@ -1,0 +1,66 @@
+/*
+ * cairnd: a node of a Cairn cluster. Reading order of the server: main.c
+ * (this file), config.c, server.c (lifecycle, request routing), session.c
+ * (client connections), reads.c (linearizable reads), ../raft/fsm.c (the
+ * state machine), kv.c (the key space).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct server *srv;
+    char errmsg[1024];
+    const char *trace = getenv("CAIRN_TRACE");
+    uv_loop_t loop;
+    int rv;
+
+    if (config_parse(&cfg, argc, argv, errmsg, sizeof(errmsg)) != 0) {
+        fprintf(stderr, "cairnd: %s\n", errmsg);
+        config_free(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        config_print_help(argv[0]);
+        config_free(&cfg);
+        return 0;
+    }
+    if (cfg.version) {
+        printf("cairnd %d.%d\n", CAIRN_VERSION_MAJOR, CAIRN_VERSION_MINOR);
+        config_free(&cfg);
+        return 0;
+    }
+    log_init(cfg.id, trace != NULL && strcmp(trace, "1") == 0 ? LOG_TRACE
+                     : strcmp(cfg.log_level, "trace") == 0    ? LOG_TRACE
+                     : strcmp(cfg.log_level, "warn") == 0     ? LOG_WARN
+                     : strcmp(cfg.log_level, "error") == 0    ? LOG_ERROR
+                                                              : LOG_INFO);
+    /* A client that goes away mid-write must not kill the node. */
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        fprintf(stderr, "cairnd: out of memory\n");
+        return 1;
+    }
+    rv = server_start(srv, &cfg, &loop, errmsg, sizeof(errmsg));
+    if (rv != 0) {
+        /* Nothing was served yet; exiting without unwinding is safe. */
+        fprintf(stderr, "cairnd: error: %s\n", errmsg);
+        log_error("%s", errmsg);
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    fsm_close(&srv->fsm);
+    free(srv);
+    config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,859 @@
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "session.h"
+
+#define TICK_MS 100
+#define DRAIN_MAX_MS 1000
+#define NODE_ID_FILE "cairn-node-id"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void errf(char *errmsg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *errmsg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, len, fmt, ap);
+    va_end(ap);
+}
+
+/* The data directory
+ *
+ * Checked before raft touches it, so that the operator reads "not writable"
+ * or "disk full" rather than an error from deep inside raft_uv. */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[CONFIG_STR_MAX];
+    char *p;
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (p = tmp + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+static int prepare_data_dir(const struct config *cfg, char *errmsg, size_t len)
+{
+    const char *dir = cfg->data_dir;
+    char path[CONFIG_STR_MAX + 64];
+    char block[4096];
+    struct stat st;
+    FILE *f;
+    int fd;
+    ssize_t n;
+    if (mkdir_p(dir) != 0) {
+        errf(errmsg, len, "data directory %s cannot be created: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errf(errmsg, len, "data directory %s is not a directory", dir);
+        return -1;
+    }
+    /* Probe: a block written and synced proves the directory is writable and
+     * the disk has room, which raft_uv needs to preallocate its segments. */
+    snprintf(path, sizeof(path), "%s/.cairn-probe", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        errf(errmsg, len, "data directory %s is not writable: %s", dir, strerror(errno));
+        return -1;
+    }
+    memset(block, 0, sizeof(block));
+    n = write(fd, block, sizeof(block));
+    if (n != (ssize_t)sizeof(block) || fsync(fd) != 0 ||
+        posix_fallocate(fd, 0, (off_t)cfg->segment_size_bytes) != 0) {
+        int e = n < 0 ? errno : ENOSPC;
+        close(fd);
+        unlink(path);
+        errf(errmsg, len, "data directory %s: cannot write (%s)%s", dir, strerror(e),
+             e == ENOSPC ? ": the disk is full" : "");
+        return -1;
+    }
+    close(fd);
+    unlink(path);
+    /* The node id is written once; a data directory never changes owner. */
+    snprintf(path, sizeof(path), "%s/%s", dir, NODE_ID_FILE);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        unsigned long long id = 0;
+        int ok = fscanf(f, "%llu", &id) == 1;
+        fclose(f);
+        if (!ok) {
+            errf(errmsg, len, "%s is corrupt (expected a node id)", path);
+            return -1;
+        }
+        if (id != cfg->id) {
+            errf(errmsg, len, "data directory %s belongs to node %llu, not node %llu", dir, id,
+                 (unsigned long long)cfg->id);
+            return -1;
+        }
+        return 0;
+    }
+    f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%llu\n", (unsigned long long)cfg->id) < 0 || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0) {
+        errf(errmsg, len, "cannot write %s: %s", path, strerror(errno));
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Initial membership: "ID=RAFT_ADDR/CLIENT_ADDR,..." */
+static int parse_initial_cluster(struct server *s, struct raft_configuration *conf, char *errmsg,
+                                 size_t len)
+{
+    const char *spec = s->cfg->initial_cluster;
+    char item[600];
+    bool found_self = false;
+    raft_configuration_init(conf);
+    if (spec[0] == '\0') {
+        return raft_configuration_add(conf, s->cfg->id, s->address, RAFT_VOTER) == 0 ? 0 : -1;
+    }
+    while (*spec != '\0') {
+        const char *comma = strchr(spec, ',');
+        size_t n = comma != NULL ? (size_t)(comma - spec) : strlen(spec);
+        char *eq;
+        char *end;
+        unsigned long long id;
+        int rv;
+        if (n >= sizeof(item)) {
+            errf(errmsg, len, "--initial-cluster: member entry too long");
+            return -1;
+        }
+        memcpy(item, spec, n);
+        item[n] = '\0';
+        spec += n + (comma != NULL ? 1 : 0);
+        eq = strchr(item, '=');
+        if (eq == NULL || strchr(eq, '/') == NULL || strchr(eq, ':') == NULL) {
+            errf(errmsg, len, "--initial-cluster: \"%s\" is not ID=RAFT_HOST:PORT/CLIENT_HOST:PORT",
+                 item);
+            return -1;
+        }
+        *eq = '\0';
+        errno = 0;
+        id = strtoull(item, &end, 10);
+        if (errno != 0 || *end != '\0' || id == 0) {
+            errf(errmsg, len, "--initial-cluster: bad member id \"%s\"", item);
+            return -1;
+        }
+        if (id == s->cfg->id) {
+            if (strcmp(eq + 1, s->address) != 0) {
+                errf(errmsg, len,
+                     "--initial-cluster gives node %llu the address %s, but its flags say %s", id,
+                     eq + 1, s->address);
+                return -1;
+            }
+            found_self = true;
+        }
+        rv = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
+        if (rv != 0) {
+            errf(errmsg, len, "--initial-cluster: member %llu: %s", id, raft_strerror(rv));
+            return -1;
+        }
+    }
+    if (!found_self) {
+        errf(errmsg, len, "--initial-cluster does not list this node (id %llu)",
+             (unsigned long long)s->cfg->id);
+        return -1;
+    }
+    return 0;
+}
+
+const char *server_leader_client_address(struct server *s)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    unsigned i;
+    char raft_part[256];
+    raft_leader(&s->raft, &id, &addr);
+    if (id == 0) {
+        return NULL;
+    }
+    for (i = 0; i < s->raft.configuration.n; i++) {
+        const struct raft_server *m = &s->raft.configuration.servers[i];
+        if (m->id == id) {
+            if (transport_split_address(m->address, raft_part, s->leader_client,
+                                        sizeof(s->leader_client)) != 0 ||
+                s->leader_client[0] == '\0') {
+                return NULL;
+            }
+            return s->leader_client;
+        }
+    }
+    return NULL;
+}
+
+/* Requests */
+
+static int check_op_limits(const struct config *cfg, const struct proto_op *op, char *msg,
+                           size_t len)
+{
+    if (op->key.len > cfg->max_key_bytes || op->after.len > cfg->max_key_bytes) {
+        errf(msg, len, "key of %u bytes exceeds max_key_bytes (%llu)",
+             op->key.len > op->after.len ? op->key.len : op->after.len,
+             (unsigned long long)cfg->max_key_bytes);
+        return CAIRN_ETOOLARGE;
+    }
+    if (op->value.len > cfg->max_value_bytes) {
+        errf(msg, len, "value of %u bytes exceeds max_value_bytes (%llu)", op->value.len,
+             (unsigned long long)cfg->max_value_bytes);
+        return CAIRN_ETOOLARGE;
+    }
+    if ((op->type == CAIRN_OP_PUT || (op->type == CAIRN_OP_DEL && !op->prefix)) &&
+        op->key.len == 0) {
+        errf(msg, len, "empty key");
+        return CAIRN_EINVAL;
+    }
+    return 0;
+}
+
+static int check_limits(const struct config *cfg, const struct proto_request *req, char *msg,
+                        size_t len)
+{
+    uint32_t i;
+    int rv;
+    if (req->type == PROTO_TXN) {
+        if (req->n_cmps > cfg->max_txn_ops || req->n_then > cfg->max_txn_ops ||
+            req->n_else > cfg->max_txn_ops) {
+            errf(msg, len, "transaction has more than max_txn_ops (%llu) compares or operations",
+                 (unsigned long long)cfg->max_txn_ops);
+            return CAIRN_ETOOLARGE;
+        }
+        for (i = 0; i < req->n_cmps; i++) {
+            if (req->cmps[i].key.len > cfg->max_key_bytes ||
+                req->cmps[i].value.len > cfg->max_value_bytes) {
+                errf(msg, len,
+                     "compare key or value exceeds max_key_bytes (%llu) or "
+                     "max_value_bytes (%llu)",
+                     (unsigned long long)cfg->max_key_bytes,
+                     (unsigned long long)cfg->max_value_bytes);
+                return CAIRN_ETOOLARGE;
+            }
+        }
+        for (i = 0; i < req->n_then; i++) {
+            if ((rv = check_op_limits(cfg, &req->then_ops[i], msg, len)) != 0) {
+                return rv;
+            }
+        }
+        for (i = 0; i < req->n_else; i++) {
+            if ((rv = check_op_limits(cfg, &req->else_ops[i], msg, len)) != 0) {
+                return rv;
+            }
+        }
+        return 0;
+    }
+    if (req->type == PROTO_PUT || req->type == PROTO_DEL || req->type == PROTO_GET ||
+        req->type == PROTO_HISTORY) {
+        uint8_t expect = req->type == PROTO_PUT   ? CAIRN_OP_PUT
+                         : req->type == PROTO_DEL ? CAIRN_OP_DEL
+                                                  : CAIRN_OP_GET;
+        if (req->type != PROTO_HISTORY && req->op.type != expect) {
+            errf(msg, len, "operation type does not match request type");
+            return CAIRN_EMALFORMED;
+        }
+        return check_op_limits(cfg, &req->op, msg, len);
+    }
+    if (req->type == PROTO_RETENTION && req->number == 0) {
+        errf(msg, len, "retention must keep at least 1 version");
+        return CAIRN_EINVAL;
+    }
+    return 0;
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+        case RAFT_LEADER:
+            return "leader";
+        case RAFT_FOLLOWER:
+            return "follower";
+        case RAFT_CANDIDATE:
+            return "candidate";
+        default:
+            return "unavailable";
+    }
+}
+
+static const char *role_name(int role)
+{
+    return role == RAFT_VOTER ? "voter" : role == RAFT_STANDBY ? "standby" : "spare";
+}
+
+static void answer_status(struct server *s, struct session *session,
+                          const struct proto_request *req)
+{
+    struct cairn_status st;
+    struct cairn_member members[16];
+    char raft_parts[16][256];
+    char client_parts[16][256];
+    struct proto_writer w;
+    struct proto_response_head h;
+    const char *leader = server_leader_client_address(s);
+    raft_id leader_id = 0;
+    const char *leader_raft = NULL;
+    unsigned i;
+    memset(&st, 0, sizeof(st));
+    raft_leader(&s->raft, &leader_id, &leader_raft);
+    st.id = s->cfg->id;
+    st.state = state_name(raft_state(&s->raft));
+    st.leader_id = leader_id;
+    st.leader_address = leader != NULL ? leader : "";
+    st.term = s->raft.current_term;
+    st.commit_index = s->raft.commit_index;
+    st.applied_index = raft_last_applied(&s->raft);
+    st.last_index = raft_last_index(&s->raft);
+    st.revision = s->fsm.kv.rev;
+    st.compact_revision = s->fsm.kv.compact_rev;
+    st.keys = s->fsm.kv.live_keys;
+    st.bytes = s->fsm.kv.value_bytes;
+    st.retain_versions = s->fsm.kv.retain_versions;
+    st.snapshots = s->fsm.snapshots_taken;
+    for (i = 0; i < s->raft.configuration.n && i < 16; i++) {
+        const struct raft_server *m = &s->raft.configuration.servers[i];
+        transport_split_address(m->address, raft_parts[i], client_parts[i], 256);
+        members[i].id = m->id;
+        members[i].raft_address = raft_parts[i];
+        members[i].client_address = client_parts[i];
+        members[i].role = role_name(m->role);
+    }
+    st.members = members;
+    st.n_members = i;
+    memset(&h, 0, sizeof(h));
+    h.id = req->id;
+    h.type = req->type;
+    h.revision = s->fsm.kv.rev;
+    h.compact_revision = s->fsm.kv.compact_rev;
+    h.succeeded = true;
+    proto_writer_begin(&w, session_output(session));
+    proto_pack_response_head(&w, &h);
+    proto_pack_status(&w, &st);
+    proto_writer_end(&w);
+    session_output_done(session);
+}
+
+struct write_req
+{
+    struct raft_apply apply;
+    struct server *srv;
+    struct session *session; /* referenced */
+    uint64_t id;
+    uint8_t type;
+};
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct write_req *wr = req->data;
+    struct session *session = wr->session;
+    struct buf *reply = result;
+    wr->srv->writes_in_flight--;
+    if (session_is_open(session)) {
+        if (status != 0) {
+            /* raft reports the proposal lost (leadership lost, shutdown):
+             * the entry may still commit under the next leader. */
+            char msg[200];
+            snprintf(msg, sizeof(msg),
+                     "%s before the write was known to commit: it may or may not have been "
+                     "applied",
+                     raft_strerror(status));
+            session_send_error(session, wr->id, wr->type, CAIRN_EUNKNOWN, msg, NULL);
+        } else if (reply == NULL || reply->len == 0) {
+            session_send_error(session, wr->id, wr->type, CAIRN_EINTERNAL,
+                               "applied, but the response could not be built", NULL);
+        } else {
+            buf_append(session_output(session), reply->data, reply->len);
+            session_output_done(session);
+        }
+    }
+    session_unref(session);
+    cairn_free(wr);
+}
+
+static void propose(struct server *s, struct session *session, const struct proto_request *req,
+                    const char *payload, size_t len)
+{
+    struct write_req *wr = cairn_calloc(1, sizeof(*wr));
+    struct raft_buffer entry;
+    int rv;
+    if (wr == NULL || fsm_encode_entry(s->cfg->id, now_ms(), payload, len, &entry) != 0) {
+        cairn_free(wr);
+        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
+        return;
+    }
+    wr->srv = s;
+    wr->session = session;
+    wr->id = req->id;
+    wr->type = req->type;
+    wr->apply.data = wr;
+    rv = raft_apply(&s->raft, &wr->apply, &entry, 1, apply_cb);
+    if (rv != 0) {
+        /* Not proposed at all: certainly not applied. */
+        raft_free(entry.base);
+        cairn_free(wr);
+        session_send_error(session, req->id, req->type,
+                           rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY, raft_strerror(rv),
+                           server_leader_client_address(s));
+        return;
+    }
+    session_ref(session);
+    s->writes_in_flight++;
+}
+
+static void redirect(struct server *s, struct session *session, const struct proto_request *req)
+{
+    const char *leader = server_leader_client_address(s);
+    if (leader == NULL) {
+        session_send_error(session, req->id, req->type, CAIRN_ENOLEADER,
+                           "no leader known: the cluster is electing one or has lost its majority",
+                           NULL);
+        return;
+    }
+    session_send_error(session, req->id, req->type, CAIRN_ENOTLEADER, "not the leader", leader);
+}
+
+static void answer_local_read(struct server *s, struct session *session,
+                              const struct proto_request *req)
+{
+    struct proto_writer w;
+    struct buf *out = session_output(session);
+    size_t mark = out->len;
+    int rv;
+    proto_writer_begin(&w, out);
+    rv = kv_read(&s->fsm.kv, req, &w);
+    if (rv == 0) {
+        rv = proto_writer_end(&w);
+    }
+    if (rv != 0) {
+        out->len = mark;
+        session_send_error(session, req->id, req->type, rv, NULL, NULL);
+        return;
+    }
+    session_output_done(session);
+}
+
+void server_handle_request(struct server *s, struct session *session, const char *payload,
+                           size_t len)
+{
+    struct arena a;
+    struct proto_request req;
+    char msg[256];
+    bool leader;
+    int rv;
+    arena_init(&a);
+    rv = proto_decode_request(payload, len, &a, &req);
+    if (rv != 0) {
+        session_send_error(session, req.id, req.type, rv,
+                           rv == CAIRN_EVERSION ? "unsupported protocol version; closing"
+                                                : "request does not decode; closing",
+                           NULL);
+        session_close_after_flush(session);
+        goto out;
+    }
+    msg[0] = '\0';
+    rv = check_limits(s->cfg, &req, msg, sizeof(msg));
+    if (rv != 0) {
+        session_send_error(session, req.id, req.type, rv, msg, NULL);
+        goto out;
+    }
+    if (s->state != SERVER_RUNNING && req.type != PROTO_STATUS) {
+        session_send_error(session, req.id, req.type, CAIRN_ESHUTDOWN,
+                           "node is shutting down; the request was not applied", NULL);
+        goto out;
+    }
+    leader = raft_state(&s->raft) == RAFT_LEADER;
+    switch (req.type) {
+        case PROTO_STATUS:
+            answer_status(s, session, &req);
+            break;
+        case PROTO_GET:
+        case PROTO_HISTORY:
+            if (req.op.stale) {
+                answer_local_read(s, session, &req);
+            } else if (leader) {
+                reads_submit(&s->reads, session, payload, len, req.id, req.type);
+            } else {
+                redirect(s, session, &req);
+            }
+            break;
+        case PROTO_TXN:
+            if (kv_txn_is_read_only(&req)) {
+                if (req.op.stale) {
+                    answer_local_read(s, session, &req);
+                } else if (leader) {
+                    reads_submit(&s->reads, session, payload, len, req.id, req.type);
+                } else {
+                    redirect(s, session, &req);
+                }
+                break;
+            }
+            /* A transaction that writes is proposed like any write. */
+            __attribute__((fallthrough));
+        default:
+            if (leader) {
+                propose(s, session, &req, payload, len);
+            } else {
+                redirect(s, session, &req);
+            }
+            break;
+    }
+out:
+    arena_free(&a);
+}
+
+/* Handles */
+
+static void flush_cb(uv_check_t *h)
+{
+    struct server *s = h->data;
+    while (s->dirty != NULL) {
+        struct session *session = s->dirty;
+        s->dirty = session->dirty_next;
+        session->dirty = false;
+        session_flush(session);
+        session_unref(session);
+    }
+}
+
+static void ticker_cb(uv_timer_t *h)
+{
+    struct server *s = h->data;
+    int state = raft_state(&s->raft);
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&s->raft, &leader, &addr);
+    if (state != s->last_state) {
+        log_info("raft state %s -> %s (term %llu)", state_name(s->last_state), state_name(state),
+                 (unsigned long long)s->raft.current_term);
+        s->last_state = state;
+        if (state != RAFT_LEADER) {
+            reads_fail_all(&s->reads, CAIRN_ENOTLEADER, "leadership lost");
+        }
+    }
+    if (leader != s->last_leader) {
+        if (leader != 0) {
+            s->leader_changes++;
+            log_info("leader is node %llu", (unsigned long long)leader);
+        }
+        s->last_leader = leader;
+    }
+}
+
+static void close_handles(struct server *s);
+
+static void server_raft_close_cb(struct raft *r)
+{
+    struct server *s = r->data;
+    raft_uv_close(&s->io);
+    transport_close(&s->transport);
+    leader_guard_close(&s->guard);
+    close_handles(s);
+    log_info("stopped");
+}
+
+static void begin_closing(struct server *s)
+{
+    struct session *session;
+    if (s->state == SERVER_CLOSING) {
+        return;
+    }
+    s->state = SERVER_CLOSING;
+    uv_timer_stop(&s->shutdown_timer);
+    reads_fail_all(&s->reads, CAIRN_ESHUTDOWN, "node is shutting down");
+    for (session = s->sessions; session != NULL;) {
+        struct session *next = session->next;
+        session_close(session);
+        session = next;
+    }
+    s->raft.data = s;
+    raft_close(&s->raft, server_raft_close_cb);
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct server *s = req->data;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&s->raft, &leader, &addr);
+    log_info("leadership handed over (leader now %llu)", (unsigned long long)leader);
+    begin_closing(s);
+}
+
+static unsigned count_voters(const struct server *s)
+{
+    unsigned i;
+    unsigned n = 0;
+    for (i = 0; i < s->raft.configuration.n; i++) {
+        n += s->raft.configuration.servers[i].role == RAFT_VOTER;
+    }
+    return n;
+}
+
+static void shutdown_timer_cb(uv_timer_t *h)
+{
+    struct server *s = h->data;
+    int rv;
+    if (s->state == SERVER_DRAINING) {
+        if (s->writes_in_flight > 0 && (uint64_t)now_ms() - s->drain_started_ms < DRAIN_MAX_MS) {
+            return; /* keep waiting for writes in flight */
+        }
+        if (raft_state(&s->raft) == RAFT_LEADER && count_voters(s) > 1) {
+            s->state = SERVER_TRANSFERRING;
+            s->transfer.data = s;
+            rv = raft_transfer(&s->raft, &s->transfer, 0, transfer_cb);
+            if (rv == 0) {
+                log_info("handing leadership over before stopping");
+                uv_timer_start(&s->shutdown_timer, shutdown_timer_cb,
+                               s->cfg->shutdown_transfer_timeout_ms, 0);
+                return;
+            }
+            log_warn("leadership transfer failed: %s; stopping anyway", raft_strerror(rv));
+        }
+        begin_closing(s);
+        return;
+    }
+    if (s->state == SERVER_TRANSFERRING) {
+        log_warn("leadership transfer did not finish in %llu ms; stopping anyway",
+                 (unsigned long long)s->cfg->shutdown_transfer_timeout_ms);
+        begin_closing(s);
+    }
+}
+
+void server_stop(struct server *s)
+{
+    if (s->state != SERVER_RUNNING) {
+        return;
+    }
+    log_info("stopping");
+    s->state = SERVER_DRAINING;
+    s->drain_started_ms = (uint64_t)now_ms();
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_timer_start(&s->shutdown_timer, shutdown_timer_cb, 0, 10);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct server *s = h->data;
+    log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_stop(s);
+}
+
+static void close_handles(struct server *s)
+{
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&s->sigterm,        (uv_handle_t *)&s->sigint,  (uv_handle_t *)&s->ticker,
+        (uv_handle_t *)&s->shutdown_timer, (uv_handle_t *)&s->flusher, (uv_handle_t *)&s->listener,
+    };
+    size_t i;
+    for (i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+        if (handles[i]->loop != NULL && !uv_is_closing(handles[i])) {
+            uv_close(handles[i], NULL);
+        }
+    }
+}
+
+static void connection_cb(uv_stream_t *listener, int status)
+{
+    struct server *s = listener->data;
+    int rv;
+    if (status != 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    rv = session_accept(s, listener);
+    if (rv != 0) {
+        log_warn("accept: %s", uv_strerror(rv));
+    }
+}
+
+static int listen_clients(struct server *s, char *errmsg, size_t len)
+{
+    struct sockaddr_in addr;
+    char host[256];
+    const char *colon = strrchr(s->cfg->client_addr, ':');
+    int port;
+    int rv;
+    if (colon == NULL || (size_t)(colon - s->cfg->client_addr) >= sizeof(host)) {
+        errf(errmsg, len, "--client-addr \"%s\" is not HOST:PORT", s->cfg->client_addr);
+        return -1;
+    }
+    memcpy(host, s->cfg->client_addr, (size_t)(colon - s->cfg->client_addr));
+    host[colon - s->cfg->client_addr] = '\0';
+    port = atoi(colon + 1);
+    if (port <= 0 || port > 65535 || uv_ip4_addr(host, port, &addr) != 0) {
+        errf(errmsg, len, "--client-addr \"%s\" is not an IPv4 HOST:PORT", s->cfg->client_addr);
+        return -1;
+    }
+    uv_tcp_init(s->loop, &s->listener);
+    s->listener.data = s;
+    rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&s->listener, 1024, connection_cb);
+    }
+    if (rv != 0) {
+        errf(errmsg, len, "cannot listen for clients on %s: %s%s", s->cfg->client_addr,
+             uv_strerror(rv), rv == UV_EADDRINUSE ? " (is another cairnd running?)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* Fails fast with a clear message when the Raft port is taken: raft_uv would
+ * only report it from raft_start() with a terse code. */
+static int check_raft_port(struct server *s, char *errmsg, size_t len)
+{
+    struct sockaddr_in addr;
+    char host[256];
+    const char *colon = strrchr(s->cfg->raft_addr, ':');
+    uv_tcp_t probe;
+    int rv;
+    if (colon == NULL || (size_t)(colon - s->cfg->raft_addr) >= sizeof(host)) {
+        errf(errmsg, len, "--raft-addr \"%s\" is not HOST:PORT", s->cfg->raft_addr);
+        return -1;
+    }
+    memcpy(host, s->cfg->raft_addr, (size_t)(colon - s->cfg->raft_addr));
+    host[colon - s->cfg->raft_addr] = '\0';
+    if (atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535 ||
+        uv_ip4_addr(host, atoi(colon + 1), &addr) != 0) {
+        errf(errmsg, len, "--raft-addr \"%s\" is not an IPv4 HOST:PORT", s->cfg->raft_addr);
+        return -1;
+    }
+    uv_tcp_init(s->loop, &probe);
+    rv = uv_tcp_bind(&probe, (const struct sockaddr *)&addr, 0);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&probe, 1, NULL);
+    }
+    uv_close((uv_handle_t *)&probe, NULL);
+    uv_run(s->loop, UV_RUN_NOWAIT);
+    if (rv != 0) {
+        errf(errmsg, len, "cannot listen for Raft peers on %s: %s%s", s->cfg->raft_addr,
+             uv_strerror(rv), rv == UV_EADDRINUSE ? " (is another cairnd running?)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *errmsg,
+                 size_t errmsg_len)
+{
+    struct raft_configuration conf;
+    int rv;
+
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->cfg = cfg;
+    s->state = SERVER_RUNNING;
+    s->last_state = -1;
+    reads_init(&s->reads, s);
+    if ((size_t)snprintf(s->address, sizeof(s->address), "%s/%s", cfg->raft_addr,
+                         cfg->client_addr) >= sizeof(s->address)) {
+        errf(errmsg, errmsg_len, "--raft-addr and --client-addr are too long");
+        return -1;
+    }
+    if (prepare_data_dir(cfg, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    if (check_raft_port(s, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    if (listen_clients(s, errmsg, errmsg_len) != 0) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        return -1;
+    }
+    rv = fsm_init(&s->fsm, cfg->id);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    rv = transport_init(&s->transport, loop, cfg->raft_addr);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft transport: %s", raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_uv_init(&s->io, loop, cfg->data_dir, &s->transport.outer);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft storage in %s: %s", cfg->data_dir, s->io.errmsg);
+        return -1;
+    }
+    raft_uv_set_segment_size(&s->io, cfg->segment_size_bytes);
+    rv = raft_init(&s->raft, &s->io, &s->fsm.raft_fsm, cfg->id, s->address);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    raft_set_election_timeout(&s->raft, (unsigned)cfg->election_timeout_ms);
+    raft_set_heartbeat_timeout(&s->raft, (unsigned)cfg->heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&s->raft, (unsigned)cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&s->raft, (unsigned)cfg->snapshot_trailing);
+    if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
+        raft_configuration_close(&conf);
+        return -1;
+    }
+    rv = raft_bootstrap(&s->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv == 0) {
+        log_info("bootstrapped a new cluster in %s", cfg->data_dir);
+    } else if (rv == RAFT_CANTBOOTSTRAP) {
+        log_info("restarting from existing data in %s", cfg->data_dir);
+    } else {
+        errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    rv = leader_guard_init(&s->guard, &s->raft, true);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "leader guard: %s", raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_start(&s->raft);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft start: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    uv_signal_init(loop, &s->sigterm);
+    uv_signal_init(loop, &s->sigint);
+    s->sigterm.data = s;
+    s->sigint.data = s;
+    uv_signal_start(&s->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&s->sigint, signal_cb, SIGINT);
+    uv_timer_init(loop, &s->ticker);
+    uv_timer_init(loop, &s->shutdown_timer);
+    s->ticker.data = s;
+    s->shutdown_timer.data = s;
+    uv_timer_start(&s->ticker, ticker_cb, TICK_MS, TICK_MS);
+    uv_check_init(loop, &s->flusher);
+    s->flusher.data = s;
+    uv_check_start(&s->flusher, flush_cb);
+    log_info("node %llu serving clients on %s, raft on %s, data in %s", (unsigned long long)cfg->id,
+             cfg->client_addr, cfg->raft_addr, cfg->data_dir);
+    return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * server: one cairnd node. Owns the libuv loop's handles, raft (with its
+ * raft_uv I/O, the address-splitting transport and the leader guard), the
+ * state machine and key space, the client listener and its sessions, and the
+ * linearizable read batcher. Everything here runs on the loop thread.
+ *
+ * Lifecycle:
+ *
+ *   init --> RUNNING --SIGTERM/SIGINT--> DRAINING --> TRANSFERRING --> CLOSING --> (loop ends)
+ *
+ * DRAINING refuses new requests (CAIRN_ESHUTDOWN: certainly not applied, so
+ * clients retry elsewhere) and waits briefly for writes in flight; a leader
+ * with other voters then hands leadership over (TRANSFERRING) so that the
+ * cluster does not wait an election timeout; CLOSING closes raft and every
+ * handle.
+ */
+#ifndef CAIRN_SERVER_H
+#define CAIRN_SERVER_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "fsm.h"
+#include "leader_guard.h"
+#include "reads.h"
+#include "transport.h"
+
+struct session;
+
+enum server_state {
+    SERVER_RUNNING,
+    SERVER_DRAINING,
+    SERVER_TRANSFERRING,
+    SERVER_CLOSING,
+};
+
+struct server
+{
+    uv_loop_t *loop;    /* borrowed */
+    struct config *cfg; /* borrowed */
+    enum server_state state;
+    char address[512]; /* ours, as stored in the Raft configuration */
+    struct raft raft;
+    struct raft_io io;
+    struct transport transport;
+    struct fsm fsm;
+    struct leader_guard guard;
+    struct reads reads;
+    uv_tcp_t listener;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t ticker;
+    uv_timer_t shutdown_timer;
+    uv_check_t flusher;
+    struct raft_transfer transfer;
+    struct session *sessions; /* every open session */
+    unsigned n_sessions;
+    struct session *dirty; /* sessions with output to flush */
+    uint64_t writes_in_flight;
+    uint64_t leader_changes;
+    int last_state; /* raft state seen by the ticker */
+    raft_id last_leader;
+    uint64_t drain_started_ms;
+    char leader_client[256]; /* cache for server_leader_client_address */
+    int exit_code;
+};
+
+/* Set up everything and start raft and the listener. On error returns
+ * non-zero after writing a message for the operator into errmsg; the caller
+ * then runs the loop until server_closed() so that handles close. */
+int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *errmsg,
+                 size_t errmsg_len);
+
+/* Begin the clean shutdown described above. */
+void server_stop(struct server *s);
+
+/* Handle one request payload from a session. */
+void server_handle_request(struct server *s, struct session *session, const char *payload,
+                           size_t len);
+
+/* Client address of the current leader, or NULL when unknown. The string is
+ * valid until the next call. */
+const char *server_leader_client_address(struct server *s);
+
+#endif /* CAIRN_SERVER_H */
