@@ -29,14 +29,19 @@ int fsm_encode_entry(raft_id origin, int64_t time_ms, const char *payload, size_
         buf_free(&b);
         return CAIRN_ENOMEM;
     }
-    /* Ownership of the entry passes to raft, which frees it with raft_free. */
-    out->base = raft_malloc(b.len);
+    /* Ownership of the entry passes to raft, which frees it with raft_free.
+     * raft_uv's segment format needs entry sizes that are multiples of 8:
+     * it pads the data on disk but records the unpadded size, and a closed
+     * segment holding an odd-sized entry then fails to load ("short read").
+     * The zero padding follows the msgpack array, which apply ignores. */
+    out->len = (b.len + 7) / 8 * 8;
+    out->base = raft_malloc(out->len);
     if (out->base == NULL) {
         buf_free(&b);
         return CAIRN_ENOMEM;
     }
+    memset(out->base, 0, out->len);
     memcpy(out->base, b.data, b.len);
-    out->len = b.len;
     buf_free(&b);
     return 0;
 }

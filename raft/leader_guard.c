@@ -91,8 +91,7 @@ struct guard_impl
     struct raft_io *io;           /* borrowed: raft's io, whose pointers we replaced */
 
     /* The io's own methods, which the wrappers call. */
-    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
-                    raft_io_recv_cb recv);
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
     int (*io_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
 

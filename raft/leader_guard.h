@@ -60,7 +60,7 @@ unsigned long leader_guard_dropped(const struct leader_guard *g);
 /* The struct is public so it can be embedded; its fields are private. */
 struct leader_guard
 {
-    struct raft *raft;   /* borrowed */
+    struct raft *raft; /* borrowed */
     bool enabled;
     /* The rest is private to leader_guard.c. */
     void *impl_; /* owned */

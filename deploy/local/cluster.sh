@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# A local 3-node Cairn cluster for development.
+#
+#   deploy/local/cluster.sh up       install what is missing, build, start 3 nodes
+#   deploy/local/cluster.sh status   each node's endpoints, pid and role
+#   deploy/local/cluster.sh down     stop the nodes (data is kept)
+#   deploy/local/cluster.sh wipe     stop the nodes and delete their data
+#
+# Node N (1..3) serves clients on 127.0.0.1:700N and Raft on 127.0.0.1:710N,
+# the defaults cairnctl uses when given no --endpoints. Data and logs live in
+# $CAIRN_LOCAL_DIR (default: .local-cluster/ in the repository).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+dir=${CAIRN_LOCAL_DIR:-$repo/.local-cluster}
+bin=$repo/build/bin
+nodes=(1 2 3)
+# Port bases can be moved (tests do) with CAIRN_LOCAL_CLIENT_BASE / _RAFT_BASE.
+cbase=${CAIRN_LOCAL_CLIENT_BASE:-7000}
+rbase=${CAIRN_LOCAL_RAFT_BASE:-7100}
+caddr() { echo "127.0.0.1:$((cbase + $1))"; }
+raddr() { echo "127.0.0.1:$((rbase + $1))"; }
+initial="1=$(raddr 1)/$(caddr 1),2=$(raddr 2)/$(caddr 2),3=$(raddr 3)/$(caddr 3)"
+export CAIRN_ENDPOINTS="$(caddr 1),$(caddr 2),$(caddr 3)"
+
+pid_of() {
+  local f=$dir/node$1.pid
+  [[ -f $f ]] || return 1
+  local pid
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # The pid must still be a cairnd (pids are reused).
+  [[ $(cat /proc/"$pid"/comm 2>/dev/null) == cairnd ]] || return 1
+  echo "$pid"
+}
+
+build() {
+  "$repo"/deploy/deps.sh
+  if [[ ! -f $repo/build/CMakeCache.txt ]]; then
+    cmake -S "$repo" -B "$repo"/build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  cmake --build "$repo"/build -j"$(nproc)" >/dev/null
+}
+
+up() {
+  build
+  mkdir -p "$dir"
+  local started=0
+  for n in "${nodes[@]}"; do
+    if pid=$(pid_of "$n"); then
+      echo "node $n already running (pid $pid)"
+      continue
+    fi
+    "$bin"/cairnd --id "$n" --data-dir "$dir/node$n" \
+      --raft-addr "$(raddr "$n")" --client-addr "$(caddr "$n")" \
+      --initial-cluster "$initial" >>"$dir/node$n.log" 2>&1 &
+    echo $! >"$dir/node$n.pid"
+    started=1
+  done
+  # Wait for an elected leader so that the next command just works.
+  local i
+  for i in $(seq 1 100); do
+    if "$bin"/cairnctl status --json 2>/dev/null | grep -q '"state":"leader"'; then
+      break
+    fi
+    for n in "${nodes[@]}"; do
+      if ! pid_of "$n" >/dev/null; then
+        echo "node $n failed to start; its log ($dir/node$n.log) ends with:" >&2
+        tail -5 "$dir/node$n.log" >&2
+        exit 1
+      fi
+    done
+    sleep 0.1
+  done
+  ((started)) && echo "started a 3-node cluster; data and logs in $dir"
+  status
+}
+
+status() {
+  printf "%-5s %-8s %-16s %-16s %s\n" NODE PID CLIENT RAFT ROLE
+  for n in "${nodes[@]}"; do
+    local pid role
+    if pid=$(pid_of "$n"); then
+      role=$("$bin"/cairnctl status --endpoint "$(caddr "$n")" --json 2>/dev/null |
+        sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')
+      printf "%-5s %-8s %-16s %-16s %s\n" "$n" "$pid" "$(caddr "$n")" "$(raddr "$n")" "${role:-unreachable}"
+    else
+      printf "%-5s %-8s %-16s %-16s %s\n" "$n" "-" "$(caddr "$n")" "$(raddr "$n")" "stopped"
+    fi
+  done
+  echo "data: $dir"
+}
+
+down() {
+  local pids=()
+  for n in "${nodes[@]}"; do
+    if pid=$(pid_of "$n"); then
+      kill -TERM "$pid"
+      pids+=("$pid")
+    fi
+    rm -f "$dir/node$n.pid"
+  done
+  # A clean stop hands leadership over first; give it a few seconds.
+  local i
+  for i in $(seq 1 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  echo "stopped; data kept in $dir"
+}
+
+case "${1:-}" in
+  up) up ;;
+  status) status ;;
+  down) down ;;
+  wipe) down; rm -rf "$dir"; echo "wiped $dir" ;;
+  *) echo "usage: $0 up|status|down|wipe" >&2; exit 2 ;;
+esac

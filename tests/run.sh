@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then builds and runs every
+# test group in three builds.
+#
+#   build/       RelWithDebInfo: lint, unit, integration, smoke (README)
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
+#   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
+#
+# Run one group by hand with e.g. `cd build && ctest -L unit`.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+jobs=$(nproc)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+deploy/deps.sh --test
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+step "tests: lint, unit, raft, integration, smoke"
+(cd build && ctest --output-on-failure -L 'lint|unit|integration|smoke')
+
+step "build (ASan + UBSan)"
+cmake -S . -B build-asan -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+step "tests under ASan + UBSan: unit, integration"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -L 'unit|integration')
+
+step "build (libFuzzer)"
+CC=clang cmake -S . -B build-fuzz -DCAIRN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-fuzz -j"$jobs"
+step "fuzz the decoders"
+(cd build-fuzz && ctest --output-on-failure -L fuzz)
+
+step "all tests passed"
