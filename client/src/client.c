@@ -274,9 +274,13 @@ static const char *pick_endpoint(struct cairn_client *c, const char *want)
     return c->endpoints[c->next % c->n_endpoints];
 }
 
-static void forget_endpoint(struct cairn_client *c)
+/* Move on from an endpoint that failed. failed names it explicitly: by the
+ * time a failure is handled the connection may be gone (c->connected empty),
+ * and a leader that cannot be reached must be forgotten, or every later call
+ * would retry the dead leader until its deadline. */
+static void forget_endpoint(struct cairn_client *c, const char *failed)
 {
-    if (c->leader[0] != '\0' && strcmp(c->leader, c->connected) == 0) {
+    if (c->leader[0] != '\0' && strcmp(c->leader, failed) == 0) {
         c->leader[0] = '\0';
     }
     c->next++;
@@ -396,7 +400,7 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
                 if (endpoint != NULL) {
                     return c->err;
                 }
-                forget_endpoint(c);
+                forget_endpoint(c, copy);
                 backoff(c, attempt, deadline);
                 continue;
             }
@@ -410,6 +414,8 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
         if (send_all(c, deadline, &sent_any) != 0 ||
             recv_response(c, req->id, deadline, resp) != 0) {
             int code = c->err;
+            char failed[ENDPOINT_MAX];
+            snprintf(failed, sizeof(failed), "%s", c->connected);
             disconnect(c);
             if (is_write && sent_any) {
                 char why[sizeof(c->errmsg)];
@@ -421,7 +427,7 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
             if (code == CAIRN_EMALFORMED || code == CAIRN_ENOMEM || endpoint != NULL) {
                 return code;
             }
-            forget_endpoint(c);
+            forget_endpoint(c, failed);
             backoff(c, attempt, deadline);
             continue;
         }
@@ -445,7 +451,7 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
                     resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
             proto_response_free(resp);
             if (rv == CAIRN_ESHUTDOWN) {
-                forget_endpoint(c);
+                forget_endpoint(c, c->connected);
             } else {
                 c->leader[0] = '\0';
             }
