@@ -108,19 +108,38 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     /* Handle every whole frame; requests may answer at once into s->out. */
     while (!s->closing && !s->close_after_flush) {
         size_t payload_len;
-        int rv = proto_frame_peek(s->in.data + off, s->in.len - off, s->srv->cfg->max_request_bytes,
-                                  &payload_len);
+        int rv;
+        if (s->discard > 0) {
+            /* The rest of an oversized frame: skipped unread. */
+            size_t n = s->in.len - off < s->discard ? s->in.len - off : (size_t)s->discard;
+            off += n;
+            s->discard -= n;
+            if (s->discard > 0) {
+                break;
+            }
+        }
+        rv = proto_frame_peek(s->in.data + off, s->in.len - off, s->srv->cfg->max_request_bytes,
+                              &payload_len);
         if (rv == 0) {
             break;
         }
         if (rv < 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg),
-                     "frame of %zu bytes exceeds max_request_bytes (%llu); closing connection",
-                     payload_len, (unsigned long long)s->srv->cfg->max_request_bytes);
+            char msg[200];
+            /* A frame within the protocol's ceiling is skipped, so that the
+             * client reads a clean "too large" (certainly not applied) and
+             * keeps its connection; beyond the ceiling the stream is not
+             * believed to be ours at all, and is closed. */
+            bool skip = payload_len <= PROTO_FRAME_SIZE_MAX;
+            snprintf(msg, sizeof(msg), "frame of %zu bytes exceeds max_request_bytes (%llu)%s",
+                     payload_len, (unsigned long long)s->srv->cfg->max_request_bytes,
+                     skip ? "; request not applied" : "; closing connection");
             session_send_error(s, 0, 0, CAIRN_ETOOLARGE, msg, NULL);
-            session_close_after_flush(s);
-            break;
+            if (!skip) {
+                session_close_after_flush(s);
+                break;
+            }
+            s->discard = PROTO_FRAME_HEADER_SIZE + (uint64_t)payload_len;
+            continue;
         }
         server_handle_request(s->srv, s, s->in.data + off + PROTO_FRAME_HEADER_SIZE, payload_len);
         off += PROTO_FRAME_HEADER_SIZE + payload_len;

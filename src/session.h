@@ -13,10 +13,12 @@
  * raft: it is reference-counted, and its memory is freed only when it is
  * closed and no request holds it. Answers for a closed session are dropped.
  *
- * Limits: a frame larger than max_request_bytes, or one that does not decode,
- * is answered with an error and the connection is closed after the answer is
- * flushed. When more than session_output_max_bytes of output waits (a client
- * that does not read), the session stops reading until the output drains.
+ * Limits: a frame larger than max_request_bytes is answered with
+ * CAIRN_ETOOLARGE and skipped (closed instead when it claims more than the
+ * protocol's 64 MiB ceiling); a frame that does not decode is answered with
+ * an error and the connection is closed after the answer is flushed. When more than
+ * session_output_max_bytes of output waits (a client that does not read), the session stops reading
+ * until the output drains.
  */
 #ifndef CAIRN_SESSION_H
 #define CAIRN_SESSION_H
@@ -42,6 +44,7 @@ struct session
     bool closing;
     bool close_after_flush;
     bool dirty;           /* on the server's flush list */
+    uint64_t discard;     /* bytes of an oversized frame still to skip */
     unsigned refs;        /* the connection itself + requests in flight */
     struct session *next; /* server's list of sessions */
     struct session *prev;
