@@ -1,7 +1,13 @@
 /*
- * leader_guard: closes two safety gaps of canonical/raft 0.15.0 from outside
- * the library. The header states the contract; this file explains why each
- * step is needed. docs/raft.md has the inventory of upstream fixes.
+ * leader_guard: closes safety gaps of canonical/raft 0.15.0 from outside the
+ * library. The header states the contract; this file explains why each step
+ * is needed. docs/raft.md has the inventory of upstream fixes.
+ *
+ * Four wrappers do the work: the tick and receive callbacks (to notice
+ * leadership and hold back results), io->append (to see every write and its
+ * completion) and io->send (to correct the results this node sends as a
+ * follower, see guard_send()). A failed write of the leader's own entries
+ * makes it step down (see guard_step_down()).
  *
  * Lifecycle of one leadership, as the guard sees it:
  *
@@ -46,6 +52,7 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Upper bound on AppendEntries results held back by one guard. A leader
@@ -73,6 +80,8 @@ struct guard_append
     struct raft_io_append *req; /* borrowed: raft owns the request */
     raft_io_append_cb cb;       /* raft's own callback, called first */
     raft_term leader_term;      /* term if submitted as leader with entries of that term, or 0 */
+    raft_term submit_term;      /* raft's term when the write was submitted */
+    raft_index last_index;      /* index of the last entry written */
 };
 
 /* The guard's barrier, with a way back to the guard for its callback. */
@@ -94,6 +103,8 @@ struct guard_impl
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
     int (*io_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+    int (*io_send)(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                   raft_io_send_cb cb);
 
     /* raft's own callbacks, given to io->start. */
     raft_io_tick_cb tick_cb;
@@ -120,6 +131,15 @@ struct guard_impl
     unsigned long n_barriers;
     unsigned long n_held_total;
     unsigned long n_dropped;
+    unsigned long n_results_fixed;
+    unsigned long n_write_failures;
+
+    /* What the AppendEntries result raft is about to send may claim (see
+     * guard_send()). Valid only while raft runs inside guard_recv_cb() for an
+     * AppendEntries request, or inside guard_append_cb() for a write. */
+    bool verified_active;
+    raft_index verified_index; /* last index checked against the leader's log */
+    raft_term verified_term;   /* term in which it was checked, or 0 for any */
 };
 
 /* Every installed guard of the process, for guard_of(). */
@@ -137,9 +157,9 @@ static struct guard_impl *guard_of(struct raft_io *io)
         }
     }
     /* A wrapper ran for an io the guard was never installed on, or after
-     * leader_guard_close(). */
-    assert(false);
-    return NULL;
+     * leader_guard_close(): a programmer error. Stop even in builds where
+     * assert() is compiled out, rather than run raft unguarded. */
+    abort();
 }
 
 static void guard_table_remove(struct guard_impl *impl)
@@ -381,11 +401,11 @@ static void guard_check_leadership(struct guard_impl *impl)
     }
 }
 
-/* Called at each tick. If the leadership's barrier failed (a disk write error,
- * or raft_barrier() refused while a leadership transfer was in progress) and
- * nothing of this term is stored yet, append another one: without an entry of
- * its term the leader could never commit. Retrying at tick pace rather than
- * from the failed write's callback keeps a broken disk from being hammered. */
+/* Called at each tick. If the leadership's barrier could not be appended
+ * (raft_barrier() refuses while a leadership transfer is in progress, or
+ * memory ran out) and nothing of this term is stored yet, try again: without
+ * an entry of its term the leader could never commit. (A failed write of the
+ * barrier makes the leader step down instead, see guard_step_down().) */
 static void guard_retry_barrier(struct guard_impl *impl)
 {
     if (guard_is_holding(impl) && !impl->barrier_pending) {
@@ -433,6 +453,77 @@ static void guard_flush(struct guard_impl *impl)
     guard_check_leadership(impl);
 }
 
+/* Save and set the verified-prefix context of guard_send(). */
+struct guard_verified
+{
+    bool active;
+    raft_index index;
+    raft_term term;
+};
+
+static struct guard_verified guard_verified_push(struct guard_impl *impl, raft_index index,
+                                                 raft_term term)
+{
+    struct guard_verified saved = {impl->verified_active, impl->verified_index,
+                                   impl->verified_term};
+    impl->verified_active = true;
+    impl->verified_index = index;
+    impl->verified_term = term;
+    return saved;
+}
+
+static void guard_verified_pop(struct guard_impl *impl, struct guard_verified saved)
+{
+    impl->verified_active = saved.active;
+    impl->verified_index = saved.index;
+    impl->verified_term = saved.term;
+}
+
+/* raft 0.15.0 (like later versions) answers a successful AppendEntries with
+ * last_log_index = r->last_stored: everything this follower has on disk, not
+ * prevLogIndex + len(entries), the part the request actually checked (Raft
+ * paper, Figure 2: a success means the follower's log matches the leader's
+ * "through the new entries"). The leader takes the value as the follower's
+ * match index, clamped only to its own last index. A follower that still holds
+ * uncommitted entries of an older term past that prefix (S2 in Figure 8) then
+ * makes a new leader believe it stores the leader's newer entries at those
+ * indexes, and the leader may count it towards committing an entry it does not
+ * have. Also (fixed upstream by 35479fc), a follower whose write completes
+ * after its term changed answers the new leader, in the new term, about
+ * entries that the old leader sent.
+ *
+ * So on the follower side, when raft sends a successful result from inside a
+ * context where the guard knows what was verified, clamp last_log_index to
+ * that, and drop a result about a write submitted in an earlier term. Both only
+ * make the leader think the follower has less; a lower match index costs at
+ * most a resend. */
+static int guard_send(struct raft_io *io, struct raft_io_send *req,
+                      const struct raft_message *message, raft_io_send_cb cb)
+{
+    struct guard_impl *impl = guard_of(io);
+    struct raft_message fixed;
+
+    if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT || !impl->verified_active ||
+        message->append_entries_result.rejected != 0) {
+        return impl->io_send(io, req, message, cb);
+    }
+    if (impl->verified_term != 0 && message->append_entries_result.term != impl->verified_term) {
+        impl->n_results_fixed++;
+        /* raft treats a failed send of a result as a lost message: it frees
+         * the request itself and carries on. */
+        return RAFT_NOCONNECTION;
+    }
+    if (message->append_entries_result.last_log_index <= impl->verified_index) {
+        return impl->io_send(io, req, message, cb);
+    }
+    /* The io copies what it needs before send returns (raft itself passes a
+     * message on its stack), so a local copy is fine. */
+    fixed = *message;
+    fixed.append_entries_result.last_log_index = impl->verified_index;
+    impl->n_results_fixed++;
+    return impl->io_send(io, req, &fixed, cb);
+}
+
 static void guard_tick_cb(struct raft_io *io)
 {
     struct guard_impl *impl = guard_of(io);
@@ -454,7 +545,19 @@ static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
         (void)guard_hold(impl, message);
         return;
     }
-    impl->recv_cb(io, message);
+    if (message->type == RAFT_IO_APPEND_ENTRIES) {
+        /* If raft answers this request at once (nothing new to write), the
+         * answer can vouch for the log up to the last entry the request
+         * covered, and no further: see guard_send(). No term check here: an
+         * answer to a stale request carries our higher term on purpose, so
+         * that its sender steps down. */
+        struct guard_verified saved = guard_verified_push(
+            impl, message->append_entries.prev_log_index + message->append_entries.n_entries, 0);
+        impl->recv_cb(io, message);
+        guard_verified_pop(impl, saved);
+    } else {
+        impl->recv_cb(io, message);
+    }
     /* A candidate becomes leader while handling a RequestVote result; any
      * message with a higher term makes a leader step down. */
     guard_check_leadership(impl);
@@ -472,6 +575,38 @@ static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
     return impl->io_start(io, msecs, guard_tick_cb, guard_recv_cb);
 }
 
+/* Make raft stop leading after one of its own writes failed.
+ *
+ * 0.15.0 (fixed upstream by 0cac59c, 0.16.0) truncates the failed entries from
+ * its in-memory log but stays leader in the same term, so its next entry gets
+ * the same index and the same term as an entry it may already have sent to
+ * followers: two different entries with one (index, term), which breaks the
+ * Log Matching property (Raft paper, section 5.3) and lets servers apply
+ * different commands at that index. It also leaves the client requests of the
+ * other failed entries queued, to be completed later by whatever entries reuse
+ * their indexes (fixed upstream by 23ed201, 0.18.0).
+ *
+ * raft has no public call to step down, so hand it, through its own receive
+ * callback, an AppendEntries result of the next term: any server may move to
+ * a higher term (Figure 2, "Rules for Servers"), and raft reacts by persisting
+ * the term and converting to follower, which fails every pending client
+ * request with RAFT_LEADERSHIPLOST. If persisting the term fails as well raft
+ * becomes unavailable, which is also safe. Called after raft's append callback
+ * returned, before anything else can append. */
+static void guard_step_down(struct guard_impl *impl)
+{
+    struct raft *r = impl->raft;
+    struct raft_message message;
+
+    memset(&message, 0, sizeof message);
+    message.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+    message.server_id = r->id;
+    message.server_address = r->address;
+    message.append_entries_result.term = r->current_term + 1;
+    impl->n_write_failures++;
+    impl->recv_cb(impl->io, &message);
+}
+
 static void guard_append_cb(struct raft_io_append *req, int status)
 {
     struct guard_impl *impl;
@@ -480,6 +615,7 @@ static void guard_append_cb(struct raft_io_append *req, int status)
     struct guard_append *append = NULL;
     raft_io_append_cb cb;
     raft_term leader_term;
+    struct guard_verified saved;
 
     /* The callback does not tell which io it belongs to, so search every
      * guard's list of appends in flight. There are few guards (one per raft
@@ -496,17 +632,24 @@ static void guard_append_cb(struct raft_io_append *req, int status)
             }
         }
     }
-    /* Every request reaching this callback went through guard_append(). */
-    assert(impl != NULL);
-    assert(append != NULL);
+    /* Every request reaching this callback went through guard_append(); if
+     * not, raft's callback is unknown and nothing sensible can follow. */
+    if (impl == NULL || append == NULL) {
+        abort();
+    }
 
     /* Copy what we need first: raft's callback frees the request, and raft
      * may submit a new one at the same address from inside it. */
     cb = append->cb;
     leader_term = append->leader_term;
+    /* A follower answers the leader when its write completes; the answer can
+     * vouch for the entries written, which follow the prefix raft checked
+     * before writing them, and only in the term they were received in. */
+    saved = guard_verified_push(impl, append->last_index, append->submit_term);
     raft_free(append);
 
     cb(req, status);
+    guard_verified_pop(impl, saved);
 
     /* raft has now updated r->last_stored. Check it rather than trusting the
      * status alone: raft only counts entries still present in its log, and
@@ -515,6 +658,10 @@ static void guard_append_cb(struct raft_io_append *req, int status)
         guard_is_leading(impl) && impl->term_first_index != 0 &&
         impl->raft->last_stored >= impl->term_first_index) {
         impl->term_stored = true;
+    }
+    if (status != 0 && leader_term != 0 && raft_state(impl->raft) == RAFT_LEADER &&
+        impl->raft->current_term == leader_term) {
+        guard_step_down(impl);
     }
     guard_check_leadership(impl);
     guard_flush(impl);
@@ -536,19 +683,21 @@ static int guard_append(struct raft_io *io, struct raft_io_append *req,
     append->req = req;
     append->cb = cb;
     append->leader_term = 0;
-
+    append->submit_term = r->current_term;
     /* raft (both as leader and as follower) writes the tail of its in-memory
      * log, which already holds these entries, so the last one is at
-     * raft_last_index(). A leader writes only entries of its own term; the
+     * raft_last_index(). */
+    append->last_index = raft_last_index(r);
+
+    /* A leader writes only entries of its own term; the
      * first one it ever writes in this term is where "an entry of the current
      * term" starts (Raft paper, section 5.4.2). */
     if (n > 0 && raft_state(r) == RAFT_LEADER && entries[n - 1].term == r->current_term) {
         append->leader_term = r->current_term;
         if (impl->leader_term == r->current_term && impl->term_first_index == 0) {
-            raft_index last_index = raft_last_index(r);
             /* The entries are in the log already. */
-            assert(last_index >= n);
-            impl->term_first_index = last_index - n + 1;
+            assert(append->last_index >= n);
+            impl->term_first_index = append->last_index - n + 1;
         }
     }
 
@@ -596,11 +745,13 @@ int leader_guard_init(struct leader_guard *g, struct raft *r, bool enabled)
     impl->io = r->io;
     impl->io_start = r->io->start;
     impl->io_append = r->io->append;
+    impl->io_send = r->io->send;
 
     /* Interpose on the very struct raft_io that raft holds, so raft needs no
      * change and every other method goes straight to the io. */
     r->io->start = guard_start;
     r->io->append = guard_append;
+    r->io->send = guard_send;
 
     impl->next_impl = guard_table;
     guard_table = impl;
@@ -627,6 +778,7 @@ void leader_guard_close(struct leader_guard *g)
     /* Give the io its own methods back, in case it is reused. */
     impl->io->start = impl->io_start;
     impl->io->append = impl->io_append;
+    impl->io->send = impl->io_send;
     guard_table_remove(impl);
     raft_free(impl);
     g->impl_ = NULL;
@@ -650,6 +802,18 @@ unsigned long leader_guard_held(const struct leader_guard *g)
 {
     const struct guard_impl *impl = g->impl_;
     return impl != NULL ? impl->n_held_total : 0;
+}
+
+unsigned long leader_guard_write_failures(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_write_failures : 0;
+}
+
+unsigned long leader_guard_results_fixed(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_results_fixed : 0;
 }
 
 unsigned long leader_guard_dropped(const struct leader_guard *g)

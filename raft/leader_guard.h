@@ -1,6 +1,6 @@
 /*
- * leader_guard: neutralizes two known safety bugs of canonical/raft 0.15.0
- * from outside the library (see docs/raft.md).
+ * leader_guard: neutralizes known safety bugs of canonical/raft 0.15.0 from
+ * outside the library (see docs/raft.md).
  *
  *  1. Upstream 29bb302 (fixed in 0.17.1): a new leader appends no entry of
  *     its own term, so entries of earlier terms stay uncommitted until a client
@@ -16,9 +16,21 @@
  *     that leader has stored an entry of its own term; from then on the index
  *     counted is of the current term, which is the paper's rule.
  *
+ *  3. Not fixed upstream (35479fc covers one case, in 0.17.1): a follower
+ *     answers a successful AppendEntries with everything it has stored, not
+ *     just the prefix the request verified, and can answer a new leader about
+ *     entries an old leader sent; the new leader may then count it for entries
+ *     it does not have. As a follower, the guard lowers last_log_index in its
+ *     successful results to the verified prefix and drops results whose term
+ *     changed since the entries arrived.
+ *
+ *  4. Upstream 0cac59c (0.16.0) and 23ed201 (0.18.0): a leader whose log
+ *     write fails stays leader and reuses the failed entries' indexes in the
+ *     same term. The guard makes it step down at once.
+ *
  * The guard interposes on the struct raft_io that raft already uses: it
- * replaces the io's start and append function pointers with its own, keeping
- * the originals. It therefore works on raft_uv's io and on raft_fixture's
+ * replaces the io's start, append and send function pointers with its own,
+ * keeping the originals. It therefore works on raft_uv's io and on raft_fixture's
  * in-memory io alike, and uses only public interfaces.
  */
 #ifndef CAIRN_LEADER_GUARD_H
@@ -51,6 +63,16 @@ void leader_guard_disable_barrier(struct leader_guard *g);
  * they reached a leader that had not yet stored an entry of its term
  * (metrics; tests use it to show the guard acted). 0 when disabled. */
 unsigned long leader_guard_held(const struct leader_guard *g);
+
+/* Number of successful AppendEntries results this node, as a follower, sent
+ * with last_log_index lowered to the prefix the leader's request verified, or
+ * did not send because its term changed since the entries arrived (see
+ * docs/raft.md, "Leftover entries counted as matched"). */
+unsigned long leader_guard_results_fixed(const struct leader_guard *g);
+
+/* Number of times this node's own write failed while it led, and the guard
+ * made it step down. */
+unsigned long leader_guard_write_failures(const struct leader_guard *g);
 
 /* Number of held results never handed to raft: the leadership ended first, or
  * the queue was full or out of memory. Raft tolerates lost messages (the

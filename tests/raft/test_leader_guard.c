@@ -15,6 +15,16 @@
  *
  * Servers are numbered S1..S5 in comments (fixture indexes 0..4), as in
  * Figure 8 of the Raft paper.
+ *
+ * Scenarios (docs/raft.md describes the bugs):
+ *  - figure8: earlier-term entries committed by counting replicas (524f735);
+ *  - new_leader_commits: no entry of the leader's own term (29bb302);
+ *  - leftover_match: a follower acknowledging more than the leader checked;
+ *  - leader_write_failure: a leader that keeps leading after a failed write
+ *    (0cac59c, 23ed201);
+ *  - elections_progress: the guard across several leader changes.
+ *
+ * Run one scenario by naming it: test_leader_guard figure8.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -42,6 +52,10 @@
 #define VALUE_X 200    /* written by S1 in term 2 */
 #define VALUE_Y 300    /* written by S5 in the next leader's term */
 #define VALUE_Z 400    /* a client write in the bug 1 scenario */
+#define VALUE_Y2 500   /* a second entry written by S1 in term 2 */
+#define VALUE_C 600    /* a client write to a new leader */
+#define VALUE_C1 700   /* a write whose disk write fails at the leader */
+#define VALUE_C2 800   /* the write after it */
 
 enum guard_mode {
     MODE_OFF,       /* no guard: plain 0.15.0 */
@@ -318,6 +332,65 @@ static struct raft *server(struct cluster *cl, unsigned i)
     return raft_fixture_get(&cl->f, i);
 }
 
+/* A disk that fails one write on demand. raft_fixture 0.15.0 can only make
+ * io->append fail synchronously, which raft handles; the bug of a failed
+ * leader write needs a write that fails after it was submitted, as with a
+ * full disk under raft_uv. This shim sits under the guard (it is installed
+ * first): when armed, it lets the fixture complete the next write and reports
+ * it as failed. */
+struct disk_fault
+{
+    struct raft_io *io; /* borrowed */
+    int (*append)(struct raft_io *io, struct raft_io_append *req, const struct raft_entry entries[],
+                  unsigned n, raft_io_append_cb cb);
+    bool armed;
+    struct raft_io_append *req; /* the write to fail, once submitted */
+    raft_io_append_cb cb;       /* its real callback */
+    unsigned fired;
+};
+
+static struct disk_fault disk_faults[N_SERVERS];
+
+static struct disk_fault *disk_fault_of_io(struct raft_io *io)
+{
+    unsigned i;
+    for (i = 0; i < N_SERVERS; i++) {
+        if (disk_faults[i].io == io) {
+            return &disk_faults[i];
+        }
+    }
+    abort(); /* every server's io has a shim */
+}
+
+static void disk_fault_append_cb(struct raft_io_append *req, int status)
+{
+    unsigned i;
+    for (i = 0; i < N_SERVERS; i++) {
+        struct disk_fault *d = &disk_faults[i];
+        if (d->req == req) {
+            raft_io_append_cb cb = d->cb;
+            d->req = NULL;
+            d->fired++;
+            cb(req, status == 0 ? RAFT_IOERR : status);
+            return;
+        }
+    }
+    abort(); /* only armed writes get this callback */
+}
+
+static int disk_fault_append(struct raft_io *io, struct raft_io_append *req,
+                             const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    struct disk_fault *d = disk_fault_of_io(io);
+    if (!d->armed) {
+        return d->append(io, req, entries, n, cb);
+    }
+    d->armed = false;
+    d->req = req;
+    d->cb = cb;
+    return d->append(io, req, entries, n, disk_fault_append_cb);
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     (void)status;
@@ -576,6 +649,13 @@ static int cluster_setup(struct cluster *cl, const char *test, enum guard_mode m
         raft_set_snapshot_threshold(server(cl, i), 1U << 30);
     }
     for (i = 0; i < N_SERVERS; i++) {
+        struct raft_io *io = server(cl, i)->io;
+        memset(&disk_faults[i], 0, sizeof disk_faults[i]);
+        disk_faults[i].io = io;
+        disk_faults[i].append = io->append;
+        io->append = disk_fault_append;
+    }
+    for (i = 0; i < N_SERVERS; i++) {
         rv = leader_guard_init(&cl->guards[i], server(cl, i), mode != MODE_OFF);
         CHECK(cl, rv == 0, "leader_guard_init: %s", raft_strerror(rv));
         if (mode == MODE_HOLD_ONLY) {
@@ -621,8 +701,9 @@ out:
  *      T4. Without the guard 0.15.0 commits X here by counting replicas;
  *      with the guard the acknowledgements wait for S1's barrier. S1 crashes
  *      right after S3's acknowledgement reached it.
- *  (d) S5 restarts and is elected in T5 (S2, S4 and, without the guard, S3
- *      vote for it: its last entry is of T3, newer than X's term 2). It
+ *  (d) S5 restarts and is elected in T5 with the votes of S2 and S4: its
+ *      last entry is of T3, newer than X's term 2. (With the guard S3 could
+ *      not vote for it, holding S1's barrier of T4; it is not asked to.) S5
  *      overwrites b+1 on every live server and commits.
  *
  * Without the guard, S1 applied X at b+1 in (c) and the others apply Y at b+1
@@ -887,6 +968,205 @@ out:
     return rc;
 }
 
+/*
+ * Leftover entries counted as matched (docs/raft.md, section 3): a
+ * follower answers a successful AppendEntries with last_log_index =
+ * last_stored, which can include entries of an older term past the prefix the
+ * request verified.
+ *
+ *  (a) S1, leader in term 2, writes Y1 and Y2 and replicates them only to S2.
+ *  (b) S1 crashes. S3 is elected with S4 and S5 (S2 would refuse: its log is
+ *      longer), cut off from S5 afterwards, and a client writes C to it. S3's
+ *      first, empty AppendEntries checks S2's log only up to b; S2 answers
+ *      "success, last_log_index b+2", counting Y1 and Y2.
+ *  (c) Without the follower-side fix, S3 takes b+2 as S2's match index and
+ *      commits C with S3, S4 and S2, though S2 does not have C; S3 applies C
+ *      and crashes.
+ *  (d) S1 restarts and S2 is elected with S1 and S5 (S4 refuses: it has C).
+ *      S2's log has Y1, Y2 where C was; it commits them.
+ *
+ * Without the guard S3 applied C at an index where the others apply Y1 (or Y2
+ * with the guard's barrier shifting indexes): the test asserts the violation.
+ * With the guard, S2 answers "last_log_index b", S3 sends S2 its entries, S2
+ * drops Y1 and Y2, and C is committed only once S2 really has it.
+ */
+static int test_leftover_match(enum guard_mode mode)
+{
+    struct cluster cl;
+    struct raft *s1;
+    struct raft *s3;
+    raft_index b;
+    raft_index c_index;
+    unsigned s2_appends_before;
+    unsigned s2_appends;
+    bool committed;
+    unsigned i;
+    int rc = 0;
+
+    TRY(cluster_setup(&cl, "leftover_match", mode));
+    s1 = server(&cl, 0);
+    s3 = server(&cl, 2);
+    b = raft_last_index(s1);
+
+    /* (a) */
+    for (i = 2; i < N_SERVERS; i++) {
+        raft_fixture_saturate(&cl.f, 0, i);
+    }
+    TRY(apply_value(&cl, 0, VALUE_Y));
+    TRY(apply_value(&cl, 0, VALUE_Y2));
+    TRY(step_until_stored(&cl, 1, b + 2, 500));
+    raft_fixture_kill(&cl.f, 0);
+
+    /* (b) */
+    TRY(elect(&cl, 2, SERVER_BIT(3) | SERVER_BIT(4)));
+    raft_fixture_saturate(&cl.f, 2, 4);
+    s2_appends_before = raft_fixture_n_recv(&cl.f, 1, RAFT_IO_APPEND_ENTRIES);
+    TRY(apply_value(&cl, 2, VALUE_C));
+    c_index = raft_last_index(s3);
+
+    /* (c) Give S3 a few round trips, well under a heartbeat interval of
+     * 100 ms after which it would send S2 its entries anyway. */
+    committed = step_until_committed(&cl, 2, c_index, 80);
+    s2_appends = raft_fixture_n_recv(&cl.f, 1, RAFT_IO_APPEND_ENTRIES) - s2_appends_before;
+    raft_fixture_kill(&cl.f, 2);
+    if (mode == MODE_OFF) {
+        CHECK(&cl, committed,
+              "expected 0.15.0 to commit C with S2's leftover entries counted; S3's "
+              "commit index %llu, C at %llu",
+              (unsigned long long)s3->commit_index, (unsigned long long)c_index);
+        CHECK(&cl, s2_appends <= 1,
+              "S2 received %u AppendEntries from S3, expected only the first, empty one",
+              s2_appends);
+        CHECK(&cl, fsm_value_at(&cl, 2, c_index) == VALUE_C, "S3 did not apply C");
+    } else {
+        CHECK(&cl, leader_guard_results_fixed(&cl.guards[1]) > 0,
+              "S2's guard corrected no result, so this run did not exercise it");
+    }
+
+    /* (d) */
+    raft_fixture_revive(&cl.f, 0);
+    TRY(step_until_follower(&cl, 0));
+    TRY(elect(&cl, 1, SERVER_BIT(0) | SERVER_BIT(4)));
+    {
+        raft_index last = raft_last_index(server(&cl, 1));
+        static const unsigned alive[] = {0, 1, 3, 4};
+        for (i = 0; i < sizeof alive / sizeof alive[0]; i++) {
+            CHECK(&cl, raft_fixture_step_until_applied(&cl.f, alive[i], last, 3000),
+                  "S%u did not apply up to %llu", alive[i] + 1, (unsigned long long)last);
+        }
+    }
+
+    if (mode == MODE_OFF) {
+        CHECK(&cl, cl.violation.seen,
+              "expected 0.15.0 to break State Machine Safety after counting S2's leftovers");
+        CHECK(&cl, cl.violation.index == c_index, "violation at %llu, C was at %llu",
+              (unsigned long long)cl.violation.index, (unsigned long long)c_index);
+        printf("  [%s] reproduced: S%u applied %" PRIu64 " at index %llu, S%u applied %" PRIu64
+               " there (step %lu)\n",
+               mode_name(mode), cl.violation.first_server + 1, cl.violation.first_value,
+               (unsigned long long)cl.violation.index, cl.violation.second_server + 1,
+               cl.violation.second_value, cl.violation.step);
+    } else {
+        CHECK(&cl, !cl.violation.seen,
+              "State Machine Safety broken: S%u applied %" PRIu64 " at index %llu, S%u "
+              "applied %" PRIu64 " (step %lu)",
+              cl.violation.first_server + 1, cl.violation.first_value,
+              (unsigned long long)cl.violation.index, cl.violation.second_server + 1,
+              cl.violation.second_value, cl.violation.step);
+        printf("  [%s] safe: S2's guard corrected %lu results; C %s before S3 crashed\n",
+               mode_name(mode), leader_guard_results_fixed(&cl.guards[1]),
+               committed ? "committed (with S2 really holding it)" : "was not committed");
+    }
+
+out:
+    cluster_close(&cl);
+    return rc;
+}
+
+/*
+ * A leader's disk write fails (upstream 0cac59c and 23ed201).
+ *
+ * S1 leads; the write of its entry C1 fails on its own disk, after C1 was sent
+ * to the followers, which store it. 0.15.0 drops C1 from S1's log but keeps S1
+ * leader in the same term, so the next write, C2, gets C1's index and term.
+ * The followers take C2's AppendEntries as matching what they have (same
+ * index, same term) and keep C1; S1 commits the index and applies C2, the
+ * followers apply C1. The test asserts this without the guard. With the guard,
+ * S1 steps down at once; a new leader commits C1 and every server agrees.
+ */
+static int test_leader_write_failure(enum guard_mode mode)
+{
+    struct cluster cl;
+    struct raft *s1;
+    raft_index b;
+    unsigned i;
+    int rc = 0;
+
+    TRY(cluster_setup(&cl, "leader_write_failure", mode));
+    s1 = server(&cl, 0);
+    b = raft_last_index(s1);
+
+    disk_faults[0].armed = true;
+    TRY(apply_value(&cl, 0, VALUE_C1));
+    {
+        unsigned fired = disk_faults[0].fired;
+        raft_time start = cl.f.time;
+        while (disk_faults[0].fired == fired && cl.f.time - start < 500) {
+            raft_fixture_step(&cl.f);
+        }
+        CHECK(&cl, disk_faults[0].fired > fired, "S1's write of C1 never completed");
+    }
+
+    if (mode == MODE_OFF) {
+        CHECK(&cl, raft_state(s1) == RAFT_LEADER,
+              "expected 0.15.0 to keep S1 leader after its write failed: has 0cac59c reached "
+              "this libraft?");
+        CHECK(&cl, raft_last_index(s1) == b, "S1 kept C1 in its log");
+        TRY(apply_value(&cl, 0, VALUE_C2));
+        CHECK(&cl, raft_last_index(s1) == b + 1, "C2 not at C1's index");
+        for (i = 0; i < N_SERVERS; i++) {
+            CHECK(&cl, raft_fixture_step_until_applied(&cl.f, i, b + 1, 2000),
+                  "S%u did not apply %llu", i + 1, (unsigned long long)(b + 1));
+        }
+        CHECK(&cl, cl.violation.seen, "expected 0.15.0 to apply different commands at index %llu",
+              (unsigned long long)(b + 1));
+        CHECK(&cl,
+              fsm_value_at(&cl, 0, b + 1) == VALUE_C2 && fsm_value_at(&cl, 1, b + 1) == VALUE_C1,
+              "expected C2 on S1 and C1 on S2 at %llu", (unsigned long long)(b + 1));
+        printf("  [%s] reproduced: S1 applied C2 at index %llu, the followers applied C1\n",
+               mode_name(mode), (unsigned long long)(b + 1));
+    } else {
+        raft_index last;
+        CHECK(&cl, raft_state(s1) != RAFT_LEADER, "S1 still leads after its write failed");
+        CHECK(&cl, leader_guard_write_failures(&cl.guards[0]) == 1, "%lu write failures counted",
+              leader_guard_write_failures(&cl.guards[0]));
+        TRY(elect(&cl, 1, SERVER_BIT(0) | SERVER_BIT(2) | SERVER_BIT(3) | SERVER_BIT(4)));
+        TRY(apply_value(&cl, 1, VALUE_C2));
+        last = raft_last_index(server(&cl, 1));
+        for (i = 0; i < N_SERVERS; i++) {
+            CHECK(&cl, raft_fixture_step_until_applied(&cl.f, i, last, 2000),
+                  "S%u did not apply %llu", i + 1, (unsigned long long)last);
+        }
+        CHECK(&cl, !cl.violation.seen,
+              "State Machine Safety broken: S%u applied %" PRIu64 " at index %llu, S%u "
+              "applied %" PRIu64 " (step %lu)",
+              cl.violation.first_server + 1, cl.violation.first_value,
+              (unsigned long long)cl.violation.index, cl.violation.second_server + 1,
+              cl.violation.second_value, cl.violation.step);
+        for (i = 0; i < N_SERVERS; i++) {
+            CHECK(&cl, fsm_value_at(&cl, i, b + 1) == VALUE_C1, "S%u did not apply C1 at %llu",
+                  i + 1, (unsigned long long)(b + 1));
+        }
+        printf("  [%s] safe: S1 stepped down after its failed write; C1 committed by the next "
+               "leader\n",
+               mode_name(mode));
+    }
+
+out:
+    cluster_close(&cl);
+    return rc;
+}
+
 /* The guard must follow leadership changes: every election of a guarded
  * server appends one barrier, held results are dropped on step-down, and a
  * cluster keeps making progress across several elections. */
@@ -944,6 +1224,10 @@ static const struct test_case test_cases[] = {
     {"new_leader_commits", test_new_leader_commits, MODE_OFF},
     {"new_leader_commits", test_new_leader_commits, MODE_HOLD_ONLY},
     {"new_leader_commits", test_new_leader_commits, MODE_FULL},
+    {"leftover_match", test_leftover_match, MODE_OFF},
+    {"leftover_match", test_leftover_match, MODE_FULL},
+    {"leader_write_failure", test_leader_write_failure, MODE_OFF},
+    {"leader_write_failure", test_leader_write_failure, MODE_FULL},
     {"elections_progress", run_elections_progress, MODE_FULL},
 };
 
