@@ -127,11 +127,22 @@ static int parse_file(struct config *c, const char *path, char *errmsg, size_t e
         char *name;
         const struct setting *set;
         lineno++;
+        snprintf(where, sizeof(where), "%s:%u", path, lineno);
+        /* fgets splits a longer line, and its tail would be read as a line
+         * of its own (a long comment could then set anything). */
+        if (strchr(line, '\n') == NULL) {
+            int next = fgetc(f);
+            if (next != EOF) {
+                errf(errmsg, errmsg_len, "%s: line too long (at most %zu bytes)", where,
+                     sizeof(line) - 2);
+                fclose(f);
+                return -1;
+            }
+        }
         s = trim(line);
         if (*s == '\0' || *s == '#') {
             continue;
         }
-        snprintf(where, sizeof(where), "%s:%u", path, lineno);
         eq = strchr(s, '=');
         if (eq == NULL) {
             errf(errmsg, errmsg_len, "%s: expected \"name = value\"", where);
@@ -177,7 +188,8 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
         errf(errmsg, errmsg_len, "--data-dir is required");
         return -1;
     }
-    if (c->election_timeout_ms < 2 * c->heartbeat_timeout_ms || c->heartbeat_timeout_ms == 0) {
+    /* Halving the election timeout, not doubling the heartbeat, cannot wrap. */
+    if (c->election_timeout_ms / 2 < c->heartbeat_timeout_ms || c->heartbeat_timeout_ms == 0) {
         errf(errmsg, errmsg_len,
              "--election-timeout-ms (%llu) must be at least twice --heartbeat-timeout-ms (%llu)",
              (unsigned long long)c->election_timeout_ms,
@@ -192,14 +204,17 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
         errf(errmsg, errmsg_len, "--max-key-bytes and --max-txn-ops must be positive");
         return -1;
     }
-    if (c->max_request_bytes < c->max_value_bytes + c->max_key_bytes + 64) {
+    if (c->max_request_bytes > 64ull * 1024 * 1024) {
+        errf(errmsg, errmsg_len, "--max-request-bytes is at most 67108864");
+        return -1;
+    }
+    /* With max_request_bytes bounded above, comparing each limit with it
+     * first keeps the sum below from wrapping around. */
+    if (c->max_value_bytes > c->max_request_bytes || c->max_key_bytes > c->max_request_bytes ||
+        c->max_request_bytes < c->max_value_bytes + c->max_key_bytes + 64) {
         errf(errmsg, errmsg_len,
              "--max-request-bytes (%llu) must exceed --max-value-bytes + --max-key-bytes + 64",
              (unsigned long long)c->max_request_bytes);
-        return -1;
-    }
-    if (c->max_request_bytes > 64ull * 1024 * 1024) {
-        errf(errmsg, errmsg_len, "--max-request-bytes is at most 67108864");
         return -1;
     }
     if (strcmp(c->log_level, "trace") != 0 && strcmp(c->log_level, "info") != 0 &&
@@ -253,6 +268,10 @@ int config_parse(struct config *c, int argc, char **argv, char *errmsg, size_t e
         eq = strchr(name, '=');
         name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
         if (name_len == 6 && strncmp(name, "config", 6) == 0) {
+            if (eq == NULL && i + 1 >= argc) {
+                errf(errmsg, errmsg_len, "flag --config needs a value");
+                return -1;
+            }
             if (eq == NULL) {
                 i++;
             }

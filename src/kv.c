@@ -815,11 +815,13 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
             uint32_t value_len;
             int rv;
             memset(&v, 0, sizeof(v));
+            /* Versions arrive oldest first. Two may share a mod_revision: a
+             * transaction that writes one key twice appends both. */
             if (!mp_array(&r, &vf) || vf < 6 || !mp_uint(&r, &v.mod_rev) ||
                 !mp_uint(&r, &v.create_rev) || !mp_uint(&r, &v.version) ||
                 !mp_int(&r, &v.time_ms) || !mp_bool(&r, &v.deleted) ||
                 !mp_bytes(&r, &value, &value_len) || v.mod_rev > kv->rev ||
-                (k->n_versions > 0 && newest(k)->mod_rev >= v.mod_rev)) {
+                (k->n_versions > 0 && newest(k)->mod_rev > v.mod_rev)) {
                 return CAIRN_EMALFORMED;
             }
             if (value_len > 0) {
@@ -876,16 +878,23 @@ uint64_t kv_hash(const struct kv *kv)
     uint64_t h = 0xcbf29ce484222325ull;
     const struct kv_key *k;
     uint32_t i;
+    /* Everything a snapshot carries, since all of it changes answers: the
+     * retention setting (how later writes trim), each key's floor (absent or
+     * ECOMPACTED below its oldest version) and each version's time. */
     h = fnv(h, &kv->rev, sizeof(kv->rev));
     h = fnv(h, &kv->compact_rev, sizeof(kv->compact_rev));
+    h = fnv(h, &kv->retain_versions, sizeof(kv->retain_versions));
     for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
         h = fnv(h, &k->key_len, sizeof(k->key_len));
         h = fnv(h, k->key, k->key_len);
+        h = fnv(h, &k->floor_rev, sizeof(k->floor_rev));
+        h = fnv(h, &k->floor_deleted, sizeof(k->floor_deleted));
         for (i = 0; i < k->n_versions; i++) {
             const struct kv_version *v = &k->versions[i];
             h = fnv(h, &v->mod_rev, sizeof(v->mod_rev));
             h = fnv(h, &v->create_rev, sizeof(v->create_rev));
             h = fnv(h, &v->version, sizeof(v->version));
+            h = fnv(h, &v->time_ms, sizeof(v->time_ms));
             h = fnv(h, &v->deleted, sizeof(v->deleted));
             h = fnv(h, &v->value_len, sizeof(v->value_len));
             h = fnv(h, v->value != NULL ? v->value : "", v->value_len);
