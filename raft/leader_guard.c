@@ -133,6 +133,7 @@ struct guard_impl
     unsigned long n_dropped;
     unsigned long n_results_fixed;
     unsigned long n_write_failures;
+    unsigned long n_append_failures;
 
     /* What the AppendEntries result raft is about to send may claim (see
      * guard_send()). Valid only while raft runs inside guard_recv_cb() for an
@@ -648,6 +649,9 @@ static void guard_append_cb(struct raft_io_append *req, int status)
     saved = guard_verified_push(impl, append->last_index, append->submit_term);
     raft_free(append);
 
+    if (status != 0) {
+        impl->n_append_failures++;
+    }
     cb(req, status);
     guard_verified_pop(impl, saved);
 
@@ -802,6 +806,12 @@ unsigned long leader_guard_held(const struct leader_guard *g)
 {
     const struct guard_impl *impl = g->impl_;
     return impl != NULL ? impl->n_held_total : 0;
+}
+
+unsigned long leader_guard_append_failures(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_append_failures : 0;
 }
 
 unsigned long leader_guard_write_failures(const struct leader_guard *g)

@@ -74,6 +74,12 @@ unsigned long leader_guard_results_fixed(const struct leader_guard *g);
  * made it step down. */
 unsigned long leader_guard_write_failures(const struct leader_guard *g);
 
+/* Number of failed log writes on this node, in any role. raft 0.15 keeps a
+ * follower's in-memory log after its write failed (fixed upstream in 0.18),
+ * so the server stops the node when this grows: a restart reloads the log
+ * from disk. */
+unsigned long leader_guard_append_failures(const struct leader_guard *g);
+
 /* Number of held results never handed to raft: the leadership ended first, or
  * the queue was full or out of memory. Raft tolerates lost messages (the
  * leader sends AppendEntries again at the next heartbeat). */

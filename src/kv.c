@@ -471,10 +471,21 @@ static int do_history(const struct kv *kv, const struct proto_op *op, struct pro
     struct kv_key *k = find_exact(kv, op->key.ptr, op->key.len);
     uint64_t n = k != NULL ? k->n_versions : 0;
     uint64_t limit = effective_limit(op->limit);
+    uint64_t bytes = 0;
     uint64_t i;
     bool more = n > limit;
     if (more) {
         n = limit;
+    }
+    /* Like a range, a history answer stops before KV_RANGE_BYTES_MAX. */
+    for (i = 0; i < n; i++) {
+        const struct kv_version *v = &k->versions[k->n_versions - 1 - i];
+        if (i > 0 && bytes + k->key_len + v->value_len > KV_RANGE_BYTES_MAX) {
+            n = i;
+            more = true;
+            break;
+        }
+        bytes += k->key_len + v->value_len;
     }
     proto_pack_result(w, (uint32_t)n, 0, more);
     for (i = 0; i < n; i++) {

@@ -76,8 +76,9 @@ int main(int argc, char **argv)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    rv = srv->exit_code;
     fsm_close(&srv->fsm);
     free(srv);
     config_free(&cfg);
-    return 0;
+    return rv;
 }

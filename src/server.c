@@ -560,6 +560,16 @@ static void ticker_cb(uv_timer_t *h)
             reads_fail_all(&s->reads, CAIRN_ENOTLEADER, "leadership lost");
         }
     }
+    if (leader_guard_append_failures(&s->guard) > 0 && s->state == SERVER_RUNNING) {
+        /* raft 0.15 keeps a follower's in-memory log after a failed write
+         * (upstream 857e17e, fixed in 0.18): carrying on could acknowledge
+         * entries that are not on disk. Stop; a restart reloads the log,
+         * and every acknowledged write is on a majority already. */
+        log_error("a Raft log write failed (disk full or failing?); stopping so that a "
+                  "restart reloads the log from disk");
+        s->exit_code = 1;
+        server_stop(s);
+    }
     if (leader != s->last_leader) {
         if (leader != 0) {
             s->leader_changes++;
