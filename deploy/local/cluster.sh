@@ -60,7 +60,8 @@ up() {
   # Wait for an elected leader so that the next command just works.
   local i
   for i in $(seq 1 100); do
-    if "$bin"/cairnctl status --json 2>/dev/null | grep -q '"state":"leader"'; then
+    # (Capture first: grep -q exiting early would fail the pipe under pipefail.)
+    if [[ $("$bin"/cairnctl status --json 2>/dev/null) == *'"state":"leader"'* ]]; then
       break
     fi
     for n in "${nodes[@]}"; do

@@ -14,7 +14,8 @@ trap '"$cluster" wipe >/dev/null 2>&1 || true' EXIT
 "$cluster" up
 "$ctl" put greeting hello
 [[ $("$ctl" get greeting) == hello ]]
-"$cluster" status | grep -q leader
+status_out=$("$cluster" status)
+grep -q leader <<<"$status_out"
 for i in $(seq 1 20); do "$ctl" put "k/$i" "v$i" >/dev/null; done
 "$cluster" down
 "$cluster" up
