@@ -110,34 +110,66 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     return 0;
 }
 
+/* Snapshots are taken in three steps (raft_fsm version 3), so that the loop
+ * never stalls encoding the whole store:
+ *
+ *   fsm_snapshot           loop thread   capture the state (no value copied)
+ *   fsm_snapshot_async     thread pool   encode the capture into one buffer
+ *   fsm_snapshot_finalize  loop thread   free the buffer, release the capture
+ *
+ * raft takes one snapshot at a time, so one capture slot is enough. raft_uv
+ * then compresses the buffer with LZ4 and writes it. */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
-    struct buf b;
     int rv;
-    buf_init(&b);
-    rv = kv_snapshot_encode(&f->kv, &b);
-    if (rv != 0) {
-        buf_free(&b);
-        return RAFT_NOMEM;
+    if (f->capture != NULL) {
+        return RAFT_BUSY; /* raft retries at the next threshold */
     }
-    *bufs = raft_malloc(sizeof(**bufs));
+    *bufs = raft_calloc(1, sizeof(**bufs));
     if (*bufs == NULL) {
-        buf_free(&b);
         return RAFT_NOMEM;
     }
-    /* raft releases snapshot buffers with raft_free(): copy into its heap. */
-    (*bufs)[0].base = raft_malloc(b.len);
-    if ((*bufs)[0].base == NULL) {
+    rv = kv_capture(&f->kv, &f->capture);
+    if (rv != 0) {
         raft_free(*bufs);
+        *bufs = NULL;
+        return RAFT_NOMEM;
+    }
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    struct buf b;
+    buf_init(&b);
+    /* Reads only the capture and the values it keeps alive. */
+    if (kv_capture_encode(f->capture, &b) != 0) {
         buf_free(&b);
         return RAFT_NOMEM;
     }
-    memcpy((*bufs)[0].base, b.data, b.len);
     (*bufs)[0].len = b.len;
+    (*bufs)[0].base = buf_steal(&b); /* freed by fsm_snapshot_finalize */
     *n_bufs = 1;
-    buf_free(&b);
-    f->snapshots_taken++;
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    if (*bufs != NULL) {
+        if ((*bufs)[0].base != NULL) {
+            f->snapshots_taken++;
+        }
+        cairn_free((*bufs)[0].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    kv_capture_release(&f->kv, f->capture);
+    f->capture = NULL;
     return 0;
 }
 
@@ -166,11 +198,15 @@ int fsm_init(struct fsm *f, raft_id id)
     }
     f->id = id;
     buf_init(&f->reply);
-    f->raft_fsm.version = 1;
+    /* Version 3: asynchronous snapshots. raft_init refuses it unless the
+     * io reports version 2 (see server.c). */
+    f->raft_fsm.version = 3;
     f->raft_fsm.data = f;
     f->raft_fsm.apply = fsm_apply;
     f->raft_fsm.snapshot = fsm_snapshot;
     f->raft_fsm.restore = fsm_restore;
+    f->raft_fsm.snapshot_finalize = fsm_snapshot_finalize;
+    f->raft_fsm.snapshot_async = fsm_snapshot_async;
     return 0;
 }
 

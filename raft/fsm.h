@@ -33,8 +33,9 @@ struct fsm
 {
     struct raft_fsm raft_fsm; /* what raft calls */
     struct kv kv;
-    raft_id id;       /* this node */
-    struct buf reply; /* the last response packed for a local proposal */
+    raft_id id;                 /* this node */
+    struct buf reply;           /* the last response packed for a local proposal */
+    struct kv_capture *capture; /* owned: the snapshot being encoded, if any */
     uint64_t applied_commands;
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;

@@ -52,14 +52,41 @@ static struct kv_key *key_alloc(uint8_t level)
     return k;
 }
 
-static void key_free(struct kv_key *k)
+/* Values and key bytes may be read by a snapshot being encoded on another
+ * thread (kv_capture): while a capture is alive they are freed later, when
+ * the last capture is released. Everything else (nodes, version arrays) is
+ * private to the loop thread and freed at once. */
+static void free_later(struct kv *kv, void *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (kv->captures == 0) {
+        cairn_free(p);
+        return;
+    }
+    if (kv->n_deferred == kv->cap_deferred) {
+        size_t cap = kv->cap_deferred == 0 ? 1024 : kv->cap_deferred * 2;
+        void **d = cairn_realloc(kv->deferred, cap * sizeof(*d));
+        if (d == NULL) {
+            /* Freeing now could pull memory from under the encoder; leaking
+             * one block is the lesser harm. */
+            return;
+        }
+        kv->deferred = d;
+        kv->cap_deferred = cap;
+    }
+    kv->deferred[kv->n_deferred++] = p;
+}
+
+static void key_free(struct kv *kv, struct kv_key *k)
 {
     uint32_t i;
     for (i = 0; i < k->n_versions; i++) {
-        cairn_free(k->versions[i].value);
+        free_later(kv, k->versions[i].value);
     }
     cairn_free(k->versions);
-    cairn_free(k->key);
+    free_later(kv, k->key);
     cairn_free(k);
 }
 
@@ -159,9 +186,21 @@ static void free_all_keys(struct kv *kv)
     struct kv_key *k = kv->head->next[0];
     while (k != NULL) {
         struct kv_key *next = k->next[0];
-        key_free(k);
+        key_free(kv, k);
         k = next;
     }
+}
+
+static void free_deferred(struct kv *kv)
+{
+    size_t i;
+    for (i = 0; i < kv->n_deferred; i++) {
+        cairn_free(kv->deferred[i]);
+    }
+    cairn_free(kv->deferred);
+    kv->deferred = NULL;
+    kv->n_deferred = 0;
+    kv->cap_deferred = 0;
 }
 
 void kv_close(struct kv *kv)
@@ -172,6 +211,9 @@ void kv_close(struct kv *kv)
     free_all_keys(kv);
     cairn_free(kv->head);
     kv->head = NULL;
+    if (kv->captures == 0) {
+        free_deferred(kv);
+    }
 }
 
 /* Versions */
@@ -238,7 +280,8 @@ static void drop_oldest(struct kv *kv, struct kv_key *k)
     k->floor_rev = v->mod_rev;
     k->floor_deleted = v->deleted;
     kv->value_bytes -= v->value_len + k->key_len;
-    cairn_free(v->value);
+    kv->total_versions--;
+    free_later(kv, v->value);
     memmove(&k->versions[0], &k->versions[1], (k->n_versions - 1) * sizeof(k->versions[0]));
     k->n_versions--;
 }
@@ -264,6 +307,7 @@ static int append_version(struct kv *kv, struct kv_key *k, const struct kv_versi
     }
     k->versions[k->n_versions++] = *v;
     kv->value_bytes += v->value_len + k->key_len;
+    kv->total_versions++;
     return 0;
 }
 
@@ -638,7 +682,7 @@ static int do_compact(struct kv *kv, kv_rev rev)
         }
         if (k->n_versions == 0) {
             key_unlink(kv, k);
-            key_free(k);
+            key_free(kv, k);
         }
         k = next;
     }
@@ -742,29 +786,116 @@ static int snapshot_write_cb(void *data, const char *bytes, size_t len)
     return buf_append(data, bytes, len) == 0 ? 0 : -1;
 }
 
-int kv_snapshot_encode(const struct kv *kv, struct buf *out)
+/* A capture is the state at one revision, taken on the loop thread in time
+ * proportional to the number of keys and versions (no value is copied): each
+ * key's version array is copied, and values and key bytes are borrowed, kept
+ * alive by free_later() until the capture is released. */
+struct capture_key
+{
+    const char *key; /* borrowed */
+    uint32_t key_len;
+    uint32_t n_versions;
+    kv_rev floor_rev;
+    bool floor_deleted;
+    const struct kv_version *versions; /* into capture->versions */
+};
+
+struct kv_capture
+{
+    kv_rev rev;
+    kv_rev compact_rev;
+    uint64_t retain_versions;
+    uint64_t n_keys;
+    uint64_t bytes;              /* keys and values, for sizing the encoding */
+    struct capture_key *keys;    /* owned */
+    struct kv_version *versions; /* owned; values borrowed */
+};
+
+int kv_capture(struct kv *kv, struct kv_capture **out)
+{
+    struct kv_capture *cap = cairn_calloc(1, sizeof(*cap));
+    const struct kv_key *k;
+    uint64_t i = 0;
+    uint64_t j = 0;
+    if (cap == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    cap->rev = kv->rev;
+    cap->compact_rev = kv->compact_rev;
+    cap->retain_versions = kv->retain_versions;
+    cap->n_keys = kv->nodes;
+    cap->bytes = kv->value_bytes;
+    cap->keys = cairn_malloc((kv->nodes > 0 ? kv->nodes : 1) * sizeof(*cap->keys));
+    cap->versions =
+        cairn_malloc((kv->total_versions > 0 ? kv->total_versions : 1) * sizeof(*cap->versions));
+    if (cap->keys == NULL || cap->versions == NULL) {
+        cairn_free(cap->keys);
+        cairn_free(cap->versions);
+        cairn_free(cap);
+        return CAIRN_ENOMEM;
+    }
+    for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
+        struct capture_key *ck = &cap->keys[i++];
+        ck->key = k->key;
+        ck->key_len = k->key_len;
+        ck->n_versions = k->n_versions;
+        ck->floor_rev = k->floor_rev;
+        ck->floor_deleted = k->floor_deleted;
+        ck->versions = &cap->versions[j];
+        memcpy(&cap->versions[j], k->versions, k->n_versions * sizeof(*k->versions));
+        j += k->n_versions;
+    }
+    /* The counters are kept by every insert and removal. */
+    assert(i == kv->nodes);
+    assert(j == kv->total_versions);
+    kv->captures++;
+    *out = cap;
+    return 0;
+}
+
+void kv_capture_release(struct kv *kv, struct kv_capture *cap)
+{
+    if (cap == NULL) {
+        return;
+    }
+    cairn_free(cap->keys);
+    cairn_free(cap->versions);
+    cairn_free(cap);
+    assert(kv->captures > 0); /* every release matches one capture */
+    if (--kv->captures == 0) {
+        free_deferred(kv);
+    }
+}
+
+int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
 {
     msgpack_packer pk;
-    const struct kv_key *k;
-    uint32_t i;
+    uint64_t i;
+    uint32_t j;
     int rv = 0;
+    /* Size the buffer once: keys and values plus a generous per-version and
+     * per-key overhead, so encoding never copies what it wrote. */
+    if (buf_reserve(out, cap->bytes + cap->n_keys * 24 + cap->n_keys * 16 + 64) != 0) {
+        return CAIRN_ENOMEM;
+    }
     msgpack_packer_init(&pk, out, snapshot_write_cb);
     rv |= msgpack_pack_array(&pk, 6);
     rv |= msgpack_pack_uint32(&pk, KV_SNAPSHOT_FORMAT);
-    rv |= msgpack_pack_uint64(&pk, kv->rev);
-    rv |= msgpack_pack_uint64(&pk, kv->compact_rev);
-    rv |= msgpack_pack_uint64(&pk, kv->retain_versions);
-    rv |= msgpack_pack_uint64(&pk, kv->nodes);
-    rv |= msgpack_pack_array(&pk, (uint32_t)kv->nodes);
-    for (k = kv->head->next[0]; k != NULL && rv == 0; k = k->next[0]) {
+    rv |= msgpack_pack_uint64(&pk, cap->rev);
+    rv |= msgpack_pack_uint64(&pk, cap->compact_rev);
+    rv |= msgpack_pack_uint64(&pk, cap->retain_versions);
+    rv |= msgpack_pack_uint64(&pk, cap->n_keys);
+    rv |= msgpack_pack_array(&pk, (uint32_t)cap->n_keys);
+    for (i = 0; i < cap->n_keys && rv == 0; i++) {
+        const struct capture_key *k = &cap->keys[i];
         rv |= msgpack_pack_array(&pk, 4);
         rv |= msgpack_pack_bin(&pk, k->key_len);
         rv |= msgpack_pack_bin_body(&pk, k->key, k->key_len);
         rv |= msgpack_pack_uint64(&pk, k->floor_rev);
         rv |= k->floor_deleted ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
         rv |= msgpack_pack_array(&pk, k->n_versions);
-        for (i = 0; i < k->n_versions; i++) {
-            const struct kv_version *v = &k->versions[i];
+        for (j = 0; j < k->n_versions; j++) {
+            const struct kv_version *v = &k->versions[j];
             rv |= msgpack_pack_array(&pk, 6);
             rv |= msgpack_pack_uint64(&pk, v->mod_rev);
             rv |= msgpack_pack_uint64(&pk, v->create_rev);
@@ -776,6 +907,18 @@ int kv_snapshot_encode(const struct kv *kv, struct buf *out)
         }
     }
     return rv == 0 ? 0 : CAIRN_ENOMEM;
+}
+
+int kv_snapshot_encode(struct kv *kv, struct buf *out)
+{
+    struct kv_capture *cap;
+    int rv = kv_capture(kv, &cap);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kv_capture_encode(cap, out);
+    kv_capture_release(kv, cap);
+    return rv;
 }
 
 /* Decodes into a fresh kv so that a bad snapshot leaves the old one intact. */
@@ -868,7 +1011,13 @@ int kv_snapshot_decode(struct kv *kv, const char *data, size_t len)
         kv_close(&fresh);
         return rv;
     }
+    /* A snapshot of the old state may still be encoding: its memory goes to
+     * the deferred list, which the new state inherits. */
     kv_close(kv);
+    fresh.captures = kv->captures;
+    fresh.deferred = kv->deferred;
+    fresh.n_deferred = kv->n_deferred;
+    fresh.cap_deferred = kv->cap_deferred;
     *kv = fresh;
     return 0;
 }

@@ -64,11 +64,21 @@ struct kv
     kv_rev rev;
     kv_rev compact_rev;
     uint64_t retain_versions;
-    uint64_t live_keys;   /* keys whose newest version is not a tombstone */
-    uint64_t nodes;       /* keys with any retained version */
-    uint64_t value_bytes; /* bytes of keys and values over all retained versions */
-    uint64_t rng;         /* skip list level choice; not part of the state */
+    uint64_t live_keys;      /* keys whose newest version is not a tombstone */
+    uint64_t nodes;          /* keys with any retained version */
+    uint64_t value_bytes;    /* bytes of keys and values over all retained versions */
+    uint64_t total_versions; /* retained versions over all keys */
+    uint64_t rng;            /* skip list level choice; not part of the state */
+    /* Snapshot captures alive, and memory whose release waits for them. */
+    unsigned captures;
+    void **deferred; /* owned */
+    size_t n_deferred;
+    size_t cap_deferred;
 };
+
+/* A consistent image of the state at one revision, for encoding a snapshot
+ * on another thread while the loop goes on applying entries. */
+struct kv_capture;
 
 /* Limits applied by kv on what it returns. */
 #define KV_RANGE_LIMIT_MAX 100000
@@ -95,7 +105,16 @@ bool kv_txn_is_read_only(const struct proto_request *req);
 
 /* Serialize the whole state (keys, retained history, revisions, settings) as
  * msgpack into out. Returns 0 or CAIRN_ENOMEM. */
-int kv_snapshot_encode(const struct kv *kv, struct buf *out);
+int kv_snapshot_encode(struct kv *kv, struct buf *out);
+
+/* The same in three steps, so that the encoding can run on another thread:
+ * kv_capture (loop thread, O(keys + versions), copies no value), then
+ * kv_capture_encode (any thread; it reads only the capture and the values it
+ * borrows, which stay alive until release), then kv_capture_release (loop
+ * thread). The key space may change freely in between. */
+int kv_capture(struct kv *kv, struct kv_capture **out);
+int kv_capture_encode(const struct kv_capture *cap, struct buf *out);
+void kv_capture_release(struct kv *kv, struct kv_capture *cap);
 
 /* Replace the state with a decoded snapshot. On error (CAIRN_EMALFORMED,
  * CAIRN_ENOMEM) kv is left unchanged. */

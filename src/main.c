@@ -4,6 +4,7 @@
  * (client connections), reads.c (linearizable reads), ../raft/fsm.c (the
  * state machine), kv.c (the key space).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,11 @@ int main(int argc, char **argv)
                      : strcmp(cfg.log_level, "warn") == 0     ? LOG_WARN
                      : strcmp(cfg.log_level, "error") == 0    ? LOG_ERROR
                                                               : LOG_INFO);
+    /* Return large blocks (snapshot buffers, big values) to the system when
+     * freed: glibc's dynamic threshold otherwise keeps tens of MiB of freed
+     * heap resident after the first snapshot (measured: ~70 MiB per node at
+     * 100k keys of 1 KiB; see docs/performance.md). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     /* A client that goes away mid-write must not kill the node. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);

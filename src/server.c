@@ -830,6 +830,11 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         return -1;
     }
     raft_uv_set_segment_size(&s->io, cfg->segment_size_bytes);
+    /* raft_uv 0.15 implements async_work (used for asynchronous snapshots)
+     * but reports io version 1, which makes raft_init refuse a version 3
+     * fsm; upstream raised it to 2 in 269e541 (0.17.1) without other
+     * changes. */
+    s->io.version = 2;
     /* Snapshots are LZ4-compressed by raft_uv; insist on it rather than
      * silently writing them raw if the library lacks LZ4. */
     rv = raft_uv_set_snapshot_compression(&s->io, true);

@@ -1228,6 +1228,59 @@ static void test_snapshot_round_trip(void **state)
     kv_close(&b);
 }
 
+/* A capture (what an asynchronous snapshot encodes on another thread) must
+ * keep describing the state at capture time while the key space goes on:
+ * overwrites that trim history, deletes, compaction that unlinks keys, a
+ * retention change, and even a whole snapshot restored over it. Under ASan
+ * this also proves the capture never reads freed memory. */
+static void test_snapshot_capture_survives_changes(void **state)
+{
+    struct kv a;
+    struct kv other;
+    struct kv_capture *cap;
+    struct buf ref;
+    struct buf got;
+    struct buf other_snap;
+    int i;
+    (void)state;
+    setup_kv(&a);
+    build_rich_state(&a);
+    buf_init(&ref);
+    assert_int_equal(kv_snapshot_encode(&a, &ref), 0);
+    assert_int_equal(kv_capture(&a, &cap), 0);
+    assert_int_equal(a.captures, 1);
+
+    for (i = 0; i < 20; i++) {
+        put(&a, "cfg/a", "overwritten, trimming the captured versions");
+    }
+    del(&a, "cfg/", true);
+    del(&a, "", true);
+    assert_int_equal(compact(&a, a.rev), 0);
+    assert_int_equal(retain(&a, 1), 0);
+    assert_true(a.n_deferred > 0); /* freed values wait for the capture */
+    setup_kv(&other);
+    put(&other, "other", "state");
+    buf_init(&other_snap);
+    assert_int_equal(kv_snapshot_encode(&other, &other_snap), 0);
+    assert_int_equal(kv_snapshot_decode(&a, other_snap.data, other_snap.len), 0);
+    assert_int_equal(a.captures, 1); /* the restored state inherits it */
+
+    buf_init(&got);
+    assert_int_equal(kv_capture_encode(cap, &got), 0);
+    assert_int_equal(got.len, ref.len);
+    assert_memory_equal(got.data, ref.data, ref.len);
+    kv_capture_release(&a, cap);
+    assert_int_equal(a.captures, 0);
+    assert_int_equal(a.n_deferred, 0);
+    assert_int_equal(kv_hash(&a), kv_hash(&other));
+
+    buf_free(&ref);
+    buf_free(&got);
+    buf_free(&other_snap);
+    kv_close(&other);
+    kv_close(&a);
+}
+
 /* The same key written twice in one transaction (put then put, or delete
  * then put) leaves two versions with one mod_revision. That state must
  * survive a snapshot like any other. */
@@ -1647,6 +1700,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_same_key_twice_in_txn),
+        cmocka_unit_test(test_snapshot_capture_survives_changes),
         cmocka_unit_test(test_snapshot_decode_corrupt),
         cmocka_unit_test(test_snapshot_decode_invalid_states),
         cmocka_unit_test(test_snapshot_decode_out_of_memory),
