@@ -1,8 +1,12 @@
 #include "fsm.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "mpread.h"
 
@@ -119,6 +123,9 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
  *
  * raft takes one snapshot at a time, so one capture slot is enough. raft_uv
  * then compresses the buffer with LZ4 and writes it. */
+/* Nice value of a pool thread while it encodes a snapshot. */
+#define FSM_SNAPSHOT_NICE 10
+
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
@@ -144,9 +151,24 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
 {
     struct fsm *f = rf->data;
     struct buf b;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int nice_before;
+    bool reniced;
+    int rv;
     buf_init(&b);
+    /* Encode at a low CPU priority: on a small machine every node encodes at
+     * the same index, and the loop threads (which serve requests) must not
+     * wait behind it. Linux applies setpriority to one thread given its id.
+     * The thread belongs to libuv's pool, so its priority is restored. */
+    errno = 0;
+    nice_before = getpriority(PRIO_PROCESS, (id_t)tid);
+    reniced = errno == 0 && setpriority(PRIO_PROCESS, (id_t)tid, FSM_SNAPSHOT_NICE) == 0;
     /* Reads only the capture and the values it keeps alive. */
-    if (kv_capture_encode(f->capture, &b) != 0) {
+    rv = kv_capture_encode(f->capture, &b);
+    if (reniced) {
+        setpriority(PRIO_PROCESS, (id_t)tid, nice_before);
+    }
+    if (rv != 0) {
         buf_free(&b);
         return RAFT_NOMEM;
     }

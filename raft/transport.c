@@ -1,5 +1,6 @@
 #include "transport.h"
 
+#include <assert.h>
 #include <string.h>
 
 #define ADDRESS_MAX 256
@@ -36,12 +37,45 @@ static int wrap_init(struct raft_uv_transport *outer, raft_id id, const char *ad
     return t->tcp.init(&t->tcp, id, t->raft_address);
 }
 
+static struct transport *tcp_to_transport(struct raft_uv_transport *tcp)
+{
+    return (struct transport *)((char *)tcp - offsetof(struct transport, tcp));
+}
+
+static void nodelay(struct uv_stream_s *stream)
+{
+    /* Best effort: a connection without it is slower, not wrong. */
+    uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+}
+
+static void accept_cb(struct raft_uv_transport *tcp, raft_id id, const char *address,
+                      struct uv_stream_s *stream)
+{
+    struct transport *t = tcp_to_transport(tcp);
+    nodelay(stream);
+    t->accept_cb(&t->outer, id, address, stream);
+}
+
+/* A connect callback gets only raft_uv's request, from which the transport
+ * cannot be found; raft_uv passes the same function for every connect, so
+ * one process-wide copy is enough (set before any connect is started). */
+static raft_uv_connect_cb raft_connect_cb;
+
+static void connect_cb(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+    if (status == 0) {
+        nodelay(stream);
+    }
+    raft_connect_cb(req, stream, status);
+}
+
 static int wrap_listen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
 {
     struct transport *t = outer_to_transport(outer);
     int rv;
     t->tcp.data = outer->data;
-    rv = t->tcp.listen(&t->tcp, cb);
+    t->accept_cb = cb;
+    rv = t->tcp.listen(&t->tcp, accept_cb);
     if (rv != 0) {
         memcpy(outer->errmsg, t->tcp.errmsg, sizeof(outer->errmsg));
     }
@@ -58,12 +92,15 @@ static int wrap_connect(struct raft_uv_transport *outer, struct raft_uv_connect 
         return RAFT_NAMETOOLONG;
     }
     t->tcp.data = outer->data;
-    return t->tcp.connect(&t->tcp, req, id, raft_addr, cb);
+    /* raft_uv always passes the same callback. */
+    assert(raft_connect_cb == NULL || raft_connect_cb == cb);
+    raft_connect_cb = cb;
+    return t->tcp.connect(&t->tcp, req, id, raft_addr, connect_cb);
 }
 
 static void tcp_close_cb(struct raft_uv_transport *tcp)
 {
-    struct transport *t = (struct transport *)((char *)tcp - offsetof(struct transport, tcp));
+    struct transport *t = tcp_to_transport(tcp);
     if (t->close_cb != NULL) {
         t->close_cb(&t->outer);
     }

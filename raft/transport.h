@@ -8,6 +8,12 @@
  * connect, and a follower can redirect a client to the leader without any
  * other bookkeeping. raft_uv's TCP transport only understands "HOST:PORT",
  * so this wrapper hands it the Raft half of every address.
+ *
+ * It also turns on TCP_NODELAY on every Raft connection, which raft_uv 0.15
+ * does not: with Nagle's algorithm a small AppendEntries (or its result)
+ * written while an earlier one is unacknowledged waits for the peer's
+ * delayed ACK, up to 40 ms, and that was the whole tail of Cairn's write
+ * latency (docs/performance.md).
  */
 #ifndef CAIRN_TRANSPORT_H
 #define CAIRN_TRANSPORT_H
@@ -21,6 +27,7 @@ struct transport
     struct raft_uv_transport outer; /* what raft_uv calls */
     struct raft_uv_transport tcp;   /* raft_uv's TCP transport */
     raft_uv_transport_close_cb close_cb;
+    raft_uv_accept_cb accept_cb; /* raft_uv's, called after ours */
     /* The TCP transport keeps the pointer it is given at init, not a copy,
      * so the Raft half of our own address lives here. */
     char raft_address[256];

@@ -27,8 +27,8 @@
       "ignored when the data directory already holds a cluster")                                  \
     X(election_timeout_ms, U64, "1000", "Raft election timeout")                                  \
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                \
-    X(snapshot_threshold, U64, "8192", "take a Raft snapshot every this many applied entries")    \
-    X(snapshot_trailing, U64, "2048", "log entries kept after a snapshot for slow followers")     \
+    X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")   \
+    X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")     \
     X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")           \
     X(max_key_bytes, U64, "4096", "largest key accepted")                                         \
     X(max_value_bytes, U64, "1048576", "largest value accepted")                                  \

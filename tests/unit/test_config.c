@@ -82,8 +82,8 @@ static void test_defaults(void **state)
     assert_string_equal(p.c.initial_cluster, "");
     assert_int_equal(p.c.election_timeout_ms, 1000);
     assert_int_equal(p.c.heartbeat_timeout_ms, 100);
-    assert_int_equal(p.c.snapshot_threshold, 8192);
-    assert_int_equal(p.c.snapshot_trailing, 2048);
+    assert_int_equal(p.c.snapshot_threshold, 32768);
+    assert_int_equal(p.c.snapshot_trailing, 8192);
     assert_int_equal(p.c.segment_size_bytes, 8388608);
     assert_int_equal(p.c.max_key_bytes, 4096);
     assert_int_equal(p.c.max_value_bytes, 1048576);
