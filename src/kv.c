@@ -824,6 +824,7 @@ int kv_capture(struct kv *kv, struct kv_capture **out)
     cap->compact_rev = kv->compact_rev;
     cap->retain_versions = kv->retain_versions;
     cap->n_keys = kv->nodes;
+    cap->n_versions = kv->total_versions;
     cap->bytes = kv->value_bytes;
     cap->keys = cairn_malloc((kv->nodes > 0 ? kv->nodes : 1) * sizeof(*cap->keys));
     cap->versions =
@@ -875,7 +876,7 @@ int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
     int rv = 0;
     /* Size the buffer once: keys and values plus a generous per-version and
      * per-key overhead, so encoding never copies what it wrote. */
-    if (buf_reserve(out, cap->bytes + cap->n_keys * 24 + cap->n_keys * 16 + 64) != 0) {
+    if (buf_reserve(out, cap->bytes + cap->n_keys * 24 + cap->n_versions * 48 + 64) != 0) {
         return CAIRN_ENOMEM;
     }
     msgpack_packer_init(&pk, out, snapshot_write_cb);
