@@ -806,6 +806,7 @@ struct kv_capture
     kv_rev compact_rev;
     uint64_t retain_versions;
     uint64_t n_keys;
+    uint64_t n_versions;
     uint64_t bytes;              /* keys and values, for sizing the encoding */
     struct capture_key *keys;    /* owned */
     struct kv_version *versions; /* owned; values borrowed */
