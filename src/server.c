@@ -712,22 +712,35 @@ static void connection_cb(uv_stream_t *listener, int status)
     }
 }
 
+/* Parse an IPv4 HOST:PORT flag value, naming the flag in the error. */
+static int parse_ipv4(const char *flag, const char *value, struct sockaddr_in *addr, char *errmsg,
+                      size_t len)
+{
+    char host[256];
+    const char *colon = strrchr(value, ':');
+    char *end;
+    long port;
+    if (colon == NULL || (size_t)(colon - value) >= sizeof(host)) {
+        errf(errmsg, len, "--%s \"%s\" is not HOST:PORT", flag, value);
+        return -1;
+    }
+    memcpy(host, value, (size_t)(colon - value));
+    host[colon - value] = '\0';
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || port <= 0 || port > 65535 ||
+        uv_ip4_addr(host, (int)port, addr) != 0) {
+        errf(errmsg, len, "--%s \"%s\" is not an IPv4 HOST:PORT", flag, value);
+        return -1;
+    }
+    return 0;
+}
+
 static int listen_clients(struct server *s, char *errmsg, size_t len)
 {
     struct sockaddr_in addr;
-    char host[256];
-    const char *colon = strrchr(s->cfg->client_addr, ':');
-    int port;
     int rv;
-    if (colon == NULL || (size_t)(colon - s->cfg->client_addr) >= sizeof(host)) {
-        errf(errmsg, len, "--client-addr \"%s\" is not HOST:PORT", s->cfg->client_addr);
-        return -1;
-    }
-    memcpy(host, s->cfg->client_addr, (size_t)(colon - s->cfg->client_addr));
-    host[colon - s->cfg->client_addr] = '\0';
-    port = atoi(colon + 1);
-    if (port <= 0 || port > 65535 || uv_ip4_addr(host, port, &addr) != 0) {
-        errf(errmsg, len, "--client-addr \"%s\" is not an IPv4 HOST:PORT", s->cfg->client_addr);
+    if (parse_ipv4("client-addr", s->cfg->client_addr, &addr, errmsg, len) != 0) {
         return -1;
     }
     uv_tcp_init(s->loop, &s->listener);
@@ -749,19 +762,9 @@ static int listen_clients(struct server *s, char *errmsg, size_t len)
 static int check_raft_port(struct server *s, char *errmsg, size_t len)
 {
     struct sockaddr_in addr;
-    char host[256];
-    const char *colon = strrchr(s->cfg->raft_addr, ':');
     uv_tcp_t probe;
     int rv;
-    if (colon == NULL || (size_t)(colon - s->cfg->raft_addr) >= sizeof(host)) {
-        errf(errmsg, len, "--raft-addr \"%s\" is not HOST:PORT", s->cfg->raft_addr);
-        return -1;
-    }
-    memcpy(host, s->cfg->raft_addr, (size_t)(colon - s->cfg->raft_addr));
-    host[colon - s->cfg->raft_addr] = '\0';
-    if (atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535 ||
-        uv_ip4_addr(host, atoi(colon + 1), &addr) != 0) {
-        errf(errmsg, len, "--raft-addr \"%s\" is not an IPv4 HOST:PORT", s->cfg->raft_addr);
+    if (parse_ipv4("raft-addr", s->cfg->raft_addr, &addr, errmsg, len) != 0) {
         return -1;
     }
     uv_tcp_init(s->loop, &probe);
