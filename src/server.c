@@ -814,8 +814,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         return -1;
     }
     if (listen_clients(s, errmsg, errmsg_len) != 0) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        return -1;
+        return -1; /* main() closes whatever handles were opened */
     }
     rv = fsm_init(&s->fsm, cfg->id);
     if (rv != 0) {

@@ -123,6 +123,15 @@ int main(void)
         expect_refusal("unknown flag", args, words);
     }
     {
+        /* The address is checked before anything is opened: no crash while
+         * unwinding a half-started node (uv_close on a handle never made). */
+        const char *args[] = {"--id",        "1",       "--data-dir",    dir,
+                              "--raft-addr", raft_addr, "--client-addr", "127.0.0.1:70x1",
+                              NULL};
+        const char *words[] = {"--client-addr \"127.0.0.1:70x1\" is not an IPv4 HOST:PORT", NULL};
+        expect_refusal("bad client address", args, words);
+    }
+    {
         const char *args[] = {"--data-dir", dir, NULL};
         const char *words[] = {"--id is required", NULL};
         expect_refusal("missing --id", args, words);
