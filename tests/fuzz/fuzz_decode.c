@@ -113,7 +113,7 @@ static void check_request_round_trip(const struct proto_request *req)
 }
 
 /* A snapshot of kv decodes into a fresh key space with the same hash. */
-static void check_snapshot_round_trip(const struct kv *kv)
+static void check_snapshot_round_trip(struct kv *kv)
 {
     struct buf s;
     struct kv copy;
