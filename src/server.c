@@ -340,6 +340,8 @@ static void answer_status(struct server *s, struct session *session,
     st.bytes = s->fsm.kv.value_bytes;
     st.retain_versions = s->fsm.kv.retain_versions;
     st.snapshots = s->fsm.snapshots_taken;
+    st.read_barriers = s->reads.barriers;
+    st.linearizable_reads = s->reads.served;
     for (i = 0; i < s->raft.configuration.n && i < 16; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
         transport_split_address(m->address, raft_parts[i], client_parts[i], 256);

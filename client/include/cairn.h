@@ -146,6 +146,8 @@ struct cairn_status
     uint64_t bytes;
     uint64_t retain_versions;
     uint64_t snapshots;
+    uint64_t read_barriers;      /* barriers proposed to confirm linearizable reads */
+    uint64_t linearizable_reads; /* linearizable reads answered by this node */
     struct cairn_member *members;
     size_t n_members;
     void *internal_; /* owned: backing memory */

@@ -347,7 +347,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
 {
     msgpack_packer *pk = &w->pk;
     size_t i;
-    msgpack_pack_map(pk, 16);
+    msgpack_pack_map(pk, 18);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -364,6 +364,8 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     pack_kv_u64(pk, "bytes", s->bytes);
     pack_kv_u64(pk, "retain", s->retain_versions);
     pack_kv_u64(pk, "snapshots", s->snapshots);
+    pack_kv_u64(pk, "read_barriers", s->read_barriers);
+    pack_kv_u64(pk, "linearizable_reads", s->linearizable_reads);
     pack_key(pk, "members");
     msgpack_pack_array(pk, s->n_members);
     for (i = 0; i < s->n_members; i++) {
@@ -545,6 +547,10 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             field = &s->retain_versions;
         } else if (key_is(k, klen, "snapshots")) {
             field = &s->snapshots;
+        } else if (key_is(k, klen, "read_barriers")) {
+            field = &s->read_barriers;
+        } else if (key_is(k, klen, "linearizable_reads")) {
+            field = &s->linearizable_reads;
         }
         if (field != NULL) {
             if (!mp_uint(r, field)) {
