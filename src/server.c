@@ -474,6 +474,12 @@ void server_handle_request(struct server *s, struct session *session, const char
     int rv;
     arena_init(&a);
     rv = proto_decode_request(payload, len, &a, &req);
+    if (rv == CAIRN_ENOMEM) {
+        /* The frame was fine and is consumed; the connection stays usable. */
+        session_send_error(session, req.id, req.type, rv,
+                           "out of memory decoding the request; not applied", NULL);
+        goto out;
+    }
     if (rv != 0) {
         session_send_error(session, req.id, req.type, rv,
                            rv == CAIRN_EVERSION ? "unsupported protocol version; closing"

@@ -7,6 +7,7 @@ void mp_init(struct mp_reader *r, const void *data, size_t len)
     r->p = data;
     r->end = r->p + len;
     r->err = false;
+    r->nomem = false;
 }
 
 static bool fail(struct mp_reader *r)

@@ -21,6 +21,7 @@ struct mp_reader
     const uint8_t *p;   /* borrowed: next byte */
     const uint8_t *end; /* borrowed: one past the last byte */
     bool err;
+    bool nomem; /* set by callers: the error was running out of memory */
 };
 
 /* Maximum nesting that mp_skip follows. */

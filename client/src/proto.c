@@ -4,6 +4,13 @@
 
 #include "mpread.h"
 
+/* An allocation failed while decoding: the input may be fine. */
+static void mp_fail_nomem(struct mp_reader *r)
+{
+    r->err = true;
+    r->nomem = true;
+}
+
 int proto_frame_peek(const char *data, size_t len, size_t max_payload, size_t *payload_len)
 {
     const uint8_t *p = (const uint8_t *)data;
@@ -189,7 +196,7 @@ static bool read_ops(struct mp_reader *r, struct arena *a, struct proto_op **ops
     }
     *ops = arena_alloc(a, n * sizeof(**ops));
     if (*ops == NULL) {
-        r->err = true;
+        mp_fail_nomem(r);
         return false;
     }
     for (i = 0; i < n; i++) {
@@ -216,7 +223,7 @@ static bool read_cmps(struct mp_reader *r, struct arena *a, struct proto_request
     }
     req->cmps = arena_alloc(a, n * sizeof(*req->cmps));
     if (req->cmps == NULL) {
-        r->err = true;
+        mp_fail_nomem(r);
         return false;
     }
     for (i = 0; i < n; i++) {
@@ -259,7 +266,7 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
         !read_ops(&r, a, &out->then_ops, &out->n_then) ||
         !read_ops(&r, a, &out->else_ops, &out->n_else) || !mp_uint(&r, &out->number) ||
         !skip_rest(&r, n, 8) || !mp_done(&r)) {
-        return CAIRN_EMALFORMED;
+        return r.nomem ? CAIRN_ENOMEM : CAIRN_EMALFORMED;
     }
     return 0;
 }
@@ -423,7 +430,7 @@ static bool read_str_copy(struct mp_reader *r, struct arena *a, const char **out
     }
     *out = arena_strndup(a, p, len);
     if (*out == NULL) {
-        r->err = true;
+        mp_fail_nomem(r);
         return false;
     }
     return true;
@@ -450,7 +457,7 @@ static bool read_kv(struct mp_reader *r, struct arena *a, struct cairn_kv *kv)
     kv->value = arena_strndup(a, p, len);
     kv->value_len = len;
     if (kv->key == NULL || kv->value == NULL) {
-        r->err = true;
+        mp_fail_nomem(r);
         return false;
     }
     if (!mp_uint(r, &kv->create_revision) || !mp_uint(r, &kv->mod_revision) ||
@@ -471,7 +478,7 @@ static bool read_results(struct mp_reader *r, struct arena *a, struct cairn_resu
     res->n_ops = n;
     res->ops = arena_alloc(a, (n > 0 ? n : 1) * sizeof(*res->ops));
     if (res->ops == NULL) {
-        r->err = true;
+        mp_fail_nomem(r);
         return false;
     }
     for (i = 0; i < n; i++) {
@@ -487,7 +494,7 @@ static bool read_results(struct mp_reader *r, struct arena *a, struct cairn_resu
         op->n_kvs = k;
         op->kvs = arena_alloc(a, (k > 0 ? k : 1) * sizeof(*op->kvs));
         if (op->kvs == NULL) {
-            r->err = true;
+            mp_fail_nomem(r);
             return false;
         }
         for (j = 0; j < k; j++) {
@@ -573,7 +580,7 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             s->n_members = m;
             s->members = arena_alloc(a, (m > 0 ? m : 1) * sizeof(*s->members));
             if (s->members == NULL) {
-                r->err = true;
+                mp_fail_nomem(r);
                 return false;
             }
             for (j = 0; j < m; j++) {
@@ -665,7 +672,7 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
 err:
     arena_free(&a);
     memset(out, 0, sizeof(*out));
-    return rv;
+    return r.nomem ? CAIRN_ENOMEM : rv;
 }
 
 void proto_response_free(struct proto_response *r)

@@ -985,6 +985,51 @@ static void test_response_version_flag_and_counts(void **state)
     mpbuf_free(&m);
 }
 
+static void test_request_allocation_failure(void **state)
+{
+    struct proto_cmp cmps[2];
+    struct proto_op ops[3];
+    struct proto_request req;
+    struct proto_request got;
+    struct buf b;
+    long n;
+    bool succeeded = false;
+    (void)state;
+    memset(cmps, 0, sizeof(cmps));
+    memset(ops, 0, sizeof(ops));
+    memset(&req, 0, sizeof(req));
+    ops[0].type = CAIRN_OP_PUT;
+    ops[1].type = CAIRN_OP_GET;
+    ops[2].type = CAIRN_OP_DEL;
+    req.type = PROTO_TXN;
+    req.op.type = CAIRN_OP_GET;
+    req.cmps = cmps;
+    req.n_cmps = 2;
+    req.then_ops = ops;
+    req.n_then = 2;
+    req.else_ops = ops + 2;
+    req.n_else = 1;
+    buf_init(&b);
+    assert_int_equal(proto_encode_request(&b, &req), 0);
+    for (n = 0; n < 20 && !succeeded; n++) {
+        struct arena a;
+        int rv;
+        arena_init(&a);
+        cairn_alloc_fail_after(n);
+        rv = proto_decode_request(b.data + 4, b.len - 4, &a, &got);
+        cairn_alloc_fail_after(-1);
+        arena_free(&a);
+        if (rv == 0) {
+            succeeded = true;
+        } else {
+            assert_int_equal(rv, CAIRN_ENOMEM);
+        }
+    }
+    assert_true(succeeded);
+    assert_true(n > 1); /* at least one allocation was made to fail */
+    buf_free(&b);
+}
+
 static void test_response_allocation_failure(void **state)
 {
     struct buf b;
@@ -1004,7 +1049,9 @@ static void test_response_allocation_failure(void **state)
             succeeded = true;
             proto_response_free(&r);
         } else {
-            assert_true(rv == CAIRN_ENOMEM || rv == CAIRN_EMALFORMED);
+            /* A well-formed response that could not be allocated is out
+             * of memory, never "malformed". */
+            assert_int_equal(rv, CAIRN_ENOMEM);
             assert_null(r.result);
         }
     }
@@ -1368,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_response_status_unknown_keys),
         cmocka_unit_test(test_response_every_truncation_and_garbage),
         cmocka_unit_test(test_response_version_flag_and_counts),
+        cmocka_unit_test(test_request_allocation_failure),
         cmocka_unit_test(test_response_allocation_failure),
         cmocka_unit_test(test_mp_uint_every_width),
         cmocka_unit_test(test_mp_uint_rejects_negative),
