@@ -239,6 +239,45 @@ static int check_op_limits(const struct config *cfg, const struct proto_op *op, 
     return 0;
 }
 
+static bool slice_has_prefix(const struct proto_slice *s, const struct proto_slice *prefix)
+{
+    return s->len >= prefix->len && memcmp(s->ptr, prefix->ptr, prefix->len) == 0;
+}
+
+/* Whether two writes of one branch touch the same key: the same key twice,
+ * or a key under a prefix the branch deletes. etcd refuses such transactions
+ * ("duplicate key given in txn request"), and so do we: the outcome would
+ * depend on the order of operations inside one revision. */
+static bool writes_overlap(const struct proto_op *a, const struct proto_op *b)
+{
+    if (a->type == CAIRN_OP_GET || b->type == CAIRN_OP_GET) {
+        return false;
+    }
+    if (a->type == CAIRN_OP_DEL && a->prefix) {
+        return slice_has_prefix(&b->key, &a->key);
+    }
+    if (b->type == CAIRN_OP_DEL && b->prefix) {
+        return slice_has_prefix(&a->key, &b->key);
+    }
+    return a->key.len == b->key.len && memcmp(a->key.ptr, b->key.ptr, a->key.len) == 0;
+}
+
+static int check_branch_overlap(const struct proto_op *ops, uint32_t n, char *msg, size_t len)
+{
+    uint32_t i;
+    uint32_t j;
+    for (i = 0; i < n; i++) {
+        for (j = i + 1; j < n; j++) {
+            if (writes_overlap(&ops[i], &ops[j])) {
+                errf(msg, len, "a transaction branch writes key \"%.*s\" twice",
+                     (int)(ops[j].key.len > 200 ? 200 : ops[j].key.len), ops[j].key.ptr);
+                return CAIRN_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
 static int check_limits(const struct config *cfg, const struct proto_request *req, char *msg,
                         size_t len)
 {
@@ -272,7 +311,10 @@ static int check_limits(const struct config *cfg, const struct proto_request *re
                 return rv;
             }
         }
-        return 0;
+        if ((rv = check_branch_overlap(req->then_ops, req->n_then, msg, len)) != 0) {
+            return rv;
+        }
+        return check_branch_overlap(req->else_ops, req->n_else, msg, len);
     }
     if (req->type == PROTO_PUT || req->type == PROTO_DEL || req->type == PROTO_GET ||
         req->type == PROTO_HISTORY) {

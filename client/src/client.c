@@ -638,6 +638,7 @@ int cairn_txn(cairn_client *c, const struct cairn_txn *txn, struct cairn_result 
     struct proto_op *then_ops = NULL;
     struct proto_op *else_ops = NULL;
     bool writes = false;
+    bool local_error = true;
     size_t i;
     int rv = CAIRN_ENOMEM;
     memset(&req, 0, sizeof(req));
@@ -675,11 +676,13 @@ int cairn_txn(cairn_client *c, const struct cairn_txn *txn, struct cairn_result 
     req.n_then = (uint32_t)txn->n_then;
     req.else_ops = else_ops;
     req.n_else = (uint32_t)txn->n_else;
+    /* The call sets the error itself, with the server's message. */
+    local_error = false;
     rv = locked_call(c, &req, writes, out);
 out:
-    if (rv == CAIRN_ENOMEM || rv == CAIRN_EINVAL) {
+    if (local_error) {
         pthread_mutex_lock(&c->mu);
-        set_err(c, rv, NULL);
+        set_err(c, rv, rv == CAIRN_EINVAL ? "transaction operation type out of range" : NULL);
         pthread_mutex_unlock(&c->mu);
     }
     cairn_free(cmps);

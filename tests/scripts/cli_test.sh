@@ -66,6 +66,10 @@ out=$(printf 'version cfg/a > 100\n\nput cfg/b b3\n\nput cfg/b b4\n' | "$ctl" tx
 [[ $out == FAILED* ]] || fail "txn else-branch: $out"
 [[ $("$ctl" get cfg/b) == b4 ]] || fail "txn else-branch wrote"
 expect_fail 2 "unknown operation" -- bash -c "printf '\nfrob x\n' | '$ctl' txn"
+# Like etcd, one branch may not write a key twice (or under a prefix it deletes).
+expect_fail 1 "writes key \"cfg/b\" twice" -- bash -c "printf '\nput cfg/b x\nput cfg/b y\n' | '$ctl' txn"
+expect_fail 1 "CAIRN_EINVAL" -- bash -c "printf '\ndel cfg/b\nput cfg/b y\n' | '$ctl' txn"
+[[ $("$ctl" get cfg/b) == b4 ]] || fail "refused transactions wrote nothing"
 
 # history, retention, compact
 [[ $("$ctl" history cfg/a | head -1) == REVISION* ]] || fail "history header"
