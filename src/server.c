@@ -18,6 +18,9 @@
 #define TICK_MS 100
 #define DRAIN_MAX_MS 1000
 #define NODE_ID_FILE "cairn-node-id"
+/* Members listed in a status answer; a Raft configuration beyond this is
+ * reported truncated (membership changes are a later issue). */
+#define STATUS_MEMBERS_MAX 16
 
 static int64_t now_ms(void)
 {
@@ -357,9 +360,9 @@ static void answer_status(struct server *s, struct session *session,
                           const struct proto_request *req)
 {
     struct cairn_status st;
-    struct cairn_member members[16];
-    char raft_parts[16][256];
-    char client_parts[16][256];
+    struct cairn_member members[STATUS_MEMBERS_MAX];
+    char raft_parts[STATUS_MEMBERS_MAX][256];
+    char client_parts[STATUS_MEMBERS_MAX][256];
     struct proto_writer w;
     struct proto_response_head h;
     const char *leader = server_leader_client_address(s);
@@ -384,7 +387,7 @@ static void answer_status(struct server *s, struct session *session,
     st.snapshots = s->fsm.snapshots_taken;
     st.read_barriers = s->reads.barriers;
     st.linearizable_reads = s->reads.served;
-    for (i = 0; i < s->raft.configuration.n && i < 16; i++) {
+    for (i = 0; i < s->raft.configuration.n && i < STATUS_MEMBERS_MAX; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
         transport_split_address(m->address, raft_parts[i], client_parts[i], 256);
         members[i].id = m->id;

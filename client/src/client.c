@@ -473,8 +473,7 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
     }
 }
 
-static int finish(struct cairn_client *c, int rv, struct proto_response *resp,
-                  struct cairn_result **out)
+static int finish(int rv, struct proto_response *resp, struct cairn_result **out)
 {
     if (rv != 0) {
         if (out != NULL) {
@@ -487,7 +486,6 @@ static int finish(struct cairn_client *c, int rv, struct proto_response *resp,
     } else {
         cairn_result_free(resp->result);
     }
-    (void)c;
     return 0;
 }
 
@@ -498,7 +496,7 @@ static int locked_call(struct cairn_client *c, struct proto_request *req, bool i
     int rv;
     pthread_mutex_lock(&c->mu);
     rv = call(c, req, is_write, NULL, &resp);
-    rv = finish(c, rv, &resp, out);
+    rv = finish(rv, &resp, out);
     pthread_mutex_unlock(&c->mu);
     return rv;
 }
