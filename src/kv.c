@@ -293,6 +293,14 @@ static void trim(struct kv *kv, struct kv_key *k)
     }
 }
 
+/* Tell the observer that k's newest version was just appended. */
+static void notify_change(struct kv *kv, const struct kv_key *k, const struct kv_version *prev)
+{
+    if (kv->observer != NULL) {
+        kv->observer->change(kv->observer->data, k, newest(k), prev);
+    }
+}
+
 /* Append a version to k. Returns 0 or CAIRN_ENOMEM (k unchanged). */
 static int append_version(struct kv *kv, struct kv_key *k, const struct kv_version *v)
 {
@@ -353,6 +361,8 @@ static int do_put(struct kv *kv, const struct proto_op *op, kv_rev rev, int64_t 
     if (prev == NULL) {
         kv->live_keys++;
     }
+    /* append_version may have moved the array: find prev again. */
+    notify_change(kv, k, prev != NULL ? &k->versions[k->n_versions - 2] : NULL);
     trim(kv, k);
     return 0;
 }
@@ -371,6 +381,7 @@ static int delete_key(struct kv *kv, struct kv_key *k, kv_rev rev, int64_t time_
         return rv;
     }
     kv->live_keys--;
+    notify_change(kv, k, &k->versions[k->n_versions - 2]);
     trim(kv, k);
     return 0;
 }
@@ -650,6 +661,9 @@ static int run_txn(struct kv *kv, const struct proto_request *req, int64_t time_
     }
     if (changed) {
         kv->rev = rev;
+        if (kv->observer != NULL) {
+            kv->observer->revision_done(kv->observer->data, rev);
+        }
     }
     if (w != NULL) {
         proto_patch_revision(w, kv->rev);
@@ -1020,8 +1034,32 @@ int kv_snapshot_decode(struct kv *kv, const char *data, size_t len)
     fresh.deferred = kv->deferred;
     fresh.n_deferred = kv->n_deferred;
     fresh.cap_deferred = kv->cap_deferred;
+    fresh.observer = kv->observer;
     *kv = fresh;
+    if (kv->observer != NULL) {
+        kv->observer->restored(kv->observer->data);
+    }
     return 0;
+}
+
+const struct kv_key *kv_seek(const struct kv *kv, const char *key, uint32_t len)
+{
+    return find_ge(kv, key, len, NULL);
+}
+
+const struct kv_key *kv_next(const struct kv_key *k)
+{
+    return k->next[0];
+}
+
+int kv_version_at(const struct kv_key *k, kv_rev rev, const struct kv_version **out)
+{
+    return version_at(k, rev, out);
+}
+
+void kv_to_cairn_kv(const struct kv_key *k, const struct kv_version *v, struct cairn_kv *out)
+{
+    to_cairn_kv(k, v, out);
 }
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)

@@ -57,6 +57,23 @@ struct kv_key
     struct kv_key *next[]; /* skip list forward pointers, `level` of them */
 };
 
+/* Who learns of every change as it is applied: the watch hub. Callbacks run
+ * inside kv_apply / kv_snapshot_decode and must not modify the key space. */
+struct kv_observer
+{
+    void *data; /* borrowed */
+    /* Key k changed: v is its new version (a tombstone for a deletion) and
+     * prev its previous live version, NULL when there was none. Called before
+     * retention trims k, so prev is always available. Both pointers are valid
+     * only during the call. */
+    void (*change)(void *data, const struct kv_key *k, const struct kv_version *v,
+                   const struct kv_version *prev);
+    /* Every change of revision rev has been reported. */
+    void (*revision_done)(void *data, kv_rev rev);
+    /* The whole state was replaced (a snapshot was installed). */
+    void (*restored)(void *data);
+};
+
 struct kv
 {
     struct kv_key *head; /* owned: sentinel of KV_LEVEL_MAX levels */
@@ -74,6 +91,7 @@ struct kv
     void **deferred; /* owned */
     size_t n_deferred;
     size_t cap_deferred;
+    struct kv_observer *observer; /* borrowed; NULL when nobody watches */
 };
 
 /* A consistent image of the state at one revision, for encoding a snapshot
@@ -119,6 +137,15 @@ void kv_capture_release(struct kv *kv, struct kv_capture *cap);
 /* Replace the state with a decoded snapshot. On error (CAIRN_EMALFORMED,
  * CAIRN_ENOMEM) kv is left unchanged. */
 int kv_snapshot_decode(struct kv *kv, const char *data, size_t len);
+
+/* For the watch hub: the first key >= key (NULL at the end), the next one,
+ * and the live version of k at revision rev (*out NULL when k did not exist
+ * or was deleted then; CAIRN_ECOMPACTED when that is no longer known). */
+const struct kv_key *kv_seek(const struct kv *kv, const char *key, uint32_t len);
+const struct kv_key *kv_next(const struct kv_key *k);
+int kv_version_at(const struct kv_key *k, kv_rev rev, const struct kv_version **out);
+/* A kv_key's version as a protocol kv (pointers into k and v). */
+void kv_to_cairn_kv(const struct kv_key *k, const struct kv_version *v, struct cairn_kv *out);
 
 /* A 64-bit hash of the whole state, equal on replicas with equal state. */
 uint64_t kv_hash(const struct kv *kv);

@@ -289,6 +289,111 @@ int cairn_set_retention(cairn_client *c, uint64_t versions);
  * connected to). */
 int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **out);
 
+/*
+ * Watches.
+ *
+ * A watch delivers every change to a key (or to every key under a prefix)
+ * from a start revision on: in revision order, each revision exactly once,
+ * the events of one transaction together in one update. The library keeps
+ * each watch alive across reconnects, node crashes and leader changes by
+ * resuming from the revision after the last one it delivered; the caller does
+ * nothing. Any node can serve a watch (followers from their applied state).
+ *
+ * When the history a watch needs was compacted or trimmed by retention (a
+ * resume after a long outage, a watcher that fell too far behind), the node
+ * sends the watched range's complete state at the current revision instead:
+ * the update's kind is CAIRN_WATCH_SNAPSHOT and the caller should replace its
+ * view of the range with it. Events then continue from that revision.
+ *
+ * Threading: all watches of one cairn_client share one connection and one
+ * background thread, started with the first watch. Callbacks run on that
+ * thread, one at a time, in order; a slow callback delays every watch of the
+ * client (and the server then moves them to catch-up; nothing is lost). A
+ * callback may call cairn_watch_cancel() on its own or another watch, and
+ * the blocking calls of cairn.h on the same client.
+ */
+enum cairn_watch_kind {
+    CAIRN_WATCH_EVENTS = 1,   /* events of one or more whole revisions */
+    CAIRN_WATCH_SNAPSHOT = 2, /* the range's whole state at revision: replace yours */
+    CAIRN_WATCH_PROGRESS = 3, /* nothing changed up to revision */
+    CAIRN_WATCH_CANCELED = 4, /* the watch ended (error says why); no more updates */
+};
+
+enum cairn_event_type {
+    CAIRN_EVENT_PUT = 1,
+    CAIRN_EVENT_DELETE = 2,
+};
+
+/* One change. For a delete, kv.deleted is true, kv.value is empty and
+ * kv.mod_revision is the deletion's revision. prev_kv is the key's previous
+ * live version when the watch asked for it and it is still retained, else
+ * NULL. */
+struct cairn_event
+{
+    enum cairn_event_type type;
+    struct cairn_kv kv;
+    const struct cairn_kv *prev_kv;
+};
+
+/* What a callback receives. revision means "every change up to revision has
+ * been delivered": for EVENTS the revision of the last event, for SNAPSHOT
+ * the revision of the state, for PROGRESS the serving node's revision. Every
+ * pointer is valid only during the callback (or until
+ * cairn_watch_update_free() for updates taken with cairn_watch_next()). */
+struct cairn_watch_update
+{
+    enum cairn_watch_kind kind;
+    uint64_t revision;
+    uint64_t compact_revision;
+    const struct cairn_event *events; /* EVENTS */
+    size_t n_events;
+    const struct cairn_kv *kvs; /* SNAPSHOT: every live key of the range, in key order */
+    size_t n_kvs;
+    int error; /* CANCELED: a CAIRN_E* code */
+};
+
+typedef struct cairn_watcher cairn_watcher;
+
+/* Called on the client's watch thread; see "Threading" above. */
+typedef void (*cairn_watch_cb)(cairn_watcher *w, const struct cairn_watch_update *u, void *arg);
+
+struct cairn_watch_opts
+{
+    bool prefix;              /* watch every key under key */
+    uint64_t start_revision;  /* first revision to deliver (0: changes after now) */
+    bool prev_kv;             /* events carry the previous value */
+    bool prefer_followers;    /* serve from a follower when one is reachable */
+    uint32_t progress_ms;     /* progress interval (0: the server's default) */
+};
+
+/* Start watching. With cb, updates are delivered to cb on the watch thread;
+ * with cb NULL, they queue (bounded: the watch stops reading when full, and
+ * the server moves it to catch-up) until taken with cairn_watch_next().
+ * Returns once the serving node acknowledged the watch (or with an error:
+ * CAIRN_EINVAL for bad arguments, CAIRN_EUNAVAILABLE when no node could be
+ * reached within the client's timeout). *out is released by
+ * cairn_watch_cancel(). */
+int cairn_watch(cairn_client *c, const void *key, size_t key_len, const struct cairn_watch_opts *opts,
+                cairn_watch_cb cb, void *arg, cairn_watcher **out);
+
+/* Take the next queued update (only for watches started without a callback).
+ * Waits at most timeout_ms (-1: forever). Returns 0, CAIRN_ETIMEOUT, or
+ * CAIRN_EINVAL when the watch has a callback. Free *out with
+ * cairn_watch_update_free(). */
+int cairn_watch_next(cairn_watcher *w, int timeout_ms, struct cairn_watch_update **out);
+void cairn_watch_update_free(struct cairn_watch_update *u);
+
+/* Ask the serving node for a progress update now. */
+int cairn_watch_request_progress(cairn_watcher *w);
+
+/* The revision after which this watch resumes (the last delivered). */
+uint64_t cairn_watch_revision(const cairn_watcher *w);
+
+/* Stop the watch and free w. When it returns, no callback for w is running
+ * or will run (except that, called from w's own callback, that callback
+ * finishes). */
+void cairn_watch_cancel(cairn_watcher *w);
+
 #ifdef __cplusplus
 }
 #endif

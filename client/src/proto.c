@@ -110,7 +110,7 @@ int proto_encode_request(struct buf *out, const struct proto_request *req)
     struct proto_writer w;
     uint32_t i;
     proto_writer_begin(&w, out);
-    msgpack_pack_array(&w.pk, 8);
+    msgpack_pack_array(&w.pk, 9);
     msgpack_pack_uint32(&w.pk, PROTO_VERSION);
     msgpack_pack_uint64(&w.pk, req->id);
     msgpack_pack_uint8(&w.pk, req->type);
@@ -134,6 +134,7 @@ int proto_encode_request(struct buf *out, const struct proto_request *req)
         pack_op(&w.pk, &req->else_ops[i]);
     }
     msgpack_pack_uint64(&w.pk, req->number);
+    msgpack_pack_uint64(&w.pk, req->age_ms);
     return proto_writer_end(&w);
 }
 
@@ -265,7 +266,7 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
     if (!read_op(&r, &out->op) || !read_cmps(&r, a, out) ||
         !read_ops(&r, a, &out->then_ops, &out->n_then) ||
         !read_ops(&r, a, &out->else_ops, &out->n_else) || !mp_uint(&r, &out->number) ||
-        !skip_rest(&r, n, 8) || !mp_done(&r)) {
+        (n > 8 && !mp_uint(&r, &out->age_ms)) || !skip_rest(&r, n, 9) || !mp_done(&r)) {
         return r.nomem ? CAIRN_ENOMEM : CAIRN_EMALFORMED;
     }
     return 0;
@@ -384,6 +385,53 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     }
     pack_key(pk, "reserved");
     msgpack_pack_nil(pk);
+}
+
+void proto_pack_watch_head(struct proto_writer *w, uint64_t watch_id, uint8_t kind,
+                           uint64_t revision, uint64_t compact_revision, bool more, uint32_t part,
+                           uint32_t n_events)
+{
+    msgpack_packer *pk = &w->pk;
+    msgpack_pack_array(pk, 12);
+    msgpack_pack_uint32(pk, PROTO_VERSION);
+    msgpack_pack_uint64(pk, watch_id);
+    msgpack_pack_uint8(pk, (uint8_t)(PROTO_WATCH | PROTO_RESPONSE_FLAG));
+    msgpack_pack_int(pk, 0);
+    msgpack_pack_nil(pk);
+    msgpack_pack_nil(pk);
+    msgpack_pack_uint64(pk, revision);
+    msgpack_pack_uint64(pk, compact_revision);
+    msgpack_pack_true(pk);
+    msgpack_pack_array(pk, 0);
+    msgpack_pack_nil(pk);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint8(pk, kind);
+    pack_bool(pk, more);
+    msgpack_pack_uint32(pk, part);
+    msgpack_pack_array(pk, n_events);
+}
+
+void proto_pack_event_head(struct proto_writer *w)
+{
+    msgpack_pack_array(&w->pk, 2);
+}
+
+void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv, const struct cairn_kv *prev)
+{
+    proto_pack_event_head(w);
+    proto_pack_kv(w, kv);
+    if (prev != NULL) {
+        proto_pack_kv(w, prev);
+    } else {
+        msgpack_pack_nil(&w->pk);
+    }
+}
+
+void proto_pack_raw(struct proto_writer *w, const void *bytes, size_t len)
+{
+    if (writer_append_cb(w, bytes, len) != 0) {
+        w->failed = true;
+    }
 }
 
 int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, const char *message,
@@ -509,6 +557,55 @@ static bool read_results(struct mp_reader *r, struct arena *a, struct cairn_resu
     return true;
 }
 
+static bool read_watch(struct mp_reader *r, struct arena *a, struct proto_watch_msg *wm)
+{
+    uint32_t n;
+    uint32_t k;
+    uint32_t i;
+    uint64_t part;
+    if (!mp_array(r, &n) || n < 4) {
+        r->err = true;
+        return false;
+    }
+    if (!read_u8(r, &wm->kind, PROTO_WATCH_KIND_MAX) || wm->kind == 0 || !mp_bool(r, &wm->more) ||
+        !mp_uint(r, &part) || part > UINT32_MAX || !mp_array(r, &k)) {
+        r->err = true;
+        return false;
+    }
+    wm->part = (uint32_t)part;
+    wm->n_events = k;
+    wm->events = arena_alloc(a, (k > 0 ? k : 1) * sizeof(*wm->events));
+    if (wm->events == NULL) {
+        mp_fail_nomem(r);
+        return false;
+    }
+    for (i = 0; i < k; i++) {
+        struct cairn_event *e = &wm->events[i];
+        uint32_t m;
+        memset(e, 0, sizeof(*e));
+        if (!mp_array(r, &m) || m < 2 || !read_kv(r, a, &e->kv)) {
+            r->err = true;
+            return false;
+        }
+        e->type = e->kv.deleted ? CAIRN_EVENT_DELETE : CAIRN_EVENT_PUT;
+        if (!mp_try_nil(r)) {
+            struct cairn_kv *prev = arena_alloc(a, sizeof(*prev));
+            if (prev == NULL) {
+                mp_fail_nomem(r);
+                return false;
+            }
+            if (!read_kv(r, a, prev)) {
+                return false;
+            }
+            e->prev_kv = prev;
+        }
+        if (!skip_rest(r, m, 2)) {
+            return false;
+        }
+    }
+    return skip_rest(r, n, 4);
+}
+
 static bool key_is(const char *p, uint32_t len, const char *name)
 {
     return strlen(name) == len && memcmp(p, name, len) == 0;
@@ -612,6 +709,7 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
     struct arena a;
     struct cairn_result *res = NULL;
     struct cairn_status *st = NULL;
+    struct proto_watch_msg *wm = NULL;
     int rv = CAIRN_EMALFORMED;
 
     memset(out, 0, sizeof(*out));
@@ -651,7 +749,18 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
             goto err;
         }
     }
-    if (!skip_rest(&r, n, 11) || !mp_done(&r)) {
+    if (n > 11 && !mp_try_nil(&r)) {
+        wm = arena_alloc(&a, sizeof(*wm));
+        if (wm == NULL) {
+            rv = CAIRN_ENOMEM;
+            goto err;
+        }
+        memset(wm, 0, sizeof(*wm));
+        if (!read_watch(&r, &a, wm)) {
+            goto err;
+        }
+    }
+    if (!skip_rest(&r, n, 12) || !mp_done(&r)) {
         goto err;
     }
     /* The arena's first owner is a holder allocated from itself. */
@@ -667,6 +776,7 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
         st->internal_ = h;
         out->status = st;
     }
+    out->watch = wm;
     return 0;
 
 err:

@@ -7,14 +7,17 @@
  * fixed (see docs/architecture.md, "The protocol"); a decoder ignores extra
  * trailing elements so that later versions can append fields.
  *
- *   request  = [version, id, type, op, [cmp...], [then-op...], [else-op...], number]
+ *   request  = [version, id, type, op, [cmp...], [then-op...], [else-op...], number,
+ *               age_ms]
  *   op       = [type, key, value, prefix, prev_kv, limit, after, revision, stale]
  *   cmp      = [key, target, cmp-op, value, number]
  *   response = [version, id, type|0x80, code, message, leader, revision,
- *               compact_revision, succeeded, [result...], status|nil]
+ *               compact_revision, succeeded, [result...], status|nil, watch]
  *   result   = [deleted, more, [kv...]]
  *   kv       = [key, value, create_rev, mod_rev, version, time_ms, deleted]
  *   status   = {"id": .., "state": .., ...} (a map: it grows most often)
+ *   watch    = [kind, more, part, [event...]]   (watch messages only)
+ *   event    = [kv, prev_kv|nil]
  *
  * Ids are chosen by the client and echoed by the server, so any number of
  * requests may be in flight on one connection (pipelining); a server answers
@@ -45,7 +48,22 @@ enum proto_type {
     PROTO_COMPACT = 6,
     PROTO_STATUS = 7,
     PROTO_RETENTION = 8,
-    PROTO_TYPE_MAX = 8,
+    PROTO_WATCH = 9,
+    PROTO_WATCH_CANCEL = 10,
+    PROTO_PROGRESS = 11,
+    PROTO_TYPE_MAX = 11,
+};
+
+/* What a watch message (a response to PROTO_WATCH, sent any number of times
+ * with the watch's id) carries. Its head revision R always means "every
+ * event up to R has now been delivered": the resume point is R + 1. */
+enum proto_watch_kind {
+    PROTO_WATCH_CREATED = 1,  /* the watch exists; R = start - 1 */
+    PROTO_WATCH_EVENTS = 2,   /* one or more whole revisions, ascending; R = the last */
+    PROTO_WATCH_PROGRESS = 3, /* no events; R = the node's revision */
+    PROTO_WATCH_SNAPSHOT = 4, /* one part of the range's state at R */
+    PROTO_WATCH_CANCELED = 5, /* the server ended the watch; code says why */
+    PROTO_WATCH_KIND_MAX = 5,
 };
 
 #define PROTO_RESPONSE_FLAG 0x80
@@ -89,7 +107,10 @@ struct proto_request
     uint32_t n_then;
     struct proto_op *else_ops;
     uint32_t n_else;
-    uint64_t number; /* COMPACT: revision; RETENTION: versions */
+    uint64_t number; /* COMPACT: revision; RETENTION: versions; WATCH: progress
+                      * interval in ms (0: server default); WATCH_CANCEL: the
+                      * watch id; PROGRESS: a watch id, 0 for all */
+    uint64_t age_ms; /* RETENTION: maximum age of past versions (0: none) */
 };
 
 /* Inspect the start of a byte stream. Returns 1 and sets *payload_len when a
@@ -148,6 +169,21 @@ void proto_pack_kv(struct proto_writer *w, const struct cairn_kv *kv);
 void proto_pack_nil(struct proto_writer *w);
 void proto_pack_status(struct proto_writer *w, const struct cairn_status *s);
 
+/* A watch message: a whole response head for watch_id (no results, no
+ * status) followed by the watch element's header; the caller then packs
+ * exactly n_events events with proto_pack_event(), or with
+ * proto_pack_event_head() and two pre-encoded kvs (proto_pack_raw). For a
+ * snapshot part, more says whether further parts follow and part numbers
+ * them from 0 (a part 0 starts a new snapshot). */
+void proto_pack_watch_head(struct proto_writer *w, uint64_t watch_id, uint8_t kind,
+                           uint64_t revision, uint64_t compact_revision, bool more, uint32_t part,
+                           uint32_t n_events);
+/* An event: prev may be NULL (packed as nil). */
+void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv, const struct cairn_kv *prev);
+void proto_pack_event_head(struct proto_writer *w);
+/* Append bytes that already are msgpack. */
+void proto_pack_raw(struct proto_writer *w, const void *bytes, size_t len);
+
 /* Convenience: a whole error response frame. */
 int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, const char *message,
                        const char *leader);
@@ -162,10 +198,24 @@ struct proto_response
     const char *leader;          /* "" when none */
     struct cairn_result *result; /* owned; NULL when the response carried none */
     struct cairn_status *status; /* owned; NULL when none */
+    struct proto_watch_msg *watch; /* owned; NULL unless a watch message */
+};
+
+/* The watch element of a watch message. Memory shares the response's arena. */
+struct proto_watch_msg
+{
+    uint8_t kind; /* enum proto_watch_kind */
+    bool more;
+    uint32_t part;
+    struct cairn_event *events;
+    size_t n_events;
 };
 
 /* Decode a response payload. Returns 0 or CAIRN_EMALFORMED / CAIRN_EVERSION /
- * CAIRN_ENOMEM. On success the caller owns out->result and out->status. */
+ * CAIRN_ENOMEM. On success the caller owns out->result, out->status and
+ * out->watch; they share one arena: release them together with
+ * proto_response_free(), or keep out->result and free it with
+ * cairn_result_free() (which releases the other two as well). */
 int proto_decode_response(const char *payload, size_t len, struct proto_response *out);
 void proto_response_free(struct proto_response *r);
 

@@ -356,9 +356,9 @@ static void test_request_forward_compatible_extra_fields(void **state)
     struct mpbuf m;
     struct proto_request out;
     (void)state;
-    /* A request with a ninth element and an op with two more fields. */
+    /* A request with a tenth element and an op with two more fields. */
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 9);
+    msgpack_pack_array(&m.pk, 10);
     msgpack_pack_uint64(&m.pk, PROTO_VERSION);
     msgpack_pack_uint64(&m.pk, 5);
     msgpack_pack_uint8(&m.pk, PROTO_GET);
@@ -366,6 +366,7 @@ static void test_request_forward_compatible_extra_fields(void **state)
     msgpack_pack_array(&m.pk, 0);
     msgpack_pack_array(&m.pk, 0);
     msgpack_pack_array(&m.pk, 0);
+    msgpack_pack_uint64(&m.pk, 0);
     msgpack_pack_uint64(&m.pk, 0);
     msgpack_pack_map(&m.pk, 1); /* the new trailing element */
     msgpack_pack_str(&m.pk, 1);
@@ -620,7 +621,8 @@ static int decode_with_nesting(unsigned depth)
     unsigned i;
     int rv;
     mpbuf_init(&m);
-    pack_get_head(&m.pk, 9, PROTO_VERSION);
+    pack_get_head(&m.pk, 10, PROTO_VERSION);
+    msgpack_pack_uint64(&m.pk, 0); /* age_ms */
     for (i = 0; i < depth; i++) {
         msgpack_pack_array(&m.pk, 1);
     }
