@@ -29,6 +29,8 @@
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                \
     X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")   \
     X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")     \
+    X(retention_sweep_ms, U64, "60000",                                                           \
+      "how often the leader applies retention age limits to keys nobody writes (0: never)")       \
     X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")           \
     X(max_key_bytes, U64, "4096", "largest key accepted")                                         \
     X(max_value_bytes, U64, "1048576", "largest value accepted")                                  \
@@ -36,6 +38,15 @@
     X(max_request_bytes, U64, "2097152", "largest request frame accepted")                        \
     X(session_output_max_bytes, U64, "67108864",                                                  \
       "pending output per client connection beyond which cairnd stops reading from it")           \
+    X(watch_queue_events_max, U64, "1024",                                                        \
+      "events one watcher may have in its connection's unsent output before it falls back to "    \
+      "catching up from history")                                                                 \
+    X(watch_output_max_bytes, U64, "4194304",                                                     \
+      "unsent output of a connection beyond which its watchers stop taking live events and "      \
+      "catch up from history once it drains")                                                     \
+    X(watch_max_per_connection, U64, "100000", "most watches on one client connection")           \
+    X(watch_progress_ms, U64, "1000",                                                             \
+      "how often an idle watcher is told the revision the node has reached")                      \
     X(shutdown_transfer_timeout_ms, U64, "3000",                                                  \
       "on SIGTERM, how long a leader waits to hand leadership over before stopping")              \
     X(log_level, STR, "info", "trace, info, warn or error")

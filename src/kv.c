@@ -10,7 +10,10 @@
  * and reports more=true, so one response always fits in a frame. */
 #define KV_RANGE_BYTES_MAX (16u * 1024u * 1024u)
 
-#define KV_SNAPSHOT_FORMAT 1
+/* 2 replaced the single retain_versions of 1 with the policy table; format 1
+ * is still read, as the policy for "" alone. */
+#define KV_SNAPSHOT_FORMAT 2
+#define KV_SNAPSHOT_FORMAT_V1 1
 
 /* Skip list
  *
@@ -175,8 +178,16 @@ int kv_init(struct kv *kv)
     if (kv->head == NULL) {
         return CAIRN_ENOMEM;
     }
+    /* The policy for "" always exists: every key has one that decides. */
+    kv->policies = cairn_calloc(1, sizeof(*kv->policies));
+    if (kv->policies == NULL) {
+        cairn_free(kv->head);
+        kv->head = NULL;
+        return CAIRN_ENOMEM;
+    }
+    kv->policies[0].max_versions = KV_RETAIN_VERSIONS_DEFAULT;
+    kv->n_policies = 1;
     kv->level = 1;
-    kv->retain_versions = KV_RETAIN_VERSIONS_DEFAULT;
     kv->rng = 0x9e3779b97f4a7c15ull;
     return 0;
 }
@@ -205,12 +216,19 @@ static void free_deferred(struct kv *kv)
 
 void kv_close(struct kv *kv)
 {
+    uint32_t i;
     if (kv->head == NULL) {
         return;
     }
     free_all_keys(kv);
     cairn_free(kv->head);
     kv->head = NULL;
+    for (i = 0; i < kv->n_policies; i++) {
+        free_later(kv, kv->policies[i].prefix); /* a capture may borrow it */
+    }
+    cairn_free(kv->policies);
+    kv->policies = NULL;
+    kv->n_policies = 0;
     if (kv->captures == 0) {
         free_deferred(kv);
     }
@@ -286,11 +304,110 @@ static void drop_oldest(struct kv *kv, struct kv_key *k)
     k->n_versions--;
 }
 
-static void trim(struct kv *kv, struct kv_key *k)
+/* Retention policies
+ *
+ * The table is sorted bytewise by prefix and policies[0] is the one for "",
+ * which sorts before everything. It holds at most KV_RETENTION_POLICIES_MAX
+ * entries, so a binary search costs a dozen comparisons. */
+
+/* Index of the last policy whose prefix sorts at or before key[0:len]. */
+static uint32_t policy_last_le(const struct kv *kv, const char *key, uint32_t len)
 {
-    while (k->n_versions > kv->retain_versions && k->n_versions > 1) {
+    uint32_t lo = 0; /* policies[lo] <= key always: policies[0] is "" */
+    uint32_t hi = kv->n_policies;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const struct kv_retention *p = &kv->policies[mid];
+        if (key_cmp(p->prefix, p->prefix_len, key, len) <= 0) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+const struct kv_retention *kv_retention_find(const struct kv *kv, const char *prefix, uint32_t len)
+{
+    const struct kv_retention *p = &kv->policies[policy_last_le(kv, prefix, len)];
+    return key_cmp(p->prefix, p->prefix_len, prefix, len) == 0 ? p : NULL;
+}
+
+const struct kv_retention *kv_retention_for(const struct kv *kv, const char *key, uint32_t len)
+{
+    /* Let p be the last policy <= key[0:len]. If p is a prefix of it, p is
+     * the longest such prefix: a longer one would sort after p and still at
+     * or before the key. If it is not, p and the key first differ at some
+     * byte c < len where p's is smaller; a policy that is a prefix of the key
+     * and longer than c would sort after p, so every candidate is a prefix
+     * of key[0:c]: search again there. Each round shortens len, and "" ends
+     * the search. */
+    for (;;) {
+        const struct kv_retention *p = &kv->policies[policy_last_le(kv, key, len)];
+        uint32_t common = 0;
+        while (common < p->prefix_len && common < len && p->prefix[common] == key[common]) {
+            common++;
+        }
+        if (common == p->prefix_len) {
+            return p;
+        }
+        assert(common < len); /* p <= key[0:len] and p is not its prefix */
+        len = common;
+    }
+}
+
+/* Whether a past version is older than max_age_ms at time_ms. Times come
+ * from log entries (any int64), so the difference is taken without
+ * overflow; a version "from the future" (a clock stepped back) is young. */
+static bool expired(const struct kv_version *v, int64_t time_ms, uint64_t max_age_ms)
+{
+    return time_ms > v->time_ms && (uint64_t)time_ms - (uint64_t)v->time_ms > max_age_ms;
+}
+
+/* Apply k's retention policy at time_ms (the entry being applied). The newest
+ * version always stays; past versions go oldest first. */
+static void trim(struct kv *kv, struct kv_key *k, int64_t time_ms)
+{
+    const struct kv_retention *p = kv_retention_for(kv, k->key, k->key_len);
+    while (k->n_versions > 1 && p->max_versions > 0 && k->n_versions > p->max_versions) {
         drop_oldest(kv, k);
     }
+    while (k->n_versions > 1 && p->max_age_ms > 0 &&
+           expired(&k->versions[0], time_ms, p->max_age_ms)) {
+        drop_oldest(kv, k);
+    }
+}
+
+/* Insert a policy at index at (the caller keeps the table sorted). Returns 0
+ * or CAIRN_ENOMEM (nothing changed). */
+static int policy_insert(struct kv *kv, uint32_t at, const char *prefix, uint32_t len,
+                         uint64_t max_versions, uint64_t max_age_ms)
+{
+    struct kv_retention *ps;
+    struct kv_retention *p;
+    char *copy = NULL;
+    if (len > 0) {
+        copy = cairn_malloc(len);
+        if (copy == NULL) {
+            return CAIRN_ENOMEM;
+        }
+        memcpy(copy, prefix, len);
+    }
+    ps = cairn_realloc(kv->policies, (kv->n_policies + 1) * sizeof(*ps));
+    if (ps == NULL) {
+        cairn_free(copy);
+        return CAIRN_ENOMEM;
+    }
+    kv->policies = ps;
+    memmove(&ps[at + 1], &ps[at], (kv->n_policies - at) * sizeof(*ps));
+    kv->n_policies++;
+    p = &ps[at];
+    p->prefix = copy;
+    p->prefix_len = len;
+    p->max_versions = max_versions;
+    p->max_age_ms = max_age_ms;
+    kv->n_aged_policies += max_age_ms > 0;
+    return 0;
 }
 
 /* Tell the observer that k's newest version was just appended. */
@@ -363,7 +480,7 @@ static int do_put(struct kv *kv, const struct proto_op *op, kv_rev rev, int64_t 
     }
     /* append_version may have moved the array: find prev again. */
     notify_change(kv, k, prev != NULL ? &k->versions[k->n_versions - 2] : NULL);
-    trim(kv, k);
+    trim(kv, k, time_ms);
     return 0;
 }
 
@@ -382,13 +499,15 @@ static int delete_key(struct kv *kv, struct kv_key *k, kv_rev rev, int64_t time_
     }
     kv->live_keys--;
     notify_change(kv, k, &k->versions[k->n_versions - 2]);
-    trim(kv, k);
+    trim(kv, k, time_ms);
     return 0;
 }
 
 static bool has_prefix(const struct kv_key *k, const struct proto_slice *prefix)
 {
-    return k->key_len >= prefix->len && memcmp(k->key, prefix->ptr, prefix->len) == 0;
+    /* An empty prefix may come with a NULL pointer (a zeroed request). */
+    return k->key_len >= prefix->len &&
+           (prefix->len == 0 || memcmp(k->key, prefix->ptr, prefix->len) == 0);
 }
 
 /* Deletes one key or every key under a prefix. *changed is set when anything
@@ -703,17 +822,73 @@ static int do_compact(struct kv *kv, kv_rev rev)
     return 0;
 }
 
-static int set_retention(struct kv *kv, uint64_t versions)
+/* Trim every key under prefix (every key for ""). */
+static void trim_under(struct kv *kv, const struct proto_slice *prefix, int64_t time_ms)
 {
     struct kv_key *k;
-    if (versions == 0 || versions > UINT32_MAX) {
-        return CAIRN_EINVAL;
+    for (k = find_ge(kv, prefix->ptr, prefix->len, NULL); k != NULL && has_prefix(k, prefix);
+         k = k->next[0]) {
+        trim(kv, k, time_ms);
     }
-    kv->retain_versions = versions;
-    for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
-        trim(kv, k);
+}
+
+/* PROTO_RETENTION: set, replace or remove the policy for req->op.key. */
+static int set_retention(struct kv *kv, const struct proto_request *req, int64_t time_ms)
+{
+    const struct proto_slice *prefix = &req->op.key;
+    uint64_t versions = req->number;
+    uint64_t age_ms = req->age_ms;
+    uint32_t at = policy_last_le(kv, prefix->ptr, prefix->len);
+    struct kv_retention *p = &kv->policies[at];
+    bool exists = key_cmp(p->prefix, p->prefix_len, prefix->ptr, prefix->len) == 0;
+    int rv;
+    if (versions > UINT32_MAX) {
+        return CAIRN_EINVAL; /* a key's version count is a uint32_t */
     }
+    if (versions == 0 && age_ms == 0 && prefix->len == 0) {
+        versions = KV_RETAIN_VERSIONS_DEFAULT; /* "" always has a policy */
+    }
+    if (versions == 0 && age_ms == 0) {
+        if (!exists) {
+            return CAIRN_ENOTFOUND;
+        }
+        /* A capture may borrow the prefix bytes. */
+        free_later(kv, p->prefix);
+        kv->n_aged_policies -= p->max_age_ms > 0;
+        memmove(p, p + 1, (kv->n_policies - at - 1) * sizeof(*p));
+        kv->n_policies--;
+    } else if (exists) {
+        kv->n_aged_policies -= p->max_age_ms > 0;
+        kv->n_aged_policies += age_ms > 0;
+        p->max_versions = versions;
+        p->max_age_ms = age_ms;
+    } else {
+        if (kv->n_policies >= KV_RETENTION_POLICIES_MAX) {
+            return CAIRN_ETOOLARGE;
+        }
+        rv = policy_insert(kv, at + 1, prefix->ptr, prefix->len, versions, age_ms);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    /* Keys under the prefix may now fall under a stricter policy (a longer
+     * prefix's keys keep theirs: trim() looks each key's policy up). */
+    trim_under(kv, prefix, time_ms);
     return 0;
+}
+
+/* PROTO_SWEEP: apply every key's policy at time_ms. Only age limits change
+ * with time (counts are applied at every write), so without one there is
+ * nothing to do. */
+static void sweep(struct kv *kv, int64_t time_ms)
+{
+    struct kv_key *k;
+    if (kv->n_aged_policies == 0) {
+        return;
+    }
+    for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
+        trim(kv, k, time_ms);
+    }
 }
 
 int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
@@ -738,8 +913,15 @@ int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
             return run_txn(kv, req, time_ms, w);
         case PROTO_COMPACT:
         case PROTO_RETENTION:
-            rv = req->type == PROTO_COMPACT ? do_compact(kv, req->number)
-                                            : set_retention(kv, req->number);
+        case PROTO_SWEEP:
+            rv = 0;
+            if (req->type == PROTO_COMPACT) {
+                rv = do_compact(kv, req->number);
+            } else if (req->type == PROTO_RETENTION) {
+                rv = set_retention(kv, req, time_ms);
+            } else {
+                sweep(kv, time_ms);
+            }
             if (rv != 0) {
                 return rv;
             }
@@ -791,9 +973,13 @@ int kv_read(struct kv *kv, const struct proto_request *req, struct proto_writer 
     }
 }
 
-/* Snapshots: [format, rev, compact_rev, retain, n_keys,
+/* Snapshots: [format, rev, compact_rev,
+ *             [[prefix, max_versions, max_age_ms]...],
+ *             n_keys,
  *             [[key, floor_rev, floor_deleted,
- *               [[mod, create, version, time, deleted, value]...]]...]] */
+ *               [[mod, create, version, time, deleted, value]...]]...]]
+ * Policies and keys are in bytewise order; the first policy is "". Format 1
+ * had retain_versions (a number) where the policies are. */
 
 static int snapshot_write_cb(void *data, const char *bytes, size_t len)
 {
@@ -818,7 +1004,8 @@ struct kv_capture
 {
     kv_rev rev;
     kv_rev compact_rev;
-    uint64_t retain_versions;
+    struct kv_retention *policies; /* owned array; prefixes borrowed */
+    uint32_t n_policies;
     uint64_t n_keys;
     uint64_t n_versions;
     uint64_t bytes;              /* keys and values, for sizing the encoding */
@@ -837,19 +1024,27 @@ int kv_capture(struct kv *kv, struct kv_capture **out)
     }
     cap->rev = kv->rev;
     cap->compact_rev = kv->compact_rev;
-    cap->retain_versions = kv->retain_versions;
+    cap->n_policies = kv->n_policies;
     cap->n_keys = kv->nodes;
     cap->n_versions = kv->total_versions;
     cap->bytes = kv->value_bytes;
+    for (i = 0; i < kv->n_policies; i++) {
+        cap->bytes += kv->policies[i].prefix_len;
+    }
+    cap->policies = cairn_malloc(kv->n_policies * sizeof(*cap->policies));
     cap->keys = cairn_malloc((kv->nodes > 0 ? kv->nodes : 1) * sizeof(*cap->keys));
     cap->versions =
         cairn_malloc((kv->total_versions > 0 ? kv->total_versions : 1) * sizeof(*cap->versions));
-    if (cap->keys == NULL || cap->versions == NULL) {
+    if (cap->policies == NULL || cap->keys == NULL || cap->versions == NULL) {
+        cairn_free(cap->policies);
         cairn_free(cap->keys);
         cairn_free(cap->versions);
         cairn_free(cap);
         return CAIRN_ENOMEM;
     }
+    /* Prefix bytes are borrowed like keys: free_later() keeps them. */
+    memcpy(cap->policies, kv->policies, kv->n_policies * sizeof(*cap->policies));
+    i = 0;
     for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
         struct capture_key *ck = &cap->keys[i++];
         ck->key = k->key;
@@ -874,6 +1069,7 @@ void kv_capture_release(struct kv *kv, struct kv_capture *cap)
     if (cap == NULL) {
         return;
     }
+    cairn_free(cap->policies);
     cairn_free(cap->keys);
     cairn_free(cap->versions);
     cairn_free(cap);
@@ -891,7 +1087,8 @@ int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
     int rv = 0;
     /* Size the buffer once: keys and values plus a generous per-version and
      * per-key overhead, so encoding never copies what it wrote. */
-    if (buf_reserve(out, cap->bytes + cap->n_keys * 24 + cap->n_versions * 48 + 64) != 0) {
+    if (buf_reserve(out, cap->bytes + cap->n_policies * 24 + cap->n_keys * 24 +
+                             cap->n_versions * 48 + 64) != 0) {
         return CAIRN_ENOMEM;
     }
     msgpack_packer_init(&pk, out, snapshot_write_cb);
@@ -899,7 +1096,15 @@ int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
     rv |= msgpack_pack_uint32(&pk, KV_SNAPSHOT_FORMAT);
     rv |= msgpack_pack_uint64(&pk, cap->rev);
     rv |= msgpack_pack_uint64(&pk, cap->compact_rev);
-    rv |= msgpack_pack_uint64(&pk, cap->retain_versions);
+    rv |= msgpack_pack_array(&pk, cap->n_policies);
+    for (j = 0; j < cap->n_policies; j++) {
+        const struct kv_retention *p = &cap->policies[j];
+        rv |= msgpack_pack_array(&pk, 3);
+        rv |= msgpack_pack_bin(&pk, p->prefix_len);
+        rv |= msgpack_pack_bin_body(&pk, p->prefix != NULL ? p->prefix : "", p->prefix_len);
+        rv |= msgpack_pack_uint64(&pk, p->max_versions);
+        rv |= msgpack_pack_uint64(&pk, p->max_age_ms);
+    }
     rv |= msgpack_pack_uint64(&pk, cap->n_keys);
     rv |= msgpack_pack_array(&pk, (uint32_t)cap->n_keys);
     for (i = 0; i < cap->n_keys && rv == 0; i++) {
@@ -937,22 +1142,79 @@ int kv_snapshot_encode(struct kv *kv, struct buf *out)
     return rv;
 }
 
+/* The policy table of a snapshot into kv, which holds only the default
+ * policy for "". Checks what set_retention() guarantees: "" first, prefixes
+ * strictly ordered (no duplicates), at most KV_RETENTION_POLICIES_MAX, no
+ * more than UINT32_MAX versions, and no policy that limits nothing. */
+static int snapshot_decode_policies(struct kv *kv, struct mp_reader *r)
+{
+    uint32_t n;
+    uint32_t i;
+    if (!mp_array(r, &n) || n == 0 || n > KV_RETENTION_POLICIES_MAX) {
+        return CAIRN_EMALFORMED;
+    }
+    for (i = 0; i < n; i++) {
+        const struct kv_retention *last = &kv->policies[kv->n_policies - 1];
+        uint32_t fields;
+        const char *prefix;
+        uint32_t prefix_len;
+        uint64_t versions;
+        uint64_t age_ms;
+        int rv;
+        if (!mp_array(r, &fields) || fields != 3 || !mp_bytes(r, &prefix, &prefix_len) ||
+            !mp_uint(r, &versions) || !mp_uint(r, &age_ms) || versions > UINT32_MAX ||
+            (versions == 0 && age_ms == 0) || (i == 0) != (prefix_len == 0)) {
+            return CAIRN_EMALFORMED;
+        }
+        if (i == 0) {
+            kv->policies[0].max_versions = versions;
+            kv->policies[0].max_age_ms = age_ms;
+            kv->n_aged_policies += age_ms > 0;
+            continue;
+        }
+        if (key_cmp(last->prefix, last->prefix_len, prefix, prefix_len) >= 0) {
+            return CAIRN_EMALFORMED;
+        }
+        rv = policy_insert(kv, kv->n_policies, prefix, prefix_len, versions, age_ms);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
 /* Decodes into a fresh kv so that a bad snapshot leaves the old one intact. */
 static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
 {
     struct mp_reader r;
     uint32_t n;
     uint64_t format;
+    uint64_t retain_versions;
     uint64_t n_keys;
     uint32_t n_list;
     uint32_t i;
     uint32_t j;
     struct kv_key *prev_key = NULL;
+    int rv;
     mp_init(&r, data, len);
-    if (!mp_array(&r, &n) || n < 6 || !mp_uint(&r, &format) || format != KV_SNAPSHOT_FORMAT ||
-        !mp_uint(&r, &kv->rev) || !mp_uint(&r, &kv->compact_rev) ||
-        !mp_uint(&r, &kv->retain_versions) || !mp_uint(&r, &n_keys) || !mp_array(&r, &n_list) ||
-        n_list != n_keys || kv->retain_versions == 0 || kv->compact_rev > kv->rev) {
+    if (!mp_array(&r, &n) || n < 6 || !mp_uint(&r, &format) ||
+        (format != KV_SNAPSHOT_FORMAT && format != KV_SNAPSHOT_FORMAT_V1) ||
+        !mp_uint(&r, &kv->rev) || !mp_uint(&r, &kv->compact_rev) || kv->compact_rev > kv->rev) {
+        return CAIRN_EMALFORMED;
+    }
+    if (format == KV_SNAPSHOT_FORMAT_V1) {
+        if (!mp_uint(&r, &retain_versions) || retain_versions == 0 ||
+            retain_versions > UINT32_MAX) {
+            return CAIRN_EMALFORMED;
+        }
+        kv->policies[0].max_versions = retain_versions;
+    } else {
+        rv = snapshot_decode_policies(kv, &r);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    if (!mp_uint(&r, &n_keys) || !mp_array(&r, &n_list) || n_list != n_keys) {
         return CAIRN_EMALFORMED;
     }
     for (i = 0; i < n_list; i++) {
@@ -983,7 +1245,6 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
             uint32_t vf;
             const char *value;
             uint32_t value_len;
-            int rv;
             memset(&v, 0, sizeof(v));
             /* Versions arrive oldest first. Two may share a mod_revision: a
              * transaction that writes one key twice appends both. */
@@ -1079,11 +1340,17 @@ uint64_t kv_hash(const struct kv *kv)
     const struct kv_key *k;
     uint32_t i;
     /* Everything a snapshot carries, since all of it changes answers: the
-     * retention setting (how later writes trim), each key's floor (absent or
+     * retention policies (how later writes trim), each key's floor (absent or
      * ECOMPACTED below its oldest version) and each version's time. */
     h = fnv(h, &kv->rev, sizeof(kv->rev));
     h = fnv(h, &kv->compact_rev, sizeof(kv->compact_rev));
-    h = fnv(h, &kv->retain_versions, sizeof(kv->retain_versions));
+    for (i = 0; i < kv->n_policies; i++) {
+        const struct kv_retention *p = &kv->policies[i];
+        h = fnv(h, &p->prefix_len, sizeof(p->prefix_len));
+        h = fnv(h, p->prefix != NULL ? p->prefix : "", p->prefix_len);
+        h = fnv(h, &p->max_versions, sizeof(p->max_versions));
+        h = fnv(h, &p->max_age_ms, sizeof(p->max_age_ms));
+    }
     for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
         h = fnv(h, &k->key_len, sizeof(k->key_len));
         h = fnv(h, k->key, k->key_len);

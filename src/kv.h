@@ -8,8 +8,21 @@
  * (mod_revision, create_revision, version, time, value or tombstone). How
  * many past versions stay is decided by two independent rules:
  *
- *  - retention: keep at most retain_versions versions of each key (a cluster
- *    setting, replicated through the log so every node trims identically);
+ *  - retention: a table of policies (prefix, max_versions, max_age_ms),
+ *    replicated through the log so every node trims identically. The policy
+ *    with the longest prefix of a key decides for it; the policy for "" always
+ *    exists (by default 10 versions, no age limit). A past version (any but
+ *    the key's newest, which always stays) is discarded when it is not among
+ *    the newest max_versions versions (when max_versions > 0), or when it is
+ *    more than max_age_ms older than the time of the log entry being applied
+ *    (when max_age_ms > 0). That time is the proposer's clock, recorded in
+ *    the entry, so every replica decides alike; kv never reads a clock.
+ *    Versions go oldest first: a version stays while an older one does, which
+ *    matters only if proposers' clocks stepped back across a leader change
+ *    (history is then kept longer, never shorter). Keys are trimmed when
+ *    written, when a policy covering them is set or removed, and by a sweep
+ *    entry (PROTO_SWEEP), which the leader proposes periodically so that age
+ *    limits apply to keys nobody writes;
  *  - compaction: kv_compact(R) discards every version older than the newest
  *    version at or before R, and refuses reads below R.
  *
@@ -31,7 +44,10 @@
 typedef uint64_t kv_rev;
 
 #define KV_LEVEL_MAX 24
-#define KV_RETAIN_VERSIONS_DEFAULT 10
+/* The policy for "" unless set otherwise. */
+#define KV_RETAIN_VERSIONS_DEFAULT CAIRN_RETENTION_VERSIONS_DEFAULT
+/* Retention policies a key space holds, the one for "" included. */
+#define KV_RETENTION_POLICIES_MAX CAIRN_RETENTION_POLICIES_MAX
 
 struct kv_version
 {
@@ -57,6 +73,15 @@ struct kv_key
     struct kv_key *next[]; /* skip list forward pointers, `level` of them */
 };
 
+/* A retention policy for every key under prefix (see the top of this file). */
+struct kv_retention
+{
+    char *prefix; /* owned; NULL when prefix_len is 0 */
+    uint32_t prefix_len;
+    uint64_t max_versions; /* 0: no limit on the count; at most UINT32_MAX */
+    uint64_t max_age_ms;   /* 0: no limit on the age */
+};
+
 /* Who learns of every change as it is applied: the watch hub. Callbacks run
  * inside kv_apply / kv_snapshot_decode and must not modify the key space. */
 struct kv_observer
@@ -80,12 +105,15 @@ struct kv
     uint8_t level;       /* highest level in use */
     kv_rev rev;
     kv_rev compact_rev;
-    uint64_t retain_versions;
-    uint64_t live_keys;      /* keys whose newest version is not a tombstone */
-    uint64_t nodes;          /* keys with any retained version */
-    uint64_t value_bytes;    /* bytes of keys and values over all retained versions */
-    uint64_t total_versions; /* retained versions over all keys */
-    uint64_t rng;            /* skip list level choice; not part of the state */
+    /* owned: sorted bytewise by prefix, so policies[0] is the one for "" */
+    struct kv_retention *policies;
+    uint32_t n_policies;
+    uint32_t n_aged_policies; /* policies with max_age_ms > 0: sweeps matter */
+    uint64_t live_keys;       /* keys whose newest version is not a tombstone */
+    uint64_t nodes;           /* keys with any retained version */
+    uint64_t value_bytes;     /* bytes of keys and values over all retained versions */
+    uint64_t total_versions;  /* retained versions over all keys */
+    uint64_t rng;             /* skip list level choice; not part of the state */
     /* Snapshot captures alive, and memory whose release waits for them. */
     unsigned captures;
     void **deferred; /* owned */
@@ -104,13 +132,21 @@ struct kv_capture;
 int kv_init(struct kv *kv);
 void kv_close(struct kv *kv);
 
-/* Apply a committed write request (PUT, DEL, TXN, COMPACT, RETENTION) with
- * the proposer's wall clock time_ms. When w is not NULL, the full response
- * for request id is packed into it (the caller began it and ends it).
- * Returns 0, or a CAIRN_E* code when the request was refused without changing
- * anything (then nothing was packed and the caller packs an error). Requests
- * are validated by the proposer, but committed bytes may still be anything:
- * nothing here asserts on them. */
+/* Apply a committed write request (PUT, DEL, TXN, COMPACT, RETENTION, SWEEP)
+ * with the proposer's wall clock time_ms. When w is not NULL, the full
+ * response for request id is packed into it (the caller began it and ends
+ * it). Returns 0, or a CAIRN_E* code when the request was refused without
+ * changing anything (then nothing was packed and the caller packs an error).
+ * Requests are validated by the proposer, but committed bytes may still be
+ * anything: nothing here asserts on them.
+ *
+ * RETENTION sets the policy for prefix op.key to keep `number` versions and
+ * versions younger than age_ms, and trims every key under the prefix at once;
+ * with number and age_ms both 0 it removes that policy (CAIRN_ENOTFOUND when
+ * there is none), or for "" restores the default. It refuses more than
+ * UINT32_MAX versions (CAIRN_EINVAL) and a new policy beyond
+ * KV_RETENTION_POLICIES_MAX (CAIRN_ETOOLARGE). SWEEP trims every key by its
+ * policy at time_ms. Neither creates a revision. */
 int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
              struct proto_writer *w);
 
@@ -146,6 +182,11 @@ const struct kv_key *kv_next(const struct kv_key *k);
 int kv_version_at(const struct kv_key *k, kv_rev rev, const struct kv_version **out);
 /* A kv_key's version as a protocol kv (pointers into k and v). */
 void kv_to_cairn_kv(const struct kv_key *k, const struct kv_version *v, struct cairn_kv *out);
+
+/* The policy set exactly for prefix, NULL when there is none. */
+const struct kv_retention *kv_retention_find(const struct kv *kv, const char *prefix, uint32_t len);
+/* The policy that decides for key: the one with the longest prefix of it. */
+const struct kv_retention *kv_retention_for(const struct kv *kv, const char *key, uint32_t len);
 
 /* A 64-bit hash of the whole state, equal on replicas with equal state. */
 uint64_t kv_hash(const struct kv *kv);

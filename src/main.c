@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         uv_walk(&loop, close_walk_cb, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
+        watch_hub_free(&srv->hub);
         fsm_close(&srv->fsm);
         free(srv);
         config_free(&cfg);
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     rv = srv->exit_code;
+    watch_hub_free(&srv->hub);
     fsm_close(&srv->fsm);
     free(srv);
     config_free(&cfg);

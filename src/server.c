@@ -281,8 +281,43 @@ static int check_branch_overlap(const struct proto_op *ops, uint32_t n, char *ms
     return 0;
 }
 
-static int check_limits(const struct config *cfg, const struct proto_request *req, char *msg,
-                        size_t len)
+/* A retention policy request, checked against the leader's applied table:
+ * the key space checks the count and existence again when the entry applies
+ * (deterministically on every node), but only here can the refusal say why. */
+static int check_retention(const struct config *cfg, const struct kv *kv,
+                           const struct proto_request *req, char *msg, size_t len)
+{
+    const struct proto_slice *prefix = &req->op.key;
+    bool removal = req->number == 0 && req->age_ms == 0;
+    int shown = (int)(prefix->len > 200 ? 200 : prefix->len);
+    if (prefix->len > cfg->max_key_bytes) {
+        errf(msg, len, "retention prefix of %u bytes exceeds max_key_bytes (%llu)", prefix->len,
+             (unsigned long long)cfg->max_key_bytes);
+        return CAIRN_ETOOLARGE;
+    }
+    if (req->number > UINT32_MAX) {
+        errf(msg, len, "retention keeps at most %lu versions of a key", (unsigned long)UINT32_MAX);
+        return CAIRN_EINVAL;
+    }
+    if (prefix->len == 0 || kv_retention_find(kv, prefix->ptr, prefix->len) != NULL) {
+        return 0;
+    }
+    if (removal) {
+        errf(msg, len, "no retention policy for prefix \"%.*s\"", shown, prefix->ptr);
+        return CAIRN_ENOTFOUND;
+    }
+    if (kv->n_policies >= KV_RETENTION_POLICIES_MAX) {
+        errf(msg, len,
+             "the cluster already holds %d retention policies, the most it keeps; "
+             "remove one first",
+             KV_RETENTION_POLICIES_MAX);
+        return CAIRN_ETOOLARGE;
+    }
+    return 0;
+}
+
+static int check_limits(const struct config *cfg, const struct kv *kv,
+                        const struct proto_request *req, char *msg, size_t len)
 {
     uint32_t i;
     int rv;
@@ -319,6 +354,9 @@ static int check_limits(const struct config *cfg, const struct proto_request *re
         }
         return check_branch_overlap(req->else_ops, req->n_else, msg, len);
     }
+    if (req->type == PROTO_WATCH) {
+        return check_op_limits(cfg, &req->op, msg, len);
+    }
     if (req->type == PROTO_PUT || req->type == PROTO_DEL || req->type == PROTO_GET ||
         req->type == PROTO_HISTORY) {
         uint8_t expect = req->type == PROTO_PUT   ? CAIRN_OP_PUT
@@ -330,9 +368,8 @@ static int check_limits(const struct config *cfg, const struct proto_request *re
         }
         return check_op_limits(cfg, &req->op, msg, len);
     }
-    if (req->type == PROTO_RETENTION && req->number == 0) {
-        errf(msg, len, "retention must keep at least 1 version");
-        return CAIRN_EINVAL;
+    if (req->type == PROTO_RETENTION) {
+        return check_retention(cfg, kv, req, msg, len);
     }
     return 0;
 }
@@ -368,8 +405,24 @@ static void answer_status(struct server *s, struct session *session,
     const char *leader = server_leader_client_address(s);
     raft_id leader_id = 0;
     const char *leader_raft = NULL;
+    const struct kv *kv = &s->fsm.kv;
+    struct cairn_retention *retention;
     unsigned i;
+    /* Up to KV_RETENTION_POLICIES_MAX of them: too many for the stack. */
+    retention = cairn_malloc(kv->n_policies * sizeof(*retention));
+    if (retention == NULL) {
+        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
+        return;
+    }
+    for (i = 0; i < kv->n_policies; i++) {
+        retention[i].prefix = kv->policies[i].prefix != NULL ? kv->policies[i].prefix : "";
+        retention[i].prefix_len = kv->policies[i].prefix_len;
+        retention[i].versions = kv->policies[i].max_versions;
+        retention[i].age_ms = kv->policies[i].max_age_ms;
+    }
     memset(&st, 0, sizeof(st));
+    st.retention = retention;
+    st.n_retention = kv->n_policies;
     raft_leader(&s->raft, &leader_id, &leader_raft);
     st.id = s->cfg->id;
     st.state = state_name(raft_state(&s->raft));
@@ -383,7 +436,7 @@ static void answer_status(struct server *s, struct session *session,
     st.compact_revision = s->fsm.kv.compact_rev;
     st.keys = s->fsm.kv.live_keys;
     st.bytes = s->fsm.kv.value_bytes;
-    st.retain_versions = s->fsm.kv.retain_versions;
+    st.retain_versions = kv->policies[0].max_versions; /* the policy for "" */
     st.snapshots = s->fsm.snapshots_taken;
     st.read_barriers = s->reads.barriers;
     st.linearizable_reads = s->reads.served;
@@ -408,6 +461,7 @@ static void answer_status(struct server *s, struct session *session,
     proto_pack_status(&w, &st);
     proto_writer_end(&w);
     session_output_done(session);
+    cairn_free(retention);
 }
 
 struct write_req
@@ -534,7 +588,7 @@ void server_handle_request(struct server *s, struct session *session, const char
         goto out;
     }
     msg[0] = '\0';
-    rv = check_limits(s->cfg, &req, msg, sizeof(msg));
+    rv = check_limits(s->cfg, &s->fsm.kv, &req, msg, sizeof(msg));
     if (rv != 0) {
         session_send_error(session, req.id, req.type, rv, msg, NULL);
         goto out;
@@ -546,6 +600,12 @@ void server_handle_request(struct server *s, struct session *session, const char
     }
     leader = raft_state(&s->raft) == RAFT_LEADER;
     switch (req.type) {
+        case PROTO_WATCH:
+        case PROTO_WATCH_CANCEL:
+        case PROTO_PROGRESS:
+            /* Any node serves watches, from its applied state. */
+            watch_hub_handle(&s->hub, session, &req);
+            break;
         case PROTO_STATUS:
             answer_status(s, session, &req);
             break;
@@ -598,6 +658,62 @@ static void flush_cb(uv_check_t *h)
     }
 }
 
+/* Retention sweeps
+ *
+ * Age limits discard history as time passes, but the key space never reads a
+ * clock: it trims by the time stamped in the entry it applies, so that every
+ * replica trims alike. Keys nobody writes would then keep expired versions
+ * for ever; so while some policy has an age limit, the leader proposes a
+ * PROTO_SWEEP entry every retention_sweep_ms. One at a time: a slow commit
+ * never queues more, and a lost one is simply followed by the next. */
+
+static void sweep_cb(struct raft_apply *req, int status, void *result)
+{
+    struct server *s = req->data;
+    (void)result;
+    s->sweep_in_flight = false;
+    if (status != 0) {
+        log_info("retention sweep not committed (%s); the next one follows", raft_strerror(status));
+    }
+}
+
+static void propose_sweep(struct server *s)
+{
+    struct proto_request req;
+    struct buf frame;
+    struct raft_buffer entry;
+    uint64_t now = uv_now(s->loop);
+    int rv;
+    if (s->cfg->retention_sweep_ms == 0 || s->sweep_in_flight || s->state != SERVER_RUNNING ||
+        raft_state(&s->raft) != RAFT_LEADER || s->fsm.kv.n_aged_policies == 0 ||
+        now - s->last_sweep_ms < s->cfg->retention_sweep_ms) {
+        return;
+    }
+    s->last_sweep_ms = now;
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_SWEEP;
+    buf_init(&frame);
+    rv = proto_encode_request(&frame, &req);
+    if (rv == 0) {
+        rv = fsm_encode_entry(s->cfg->id, now_ms(), frame.data + PROTO_FRAME_HEADER_SIZE,
+                              frame.len - PROTO_FRAME_HEADER_SIZE, &entry);
+    }
+    buf_free(&frame);
+    if (rv != 0) {
+        log_warn("retention sweep: out of memory; trying again in %llu ms",
+                 (unsigned long long)s->cfg->retention_sweep_ms);
+        return;
+    }
+    s->sweep.data = s;
+    rv = raft_apply(&s->raft, &s->sweep, &entry, 1, sweep_cb);
+    if (rv != 0) {
+        raft_free(entry.base);
+        log_warn("retention sweep not proposed: %s", raft_strerror(rv));
+        return;
+    }
+    s->sweep_in_flight = true;
+}
+
 static void ticker_cb(uv_timer_t *h)
 {
     struct server *s = h->data;
@@ -623,6 +739,7 @@ static void ticker_cb(uv_timer_t *h)
         s->exit_code = 1;
         server_stop(s);
     }
+    watch_hub_tick(&s->hub);
     if (leader != s->last_leader) {
         if (leader != 0) {
             s->leader_changes++;
@@ -630,6 +747,7 @@ static void ticker_cb(uv_timer_t *h)
         }
         s->last_leader = leader;
     }
+    propose_sweep(s);
 }
 
 static void close_handles(struct server *s);
@@ -749,6 +867,7 @@ static void close_handles(struct server *s)
             uv_close(handles[i], NULL);
         }
     }
+    watch_hub_close(&s->hub);
 }
 
 static void connection_cb(uv_stream_t *listener, int status)
@@ -839,6 +958,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
                  size_t errmsg_len)
 {
     struct raft_configuration conf;
+    struct watch_limits limits;
     int rv;
 
     memset(s, 0, sizeof(*s));
@@ -874,6 +994,16 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         errf(errmsg, errmsg_len, "out of memory");
         return -1;
     }
+    limits.queue_events_max = cfg->watch_queue_events_max;
+    limits.output_max_bytes = cfg->watch_output_max_bytes;
+    limits.per_connection_max = cfg->watch_max_per_connection;
+    limits.progress_ms = cfg->watch_progress_ms;
+    rv = watch_hub_init(&s->hub, loop, &s->fsm.kv, &limits);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    s->fsm.kv.observer = &s->hub.observer;
     rv = transport_init(&s->transport, loop, cfg->raft_addr);
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft transport: %s", raft_strerror(rv));

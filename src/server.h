@@ -27,6 +27,7 @@
 #include "leader_guard.h"
 #include "reads.h"
 #include "transport.h"
+#include "watch.h"
 
 struct session;
 
@@ -49,6 +50,7 @@ struct server
     struct fsm fsm;
     struct leader_guard guard;
     struct reads reads;
+    struct watch_hub hub;
     uv_tcp_t listener;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -64,6 +66,10 @@ struct server
     int last_state; /* raft state seen by the ticker */
     raft_id last_leader;
     uint64_t drain_started_ms;
+    /* Retention sweeps (server.c): one proposal at a time. */
+    struct raft_apply sweep;
+    bool sweep_in_flight;
+    uint64_t last_sweep_ms;  /* loop time of the last proposal */
     char leader_client[256]; /* cache for server_leader_client_address */
     int exit_code;
 };

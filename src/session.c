@@ -47,6 +47,7 @@ void session_close(struct session *s)
         return;
     }
     s->closing = true;
+    watch_hub_session_closed(&s->srv->hub, s);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -189,12 +190,14 @@ static void write_cb(uv_write_t *req, int status)
 {
     struct session *s = req->data;
     s->write_in_flight = false;
+    s->written_bytes += s->writing.len;
     s->writing.len = 0;
     if (status != 0 || s->closing) {
         session_close(s);
         session_unref(s);
         return;
     }
+    watch_hub_session_drained(&s->srv->hub, s);
     session_flush(s);
     update_reading(s);
     session_unref(s);

@@ -30,6 +30,7 @@
 #include "buf.h"
 
 struct server;
+struct watcher;
 
 struct session
 {
@@ -49,6 +50,10 @@ struct session
     struct session *next; /* server's list of sessions */
     struct session *prev;
     struct session *dirty_next;
+    uint64_t written_bytes;   /* bytes the socket has taken so far */
+    struct watcher *watchers; /* the watch hub's watchers of this connection */
+    uint64_t n_watchers;
+    uint64_t watch_parked; /* watchers waiting for the output to drain */
 };
 
 /* Accept a connection from listener into a new session. */

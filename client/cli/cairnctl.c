@@ -2,8 +2,10 @@
  * cairnctl: the command-line client. Verbs in the spirit of etcdctl; every
  * failure exits non-zero with a message on stderr that says what went wrong.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,9 @@ struct opts
     uint64_t limit;
     const char *after;
     const char *endpoint; /* status: one node */
+    bool progress;        /* watch: print progress updates */
+    const char *versions; /* retention set: --versions N */
+    const char *age;      /* retention set: --age DURATION */
     char *args[8];
     int n_args;
 };
@@ -48,8 +53,15 @@ static void usage(FILE *f)
             "                             (0: only if KEY does not exist)\n"
             "  txn                        read a transaction from stdin (see docs/cairnctl.md)\n"
             "  history KEY                list retained versions of KEY, newest first; --limit N\n"
+            "  diff KEY REV1 REV2         line diff of KEY's values at REV1 and REV2\n"
+            "  rollback KEY REV           write KEY's value at REV back as a new revision,\n"
+            "                             unless KEY changes meanwhile\n"
             "  compact REV                discard history before revision REV\n"
-            "  retention N                keep the last N versions of each key (cluster-wide)\n"
+            "  retention set PREFIX       history kept under PREFIX: --versions N, --age DURATION\n"
+            "                             (90s, 30m, 12h, 7d); also: retention list,\n"
+            "                             retention remove PREFIX, retention N (the \"\" policy)\n"
+            "  watch KEY                  print KEY's changes as they come (--prefix: every key\n"
+            "                             under KEY) from now or --rev R; --prev, --progress\n"
             "  status                     show every endpoint's role, term and indexes;\n"
             "                             --endpoint HOST:PORT asks one node\n"
             "\n"
@@ -277,8 +289,11 @@ static int cmd_get(cairn_client *c, const struct opts *o)
     go.after_len = o->after != NULL ? strlen(o->after) : 0;
     rv = cairn_get(c, o->args[0], strlen(o->args[0]), &go, &r);
     if (rv != 0) {
+        char what[64];
+        /* Name the revision: "not found" at a past one is not "not found". */
+        snprintf(what, sizeof(what), o->rev > 0 ? "get at revision %" PRIu64 : "get", o->rev);
         cairn_result_free(r);
-        return fail(c, rv, "get");
+        return fail(c, rv, what);
     }
     if (o->json) {
         json_result(r);
@@ -540,6 +555,26 @@ static int cmd_txn(cairn_client *c, const struct opts *o)
     return 0;
 }
 
+/* Milliseconds since the epoch as UTC ISO 8601: 2024-05-01T12:00:00.250Z. */
+static void format_time(int64_t ms, char *out, size_t len)
+{
+    int64_t secs = ms / 1000;
+    int frac = (int)(ms % 1000);
+    time_t t;
+    struct tm tm;
+    char date[40];
+    if (frac < 0) { /* before 1970: round the seconds down */
+        frac += 1000;
+        secs--;
+    }
+    t = (time_t)secs;
+    if (gmtime_r(&t, &tm) == NULL || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, len, "%" PRId64 "ms", ms);
+        return;
+    }
+    snprintf(out, len, "%s.%03dZ", date, frac);
+}
+
 static int cmd_history(cairn_client *c, const struct opts *o)
 {
     struct cairn_result *r = NULL;
@@ -566,16 +601,509 @@ static int cmd_history(cairn_client *c, const struct opts *o)
     printf("%-10s %-8s %-24s %-8s %s\n", "REVISION", "VERSION", "TIME", "SIZE", "EVENT");
     for (i = 0; i < r->ops[0].n_kvs; i++) {
         const struct cairn_kv *kv = &r->ops[0].kvs[i];
-        char when[40];
-        time_t secs = (time_t)(kv->time_ms / 1000);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        printf("%-10" PRIu64 " %-8" PRIu64 " %s.%03dZ %-8zu %s\n", kv->mod_revision, kv->version,
-               when, (int)(kv->time_ms % 1000), kv->value_len, kv->deleted ? "delete" : "put");
+        char when[64];
+        format_time(kv->time_ms, when, sizeof(when));
+        printf("%-10" PRIu64 " %-8" PRIu64 " %-24s %-8zu %s\n", kv->mod_revision, kv->version, when,
+               kv->value_len, kv->deleted ? "delete" : "put");
+    }
+    if (r->ops[0].more) {
+        fprintf(stderr, "cairnctl: history: older versions follow; raise --limit to see them\n");
     }
     cairn_result_free(r);
     return 0;
+}
+
+/* diff: a line diff of a key's values at two revisions, in the unified
+ * format of diff -u. Lines are compared with their newline, so that a
+ * missing newline at the end of a value shows, as it does in diff. */
+
+/* Unchanged lines shown around each change, as in diff -u. */
+#define DIFF_CONTEXT_LINES 3
+/* The LCS table spans the lines between the common head and tail, one
+ * uint32_t per pair of lines. Beyond this many cells (16 MiB), the differing
+ * middle is shown replaced as a whole: still a correct diff, not a minimal
+ * one (and the output says so). */
+#define DIFF_LCS_CELLS_MAX (4u * 1024u * 1024u)
+
+struct diff_line
+{
+    const char *p; /* borrowed from the value */
+    size_t len;    /* without the newline */
+    bool newline;  /* ends with '\n' (every line but perhaps the last) */
+};
+
+/* One step of the edit script that turns the old lines into the new. */
+struct diff_edit
+{
+    char op;  /* ' ' in both, '-' only in the old value, '+' only in the new */
+    size_t a; /* old lines before this step */
+    size_t b; /* new lines before this step */
+};
+
+/* The value of the key at one revision. */
+struct diff_side
+{
+    uint64_t revision; /* the revision read at */
+    bool exists;
+    struct cairn_result *res; /* owned */
+    const char *value;        /* into res; "" when absent */
+    size_t value_len;
+    uint64_t mod_revision;   /* 0 when absent */
+    struct diff_line *lines; /* owned */
+    size_t n_lines;
+};
+
+static int split_lines(struct diff_side *side)
+{
+    const char *p = side->value;
+    const char *end = p + side->value_len;
+    size_t n = 0;
+    const char *q;
+    for (q = p; q < end; q++) {
+        n += *q == '\n';
+    }
+    n += side->value_len > 0 && end[-1] != '\n';
+    side->lines = malloc((n > 0 ? n : 1) * sizeof(*side->lines));
+    if (side->lines == NULL) {
+        return -1;
+    }
+    side->n_lines = 0;
+    while (p < end) {
+        struct diff_line *l = &side->lines[side->n_lines++];
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        l->p = p;
+        l->len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        l->newline = nl != NULL;
+        p += l->len + (nl != NULL);
+    }
+    return 0;
+}
+
+static bool line_eq(const struct diff_line *x, const struct diff_line *y)
+{
+    return x->len == y->len && x->newline == y->newline && memcmp(x->p, y->p, x->len) == 0;
+}
+
+static void diff_push(struct diff_edit *e, size_t *n, size_t *a, size_t *b, char op)
+{
+    e[*n].op = op;
+    e[*n].a = *a;
+    e[*n].b = *b;
+    (*n)++;
+    *a += op != '+';
+    *b += op != '-';
+}
+
+/* The edit script from x to y into *out (n_x + n_y steps at most): the
+ * common head and tail, and between them a longest common subsequence of
+ * lines (or, past DIFF_LCS_CELLS_MAX, no attempt: *minimal is then false).
+ * Returns 0 or -1 when out of memory. */
+static int diff_compute(const struct diff_side *x, const struct diff_side *y,
+                        struct diff_edit **out, size_t *n_out, bool *minimal)
+{
+    const struct diff_line *xs = x->lines;
+    const struct diff_line *ys = y->lines;
+    size_t n = x->n_lines;
+    size_t m = y->n_lines;
+    size_t head = 0;
+    size_t tail = 0;
+    size_t xn;
+    size_t yn;
+    size_t i;
+    size_t j;
+    size_t k = 0;
+    size_t a = 0;
+    size_t b = 0;
+    uint32_t *lcs = NULL;
+    struct diff_edit *e = malloc((n + m + 1) * sizeof(*e));
+    if (e == NULL) {
+        return -1;
+    }
+    while (head < n && head < m && line_eq(&xs[head], &ys[head])) {
+        head++;
+    }
+    while (tail < n - head && tail < m - head && line_eq(&xs[n - 1 - tail], &ys[m - 1 - tail])) {
+        tail++;
+    }
+    xn = n - head - tail;
+    yn = m - head - tail;
+    *minimal = true;
+    if (xn > 0 && yn > 0) {
+        if (xn + 1 > DIFF_LCS_CELLS_MAX / (yn + 1)) {
+            *minimal = false;
+        } else {
+            lcs = calloc((xn + 1) * (yn + 1), sizeof(*lcs));
+            if (lcs == NULL) {
+                free(e);
+                return -1;
+            }
+        }
+    }
+    /* L(i, j): the LCS length of the middles' suffixes from i and j. */
+#define L(i, j) lcs[(i) * (yn + 1) + (j)]
+    if (lcs != NULL) {
+        for (i = xn; i-- > 0;) {
+            for (j = yn; j-- > 0;) {
+                if (line_eq(&xs[head + i], &ys[head + j])) {
+                    L(i, j) = L(i + 1, j + 1) + 1;
+                } else {
+                    L(i, j) = L(i + 1, j) >= L(i, j + 1) ? L(i + 1, j) : L(i, j + 1);
+                }
+            }
+        }
+    }
+    for (i = 0; i < head; i++) {
+        diff_push(e, &k, &a, &b, ' ');
+    }
+    i = 0;
+    j = 0;
+    while (i < xn || j < yn) {
+        if (lcs != NULL && i < xn && j < yn && line_eq(&xs[head + i], &ys[head + j])) {
+            diff_push(e, &k, &a, &b, ' ');
+            i++;
+            j++;
+        } else if (j == yn || (i < xn && (lcs == NULL || L(i + 1, j) >= L(i, j + 1)))) {
+            diff_push(e, &k, &a, &b, '-');
+            i++;
+        } else {
+            diff_push(e, &k, &a, &b, '+');
+            j++;
+        }
+    }
+#undef L
+    for (i = 0; i < tail; i++) {
+        diff_push(e, &k, &a, &b, ' ');
+    }
+    free(lcs);
+    *out = e;
+    *n_out = k;
+    return 0;
+}
+
+/* Where the hunk holding the change at e[first] ends: changes closer than
+ * twice the context join it, then DIFF_CONTEXT_LINES more. A hunk that
+ * follows begins with its own context after this end, never before it. */
+static size_t diff_hunk_end(const struct diff_edit *e, size_t n, size_t first)
+{
+    size_t last = first;
+    size_t i;
+    for (i = first + 1; i < n; i++) {
+        if (e[i].op != ' ') {
+            if (i - last - 1 > 2 * DIFF_CONTEXT_LINES) {
+                break;
+            }
+            last = i;
+        }
+    }
+    return last + 1 + DIFF_CONTEXT_LINES < n ? last + 1 + DIFF_CONTEXT_LINES : n;
+}
+
+struct diff_hunk
+{
+    size_t start; /* edits [start, end) */
+    size_t end;
+    size_t old_start; /* as diff -u numbers them: from 1, or the line before when empty */
+    size_t old_lines;
+    size_t new_start;
+    size_t new_lines;
+};
+
+/* The next hunk at or after edit *at; false when no change is left. */
+static bool diff_next_hunk(const struct diff_edit *e, size_t n, size_t *at, struct diff_hunk *h)
+{
+    size_t i = *at;
+    size_t j;
+    while (i < n && e[i].op == ' ') {
+        i++;
+    }
+    if (i == n) {
+        return false;
+    }
+    h->start = i > DIFF_CONTEXT_LINES ? i - DIFF_CONTEXT_LINES : 0;
+    h->end = diff_hunk_end(e, n, i);
+    h->old_lines = 0;
+    h->new_lines = 0;
+    for (j = h->start; j < h->end; j++) {
+        h->old_lines += e[j].op != '+';
+        h->new_lines += e[j].op != '-';
+    }
+    h->old_start = e[h->start].a + (h->old_lines > 0);
+    h->new_start = e[h->start].b + (h->new_lines > 0);
+    *at = h->end;
+    return true;
+}
+
+static const struct diff_line *diff_edit_line(const struct diff_edit *e, const struct diff_side *x,
+                                              const struct diff_side *y)
+{
+    return e->op == '+' ? &y->lines[e->b] : &x->lines[e->a];
+}
+
+/* "@@ -3,2 +3 @@": diff -u leaves out a count of 1. */
+static void print_range(char sign, size_t start, size_t count)
+{
+    printf("%c%zu", sign, start);
+    if (count != 1) {
+        printf(",%zu", count);
+    }
+}
+
+static void diff_print_text(const char *key, const struct diff_side *x, const struct diff_side *y,
+                            const struct diff_edit *e, size_t n, bool minimal)
+{
+    struct diff_hunk h;
+    size_t at = 0;
+    bool header = false;
+    while (diff_next_hunk(e, n, &at, &h)) {
+        size_t i;
+        if (!header) {
+            printf("--- %s @ revision %" PRIu64 "%s\n", key, x->revision,
+                   x->exists ? "" : " (absent: diffed as empty)");
+            printf("+++ %s @ revision %" PRIu64 "%s\n", key, y->revision,
+                   y->exists ? "" : " (absent: diffed as empty)");
+            header = true;
+        }
+        printf("@@ ");
+        print_range('-', h.old_start, h.old_lines);
+        printf(" ");
+        print_range('+', h.new_start, h.new_lines);
+        printf(" @@\n");
+        for (i = h.start; i < h.end; i++) {
+            const struct diff_line *l = diff_edit_line(&e[i], x, y);
+            putchar(e[i].op);
+            fwrite(l->p, 1, l->len, stdout);
+            printf(l->newline ? "\n" : "\n\\ No newline at end of file\n");
+        }
+    }
+    if (!minimal) {
+        fprintf(stderr, "cairnctl: diff: the values differ in too many lines for a minimal "
+                        "diff; the differing part is shown replaced as a whole\n");
+    }
+}
+
+static void json_side(const char *name, const struct diff_side *s)
+{
+    printf("\"%s\":{\"revision\":%" PRIu64 ",\"exists\":%s,\"mod_revision\":%" PRIu64 ",", name,
+           s->revision, s->exists ? "true" : "false", s->mod_revision);
+    json_bytes("value", s->value, s->value_len);
+    printf("}");
+}
+
+static void diff_print_json(const char *key, const struct diff_side *x, const struct diff_side *y,
+                            const struct diff_edit *e, size_t n, bool minimal)
+{
+    struct diff_hunk h;
+    size_t at = 0;
+    size_t hunks = 0;
+    bool identical = true;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        identical = identical && e[i].op == ' ';
+    }
+    printf("{");
+    json_bytes("key", key, strlen(key));
+    printf(",");
+    json_side("from", x);
+    printf(",");
+    json_side("to", y);
+    printf(",\"identical\":%s,\"minimal\":%s,\"hunks\":[", identical ? "true" : "false",
+           minimal ? "true" : "false");
+    while (diff_next_hunk(e, n, &at, &h)) {
+        printf("%s{\"old_start\":%zu,\"old_lines\":%zu,\"new_start\":%zu,\"new_lines\":%zu,"
+               "\"lines\":[",
+               hunks++ > 0 ? "," : "", h.old_start, h.old_lines, h.new_start, h.new_lines);
+        for (i = h.start; i < h.end; i++) {
+            const struct diff_line *l = diff_edit_line(&e[i], x, y);
+            printf("%s{\"op\":\"%c\",", i > h.start ? "," : "", e[i].op);
+            json_bytes("text", l->p, l->len);
+            printf(",\"newline\":%s}", l->newline ? "true" : "false");
+        }
+        printf("]}");
+    }
+    printf("]}\n");
+}
+
+/* The key's value at rev (0: now) into side; an absent key is empty. */
+static int diff_read(cairn_client *c, const struct opts *o, const char *key, uint64_t rev,
+                     struct diff_side *side)
+{
+    struct cairn_get_opts go;
+    char what[64];
+    int rv;
+    memset(&go, 0, sizeof(go));
+    go.revision = rev;
+    go.stale = o->stale;
+    rv = cairn_get(c, key, strlen(key), &go, &side->res);
+    if (rv != 0 && rv != CAIRN_ENOTFOUND) {
+        snprintf(what, sizeof(what), "diff: reading at revision %" PRIu64, rev);
+        return fail(c, rv, what);
+    }
+    side->revision = side->res->revision;
+    side->exists = rv == 0;
+    side->value = "";
+    if (side->exists) {
+        const struct cairn_kv *kv = &side->res->ops[0].kvs[0];
+        side->value = kv->value;
+        side->value_len = kv->value_len;
+        side->mod_revision = kv->mod_revision;
+    }
+    if (split_lines(side) != 0) {
+        fprintf(stderr, "cairnctl: diff: out of memory\n");
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+static int cmd_diff(cairn_client *c, const struct opts *o)
+{
+    struct diff_side sides[2];
+    struct diff_edit *edits = NULL;
+    size_t n_edits = 0;
+    bool minimal = true;
+    uint64_t revs[2];
+    int rv = 0;
+    int i;
+    if (o->n_args != 3 || parse_u64(o->args[1], &revs[0], "REV1") != 0 ||
+        parse_u64(o->args[2], &revs[1], "REV2") != 0) {
+        fprintf(stderr, "cairnctl: diff wants KEY REV1 REV2 (0: the current revision)\n");
+        return EXIT_USAGE;
+    }
+    memset(sides, 0, sizeof(sides));
+    for (i = 0; i < 2 && rv == 0; i++) {
+        rv = diff_read(c, o, o->args[0], revs[i], &sides[i]);
+    }
+    if (rv == 0 && diff_compute(&sides[0], &sides[1], &edits, &n_edits, &minimal) != 0) {
+        fprintf(stderr, "cairnctl: diff: out of memory\n");
+        rv = EXIT_FAIL;
+    }
+    if (rv == 0 && o->json) {
+        diff_print_json(o->args[0], &sides[0], &sides[1], edits, n_edits, minimal);
+    } else if (rv == 0) {
+        diff_print_text(o->args[0], &sides[0], &sides[1], edits, n_edits, minimal);
+    }
+    free(edits);
+    for (i = 0; i < 2; i++) {
+        free(sides[i].lines);
+        cairn_result_free(sides[i].res);
+    }
+    return rv;
+}
+
+/* rollback: write the value a key had at a past revision back as a new
+ * revision, with a compare-and-swap on the mod_revision read just before,
+ * so that a change made in between is never overwritten. */
+
+/* A shell command run between rollback's reads and its write, so that a test
+ * can change the key right there and prove the write is then refused. */
+#define ROLLBACK_TEST_HOOK_ENV "CAIRNCTL_TEST_ROLLBACK_HOOK"
+
+static int cmd_rollback(cairn_client *c, const struct opts *o)
+{
+    struct cairn_get_opts go;
+    struct cairn_result *past = NULL;
+    struct cairn_result *now = NULL;
+    struct cairn_result *r = NULL;
+    const struct cairn_kv *old = NULL;
+    const char *key;
+    size_t key_len;
+    const char *hook;
+    uint64_t rev;
+    uint64_t mod = 0;
+    char what[96];
+    int code = EXIT_FAIL;
+    int rv;
+    if (o->n_args != 2 || parse_u64(o->args[1], &rev, "REV") != 0 || rev == 0) {
+        fprintf(stderr, "cairnctl: rollback wants KEY REV (a revision >= 1)\n");
+        return EXIT_USAGE;
+    }
+    key = o->args[0];
+    key_len = strlen(key);
+    memset(&go, 0, sizeof(go));
+    go.revision = rev;
+    rv = cairn_get(c, key, key_len, &go, &past);
+    if (rv != 0 && rv != CAIRN_ENOTFOUND) {
+        snprintf(what, sizeof(what), "rollback: reading at revision %" PRIu64, rev);
+        code = fail(c, rv, what);
+        goto out;
+    }
+    old = rv == 0 ? &past->ops[0].kvs[0] : NULL;
+    rv = cairn_get(c, key, key_len, NULL, &now);
+    if (rv != 0 && rv != CAIRN_ENOTFOUND) {
+        code = fail(c, rv, "rollback: reading the current value");
+        goto out;
+    }
+    mod = rv == 0 ? now->ops[0].kvs[0].mod_revision : 0;
+    if (old == NULL && mod == 0) {
+        if (o->json) {
+            printf("{\"revision\":%" PRIu64 ",\"changed\":false}\n", now->revision);
+        } else {
+            printf("%s did not exist at revision %" PRIu64 " and does not exist now: nothing to "
+                   "do\n",
+                   key, rev);
+        }
+        code = 0;
+        goto out;
+    }
+    hook = getenv(ROLLBACK_TEST_HOOK_ENV);
+    if (hook != NULL && hook[0] != '\0' && system(hook) != 0) {
+        fprintf(stderr, "cairnctl: rollback: %s failed; nothing written\n", ROLLBACK_TEST_HOOK_ENV);
+        goto out;
+    }
+    if (old != NULL) {
+        /* mod 0 (absent now) makes it a create-only write. */
+        rv = cairn_cas(c, key, key_len, mod, old->value, old->value_len, &r);
+    } else {
+        struct cairn_compare cmp;
+        struct cairn_op ops[2];
+        struct cairn_txn txn;
+        memset(&cmp, 0, sizeof(cmp));
+        cmp.key = key;
+        cmp.key_len = key_len;
+        cmp.target = CAIRN_CMP_MOD;
+        cmp.op = CAIRN_CMP_EQUAL;
+        cmp.number = mod;
+        memset(ops, 0, sizeof(ops));
+        ops[0].type = CAIRN_OP_DEL;
+        ops[0].key = key;
+        ops[0].key_len = key_len;
+        ops[1].type = CAIRN_OP_GET; /* on failure, what the key is now */
+        ops[1].key = key;
+        ops[1].key_len = key_len;
+        memset(&txn, 0, sizeof(txn));
+        txn.compares = &cmp;
+        txn.n_compares = 1;
+        txn.then_ops = &ops[0];
+        txn.n_then = 1;
+        txn.else_ops = &ops[1];
+        txn.n_else = 1;
+        rv = cairn_txn(c, &txn, &r);
+        if (rv == 0 && !r->succeeded) {
+            rv = CAIRN_ECOMPARE;
+        }
+    }
+    if (rv == CAIRN_ECOMPARE) {
+        const struct cairn_op_result *cur = r != NULL && r->n_ops > 0 ? &r->ops[0] : NULL;
+        fprintf(stderr,
+                "cairnctl: rollback: %s changed after it was read (mod_revision %" PRIu64
+                ", now %" PRIu64 "); nothing written (CAIRN_ECOMPARE)\n",
+                key, mod, cur != NULL && cur->n_kvs > 0 ? cur->kvs[0].mod_revision : 0);
+        goto out;
+    }
+    if (rv != 0) {
+        code = fail(c, rv, "rollback");
+        goto out;
+    }
+    if (o->json) {
+        json_result(r);
+    } else {
+        printf("OK revision=%" PRIu64 "\n", r->revision);
+    }
+    code = 0;
+out:
+    cairn_result_free(past);
+    cairn_result_free(now);
+    cairn_result_free(r);
+    return code;
 }
 
 static int cmd_compact(cairn_client *c, const struct opts *o)
@@ -600,15 +1128,240 @@ static int cmd_compact(cairn_client *c, const struct opts *o)
     return 0;
 }
 
-static int cmd_retention(cairn_client *c, const struct opts *o)
+/* retention: set, list and remove policies (see cairn_set_retention). */
+
+/* A duration for --age: a number and a unit, ms, s, m, h or d (90s, 30m,
+ * 12h, 7d); a bare 0 means no age limit. */
+static int parse_duration_ms(const char *s, uint64_t *out)
 {
-    uint64_t n;
+    static const struct
+    {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    unsigned long long v;
+    size_t i;
+    if (s == NULL || !isdigit((unsigned char)s[0])) {
+        return -1;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0) {
+        return -1;
+    }
+    if (*end == '\0' && v == 0) {
+        *out = 0;
+        return 0;
+    }
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].ms) {
+                return -1;
+            }
+            *out = v * units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The largest unit that expresses ms exactly: 7d, 90s, 1500ms; "-" for 0. */
+static void format_duration(uint64_t ms, char *out, size_t len)
+{
+    static const struct
+    {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    size_t i;
+    if (ms == 0) {
+        snprintf(out, len, "-");
+        return;
+    }
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms % units[i].ms == 0) {
+            snprintf(out, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, len, "%" PRIu64 "ms", ms);
+}
+
+/* A policy's limits as text: "10 versions", "7d", "5 versions, 12h"... */
+static void describe_policy(const struct cairn_retention *p, char *out, size_t len)
+{
+    char age[32];
+    format_duration(p->age_ms, age, sizeof(age));
+    if (p->versions > 0 && p->age_ms > 0) {
+        snprintf(out, len, "the last %" PRIu64 " versions, and only those younger than %s",
+                 p->versions, age);
+    } else if (p->versions > 0) {
+        snprintf(out, len, "the last %" PRIu64 " versions, whatever their age", p->versions);
+    } else {
+        snprintf(out, len, "every version younger than %s", age);
+    }
+}
+
+static void print_policy(const char *verb, const struct cairn_retention *p)
+{
+    char what[160];
+    describe_policy(p, what, sizeof(what));
+    printf("%s \"%.*s\": keep %s (the newest version always stays)\n", verb, (int)p->prefix_len,
+           p->prefix, what);
+}
+
+static void json_policy(const struct cairn_retention *p)
+{
+    printf("{");
+    json_bytes("prefix", p->prefix, p->prefix_len);
+    printf(",\"versions\":%" PRIu64 ",\"age_ms\":%" PRIu64 "}", p->versions, p->age_ms);
+}
+
+static int retention_set(cairn_client *c, const struct opts *o)
+{
+    struct cairn_retention p;
     int rv;
-    if (o->n_args != 1 || parse_u64(o->args[0], &n, "N") != 0) {
-        fprintf(stderr, "cairnctl: retention wants N (versions to keep per key)\n");
+    if (o->n_args != 2 || (o->versions == NULL && o->age == NULL)) {
+        fprintf(stderr, "cairnctl: retention set wants PREFIX and --versions N and/or --age "
+                        "DURATION\n");
         return EXIT_USAGE;
     }
-    rv = cairn_set_retention(c, n);
+    memset(&p, 0, sizeof(p));
+    p.prefix = o->args[1];
+    p.prefix_len = strlen(o->args[1]);
+    if (o->versions != NULL && parse_u64(o->versions, &p.versions, "--versions") != 0) {
+        return EXIT_USAGE;
+    }
+    if (o->age != NULL && parse_duration_ms(o->age, &p.age_ms) != 0) {
+        fprintf(stderr,
+                "cairnctl: --age wants a duration such as 90s, 30m, 12h or 7d, got \"%s\"\n",
+                o->age);
+        return EXIT_USAGE;
+    }
+    if (p.versions == 0 && p.age_ms == 0) {
+        fprintf(stderr, "cairnctl: retention set: a policy with neither a version nor an age "
+                        "limit keeps everything; use 'retention remove PREFIX' to drop one\n");
+        return EXIT_USAGE;
+    }
+    rv = cairn_set_retention(c, &p);
+    if (rv != 0) {
+        return fail(c, rv, "retention set");
+    }
+    if (o->json) {
+        json_policy(&p);
+        printf("\n");
+    } else {
+        print_policy("retention for", &p);
+    }
+    return 0;
+}
+
+static int retention_remove(cairn_client *c, const struct opts *o)
+{
+    struct cairn_retention p;
+    int rv;
+    if (o->n_args != 2) {
+        fprintf(stderr, "cairnctl: retention remove wants PREFIX\n");
+        return EXIT_USAGE;
+    }
+    memset(&p, 0, sizeof(p));
+    p.prefix = o->args[1];
+    p.prefix_len = strlen(o->args[1]);
+    rv = cairn_set_retention(c, &p);
+    if (rv != 0) {
+        return fail(c, rv, "retention remove");
+    }
+    if (p.prefix_len == 0) {
+        /* "" always has a policy: removing it restores the default. */
+        p.versions = CAIRN_RETENTION_VERSIONS_DEFAULT;
+        if (o->json) {
+            json_policy(&p);
+            printf("\n");
+        } else {
+            print_policy("restored the default retention for", &p);
+        }
+    } else if (o->json) {
+        printf("{");
+        json_bytes("removed", p.prefix, p.prefix_len);
+        printf("}\n");
+    } else {
+        printf("removed the retention policy for \"%s\"\n", p.prefix);
+    }
+    return 0;
+}
+
+/* The policies as the leader knows them: a follower may not have applied
+ * the latest change yet. */
+static int retention_list(cairn_client *c, const struct opts *o)
+{
+    struct cairn_status *s = NULL;
+    size_t i;
+    int rv = cairn_status(c, NULL, &s);
+    if (rv == 0 && strcmp(s->state, "leader") != 0 && s->leader_address[0] != '\0') {
+        char leader[256];
+        snprintf(leader, sizeof(leader), "%s", s->leader_address);
+        cairn_status_free(s);
+        s = NULL;
+        rv = cairn_status(c, leader, &s);
+    }
+    if (rv != 0) {
+        return fail(c, rv, "retention list");
+    }
+    if (o->json) {
+        printf("[");
+        for (i = 0; i < s->n_retention; i++) {
+            fputs(i > 0 ? "," : "", stdout);
+            json_policy(&s->retention[i]);
+        }
+        printf("]\n");
+    } else {
+        printf("%-32s %-10s %s\n", "PREFIX", "VERSIONS", "MAX_AGE");
+        for (i = 0; i < s->n_retention; i++) {
+            const struct cairn_retention *p = &s->retention[i];
+            int pad = p->prefix_len < 30 ? 30 - (int)p->prefix_len : 0;
+            char versions[24];
+            char age[32];
+            snprintf(versions, sizeof(versions), "%" PRIu64, p->versions);
+            format_duration(p->age_ms, age, sizeof(age));
+            /* Quoted, so that the policy for "" shows. */
+            printf("\"%.*s\"%*s %-10s %s\n", (int)p->prefix_len, p->prefix, pad, "",
+                   p->versions == 0 ? "-" : versions, age);
+        }
+    }
+    cairn_status_free(s);
+    return 0;
+}
+
+static int cmd_retention(cairn_client *c, const struct opts *o)
+{
+    const char *sub = o->n_args > 0 ? o->args[0] : "";
+    struct cairn_retention p;
+    uint64_t n;
+    int rv;
+    if (strcmp(sub, "set") == 0) {
+        return retention_set(c, o);
+    }
+    if (strcmp(sub, "remove") == 0) {
+        return retention_remove(c, o);
+    }
+    if (strcmp(sub, "list") == 0 && o->n_args == 1) {
+        return retention_list(c, o);
+    }
+    /* The older form, `retention N`: the policy for "" with N versions. */
+    if (o->n_args != 1 || !isdigit((unsigned char)sub[0])) {
+        fprintf(stderr, "cairnctl: retention wants set PREFIX [--versions N] [--age DURATION], "
+                        "list, remove PREFIX, or N\n");
+        return EXIT_USAGE;
+    }
+    if (parse_u64(sub, &n, "N") != 0 || n == 0) {
+        fprintf(stderr, "cairnctl: retention N wants N >= 1 (versions to keep per key)\n");
+        return EXIT_USAGE;
+    }
+    memset(&p, 0, sizeof(p));
+    p.prefix = "";
+    p.versions = n;
+    rv = cairn_set_retention(c, &p);
     if (rv != 0) {
         return fail(c, rv, "retention");
     }
@@ -685,6 +1438,164 @@ static int cmd_status(cairn_client *c, const struct opts *o)
     return failures > 0 ? EXIT_FAIL : 0;
 }
 
+/* watch: print the changes of a key (or of every key under a prefix) as they
+ * come, until SIGINT or SIGTERM. The library resumes the watch on another
+ * node when the serving one fails, without gaps or repeats; this only
+ * prints. Updates are taken from the watch's queue (cairn_watch_next) so
+ * that printing happens here, on the main thread. */
+
+/* How soon a SIGINT or SIGTERM is noticed while no update comes. */
+#define WATCH_SIGNAL_POLL_MS 100
+
+static volatile sig_atomic_t watch_stop;
+
+static void watch_signal(int sig)
+{
+    (void)sig;
+    watch_stop = 1;
+}
+
+static void watch_json_fields(const struct cairn_kv *kv)
+{
+    json_bytes("key", kv->key, kv->key_len);
+    printf(",");
+    json_bytes("value", kv->value, kv->value_len);
+    printf(",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64 ",\"version\":%" PRIu64
+           ",\"time_ms\":%" PRId64,
+           kv->create_revision, kv->mod_revision, kv->version, kv->time_ms);
+}
+
+static void watch_print_event(const struct cairn_event *e, const struct opts *o)
+{
+    bool put = e->type == CAIRN_EVENT_PUT;
+    if (o->json) {
+        printf("{\"type\":\"%s\",", put ? "put" : "delete");
+        watch_json_fields(&e->kv);
+        printf(",\"prev\":");
+        if (e->prev_kv != NULL) {
+            json_kv(e->prev_kv);
+        } else {
+            printf("null");
+        }
+        printf("}\n");
+        return;
+    }
+    printf("%s ", put ? "PUT" : "DELETE");
+    fwrite(e->kv.key, 1, e->kv.key_len, stdout);
+    if (put) {
+        printf(" revision=%" PRIu64 " version=%" PRIu64 "\n", e->kv.mod_revision, e->kv.version);
+        print_value(&e->kv);
+    } else {
+        printf(" revision=%" PRIu64 "\n", e->kv.mod_revision);
+    }
+    if (o->prev && e->prev_kv != NULL) {
+        printf("PREV revision=%" PRIu64 "\n", e->prev_kv->mod_revision);
+        print_value(e->prev_kv);
+    }
+}
+
+/* A snapshot replaces the watched range: shown as one marked block. */
+static void watch_print_snapshot(const struct cairn_watch_update *u, const struct opts *o)
+{
+    size_t i;
+    if (o->json) {
+        printf("{\"type\":\"snapshot_begin\",\"revision\":%" PRIu64 ",\"compact_revision\":%" PRIu64
+               ",\"keys\":%zu}\n",
+               u->revision, u->compact_revision, u->n_kvs);
+    } else {
+        printf("SNAPSHOT revision=%" PRIu64 " keys=%zu\n", u->revision, u->n_kvs);
+    }
+    for (i = 0; i < u->n_kvs; i++) {
+        if (o->json) {
+            printf("{\"type\":\"snapshot_kv\",");
+            watch_json_fields(&u->kvs[i]);
+            printf("}\n");
+        } else {
+            fwrite(u->kvs[i].key, 1, u->kvs[i].key_len, stdout);
+            printf("\n");
+            print_value(&u->kvs[i]);
+        }
+    }
+    if (o->json) {
+        printf("{\"type\":\"snapshot_end\",\"revision\":%" PRIu64 "}\n", u->revision);
+    } else {
+        printf("END SNAPSHOT revision=%" PRIu64 "\n", u->revision);
+    }
+}
+
+static int cmd_watch(cairn_client *c, const struct opts *o)
+{
+    struct cairn_watch_opts wo;
+    struct sigaction sa;
+    cairn_watcher *w = NULL;
+    int result = 0;
+    int rv;
+    if (o->n_args != 1) {
+        fprintf(stderr, "cairnctl: watch wants one KEY (or prefix with --prefix)\n");
+        return EXIT_USAGE;
+    }
+    /* No SA_RESTART: a signal must end the wait, not resume it. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = watch_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    memset(&wo, 0, sizeof(wo));
+    wo.prefix = o->prefix;
+    wo.start_revision = o->rev;
+    wo.prev_kv = o->prev;
+    rv = cairn_watch(c, o->args[0], strlen(o->args[0]), &wo, NULL, NULL, &w);
+    if (rv != 0) {
+        return fail(c, rv, "watch");
+    }
+    while (!watch_stop) {
+        struct cairn_watch_update *u = NULL;
+        size_t i;
+        rv = cairn_watch_next(w, WATCH_SIGNAL_POLL_MS, &u);
+        if (rv == CAIRN_ETIMEOUT) {
+            continue;
+        }
+        if (rv != 0) {
+            fprintf(stderr, "cairnctl: watch: %s\n", cairn_strerror(rv));
+            result = EXIT_FAIL;
+            break;
+        }
+        switch (u->kind) {
+            case CAIRN_WATCH_EVENTS:
+                for (i = 0; i < u->n_events; i++) {
+                    watch_print_event(&u->events[i], o);
+                }
+                break;
+            case CAIRN_WATCH_SNAPSHOT:
+                watch_print_snapshot(u, o);
+                break;
+            case CAIRN_WATCH_PROGRESS:
+                if (o->progress && o->json) {
+                    printf("{\"type\":\"progress\",\"revision\":%" PRIu64 "}\n", u->revision);
+                } else if (o->progress) {
+                    printf("PROGRESS revision=%" PRIu64 "\n", u->revision);
+                }
+                break;
+            case CAIRN_WATCH_CANCELED:
+                fprintf(stderr,
+                        "cairnctl: watch: the watch ended after revision %" PRIu64 ": %s (%s)\n",
+                        u->revision, u->message[0] != '\0' ? u->message : cairn_strerror(u->error),
+                        cairn_errname(u->error));
+                result = EXIT_FAIL;
+                break;
+        }
+        /* Whoever reads the output (a pipe, a test) sees each update now. */
+        fflush(stdout);
+        if (u->kind == CAIRN_WATCH_CANCELED) {
+            cairn_watch_update_free(u);
+            break;
+        }
+        cairn_watch_update_free(u);
+    }
+    cairn_watch_cancel(w);
+    return result;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -716,12 +1627,18 @@ int main(int argc, char **argv)
             o.prefix = true;
         } else if (strcmp(a, "--prev") == 0) {
             o.prev = true;
+        } else if (strcmp(a, "--progress") == 0) {
+            o.progress = true;
         } else if (strcmp(a, "--endpoints") == 0 && has_next) {
             o.endpoints = argv[++i];
         } else if (strcmp(a, "--endpoint") == 0 && has_next) {
             o.endpoint = argv[++i];
         } else if (strcmp(a, "--after") == 0 && has_next) {
             o.after = argv[++i];
+        } else if (strcmp(a, "--versions") == 0 && has_next) {
+            o.versions = argv[++i]; /* parsed by retention set */
+        } else if (strcmp(a, "--age") == 0 && has_next) {
+            o.age = argv[++i];
         } else if ((strcmp(a, "--rev") == 0 || strcmp(a, "--limit") == 0 ||
                     strcmp(a, "--timeout") == 0) &&
                    has_next) {
@@ -776,8 +1693,14 @@ int main(int argc, char **argv)
         rv = cmd_compact(c, &o);
     } else if (strcmp(cmd, "retention") == 0) {
         rv = cmd_retention(c, &o);
+    } else if (strcmp(cmd, "diff") == 0) {
+        rv = cmd_diff(c, &o);
+    } else if (strcmp(cmd, "rollback") == 0) {
+        rv = cmd_rollback(c, &o);
     } else if (strcmp(cmd, "status") == 0) {
         rv = cmd_status(c, &o);
+    } else if (strcmp(cmd, "watch") == 0) {
+        rv = cmd_watch(c, &o);
     } else {
         fprintf(stderr, "cairnctl: unknown command \"%s\" (see --help)\n", cmd);
         rv = EXIT_USAGE;

@@ -121,6 +121,27 @@ struct cairn_result
 
 void cairn_result_free(struct cairn_result *result);
 
+/* A retention policy: how much history each key under prefix keeps. The
+ * policy with the longest prefix of a key decides for it; the one for ""
+ * always exists (by default 10 versions, no age limit). A past version (any
+ * but the key's newest, which always stays) is discarded when it is not
+ * among the key's newest `versions` versions (if versions > 0), or when it is
+ * more than age_ms older than the write or sweep being applied (if
+ * age_ms > 0), measured on the leader's clock that stamps each write. */
+struct cairn_retention
+{
+    const char *prefix; /* prefix_len bytes (NUL-terminated in status results) */
+    size_t prefix_len;
+    uint64_t versions; /* 0: no limit on the count; at most UINT32_MAX */
+    uint64_t age_ms;   /* 0: no limit on the age */
+};
+
+/* The most retention policies a cluster holds (the one for "" included), and
+ * so the most a status reports. */
+#define CAIRN_RETENTION_POLICIES_MAX 1024
+/* The policy for "" until set otherwise (and after it is removed). */
+#define CAIRN_RETENTION_VERSIONS_DEFAULT 10
+
 /* Per-node status as reported by cairnd. */
 struct cairn_member
 {
@@ -144,12 +165,16 @@ struct cairn_status
     uint64_t compact_revision;
     uint64_t keys;
     uint64_t bytes;
-    uint64_t retain_versions;
+    uint64_t retain_versions; /* the "" policy's versions (0: no limit) */
     uint64_t snapshots;
     uint64_t read_barriers;      /* barriers proposed to confirm linearizable reads */
     uint64_t linearizable_reads; /* linearizable reads answered by this node */
     struct cairn_member *members;
     size_t n_members;
+    /* Every retention policy in force at this node, sorted by prefix (so the
+     * one for "" first); at most CAIRN_RETENTION_POLICIES_MAX. */
+    struct cairn_retention *retention;
+    size_t n_retention;
     void *internal_; /* owned: backing memory */
 };
 
@@ -281,9 +306,16 @@ int cairn_history(cairn_client *c, const void *key, size_t key_len, uint64_t lim
  * before it stays readable). */
 int cairn_compact(cairn_client *c, uint64_t revision, struct cairn_result **out);
 
-/* Set the cluster's retention policy: keep the last `versions` versions of
- * each key (at least 1). */
-int cairn_set_retention(cairn_client *c, uint64_t versions);
+/* Set the retention policy for policy->prefix (replacing any policy for the
+ * same prefix) and trim the history of every key under it at once. With
+ * versions and age_ms both 0 the policy for that prefix is removed (keys
+ * under it fall to the next shorter prefix's policy; CAIRN_ENOTFOUND when
+ * there was none), or for "" the default (10 versions, no age) is restored.
+ * Fails with CAIRN_ETOOLARGE when the cluster already holds
+ * CAIRN_RETENTION_POLICIES_MAX policies or the prefix is longer than the
+ * cluster's key limit, CAIRN_EINVAL for more than UINT32_MAX versions. The
+ * policies in force are listed by cairn_status(). */
+int cairn_set_retention(cairn_client *c, const struct cairn_retention *policy);
 
 /* Status of the node behind `endpoint` (NULL: whichever node the client is
  * connected to). */
@@ -309,8 +341,17 @@ int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **ou
  * background thread, started with the first watch. Callbacks run on that
  * thread, one at a time, in order; a slow callback delays every watch of the
  * client (and the server then moves them to catch-up; nothing is lost). A
- * callback may call cairn_watch_cancel() on its own or another watch, and
- * the blocking calls of cairn.h on the same client.
+ * callback may call cairn_watch_cancel() on its own or another watch,
+ * cairn_watch_request_progress(), cairn_watch_revision(), and the blocking
+ * calls of cairn.h on the same client (they use another connection). It must
+ * not call cairn_watch() (it would wait for the thread that runs the
+ * callback: it fails with CAIRN_EINVAL) nor cairn_client_free().
+ *
+ * A watch without a callback queues its updates; when its queue is full the
+ * thread stops reading the shared connection, so every watch of that client
+ * waits until the queue is drained with cairn_watch_next() (the server holds
+ * or re-reads the backlog from history; nothing is lost). Consume queues
+ * promptly, or give watches consumed at different paces their own clients.
  */
 enum cairn_watch_kind {
     CAIRN_WATCH_EVENTS = 1,   /* events of one or more whole revisions */
@@ -337,8 +378,9 @@ struct cairn_event
 
 /* What a callback receives. revision means "every change up to revision has
  * been delivered": for EVENTS the revision of the last event, for SNAPSHOT
- * the revision of the state, for PROGRESS the serving node's revision. Every
- * pointer is valid only during the callback (or until
+ * the revision of the state, for PROGRESS the serving node's revision. It
+ * never decreases; persist it to resume later (start_revision = revision + 1).
+ * Every pointer is valid only during the callback (or until
  * cairn_watch_update_free() for updates taken with cairn_watch_next()). */
 struct cairn_watch_update
 {
@@ -349,7 +391,8 @@ struct cairn_watch_update
     size_t n_events;
     const struct cairn_kv *kvs; /* SNAPSHOT: every live key of the range, in key order */
     size_t n_kvs;
-    int error; /* CANCELED: a CAIRN_E* code */
+    int error;           /* CANCELED: a CAIRN_E* code */
+    const char *message; /* CANCELED: what went wrong, in words ("" otherwise) */
 };
 
 typedef struct cairn_watcher cairn_watcher;
@@ -357,41 +400,68 @@ typedef struct cairn_watcher cairn_watcher;
 /* Called on the client's watch thread; see "Threading" above. */
 typedef void (*cairn_watch_cb)(cairn_watcher *w, const struct cairn_watch_update *u, void *arg);
 
+/* Bounds on what the library holds for one watch (0 in the options below
+ * selects them). A queue may exceed its bound by one update (the one that
+ * filled it); a snapshot larger than its bound ends the watch with
+ * CAIRN_ETOOLARGE rather than take unbounded memory. */
+#define CAIRN_WATCH_QUEUE_BYTES_DEFAULT (16u * 1024u * 1024u)
+#define CAIRN_WATCH_SNAPSHOT_BYTES_DEFAULT (256u * 1024u * 1024u)
+
 struct cairn_watch_opts
 {
-    bool prefix;              /* watch every key under key */
-    uint64_t start_revision;  /* first revision to deliver (0: changes after now) */
-    bool prev_kv;             /* events carry the previous value */
-    bool prefer_followers;    /* serve from a follower when one is reachable */
-    uint32_t progress_ms;     /* progress interval (0: the server's default) */
+    bool prefix;                 /* watch every key under key */
+    uint64_t start_revision;     /* first revision to deliver (0: changes after now) */
+    bool prev_kv;                /* events carry the previous value */
+    bool prefer_followers;       /* serve from a follower when one is reachable */
+    uint32_t progress_ms;        /* progress interval (0: the server's default) */
+    uint64_t queue_bytes_max;    /* without a callback: queued bytes before reading stops */
+    uint64_t snapshot_bytes_max; /* largest snapshot assembled */
 };
 
 /* Start watching. With cb, updates are delivered to cb on the watch thread;
- * with cb NULL, they queue (bounded: the watch stops reading when full, and
- * the server moves it to catch-up) until taken with cairn_watch_next().
- * Returns once the serving node acknowledged the watch (or with an error:
- * CAIRN_EINVAL for bad arguments, CAIRN_EUNAVAILABLE when no node could be
- * reached within the client's timeout). *out is released by
- * cairn_watch_cancel(). */
-int cairn_watch(cairn_client *c, const void *key, size_t key_len, const struct cairn_watch_opts *opts,
-                cairn_watch_cb cb, void *arg, cairn_watcher **out);
+ * with cb NULL, they queue (bounded: see "Threading") until taken with
+ * cairn_watch_next(). Returns once the serving node acknowledged the watch
+ * (or with an error: CAIRN_EINVAL for bad arguments or a call from a watch
+ * callback, CAIRN_EUNAVAILABLE when no node could be reached within the
+ * client's timeout_ms, CAIRN_ETIMEOUT when one was but did not acknowledge
+ * in time, or the node's refusal, e.g. CAIRN_ETOOLARGE for a key over its
+ * limit; cairn_errmsg(c) says more). opts may be NULL for defaults; key is
+ * copied. When prefer_followers is set on any watch of a client, that
+ * client's watch connection goes to a node that is not the leader if one is
+ * reachable. *out is released by cairn_watch_cancel(). */
+int cairn_watch(cairn_client *c, const void *key, size_t key_len,
+                const struct cairn_watch_opts *opts, cairn_watch_cb cb, void *arg,
+                cairn_watcher **out);
 
 /* Take the next queued update (only for watches started without a callback).
  * Waits at most timeout_ms (-1: forever). Returns 0, CAIRN_ETIMEOUT, or
- * CAIRN_EINVAL when the watch has a callback. Free *out with
- * cairn_watch_update_free(). */
+ * CAIRN_EINVAL when the watch has a callback or its CANCELED update was
+ * already taken (the watch is over). Free *out with
+ * cairn_watch_update_free(). Do not call it concurrently with
+ * cairn_watch_cancel() on the same watch. */
 int cairn_watch_next(cairn_watcher *w, int timeout_ms, struct cairn_watch_update **out);
 void cairn_watch_update_free(struct cairn_watch_update *u);
 
-/* Ask the serving node for a progress update now. */
+/* Ask the serving node for a progress update now (sent as soon as the watch
+ * is established on a connection; the answer arrives as a PROGRESS update
+ * unless the node is behind what was already delivered). Returns 0, or
+ * CAIRN_EINVAL when the watch has ended. */
 int cairn_watch_request_progress(cairn_watcher *w);
 
-/* The revision after which this watch resumes (the last delivered). */
+/* The revision of the last update handed to the caller (before the first
+ * one: the revision the watch started after). The watch resumes after it. */
 uint64_t cairn_watch_revision(const cairn_watcher *w);
+
+/* The endpoint ("host:port", as given to cairn_client_new) of the node
+ * serving w right now, or NULL while w is between nodes (or has ended). The
+ * string belongs to the client and stays valid until cairn_client_free(). */
+const char *cairn_watch_endpoint(const cairn_watcher *w);
 
 /* Stop the watch and free w. When it returns, no callback for w is running
  * or will run (except that, called from w's own callback, that callback
- * finishes). */
+ * finishes; w must not be used after it returns). Updates still queued for
+ * w are freed; those already taken with cairn_watch_next() stay valid until
+ * freed. Watches left open are freed by cairn_client_free(). */
 void cairn_watch_cancel(cairn_watcher *w);
 
 #ifdef __cplusplus

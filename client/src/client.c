@@ -20,9 +20,9 @@
 
 #include "buf.h"
 #include "cairn.h"
+#include "client_internal.h"
 #include "proto.h"
 
-#define ENDPOINT_MAX 256
 #define ENDPOINTS_MAX 64
 
 struct cairn_client
@@ -41,6 +41,7 @@ struct cairn_client
     int err;
     char errmsg[512];
     uint64_t rng;
+    struct watch_mux *watches; /* owned: its thread starts with the first watch */
 };
 
 static int64_t mono_ms(void)
@@ -74,6 +75,43 @@ int cairn_errcode(const cairn_client *c)
 const char *cairn_errmsg(const cairn_client *c)
 {
     return c->errmsg;
+}
+
+int64_t client_now_ms(void)
+{
+    return mono_ms();
+}
+
+size_t client_n_endpoints(const struct cairn_client *c)
+{
+    return c->n_endpoints;
+}
+
+const char *client_endpoint(const struct cairn_client *c, size_t i)
+{
+    return c->endpoints[i % c->n_endpoints];
+}
+
+const struct cairn_options *client_options(const struct cairn_client *c)
+{
+    return &c->opts;
+}
+
+struct watch_mux *client_watch_mux(struct cairn_client *c)
+{
+    return c->watches;
+}
+
+int client_fail(struct cairn_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&c->mu);
+    c->err = code;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&c->mu);
+    return code;
 }
 
 static int parse_endpoints(struct cairn_client *c, const char *spec)
@@ -126,6 +164,14 @@ cairn_client *cairn_client_new(const char *endpoints, const struct cairn_options
     if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) {
         c->opts.backoff_max_ms = c->opts.backoff_min_ms > 1000 ? c->opts.backoff_min_ms : 1000;
     }
+    c->watches = watch_mux_new(c);
+    if (c->watches == NULL) {
+        cairn_free(c);
+        if (err != NULL) {
+            *err = CAIRN_ENOMEM;
+        }
+        return NULL;
+    }
     c->fd = -1;
     c->next_id = 1;
     c->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
@@ -156,6 +202,8 @@ void cairn_client_free(cairn_client *c)
     if (c == NULL) {
         return;
     }
+    /* First: the watch thread reads the endpoints and options. */
+    watch_mux_free(c->watches);
     disconnect(c);
     buf_free(&c->in);
     buf_free(&c->out);
@@ -197,8 +245,8 @@ static void backoff(struct cairn_client *c, unsigned attempt, int64_t deadline)
     nanosleep(&ts, NULL);
 }
 
-/* Connect to host:port within the timeout. Returns an fd or -1 (errmsg set). */
-static int connect_to(struct cairn_client *c, const char *endpoint, int64_t deadline)
+int client_connect(const char *endpoint, int64_t deadline_ms, int connect_timeout_ms, char *why,
+                   size_t why_len)
 {
     char host[ENDPOINT_MAX];
     const char *colon = strrchr(endpoint, ':');
@@ -207,6 +255,10 @@ static int connect_to(struct cairn_client *c, const char *endpoint, int64_t dead
     struct addrinfo *ai;
     int fd = -1;
     int rv;
+    if (colon == NULL || (size_t)(colon - endpoint) >= sizeof(host)) {
+        snprintf(why, why_len, "%s: not host:port", endpoint);
+        return -1;
+    }
     memcpy(host, endpoint, (size_t)(colon - endpoint));
     host[colon - endpoint] = '\0';
     memset(&hints, 0, sizeof(hints));
@@ -214,7 +266,7 @@ static int connect_to(struct cairn_client *c, const char *endpoint, int64_t dead
     hints.ai_socktype = SOCK_STREAM;
     rv = getaddrinfo(host, colon + 1, &hints, &res);
     if (rv != 0) {
-        set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, gai_strerror(rv));
+        snprintf(why, why_len, "%s: %s", endpoint, gai_strerror(rv));
         return -1;
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -225,32 +277,33 @@ static int connect_to(struct cairn_client *c, const char *endpoint, int64_t dead
         int one = 1;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
+            snprintf(why, why_len, "%s: %s", endpoint, strerror(errno));
             continue;
         }
         rv = connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (rv != 0 && errno != EINPROGRESS) {
-            set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, strerror(errno));
+            snprintf(why, why_len, "%s: %s", endpoint, strerror(errno));
             close(fd);
             fd = -1;
             continue;
         }
         if (rv != 0) {
-            wait = deadline - mono_ms();
-            if (wait > c->opts.connect_timeout_ms) {
-                wait = c->opts.connect_timeout_ms;
+            wait = deadline_ms - mono_ms();
+            if (wait > connect_timeout_ms) {
+                wait = connect_timeout_ms;
             }
             p.fd = fd;
             p.events = POLLOUT;
             rv = wait > 0 ? poll(&p, 1, (int)wait) : 0;
             if (rv <= 0) {
-                set_err(c, CAIRN_EUNAVAILABLE, "%s: connect timed out", endpoint);
+                snprintf(why, why_len, "%s: connect timed out", endpoint);
                 close(fd);
                 fd = -1;
                 continue;
             }
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen);
             if (soerr != 0) {
-                set_err(c, CAIRN_EUNAVAILABLE, "%s: %s", endpoint, strerror(soerr));
+                snprintf(why, why_len, "%s: %s", endpoint, strerror(soerr));
                 close(fd);
                 fd = -1;
                 continue;
@@ -260,6 +313,17 @@ static int connect_to(struct cairn_client *c, const char *endpoint, int64_t dead
         break;
     }
     freeaddrinfo(res);
+    return fd;
+}
+
+/* Connect to host:port within the timeout. Returns an fd or -1 (errmsg set). */
+static int connect_to(struct cairn_client *c, const char *endpoint, int64_t deadline)
+{
+    char why[sizeof(c->errmsg)];
+    int fd = client_connect(endpoint, deadline, c->opts.connect_timeout_ms, why, sizeof(why));
+    if (fd < 0) {
+        set_err(c, CAIRN_EUNAVAILABLE, "%s", why);
+    }
     return fd;
 }
 
@@ -764,12 +828,25 @@ int cairn_compact(cairn_client *c, uint64_t revision, struct cairn_result **out)
     return locked_call(c, &req, true, out);
 }
 
-int cairn_set_retention(cairn_client *c, uint64_t versions)
+int cairn_set_retention(cairn_client *c, const struct cairn_retention *policy)
 {
     struct proto_request req;
+    if (policy == NULL || (policy->prefix == NULL && policy->prefix_len > 0)) {
+        pthread_mutex_lock(&c->mu);
+        set_err(c, CAIRN_EINVAL, "no retention policy given");
+        pthread_mutex_unlock(&c->mu);
+        return CAIRN_EINVAL;
+    }
+    if (check_len(c, policy->prefix_len) != 0) {
+        return CAIRN_ETOOLARGE;
+    }
     memset(&req, 0, sizeof(req));
     req.type = PROTO_RETENTION;
-    req.number = versions;
+    set_slice(&req.op.key, policy->prefix, policy->prefix_len);
+    req.number = policy->versions;
+    req.age_ms = policy->age_ms;
+    /* Setting a policy is idempotent, but like any write its outcome is
+     * reported unknown when it may or may not have been applied. */
     return locked_call(c, &req, true, NULL);
 }
 

@@ -52,6 +52,23 @@ void proto_writer_begin(struct proto_writer *w, struct buf *out)
     msgpack_packer_init(&w->pk, w, writer_append_cb);
 }
 
+void proto_writer_begin_unframed(struct proto_writer *w, struct buf *out)
+{
+    w->out = out;
+    w->frame_start = out->len;
+    w->failed = false;
+    msgpack_packer_init(&w->pk, w, writer_append_cb);
+}
+
+int proto_writer_end_unframed(struct proto_writer *w)
+{
+    if (w->failed) {
+        w->out->len = w->frame_start;
+        return CAIRN_ENOMEM;
+    }
+    return 0;
+}
+
 int proto_writer_end(struct proto_writer *w)
 {
     size_t n;
@@ -355,7 +372,8 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
 {
     msgpack_packer *pk = &w->pk;
     size_t i;
-    msgpack_pack_map(pk, 18);
+    size_t n;
+    msgpack_pack_map(pk, 19);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -383,6 +401,18 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
         pack_str(pk, s->members[i].client_address);
         pack_str(pk, s->members[i].role);
     }
+    /* [[prefix, versions, age_ms]...]; a table beyond the cap is cut short
+     * rather than refused by every decoder. */
+    pack_key(pk, "retention");
+    n = s->n_retention < CAIRN_RETENTION_POLICIES_MAX ? s->n_retention
+                                                      : CAIRN_RETENTION_POLICIES_MAX;
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (i = 0; i < n; i++) {
+        msgpack_pack_array(pk, 3);
+        pack_bytes(pk, s->retention[i].prefix, s->retention[i].prefix_len);
+        msgpack_pack_uint64(pk, s->retention[i].versions);
+        msgpack_pack_uint64(pk, s->retention[i].age_ms);
+    }
     pack_key(pk, "reserved");
     msgpack_pack_nil(pk);
 }
@@ -394,11 +424,12 @@ void proto_pack_watch_head(struct proto_writer *w, uint64_t watch_id, uint8_t ki
     msgpack_packer *pk = &w->pk;
     msgpack_pack_array(pk, 12);
     msgpack_pack_uint32(pk, PROTO_VERSION);
-    msgpack_pack_uint64(pk, watch_id);
+    w->id_offset = w->out->len + 1; /* after the 0xcf marker */
+    msgpack_pack_fix_uint64(pk, watch_id);
     msgpack_pack_uint8(pk, (uint8_t)(PROTO_WATCH | PROTO_RESPONSE_FLAG));
     msgpack_pack_int(pk, 0);
-    msgpack_pack_nil(pk);
-    msgpack_pack_nil(pk);
+    pack_str(pk, NULL);
+    pack_str(pk, NULL);
     msgpack_pack_uint64(pk, revision);
     msgpack_pack_uint64(pk, compact_revision);
     msgpack_pack_true(pk);
@@ -416,7 +447,8 @@ void proto_pack_event_head(struct proto_writer *w)
     msgpack_pack_array(&w->pk, 2);
 }
 
-void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv, const struct cairn_kv *prev)
+void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv,
+                      const struct cairn_kv *prev)
 {
     proto_pack_event_head(w);
     proto_pack_kv(w, kv);
@@ -611,6 +643,43 @@ static bool key_is(const char *p, uint32_t len, const char *name)
     return strlen(name) == len && memcmp(p, name, len) == 0;
 }
 
+/* The status's retention table: at most CAIRN_RETENTION_POLICIES_MAX. */
+static bool read_retention(struct mp_reader *r, struct arena *a, struct cairn_status *s)
+{
+    uint32_t m;
+    uint32_t j;
+    if (!mp_array(r, &m) || m > CAIRN_RETENTION_POLICIES_MAX) {
+        r->err = true;
+        return false;
+    }
+    s->n_retention = m;
+    s->retention = arena_alloc(a, (m > 0 ? m : 1) * sizeof(*s->retention));
+    if (s->retention == NULL) {
+        mp_fail_nomem(r);
+        return false;
+    }
+    for (j = 0; j < m; j++) {
+        struct cairn_retention *p = &s->retention[j];
+        const char *prefix;
+        uint32_t len;
+        uint32_t f;
+        if (!mp_array(r, &f) || f < 3 || !mp_bytes(r, &prefix, &len)) {
+            r->err = true;
+            return false;
+        }
+        p->prefix = arena_strndup(a, prefix, len);
+        if (p->prefix == NULL) {
+            mp_fail_nomem(r);
+            return false;
+        }
+        p->prefix_len = len;
+        if (!mp_uint(r, &p->versions) || !mp_uint(r, &p->age_ms) || !skip_rest(r, f, 3)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_status *s)
 {
     uint32_t n;
@@ -666,6 +735,10 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             }
         } else if (key_is(k, klen, "leader_addr")) {
             if (!read_str_copy(r, a, &s->leader_address)) {
+                return false;
+            }
+        } else if (key_is(k, klen, "retention")) {
+            if (!read_retention(r, a, s)) {
                 return false;
             }
         } else if (key_is(k, klen, "members")) {

@@ -51,7 +51,8 @@ enum proto_type {
     PROTO_WATCH = 9,
     PROTO_WATCH_CANCEL = 10,
     PROTO_PROGRESS = 11,
-    PROTO_TYPE_MAX = 11,
+    PROTO_SWEEP = 12, /* apply retention age limits at the entry's time */
+    PROTO_TYPE_MAX = 12,
 };
 
 /* What a watch message (a response to PROTO_WATCH, sent any number of times
@@ -110,7 +111,8 @@ struct proto_request
     uint64_t number; /* COMPACT: revision; RETENTION: versions; WATCH: progress
                       * interval in ms (0: server default); WATCH_CANCEL: the
                       * watch id; PROGRESS: a watch id, 0 for all */
-    uint64_t age_ms; /* RETENTION: maximum age of past versions (0: none) */
+    uint64_t age_ms; /* RETENTION: maximum age of past versions (0: none);
+                      * the prefix is op.key */
 };
 
 /* Inspect the start of a byte stream. Returns 1 and sets *payload_len when a
@@ -136,12 +138,18 @@ struct proto_writer
     bool failed;       /* an append ran out of memory */
     size_t rev_offset; /* where the response head's revision sits */
     size_t ok_offset;  /* where the response head's succeeded flag sits */
+    size_t id_offset;  /* where a watch head's id sits: 8 big-endian bytes */
     msgpack_packer pk;
 };
 
 void proto_writer_begin(struct proto_writer *w, struct buf *out);
 /* Returns 0, or CAIRN_ENOMEM if any append failed since begin. */
 int proto_writer_end(struct proto_writer *w);
+/* The same without a frame header: bare msgpack appended to out (for
+ * encoding pieces once and copying them into many frames). On failure, end
+ * truncates out back to where begin found it. */
+void proto_writer_begin_unframed(struct proto_writer *w, struct buf *out);
+int proto_writer_end_unframed(struct proto_writer *w);
 
 struct proto_response_head
 {
@@ -170,7 +178,9 @@ void proto_pack_nil(struct proto_writer *w);
 void proto_pack_status(struct proto_writer *w, const struct cairn_status *s);
 
 /* A watch message: a whole response head for watch_id (no results, no
- * status) followed by the watch element's header; the caller then packs
+ * status) followed by the watch element's header. The id is packed at a
+ * fixed width, its 8 big-endian bytes at w->id_offset, so that one encoded
+ * message can be copied to many watchers and only the id rewritten; the caller then packs
  * exactly n_events events with proto_pack_event(), or with
  * proto_pack_event_head() and two pre-encoded kvs (proto_pack_raw). For a
  * snapshot part, more says whether further parts follow and part numbers
@@ -179,7 +189,8 @@ void proto_pack_watch_head(struct proto_writer *w, uint64_t watch_id, uint8_t ki
                            uint64_t revision, uint64_t compact_revision, bool more, uint32_t part,
                            uint32_t n_events);
 /* An event: prev may be NULL (packed as nil). */
-void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv, const struct cairn_kv *prev);
+void proto_pack_event(struct proto_writer *w, const struct cairn_kv *kv,
+                      const struct cairn_kv *prev);
 void proto_pack_event_head(struct proto_writer *w);
 /* Append bytes that already are msgpack. */
 void proto_pack_raw(struct proto_writer *w, const void *bytes, size_t len);
@@ -194,10 +205,10 @@ struct proto_response
     uint64_t id;
     uint8_t type;
     int code;
-    const char *message;         /* "" when none */
-    const char *leader;          /* "" when none */
-    struct cairn_result *result; /* owned; NULL when the response carried none */
-    struct cairn_status *status; /* owned; NULL when none */
+    const char *message;           /* "" when none */
+    const char *leader;            /* "" when none */
+    struct cairn_result *result;   /* owned; NULL when the response carried none */
+    struct cairn_status *status;   /* owned; NULL when none */
     struct proto_watch_msg *watch; /* owned; NULL unless a watch message */
 };
 

@@ -13,7 +13,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dir=${CAIRN_LOCAL_DIR:-$repo/.local-cluster}
-bin=$repo/build/bin
+# Tests may run another build tree's binaries with CAIRN_BUILD_DIR.
+build_dir=${CAIRN_BUILD_DIR:-$repo/build}
+bin=$build_dir/bin
 nodes=(1 2 3)
 # Port bases can be moved (tests do) with CAIRN_LOCAL_CLIENT_BASE / _RAFT_BASE.
 cbase=${CAIRN_LOCAL_CLIENT_BASE:-7000}
@@ -36,10 +38,10 @@ pid_of() {
 
 build() {
   "$repo"/deploy/deps.sh
-  if [[ ! -f $repo/build/CMakeCache.txt ]]; then
-    cmake -S "$repo" -B "$repo"/build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  if [[ ! -f $build_dir/CMakeCache.txt ]]; then
+    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  cmake --build "$repo"/build -j"$(nproc)" >/dev/null
+  cmake --build "$build_dir" -j"$(nproc)" >/dev/null
 }
 
 up() {

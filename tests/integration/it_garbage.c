@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "proto.h"
+#include "raw.h"
 
 #define IO_TIMEOUT_MS 10000
 #define MAX_VALUE_BYTES 1048576 /* cairnd's default max_value_bytes */
@@ -47,98 +48,11 @@ static uint8_t rand_byte(void)
     return (uint8_t)(g_rng >> 24);
 }
 
-static int raw_connect(void)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    IT_ASSERT(fd >= 0, "socket: %s", strerror(errno));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)g_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    IT_ASSERT(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s", strerror(errno));
-    return fd;
-}
-
-/* Send everything; the node may close early (it answered already), so a
- * broken pipe is not an error here. Returns false if the send broke. */
-static bool send_bytes(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-static void send_frame(int fd, const void *payload, uint32_t len)
-{
-    uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-    send_bytes(fd, h, sizeof(h));
-    send_bytes(fd, payload, len);
-}
-
-/* Read exactly len bytes within the deadline. Returns len, 0 at EOF (or a
- * reset: the node closed), -1 on timeout. */
-static ssize_t read_exact(int fd, void *buf, size_t len, int64_t deadline)
-{
-    size_t got = 0;
-    while (got < len) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int64_t wait = deadline - it_now_ms();
-        ssize_t n;
-        if (wait <= 0 || poll(&p, 1, (int)wait) <= 0) {
-            return -1;
-        }
-        n = recv(fd, (char *)buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-            return 0;
-        }
-        IT_ASSERT(n > 0, "recv: %s", strerror(errno));
-        got += (size_t)n;
-    }
-    return (ssize_t)len;
-}
-
-/* Read one response frame into *resp. Returns 1, 0 at EOF, -1 on timeout. */
-static int read_response(int fd, int timeout_ms, struct proto_response *resp)
-{
-    int64_t deadline = it_now_ms() + timeout_ms;
-    uint8_t h[4];
-    uint32_t len;
-    char *payload;
-    ssize_t n = read_exact(fd, h, 4, deadline);
-    int rv;
-    if (n <= 0) {
-        return (int)n;
-    }
-    len = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) | ((uint32_t)h[2] << 8) | h[3];
-    IT_ASSERT(len <= PROTO_FRAME_SIZE_MAX, "the node sent a frame of %u bytes", len);
-    payload = malloc(len > 0 ? len : 1);
-    IT_ASSERT(payload != NULL, "out of memory");
-    IT_ASSERT(read_exact(fd, payload, len, deadline) == (ssize_t)len, "the node sent half a frame");
-    rv = proto_decode_response(payload, len, resp);
-    free(payload);
-    IT_ASSERT(rv == 0, "the node's answer does not decode: %s", cairn_errname(rv));
-    return 1;
-}
-
 /* The node must have closed the connection (EOF, not just silence). */
 static void expect_closed(int fd, const char *what)
 {
     struct proto_response resp;
-    int rv = read_response(fd, IO_TIMEOUT_MS, &resp);
+    int rv = it_raw_read_response(fd, IO_TIMEOUT_MS, &resp);
     if (rv == 1) {
         it_fail(__FILE__, __LINE__, "connection closed", "%s: another frame (code %s) came", what,
                 cairn_errname(resp.code));
@@ -151,7 +65,7 @@ static void expect_error_then_close(int fd, const char *what, int code, int code
                                     const char *words, uint64_t id)
 {
     struct proto_response resp;
-    int rv = read_response(fd, IO_TIMEOUT_MS, &resp);
+    int rv = it_raw_read_response(fd, IO_TIMEOUT_MS, &resp);
     IT_ASSERT(rv == 1, "%s: no error frame (%s)", what, rv == 0 ? "closed" : "timed out");
     IT_ASSERT(resp.code == code || (code2 != 0 && resp.code == code2), "%s: got %s (%s)", what,
               cairn_errname(resp.code), resp.message);
@@ -182,21 +96,21 @@ static void well_formed(void)
 {
     struct buf b;
     struct proto_response resp;
-    int fd = raw_connect();
+    int fd = it_raw_connect(g_port, 0);
     int i;
     buf_init(&b);
     /* Two pipelined requests in one write: two answers, connection open. */
     status_request(&b, 7);
     status_request(&b, 8);
-    IT_ASSERT(send_bytes(fd, b.data, b.len), "send");
+    IT_ASSERT(it_raw_send(fd, b.data, b.len), "send");
     for (i = 0; i < 2; i++) {
-        IT_ASSERT(read_response(fd, IO_TIMEOUT_MS, &resp) == 1, "status answer %d", i);
+        IT_ASSERT(it_raw_read_response(fd, IO_TIMEOUT_MS, &resp) == 1, "status answer %d", i);
         IT_ASSERT(resp.code == 0 && resp.status != NULL, "status answered %s",
                   cairn_errname(resp.code));
         IT_ASSERT(resp.id == 7 || resp.id == 8, "answer id %llu", (unsigned long long)resp.id);
         proto_response_free(&resp);
     }
-    IT_ASSERT(read_response(fd, 200, &resp) == -1, "the connection stays open and quiet");
+    IT_ASSERT(it_raw_read_response(fd, 200, &resp) == -1, "the connection stays open and quiet");
     buf_free(&b);
     close(fd);
     it_log("well-formed pipelined requests on a raw connection: answered, connection kept");
@@ -207,13 +121,13 @@ static void random_bytes(void)
     uint8_t junk[4096];
     size_t i;
     int round;
-    int fd = raw_connect();
+    int fd = it_raw_connect(g_port, 0);
     for (i = 0; i < sizeof(junk); i++) {
         junk[i] = rand_byte();
     }
     /* The first four bytes read as a length of at least 3 GiB. */
     junk[0] = 0xc0 | junk[0];
-    send_bytes(fd, junk, sizeof(junk));
+    it_raw_send(fd, junk, sizeof(junk));
     expect_error_then_close(fd, "4 KiB of random bytes", CAIRN_ETOOLARGE, 0, "max_request_bytes",
                             UINT64_MAX);
 
@@ -223,11 +137,11 @@ static void random_bytes(void)
         for (i = 0; i < len; i++) {
             junk[i] = rand_byte();
         }
-        fd = raw_connect();
-        send_frame(fd, junk, len);
+        fd = it_raw_connect(g_port, 0);
+        it_raw_send_frame(fd, junk, len);
         {
             struct proto_response resp;
-            int rv = read_response(fd, IO_TIMEOUT_MS, &resp);
+            int rv = it_raw_read_response(fd, IO_TIMEOUT_MS, &resp);
             IT_ASSERT(rv == 1, "random frame %d: no error frame", round);
             IT_ASSERT(resp.code == CAIRN_EMALFORMED || resp.code == CAIRN_EVERSION,
                       "random frame %d answered %s", round, cairn_errname(resp.code));
@@ -242,9 +156,9 @@ static void random_bytes(void)
 static void huge_header(void)
 {
     uint8_t h[4] = {0x40, 0x00, 0x00, 0x00}; /* 1 GiB */
-    int fd = raw_connect();
-    send_bytes(fd, h, sizeof(h));
-    send_bytes(fd, "abcdefgh", 8);
+    int fd = it_raw_connect(g_port, 0);
+    it_raw_send(fd, h, sizeof(h));
+    it_raw_send(fd, "abcdefgh", 8);
     expect_error_then_close(fd, "frame header announcing 1 GiB", CAIRN_ETOOLARGE, 0,
                             "max_request_bytes", UINT64_MAX);
 }
@@ -259,23 +173,23 @@ static void bad_msgpack(void)
     static const uint8_t short_array[] = {0x98, 0x01, 0x05};
     int fd;
 
-    fd = raw_connect();
-    send_frame(fd, never_used, sizeof(never_used));
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send_frame(fd, never_used, sizeof(never_used));
     expect_error_then_close(fd, "frame of invalid msgpack (0xc1)", CAIRN_EMALFORMED, 0, "decode",
                             UINT64_MAX);
-    fd = raw_connect();
-    send_frame(fd, a_map, sizeof(a_map));
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send_frame(fd, a_map, sizeof(a_map));
     expect_error_then_close(fd, "frame holding a msgpack map", CAIRN_EMALFORMED, 0, NULL,
                             UINT64_MAX);
-    fd = raw_connect();
-    send_frame(fd, "", 0);
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send_frame(fd, "", 0);
     expect_error_then_close(fd, "empty frame", CAIRN_EMALFORMED, 0, NULL, UINT64_MAX);
-    fd = raw_connect();
-    send_frame(fd, bad_type, sizeof(bad_type));
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send_frame(fd, bad_type, sizeof(bad_type));
     expect_error_then_close(fd, "request of unknown type 99", CAIRN_EMALFORMED, 0, NULL,
                             UINT64_MAX);
-    fd = raw_connect();
-    send_frame(fd, short_array, sizeof(short_array));
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send_frame(fd, short_array, sizeof(short_array));
     expect_error_then_close(fd, "request cut short inside its frame", CAIRN_EMALFORMED, 0, NULL,
                             UINT64_MAX);
 }
@@ -283,14 +197,14 @@ static void bad_msgpack(void)
 static void wrong_version(void)
 {
     struct buf b;
-    int fd = raw_connect();
+    int fd = it_raw_connect(g_port, 0);
     buf_init(&b);
     status_request(&b, 42);
-    /* [version, id, ...]: after the 4-byte header, 0x98 (array of 8), then
+    /* [version, id, ...]: after the 4-byte header, 0x99 (array of 9), then
      * the version as a positive fixint. */
-    IT_ASSERT((uint8_t)b.data[4] == 0x98 && b.data[5] == 0x01, "encoded request layout");
+    IT_ASSERT((uint8_t)b.data[4] == 0x99 && b.data[5] == 0x01, "encoded request layout");
     b.data[5] = 0x02;
-    send_bytes(fd, b.data, b.len);
+    it_raw_send(fd, b.data, b.len);
     buf_free(&b);
     expect_error_then_close(fd, "protocol version 2", CAIRN_EVERSION, 0, "version", 42);
 }
@@ -303,24 +217,24 @@ static void truncated(void)
     buf_init(&b);
     status_request(&b, 5);
     /* Half a frame: the node waits for the rest without answering. */
-    fd = raw_connect();
-    send_bytes(fd, b.data, b.len / 2);
-    IT_ASSERT(read_response(fd, 500, &resp) == -1, "no answer to half a frame");
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send(fd, b.data, b.len / 2);
+    IT_ASSERT(it_raw_read_response(fd, 500, &resp) == -1, "no answer to half a frame");
     /* ...and the rest completes it. */
-    send_bytes(fd, b.data + b.len / 2, b.len - b.len / 2);
-    IT_ASSERT(read_response(fd, IO_TIMEOUT_MS, &resp) == 1 && resp.code == 0 && resp.id == 5,
+    it_raw_send(fd, b.data + b.len / 2, b.len - b.len / 2);
+    IT_ASSERT(it_raw_read_response(fd, IO_TIMEOUT_MS, &resp) == 1 && resp.code == 0 && resp.id == 5,
               "the completed frame is answered");
     proto_response_free(&resp);
     close(fd);
     /* Half a frame, then the client goes away. */
-    fd = raw_connect();
-    send_bytes(fd, b.data, 4 + 3);
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send(fd, b.data, 4 + 3);
     shutdown(fd, SHUT_WR);
     expect_closed(fd, "truncated frame then close");
     close(fd);
     /* A header alone, then a reset. */
-    fd = raw_connect();
-    send_bytes(fd, b.data, 4);
+    fd = it_raw_connect(g_port, 0);
+    it_raw_send(fd, b.data, 4);
     {
         struct linger l = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));

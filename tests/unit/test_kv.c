@@ -875,9 +875,12 @@ static void test_retention(void **state)
     int i;
     (void)state;
     setup_kv(&kv);
-    assert_int_equal(kv.retain_versions, KV_RETAIN_VERSIONS_DEFAULT);
+    assert_int_equal(kv.n_policies, 1);
+    assert_int_equal(kv.policies[0].prefix_len, 0);
+    assert_int_equal(kv.policies[0].max_versions, KV_RETAIN_VERSIONS_DEFAULT);
+    assert_int_equal(kv.policies[0].max_age_ms, 0);
     assert_int_equal(retain(&kv, 3), 0);
-    assert_int_equal(kv.retain_versions, 3);
+    assert_int_equal(kv.policies[0].max_versions, 3);
     for (i = 1; i <= 5; i++) {
         char v[8];
         snprintf(v, sizeof(v), "v%d", i);
@@ -944,9 +947,8 @@ static void test_retention(void **state)
 
     /* Refused settings change nothing. */
     hash = kv_hash(&kv);
-    assert_int_equal(retain(&kv, 0), CAIRN_EINVAL);
     assert_int_equal(retain(&kv, (uint64_t)UINT32_MAX + 1), CAIRN_EINVAL);
-    assert_int_equal(kv.retain_versions, 1);
+    assert_int_equal(kv.policies[0].max_versions, 1);
     assert_int_equal(kv_hash(&kv), hash);
     /* Raising it keeps what is left and lets history grow again. */
     assert_int_equal(retain(&kv, 10), 0);
@@ -1093,8 +1095,11 @@ static void test_history(void **state)
 
 /* Snapshots */
 
+static int policy(struct kv *kv, const char *prefix, uint64_t versions, uint64_t age_ms);
+
 /* A state with a bit of everything: binary keys, empty values, tombstones,
- * history trimmed by retention (deleted and not), and a compaction. */
+ * history trimmed by retention (deleted and not), retention policies, and a
+ * compaction. */
 static void build_rich_state(struct kv *kv)
 {
     struct proto_request req;
@@ -1102,6 +1107,8 @@ static void build_rich_state(struct kv *kv)
     struct proto_op ops[3];
     int i;
     assert_int_equal(retain(kv, 4), 0);
+    assert_int_equal(policy(kv, "txn/", 5, 0), 0);
+    assert_int_equal(policy(kv, "cfg/d", 4, 3600000), 0);
     for (i = 0; i < 6; i++) {
         char v[16];
         snprintf(v, sizeof(v), "value-%d", i);
@@ -1146,7 +1153,16 @@ static void expect_same_answers(struct kv *a, struct kv *b)
     size_t i;
     assert_int_equal(a->rev, b->rev);
     assert_int_equal(a->compact_rev, b->compact_rev);
-    assert_int_equal(a->retain_versions, b->retain_versions);
+    assert_int_equal(a->n_policies, b->n_policies);
+    assert_int_equal(a->n_aged_policies, b->n_aged_policies);
+    for (i = 0; i < a->n_policies; i++) {
+        assert_int_equal(a->policies[i].prefix_len, b->policies[i].prefix_len);
+        assert_memory_equal(a->policies[i].prefix != NULL ? a->policies[i].prefix : "",
+                            b->policies[i].prefix != NULL ? b->policies[i].prefix : "",
+                            a->policies[i].prefix_len);
+        assert_int_equal(a->policies[i].max_versions, b->policies[i].max_versions);
+        assert_int_equal(a->policies[i].max_age_ms, b->policies[i].max_age_ms);
+    }
     assert_int_equal(a->live_keys, b->live_keys);
     assert_int_equal(a->nodes, b->nodes);
     assert_int_equal(a->value_bytes, b->value_bytes);
@@ -1497,7 +1513,8 @@ static void test_snapshot_decode_invalid_states(void **state)
         buf_free(&s);                                                     \
     } while (0)
 
-    EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 2, 3, 0, 10, 2, good, 2);      /* unknown format */
+    EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 3, 3, 0, 10, 2, good, 2);      /* unknown format */
+    EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 2, 3, 0, 10, 2, good, 2);      /* 2 with a number */
     EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 1, 3, 4, 10, 2, good, 2);      /* compact > rev */
     EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 1, 3, 0, 0, 2, good, 2);       /* retain 0 */
     EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 1, 3, 0, 10, 3, good, 2);      /* count mismatch */
@@ -1510,6 +1527,10 @@ static void test_snapshot_decode_invalid_states(void **state)
     /* The good one decodes, and answers like the state it describes. */
     EXPECT_SNAPSHOT(0, 1, 3, 0, 10, 2, good, 2);
 #undef EXPECT_SNAPSHOT
+    /* Format 1 (a single retain_versions) is the policy for "" alone. */
+    assert_int_equal(target.n_policies, 1);
+    assert_int_equal(target.policies[0].max_versions, 10);
+    assert_int_equal(target.policies[0].max_age_ms, 0);
     assert_int_equal(target.rev, 3);
     assert_int_equal(target.live_keys, 2);
     expect_get(&target, "a", 1, "v");
@@ -1564,6 +1585,624 @@ static void test_snapshot_decode_out_of_memory(void **state)
     buf_free(&s);
     kv_close(&src);
     kv_close(&target);
+}
+
+/* Retention policies per prefix */
+
+/* Set the policy for prefix (len bytes); versions and age_ms both 0 remove
+ * it. Applied at now_ms like any entry. */
+static int policy_bytes(struct kv *kv, const char *prefix, size_t len, uint64_t versions,
+                        uint64_t age_ms)
+{
+    struct proto_request req = request(PROTO_RETENTION);
+    struct proto_response r;
+    uint64_t rev = kv->rev;
+    int rv;
+    req.op.key = bytes(prefix, len);
+    req.number = versions;
+    req.age_ms = age_ms;
+    rv = exec(kv, &req, true, &r);
+    if (rv == 0) {
+        assert_int_equal(r.result->n_ops, 0);
+        assert_int_equal(r.result->revision, rev); /* a setting, not a revision */
+        assert_int_equal(kv->rev, rev);
+        proto_response_free(&r);
+    }
+    return rv;
+}
+
+static int policy(struct kv *kv, const char *prefix, uint64_t versions, uint64_t age_ms)
+{
+    return policy_bytes(kv, prefix, strlen(prefix), versions, age_ms);
+}
+
+/* A sweep entry proposed at time t. */
+static void sweep_at(struct kv *kv, int64_t t)
+{
+    struct proto_request req = request(PROTO_SWEEP);
+    struct proto_response r;
+    uint64_t rev = kv->rev;
+    now_ms = t;
+    assert_int_equal(exec(kv, &req, true, &r), 0);
+    assert_int_equal(r.result->n_ops, 0);
+    assert_int_equal(r.result->revision, rev);
+    assert_int_equal(kv->rev, rev);
+    proto_response_free(&r);
+}
+
+/* A put whose entry was proposed at time t. */
+static uint64_t put_at(struct kv *kv, int64_t t, const char *key, const char *value)
+{
+    now_ms = t;
+    return put(kv, key, value);
+}
+
+static const struct kv_key *key_of(const struct kv *kv, const char *key)
+{
+    const struct kv_key *k = kv_seek(kv, key, (uint32_t)strlen(key));
+    if (k == NULL || k->key_len != strlen(key) || memcmp(k->key, key, k->key_len) != 0) {
+        return NULL;
+    }
+    return k;
+}
+
+/* Versions key retains (0: not in the key space). */
+static uint32_t versions_of(const struct kv *kv, const char *key)
+{
+    const struct kv_key *k = key_of(kv, key);
+    return k != NULL ? k->n_versions : 0;
+}
+
+/* The policy deciding for key, found by a plain scan of the table. */
+static const struct kv_retention *policy_by_scan(const struct kv *kv, const char *key, size_t len)
+{
+    const struct kv_retention *best = NULL;
+    uint32_t i;
+    for (i = 0; i < kv->n_policies; i++) {
+        const struct kv_retention *p = &kv->policies[i];
+        if (p->prefix_len <= len &&
+            (p->prefix_len == 0 || memcmp(p->prefix, key, p->prefix_len) == 0) &&
+            (best == NULL || p->prefix_len > best->prefix_len)) {
+            best = p;
+        }
+    }
+    return best;
+}
+
+static void expect_policy_for(const struct kv *kv, const char *key, uint64_t versions)
+{
+    const struct kv_retention *p = kv_retention_for(kv, key, (uint32_t)strlen(key));
+    assert_non_null(p);
+    assert_int_equal(p->max_versions, versions);
+}
+
+static void test_retention_longest_prefix(void **state)
+{
+    static const char alphabet[] = {'a', 'b', '\0', '\xff'};
+    struct kv kv;
+    uint64_t seed = 0x9e7e47104ull;
+    uint64_t rng = seed;
+    uint32_t i;
+    int n;
+    (void)state;
+    setup_kv(&kv);
+    assert_int_equal(policy(&kv, "a", 1, 0), 0);
+    assert_int_equal(policy(&kv, "ab", 2, 0), 0);
+    assert_int_equal(policy(&kv, "abb", 3, 0), 0);
+    assert_int_equal(policy(&kv, "abc/", 4, 0), 0);
+    assert_int_equal(policy(&kv, "b", 5, 0), 0);
+    assert_int_equal(kv.n_policies, 6);
+    /* "abb" and "abc/" sort on either side of "abc" and neither is its
+     * prefix: the search must fall back to "ab". */
+    expect_policy_for(&kv, "abc", 2);
+    expect_policy_for(&kv, "abc/x", 4);
+    expect_policy_for(&kv, "abc/", 4);
+    expect_policy_for(&kv, "abba", 3);
+    expect_policy_for(&kv, "abb", 3);
+    expect_policy_for(&kv, "ab", 2);
+    expect_policy_for(&kv, "aa", 1);
+    expect_policy_for(&kv, "a", 1);
+    expect_policy_for(&kv, "b/x", 5);
+    expect_policy_for(&kv, "", KV_RETAIN_VERSIONS_DEFAULT);
+    expect_policy_for(&kv, "0", KV_RETAIN_VERSIONS_DEFAULT);
+    expect_policy_for(&kv, "c", KV_RETAIN_VERSIONS_DEFAULT);
+    /* Writes obey the policy that decides. */
+    for (n = 0; n < 6; n++) {
+        put(&kv, "abc", "v");
+        put(&kv, "abc/x", "v");
+        put(&kv, "c", "v");
+    }
+    assert_int_equal(versions_of(&kv, "abc"), 2);
+    assert_int_equal(versions_of(&kv, "abc/x"), 4);
+    assert_int_equal(versions_of(&kv, "c"), 6);
+    kv_close(&kv);
+
+    /* Random tables over a small alphabet (with NUL and 0xff bytes) agree
+     * with a plain scan, and stay strictly sorted. */
+    setup_kv(&kv);
+    for (n = 0; n < 300; n++) {
+        char p[4];
+        size_t len = (size_t)(rng_next(&rng) % 4);
+        size_t j;
+        for (j = 0; j < len; j++) {
+            p[j] = alphabet[rng_next(&rng) % sizeof(alphabet)];
+        }
+        assert_int_equal(policy_bytes(&kv, p, len, (uint64_t)n + 1, 0), 0);
+    }
+    for (i = 1; i < kv.n_policies; i++) {
+        const struct kv_retention *x = &kv.policies[i - 1];
+        const struct kv_retention *y = &kv.policies[i];
+        size_t len = x->prefix_len < y->prefix_len ? x->prefix_len : y->prefix_len;
+        int c = len > 0 ? memcmp(x->prefix, y->prefix, len) : 0;
+        assert_true(c < 0 || (c == 0 && x->prefix_len < y->prefix_len));
+    }
+    for (n = 0; n < 5000; n++) {
+        char key[7];
+        size_t len = (size_t)(rng_next(&rng) % 7);
+        size_t j;
+        const struct kv_retention *want;
+        const struct kv_retention *got;
+        for (j = 0; j < len; j++) {
+            key[j] = alphabet[rng_next(&rng) % sizeof(alphabet)];
+        }
+        want = policy_by_scan(&kv, key, len);
+        got = kv_retention_for(&kv, key, (uint32_t)len);
+        if (got != want) {
+            print_error("seed %#llx: key %d\n", (unsigned long long)seed, n);
+        }
+        assert_ptr_equal(got, want);
+    }
+    kv_close(&kv);
+}
+
+static void test_retention_version_cap(void **state)
+{
+    struct kv kv;
+    uint64_t mods[5];
+    int i;
+    (void)state;
+    setup_kv(&kv);
+    assert_int_equal(policy(&kv, "app/", 2, 0), 0);
+    for (i = 0; i < 5; i++) {
+        mods[i] = put(&kv, "app/x", "v");
+        put(&kv, "other/x", "v");
+    }
+    assert_int_equal(versions_of(&kv, "app/x"), 2);
+    assert_int_equal(versions_of(&kv, "other/x"), 5);
+    /* The trimmed versions are reported as such, not as absent. */
+    assert_int_equal(key_of(&kv, "app/x")->floor_rev, mods[2]);
+    expect_get_error(&kv, "app/x", mods[2], CAIRN_ECOMPACTED);
+    expect_get(&kv, "app/x", mods[3], "v");
+    /* Setting a policy trims what is under it at once, and nothing else. */
+    assert_int_equal(policy(&kv, "other/", 1, 0), 0);
+    assert_int_equal(versions_of(&kv, "other/x"), 1);
+    assert_int_equal(versions_of(&kv, "app/x"), 2);
+    /* The version count and the key space's totals agree. */
+    assert_int_equal(kv.total_versions, 3);
+    kv_close(&kv);
+}
+
+static void test_retention_age(void **state)
+{
+    const int64_t t0 = 1800000000000;
+    struct kv kv;
+    uint64_t r1;
+    uint64_t r2;
+    (void)state;
+    setup_kv(&kv);
+    now_ms = t0 - 10;
+    assert_int_equal(policy(&kv, "tmp/", 0, 1000), 0);
+    assert_int_equal(kv.n_aged_policies, 1);
+    r1 = put_at(&kv, t0, "tmp/a", "v1");
+    r2 = put_at(&kv, t0 + 500, "tmp/a", "v2");
+    /* Exactly max_age_ms old is not older than it. */
+    put_at(&kv, t0 + 1000, "tmp/a", "v3");
+    assert_int_equal(versions_of(&kv, "tmp/a"), 3);
+    put_at(&kv, t0 + 1001, "tmp/a", "v4");
+    assert_int_equal(versions_of(&kv, "tmp/a"), 3);
+    assert_int_equal(key_of(&kv, "tmp/a")->floor_rev, r1);
+    assert_false(key_of(&kv, "tmp/a")->floor_deleted);
+    expect_get_error(&kv, "tmp/a", r1, CAIRN_ECOMPACTED);
+    expect_get(&kv, "tmp/a", r2, "v2");
+    /* Age counts from each version's own time, on the entry's clock: a
+     * write long after keeps only itself. */
+    put_at(&kv, t0 + 100000, "tmp/a", "v5");
+    assert_int_equal(versions_of(&kv, "tmp/a"), 1);
+    expect_get(&kv, "tmp/a", 0, "v5");
+    /* Outside the prefix, the default policy: no age limit. */
+    put_at(&kv, t0, "keep", "k1");
+    put_at(&kv, t0 + 100000000, "keep", "k2");
+    assert_int_equal(versions_of(&kv, "keep"), 2);
+
+    /* Both limits at once: whichever discards more. */
+    assert_int_equal(policy(&kv, "both/", 2, 1000), 0);
+    put_at(&kv, t0, "both/k", "1");
+    put_at(&kv, t0 + 1, "both/k", "2");
+    put_at(&kv, t0 + 2, "both/k", "3");
+    assert_int_equal(versions_of(&kv, "both/k"), 2); /* the count */
+    put_at(&kv, t0 + 1500, "both/k", "4");
+    assert_int_equal(versions_of(&kv, "both/k"), 1); /* the age */
+
+    /* A clock that stepped back (a new leader behind the old one): a version
+     * from the future is young, and versions go oldest first, so the older
+     * but expired one after it stays too. History is kept longer, never
+     * shorter. */
+    put_at(&kv, t0 + 5000, "tmp/back", "b1");
+    put_at(&kv, t0, "tmp/back", "b2");
+    put_at(&kv, t0 + 5500, "tmp/back", "b3");
+    assert_int_equal(versions_of(&kv, "tmp/back"), 3);
+    put_at(&kv, t0 + 6001, "tmp/back", "b4");
+    assert_int_equal(versions_of(&kv, "tmp/back"), 2);
+    kv_close(&kv);
+}
+
+static void test_retention_newest_always_stays(void **state)
+{
+    const int64_t t0 = 1800000000000;
+    struct kv kv;
+    uint64_t put_rev;
+    uint64_t del_rev;
+    (void)state;
+    setup_kv(&kv);
+    now_ms = t0 - 1;
+    assert_int_equal(policy(&kv, "", 0, 1), 0); /* an age, no count */
+    put_at(&kv, t0, "k", "only");
+    put_rev = put_at(&kv, t0, "d", "x");
+    now_ms = t0 + 1;
+    del(&kv, "d", false);
+    del_rev = kv.rev;
+    sweep_at(&kv, INT64_MAX - 1);
+    assert_int_equal(versions_of(&kv, "k"), 1);
+    expect_get(&kv, "k", 0, "only");
+    /* A deleted key keeps its tombstone: at its revision the key is known
+     * to be absent, before it the answer is gone. */
+    assert_int_equal(versions_of(&kv, "d"), 1);
+    assert_true(key_of(&kv, "d")->versions[0].deleted);
+    expect_get(&kv, "d", del_rev, NULL);
+    expect_get_error(&kv, "d", put_rev, CAIRN_ECOMPACTED);
+    /* Times from the far past and future do not overflow the age. */
+    put_at(&kv, INT64_MIN, "k", "ancient");
+    assert_int_equal(versions_of(&kv, "k"), 2);
+    put_at(&kv, INT64_MAX - 1, "k", "future");
+    assert_int_equal(versions_of(&kv, "k"), 1);
+    expect_get(&kv, "k", 0, "future");
+    now_ms = t0 + 1000000; /* back to a clock the next tests can advance */
+    kv_close(&kv);
+}
+
+static void test_retention_sweep(void **state)
+{
+    const int64_t t0 = 1800000000000;
+    struct kv kv;
+    uint64_t hash;
+    uint64_t second;
+    (void)state;
+    setup_kv(&kv);
+    put_at(&kv, t0, "s/a", "1");
+    second = put_at(&kv, t0 + 1, "s/a", "2");
+    put_at(&kv, t0 + 2, "s/a", "3");
+    put_at(&kv, t0, "keep", "1");
+    put_at(&kv, t0 + 1, "keep", "2");
+    /* Without an age limit a sweep has nothing to do. */
+    hash = kv_hash(&kv);
+    sweep_at(&kv, t0 + 1000000);
+    assert_int_equal(kv_hash(&kv), hash);
+    /* Setting the policy trims by age at the entry's time: nothing yet. */
+    now_ms = t0 + 100;
+    assert_int_equal(policy(&kv, "s/", 0, 1000), 0);
+    assert_int_equal(versions_of(&kv, "s/a"), 3);
+    /* Nobody writes s/a: sweeps age it out, one version at a time here. */
+    sweep_at(&kv, t0 + 1000);
+    assert_int_equal(versions_of(&kv, "s/a"), 3);
+    sweep_at(&kv, t0 + 1001);
+    assert_int_equal(versions_of(&kv, "s/a"), 2);
+    sweep_at(&kv, t0 + 1002);
+    assert_int_equal(versions_of(&kv, "s/a"), 1);
+    assert_int_equal(key_of(&kv, "s/a")->floor_rev, second);
+    sweep_at(&kv, t0 + 100000);
+    assert_int_equal(versions_of(&kv, "s/a"), 1);
+    expect_get(&kv, "s/a", 0, "3");
+    /* Keys under other policies are untouched. */
+    assert_int_equal(versions_of(&kv, "keep"), 2);
+    kv_close(&kv);
+}
+
+static void test_retention_remove_and_default(void **state)
+{
+    struct kv kv;
+    uint64_t hash;
+    int i;
+    (void)state;
+    setup_kv(&kv);
+    assert_int_equal(policy(&kv, "", 2, 0), 0);
+    assert_int_equal(policy(&kv, "app/", 5, 0), 0);
+    for (i = 0; i < 5; i++) {
+        put(&kv, "app/x", "v");
+        put(&kv, "other", "v");
+    }
+    assert_int_equal(versions_of(&kv, "app/x"), 5);
+    assert_int_equal(versions_of(&kv, "other"), 2);
+    /* Removing a policy that does not exist is refused and changes nothing. */
+    hash = kv_hash(&kv);
+    assert_int_equal(policy(&kv, "nope/", 0, 0), CAIRN_ENOTFOUND);
+    assert_int_equal(policy(&kv, "app", 0, 0), CAIRN_ENOTFOUND);
+    assert_int_equal(kv_hash(&kv), hash);
+    /* Removing one hands its keys to the next shorter prefix, at once. */
+    assert_int_equal(policy(&kv, "app/", 0, 0), 0);
+    assert_int_equal(kv.n_policies, 1);
+    assert_null(kv_retention_find(&kv, "app/", 4));
+    assert_int_equal(versions_of(&kv, "app/x"), 2);
+    assert_int_equal(policy(&kv, "app/", 0, 0), CAIRN_ENOTFOUND);
+    /* "" cannot be removed: that restores the default. */
+    assert_int_equal(policy(&kv, "", 3, 7000), 0);
+    assert_int_equal(kv.n_aged_policies, 1);
+    assert_int_equal(policy(&kv, "", 0, 0), 0);
+    assert_int_equal(kv.n_policies, 1);
+    assert_int_equal(kv.policies[0].max_versions, KV_RETAIN_VERSIONS_DEFAULT);
+    assert_int_equal(kv.policies[0].max_age_ms, 0);
+    assert_int_equal(kv.n_aged_policies, 0);
+    /* Replacing a policy replaces both limits. */
+    assert_int_equal(policy(&kv, "app/", 3, 5000), 0);
+    assert_int_equal(policy(&kv, "app/", 4, 0), 0);
+    assert_int_equal(kv_retention_find(&kv, "app/", 4)->max_versions, 4);
+    assert_int_equal(kv_retention_find(&kv, "app/", 4)->max_age_ms, 0);
+    assert_int_equal(kv.n_aged_policies, 0);
+    /* A longer prefix's keys keep their own policy when a shorter one is
+     * set over them. */
+    assert_int_equal(policy(&kv, "app/db/", 4, 0), 0);
+    for (i = 0; i < 4; i++) {
+        put(&kv, "app/db/x", "v");
+        put(&kv, "app/y", "v");
+    }
+    assert_int_equal(policy(&kv, "app/", 1, 0), 0);
+    assert_int_equal(versions_of(&kv, "app/db/x"), 4);
+    assert_int_equal(versions_of(&kv, "app/y"), 1);
+    assert_int_equal(versions_of(&kv, "app/x"), 1);
+    kv_close(&kv);
+}
+
+static void test_retention_limits(void **state)
+{
+    struct kv kv;
+    uint64_t hash;
+    char p[16];
+    int i;
+    (void)state;
+    setup_kv(&kv);
+    for (i = 1; i < KV_RETENTION_POLICIES_MAX; i++) {
+        snprintf(p, sizeof(p), "p/%04d", i);
+        assert_int_equal(policy(&kv, p, 1, 0), 0);
+    }
+    assert_int_equal(kv.n_policies, KV_RETENTION_POLICIES_MAX);
+    hash = kv_hash(&kv);
+    assert_int_equal(policy(&kv, "p/x", 1, 0), CAIRN_ETOOLARGE);
+    assert_int_equal(kv_hash(&kv), hash);
+    /* A full table still takes changes to its policies, and room made. */
+    assert_int_equal(policy(&kv, "p/0001", 2, 0), 0);
+    assert_int_equal(policy(&kv, "", 3, 0), 0);
+    assert_int_equal(policy(&kv, "p/0002", 0, 0), 0);
+    assert_int_equal(policy(&kv, "p/x", 1, 0), 0);
+    /* A key's version count is a uint32_t. */
+    hash = kv_hash(&kv);
+    assert_int_equal(policy(&kv, "p/0001", (uint64_t)UINT32_MAX + 1, 0), CAIRN_EINVAL);
+    assert_int_equal(kv_hash(&kv), hash);
+    assert_int_equal(policy(&kv, "p/0001", UINT32_MAX, 0), 0);
+    kv_close(&kv);
+}
+
+/* Policies in snapshots */
+
+static void test_snapshot_policies(void **state)
+{
+    struct kv a;
+    struct kv b;
+    struct buf s;
+    int64_t t;
+    int i;
+    (void)state;
+    setup_kv(&a);
+    setup_kv(&b);
+    assert_int_equal(policy(&a, "", 7, 0), 0);
+    assert_int_equal(policy(&a, "cfg/", 3, 3600000), 0);
+    assert_int_equal(policy_bytes(&a, "\0\xff", 2, 1, 0), 0);
+    assert_int_equal(policy(&a, "tmp/", 0, 1000), 0);
+    for (i = 0; i < 5; i++) {
+        put(&a, "cfg/a", "v");
+        put(&a, "tmp/a", "v");
+    }
+    buf_init(&s);
+    assert_int_equal(kv_snapshot_encode(&a, &s), 0);
+    assert_int_equal(kv_snapshot_decode(&b, s.data, s.len), 0);
+    buf_free(&s);
+    assert_int_equal(b.n_policies, 4);
+    assert_int_equal(b.n_aged_policies, 2);
+    assert_int_equal(kv_hash(&a), kv_hash(&b));
+    expect_same_answers(&a, &b); /* compares the tables too */
+    /* Both trim alike from then on: the restored policies are in force. */
+    t = now_ms;
+    for (i = 0; i < 5; i++) {
+        put(&a, "cfg/a", "w");
+        put(&a, "tmp/a", "w");
+    }
+    sweep_at(&a, t + 100000);
+    now_ms = t;
+    for (i = 0; i < 5; i++) {
+        put(&b, "cfg/a", "w");
+        put(&b, "tmp/a", "w");
+    }
+    sweep_at(&b, t + 100000);
+    assert_int_equal(versions_of(&b, "cfg/a"), 3);
+    assert_int_equal(versions_of(&b, "tmp/a"), 1);
+    assert_int_equal(kv_hash(&a), kv_hash(&b));
+    kv_close(&a);
+    kv_close(&b);
+}
+
+/* A format 2 snapshot with the given policy table and one key. */
+struct snap_policy
+{
+    const char *prefix;
+    size_t len;
+    uint64_t versions;
+    uint64_t age_ms;
+    unsigned fields; /* 3, or a wrong count */
+};
+
+static void pack_snapshot_v2(struct buf *out, const struct snap_policy *policies, unsigned n,
+                             unsigned n_claimed)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    unsigned i;
+    unsigned f;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, 2);
+    msgpack_pack_uint64(&pk, 1); /* rev */
+    msgpack_pack_uint64(&pk, 0); /* compact_rev */
+    msgpack_pack_array(&pk, n_claimed);
+    for (i = 0; i < n; i++) {
+        msgpack_pack_array(&pk, policies[i].fields);
+        msgpack_pack_bin(&pk, policies[i].len);
+        msgpack_pack_bin_body(&pk, policies[i].prefix, policies[i].len);
+        msgpack_pack_uint64(&pk, policies[i].versions);
+        msgpack_pack_uint64(&pk, policies[i].age_ms);
+        for (f = 3; f < policies[i].fields; f++) {
+            msgpack_pack_nil(&pk);
+        }
+    }
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_bin(&pk, 1);
+    msgpack_pack_bin_body(&pk, "k", 1);
+    msgpack_pack_uint64(&pk, 0);
+    msgpack_pack_false(&pk);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_int64(&pk, 0);
+    msgpack_pack_false(&pk);
+    msgpack_pack_bin(&pk, 1);
+    msgpack_pack_bin_body(&pk, "v", 1);
+    buf_init(out);
+    assert_int_equal(buf_append(out, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_snapshot_decode_rejects_bad_policies(void **state)
+{
+    static const struct snap_policy good[] = {
+        {"", 0, 10, 0, 3}, {"a", 1, 1, 0, 3}, {"b", 1, 0, 500, 3}};
+    static const struct snap_policy not_default_first[] = {{"a", 1, 1, 0, 3}};
+    static const struct snap_policy default_twice[] = {{"", 0, 1, 0, 3}, {"", 0, 2, 0, 3}};
+    static const struct snap_policy unordered[] = {
+        {"", 0, 10, 0, 3}, {"b", 1, 1, 0, 3}, {"a", 1, 1, 0, 3}};
+    static const struct snap_policy duplicate[] = {
+        {"", 0, 10, 0, 3}, {"a", 1, 1, 0, 3}, {"a", 1, 2, 0, 3}};
+    static const struct snap_policy too_many_versions[] = {
+        {"", 0, 10, 0, 3}, {"a", 1, (uint64_t)UINT32_MAX + 1, 0, 3}};
+    static const struct snap_policy limits_nothing[] = {{"", 0, 10, 0, 3}, {"a", 1, 0, 0, 3}};
+    static const struct snap_policy default_limits_nothing[] = {{"", 0, 0, 0, 3}};
+    static const struct snap_policy short_entry[] = {{"", 0, 10, 0, 2}};
+    static const struct snap_policy long_entry[] = {{"", 0, 10, 0, 4}};
+    struct snap_policy *many;
+    struct kv target;
+    struct buf s;
+    uint64_t hash;
+    unsigned i;
+    (void)state;
+    setup_kv(&target);
+    put(&target, "x", "y");
+    assert_int_equal(policy(&target, "x", 3, 0), 0);
+    hash = kv_hash(&target);
+
+#define EXPECT_POLICIES(rv, table, n, claimed)                            \
+    do {                                                                  \
+        pack_snapshot_v2(&s, table, n, claimed);                          \
+        assert_int_equal(kv_snapshot_decode(&target, s.data, s.len), rv); \
+        if (rv != 0) {                                                    \
+            assert_int_equal(kv_hash(&target), hash);                     \
+        }                                                                 \
+        buf_free(&s);                                                     \
+    } while (0)
+
+    EXPECT_POLICIES(CAIRN_EMALFORMED, good, 0, 0); /* no policy at all */
+    EXPECT_POLICIES(CAIRN_EMALFORMED, good, 2, 3); /* fewer than announced */
+    EXPECT_POLICIES(CAIRN_EMALFORMED, not_default_first, 1, 1);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, default_twice, 2, 2);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, unordered, 3, 3);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, duplicate, 3, 3);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, too_many_versions, 2, 2);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, limits_nothing, 2, 2);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, default_limits_nothing, 1, 1);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, short_entry, 1, 1);
+    EXPECT_POLICIES(CAIRN_EMALFORMED, long_entry, 1, 1);
+    /* One policy beyond the limit, otherwise well formed. */
+    many = calloc(KV_RETENTION_POLICIES_MAX + 1, sizeof(*many));
+    assert_non_null(many);
+    many[0] = good[0];
+    for (i = 1; i <= KV_RETENTION_POLICIES_MAX; i++) {
+        char *p = malloc(8);
+        assert_non_null(p);
+        snprintf(p, 8, "p%05u", i);
+        many[i].prefix = p;
+        many[i].len = strlen(p);
+        many[i].versions = 1;
+        many[i].fields = 3;
+    }
+    EXPECT_POLICIES(CAIRN_EMALFORMED, many, KV_RETENTION_POLICIES_MAX + 1,
+                    KV_RETENTION_POLICIES_MAX + 1);
+    EXPECT_POLICIES(0, many, KV_RETENTION_POLICIES_MAX, KV_RETENTION_POLICIES_MAX);
+    assert_int_equal(target.n_policies, KV_RETENTION_POLICIES_MAX);
+    for (i = 1; i <= KV_RETENTION_POLICIES_MAX; i++) {
+        free((char *)many[i].prefix);
+    }
+    free(many);
+    /* The good one decodes into exactly its table. */
+    EXPECT_POLICIES(0, good, 3, 3);
+#undef EXPECT_POLICIES
+    assert_int_equal(target.n_policies, 3);
+    assert_int_equal(target.n_aged_policies, 1);
+    assert_int_equal(kv_retention_find(&target, "b", 1)->max_age_ms, 500);
+    assert_null(kv_retention_find(&target, "x", 1));
+    expect_get(&target, "k", 0, "v");
+    kv_close(&target);
+}
+
+static void test_hash_tracks_policies(void **state)
+{
+    struct kv a;
+    struct kv b;
+    (void)state;
+    /* The prefix, the count or the age alone: a replica that missed any
+     * of them would trim differently from then on. */
+    setup_kv(&a);
+    setup_kv(&b);
+    assert_int_equal(policy(&a, "a/", 3, 0), 0);
+    assert_int_equal(policy(&b, "b/", 3, 0), 0);
+    assert_int_not_equal(kv_hash(&a), kv_hash(&b));
+    assert_int_equal(policy(&b, "b/", 0, 0), 0);
+    assert_int_equal(policy(&b, "a/", 4, 0), 0);
+    assert_int_not_equal(kv_hash(&a), kv_hash(&b));
+    assert_int_equal(policy(&b, "a/", 3, 1), 0);
+    assert_int_not_equal(kv_hash(&a), kv_hash(&b));
+    /* The same table, however it was reached, hashes the same. */
+    assert_int_equal(policy(&b, "a/", 3, 0), 0);
+    assert_int_equal(kv_hash(&a), kv_hash(&b));
+    assert_int_equal(policy(&a, "z", 1, 0), 0);
+    assert_int_equal(policy(&a, "m", 1, 0), 0);
+    assert_int_equal(policy(&b, "m", 1, 0), 0);
+    assert_int_equal(policy(&b, "z", 1, 0), 0);
+    assert_int_equal(kv_hash(&a), kv_hash(&b));
+    /* The default's age too. */
+    assert_int_equal(policy(&a, "", KV_RETAIN_VERSIONS_DEFAULT, 60000), 0);
+    assert_int_not_equal(kv_hash(&a), kv_hash(&b));
+    kv_close(&a);
+    kv_close(&b);
 }
 
 /* Hash */
@@ -1705,6 +2344,16 @@ int main(void)
         cmocka_unit_test(test_snapshot_decode_invalid_states),
         cmocka_unit_test(test_snapshot_decode_out_of_memory),
         cmocka_unit_test(test_hash_tracks_state),
+        cmocka_unit_test(test_retention_longest_prefix),
+        cmocka_unit_test(test_retention_version_cap),
+        cmocka_unit_test(test_retention_age),
+        cmocka_unit_test(test_retention_newest_always_stays),
+        cmocka_unit_test(test_retention_sweep),
+        cmocka_unit_test(test_retention_remove_and_default),
+        cmocka_unit_test(test_retention_limits),
+        cmocka_unit_test(test_snapshot_policies),
+        cmocka_unit_test(test_snapshot_decode_rejects_bad_policies),
+        cmocka_unit_test(test_hash_tracks_policies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -697,6 +697,12 @@ static const struct cairn_member test_members[] = {
     {2, "10.0.0.2:7101", "10.0.0.2:7001", "standby"},
 };
 
+static const struct cairn_retention test_retention[] = {
+    {"", 0, 10, 0},
+    {"app/\0x", 6, 0, 604800000},
+    {"tmp/", 4, 3, 90000},
+};
+
 static void fill_status(struct cairn_status *s)
 {
     memset(s, 0, sizeof(*s));
@@ -716,6 +722,8 @@ static void fill_status(struct cairn_status *s)
     s->snapshots = 4;
     s->members = (struct cairn_member *)test_members;
     s->n_members = 2;
+    s->retention = (struct cairn_retention *)test_retention;
+    s->n_retention = 3;
 }
 
 /* A response with two results (the second with every test kv) and, when
@@ -835,6 +843,15 @@ static void test_response_round_trip(void **state)
         assert_string_equal(r.status->members[i].client_address, test_members[i].client_address);
         assert_string_equal(r.status->members[i].role, test_members[i].role);
     }
+    assert_int_equal(r.status->n_retention, 3);
+    for (i = 0; i < 3; i++) {
+        const struct cairn_retention *p = &r.status->retention[i];
+        assert_int_equal(p->prefix_len, test_retention[i].prefix_len);
+        assert_memory_equal(p->prefix, test_retention[i].prefix, p->prefix_len);
+        assert_int_equal(p->prefix[p->prefix_len], '\0'); /* usable as a string */
+        assert_int_equal(p->versions, test_retention[i].versions);
+        assert_int_equal(p->age_ms, test_retention[i].age_ms);
+    }
     proto_response_free(&r);
     assert_null(r.result);
     buf_free(&b);
@@ -875,6 +892,71 @@ static void test_response_error_frame(void **state)
     assert_int_equal(r.code, CAIRN_EBUSY);
     proto_response_free(&r);
     buf_free(&b);
+}
+
+/* A status lists at most CAIRN_RETENTION_POLICIES_MAX policies: the packer
+ * cuts a longer table short, and the decoder refuses one (it would allocate
+ * for a count nobody sends). */
+static void test_response_status_retention_cap(void **state)
+{
+    struct cairn_retention *many;
+    struct cairn_status s;
+    struct proto_writer w;
+    struct proto_response_head h;
+    struct proto_response r;
+    struct mpbuf m;
+    struct buf b;
+    size_t i;
+    (void)state;
+    many = calloc(CAIRN_RETENTION_POLICIES_MAX + 5, sizeof(*many));
+    assert_non_null(many);
+    for (i = 0; i < CAIRN_RETENTION_POLICIES_MAX + 5; i++) {
+        many[i].prefix = "p";
+        many[i].prefix_len = 1;
+        many[i].versions = i;
+    }
+    fill_status(&s);
+    s.retention = many;
+    s.n_retention = CAIRN_RETENTION_POLICIES_MAX + 5;
+    memset(&h, 0, sizeof(h));
+    h.type = PROTO_STATUS;
+    buf_init(&b);
+    proto_writer_begin(&w, &b);
+    proto_pack_response_head(&w, &h);
+    proto_pack_status(&w, &s);
+    assert_int_equal(proto_writer_end(&w), 0);
+    assert_int_equal(decode_response_copy(b.data + 4, b.len - 4, &r), 0);
+    assert_int_equal(r.status->n_retention, CAIRN_RETENTION_POLICIES_MAX);
+    assert_int_equal(r.status->retention[CAIRN_RETENTION_POLICIES_MAX - 1].versions,
+                     CAIRN_RETENTION_POLICIES_MAX - 1);
+    proto_response_free(&r);
+    buf_free(&b);
+    free(many);
+
+    mpbuf_init(&m);
+    msgpack_pack_array(&m.pk, 11);
+    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
+    msgpack_pack_uint64(&m.pk, 1);
+    msgpack_pack_uint8(&m.pk, PROTO_STATUS | PROTO_RESPONSE_FLAG);
+    msgpack_pack_int(&m.pk, 0);
+    msgpack_pack_str(&m.pk, 0);
+    msgpack_pack_str(&m.pk, 0);
+    msgpack_pack_uint64(&m.pk, 8);
+    msgpack_pack_uint64(&m.pk, 0);
+    msgpack_pack_true(&m.pk);
+    msgpack_pack_array(&m.pk, 0);
+    msgpack_pack_map(&m.pk, 1);
+    msgpack_pack_str(&m.pk, 9);
+    msgpack_pack_str_body(&m.pk, "retention", 9);
+    msgpack_pack_array(&m.pk, CAIRN_RETENTION_POLICIES_MAX + 1);
+    for (i = 0; i < CAIRN_RETENTION_POLICIES_MAX + 1; i++) {
+        msgpack_pack_array(&m.pk, 3);
+        msgpack_pack_bin(&m.pk, 0);
+        msgpack_pack_uint64(&m.pk, 1);
+        msgpack_pack_uint64(&m.pk, 0);
+    }
+    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), CAIRN_EMALFORMED);
+    mpbuf_free(&m);
 }
 
 static void test_response_status_unknown_keys(void **state)
@@ -1058,6 +1140,365 @@ static void test_response_allocation_failure(void **state)
         }
     }
     assert_true(succeeded);
+    buf_free(&b);
+}
+
+/* Watch messages */
+
+/* The three test kvs as events: a put with its previous version, a delete
+ * (prev nil) and a put of binary bytes with a previous version. */
+static const struct cairn_kv *const test_prevs[] = {&test_kvs[2], NULL, &test_kvs[0]};
+
+/* A whole watch message frame into b: the head, then n_events of test_kvs
+ * with test_prevs (or none). */
+static void encode_watch(struct buf *b, uint64_t id, uint8_t kind, uint64_t rev, bool more,
+                         uint32_t part, uint32_t n_events)
+{
+    struct proto_writer w;
+    uint32_t i;
+    buf_init(b);
+    proto_writer_begin(&w, b);
+    proto_pack_watch_head(&w, id, kind, rev, 7, more, part, n_events);
+    for (i = 0; i < n_events; i++) {
+        proto_pack_event(&w, &test_kvs[i % 3], test_prevs[i % 3]);
+    }
+    assert_int_equal(proto_writer_end(&w), 0);
+}
+
+static void test_watch_requests_round_trip(void **state)
+{
+    static const uint8_t types[] = {PROTO_WATCH, PROTO_WATCH_CANCEL, PROTO_PROGRESS};
+    size_t t;
+    (void)state;
+    for (t = 0; t < sizeof(types); t++) {
+        struct proto_request req;
+        struct proto_request out;
+        struct buf b;
+        struct arena a;
+        const char *payload;
+        size_t len;
+        memset(&req, 0, sizeof(req));
+        req.id = 0x100000000ull + t;
+        req.type = types[t];
+        req.op = make_op(CAIRN_OP_GET, types[t] == PROTO_WATCH ? "app/" : "", "");
+        req.op.prefix = types[t] == PROTO_WATCH;
+        req.op.prev_kv = types[t] == PROTO_WATCH;
+        req.op.revision = types[t] == PROTO_WATCH ? 12345 : 0;
+        /* WATCH: progress interval; CANCEL: the watch id; PROGRESS: 0 = all. */
+        req.number = types[t] == PROTO_WATCH ? 250 : types[t] == PROTO_WATCH_CANCEL ? 77 : 0;
+        encode_request(&b, &req, &payload, &len);
+        arena_init(&a);
+        assert_int_equal(proto_decode_request(payload, len, &a, &out), 0);
+        assert_request_eq(&req, &out);
+        arena_free(&a);
+        buf_free(&b);
+    }
+}
+
+static void test_watch_message_round_trip(void **state)
+{
+    static const uint8_t kinds[] = {PROTO_WATCH_CREATED, PROTO_WATCH_EVENTS, PROTO_WATCH_PROGRESS,
+                                    PROTO_WATCH_SNAPSHOT, PROTO_WATCH_CANCELED};
+    size_t k;
+    (void)state;
+    for (k = 0; k < sizeof(kinds); k++) {
+        bool with_events = kinds[k] == PROTO_WATCH_EVENTS || kinds[k] == PROTO_WATCH_SNAPSHOT;
+        uint32_t n_events = with_events ? 3 : 0;
+        struct buf b;
+        struct proto_response r;
+        size_t n = 0;
+        uint32_t i;
+        encode_watch(&b, 0xabcdef01ull + k, kinds[k], 1000 + k, kinds[k] == PROTO_WATCH_SNAPSHOT,
+                     kinds[k] == PROTO_WATCH_SNAPSHOT ? 4 : 0, n_events);
+        assert_int_equal(proto_frame_peek(b.data, b.len, PROTO_FRAME_SIZE_MAX, &n), 1);
+        assert_int_equal(n + PROTO_FRAME_HEADER_SIZE, b.len);
+        assert_int_equal(decode_response_copy(b.data + 4, n, &r), 0);
+        /* The head: the watch id, the watch type, the head revision. */
+        assert_int_equal(r.id, 0xabcdef01ull + k);
+        assert_int_equal(r.type, PROTO_WATCH);
+        assert_int_equal(r.code, 0);
+        assert_string_equal(r.message, "");
+        assert_non_null(r.result);
+        assert_int_equal(r.result->revision, 1000 + k);
+        assert_int_equal(r.result->compact_revision, 7);
+        assert_int_equal(r.result->n_ops, 0);
+        assert_null(r.status);
+        assert_non_null(r.watch);
+        assert_int_equal(r.watch->kind, kinds[k]);
+        assert_int_equal(r.watch->more, kinds[k] == PROTO_WATCH_SNAPSHOT);
+        assert_int_equal(r.watch->part, kinds[k] == PROTO_WATCH_SNAPSHOT ? 4 : 0);
+        assert_int_equal(r.watch->n_events, n_events);
+        for (i = 0; i < n_events; i++) {
+            const struct cairn_event *e = &r.watch->events[i];
+            assert_kv_eq(&e->kv, &test_kvs[i]);
+            /* The type follows the kv's deleted flag. */
+            assert_int_equal(e->type, test_kvs[i].deleted ? CAIRN_EVENT_DELETE : CAIRN_EVENT_PUT);
+            if (test_prevs[i] == NULL) {
+                assert_null(e->prev_kv);
+            } else {
+                assert_non_null(e->prev_kv);
+                assert_kv_eq(e->prev_kv, test_prevs[i]);
+            }
+        }
+        proto_response_free(&r);
+        assert_null(r.watch);
+        buf_free(&b);
+    }
+}
+
+/* Watch messages and ordinary responses interleave on one connection. */
+static void test_watch_messages_pipelined(void **state)
+{
+    struct buf b;
+    struct buf one;
+    struct proto_response r;
+    size_t off = 0;
+    size_t n;
+    int i;
+    (void)state;
+    buf_init(&b);
+    encode_watch(&one, 5, PROTO_WATCH_CREATED, 9, false, 0, 0);
+    assert_int_equal(buf_append(&b, one.data, one.len), 0);
+    buf_free(&one);
+    assert_int_equal(proto_encode_error(&b, 6, PROTO_WATCH, CAIRN_EINVAL, "duplicate", NULL), 0);
+    encode_watch(&one, 5, PROTO_WATCH_EVENTS, 10, false, 0, 2);
+    assert_int_equal(buf_append(&b, one.data, one.len), 0);
+    buf_free(&one);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(proto_frame_peek(b.data + off, b.len - off, PROTO_FRAME_SIZE_MAX, &n), 1);
+        assert_int_equal(decode_response_copy(b.data + off + 4, n, &r), 0);
+        off += 4 + n;
+        if (i == 1) {
+            /* A refused watch: a plain error with the watch's id, no watch element. */
+            assert_int_equal(r.id, 6);
+            assert_int_equal(r.code, CAIRN_EINVAL);
+            assert_string_equal(r.message, "duplicate");
+            assert_null(r.watch);
+        } else {
+            assert_int_equal(r.id, 5);
+            assert_non_null(r.watch);
+            assert_int_equal(r.watch->n_events, i == 0 ? 0 : 2);
+        }
+        proto_response_free(&r);
+    }
+    assert_int_equal(off, b.len);
+    buf_free(&b);
+}
+
+/* The first eleven elements of a watch message, for handcrafted ones. */
+static void pack_watch_msg_head(msgpack_packer *pk, uint32_t n_fields)
+{
+    msgpack_pack_array(pk, n_fields);
+    msgpack_pack_uint64(pk, PROTO_VERSION);
+    msgpack_pack_uint64(pk, 3);
+    msgpack_pack_uint8(pk, PROTO_WATCH | PROTO_RESPONSE_FLAG);
+    msgpack_pack_int(pk, 0);
+    msgpack_pack_str(pk, 0); /* message */
+    msgpack_pack_str(pk, 0); /* leader */
+    msgpack_pack_uint64(pk, 50);
+    msgpack_pack_uint64(pk, 0);
+    msgpack_pack_true(pk);
+    msgpack_pack_array(pk, 0);
+    msgpack_pack_nil(pk);
+}
+
+static void pack_test_kv(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_bin(pk, 1);
+    msgpack_pack_bin_body(pk, "k", 1);
+    msgpack_pack_bin(pk, 1);
+    msgpack_pack_bin_body(pk, "v", 1);
+    msgpack_pack_uint64(pk, 50);
+    msgpack_pack_uint64(pk, 50);
+    msgpack_pack_uint64(pk, 1);
+    msgpack_pack_int64(pk, 0);
+    msgpack_pack_false(pk);
+}
+
+enum bad_watch {
+    BAD_KIND_ZERO,
+    BAD_KIND_TOO_BIG,
+    BAD_NOT_ARRAY,
+    BAD_TOO_FEW_FIELDS,
+    BAD_MORE_NOT_BOOL,
+    BAD_PART_TOO_BIG,
+    BAD_EVENTS_NOT_ARRAY,
+    BAD_EVENTS_COUNT_LIES,
+    BAD_EVENT_TOO_SHORT,
+    BAD_EVENT_KV_SHORT,
+    BAD_PREV_NOT_KV,
+    BAD_COUNT,
+};
+
+/* A watch message with one defect. */
+static void pack_bad_watch(struct mpbuf *m, enum bad_watch bad)
+{
+    msgpack_packer *pk = &m->pk;
+    pack_watch_msg_head(pk, 12);
+    if (bad == BAD_NOT_ARRAY) {
+        msgpack_pack_uint8(pk, PROTO_WATCH_EVENTS);
+        return;
+    }
+    msgpack_pack_array(pk, bad == BAD_TOO_FEW_FIELDS ? 3 : 4);
+    msgpack_pack_uint8(pk, bad == BAD_KIND_ZERO      ? 0
+                           : bad == BAD_KIND_TOO_BIG ? PROTO_WATCH_KIND_MAX + 1
+                                                     : PROTO_WATCH_EVENTS);
+    if (bad == BAD_MORE_NOT_BOOL) {
+        msgpack_pack_uint8(pk, 1);
+    } else {
+        msgpack_pack_false(pk);
+    }
+    if (bad == BAD_PART_TOO_BIG) {
+        msgpack_pack_uint64(pk, (uint64_t)UINT32_MAX + 1);
+    } else {
+        msgpack_pack_uint32(pk, 0);
+    }
+    if (bad == BAD_TOO_FEW_FIELDS) {
+        return;
+    }
+    if (bad == BAD_EVENTS_NOT_ARRAY) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    if (bad == BAD_EVENTS_COUNT_LIES) {
+        /* 2^32-1 events claimed, one present. */
+        mpbuf_raw(m, "\xdd\xff\xff\xff\xff", 5);
+    } else {
+        msgpack_pack_array(pk, 1);
+    }
+    msgpack_pack_array(pk, bad == BAD_EVENT_TOO_SHORT ? 1 : 2);
+    if (bad == BAD_EVENT_KV_SHORT) {
+        msgpack_pack_array(pk, 6);
+        msgpack_pack_bin(pk, 1);
+        msgpack_pack_bin_body(pk, "k", 1);
+        msgpack_pack_bin(pk, 0);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_int64(pk, 0);
+    } else {
+        pack_test_kv(pk);
+    }
+    if (bad == BAD_EVENT_TOO_SHORT) {
+        return;
+    }
+    if (bad == BAD_PREV_NOT_KV) {
+        msgpack_pack_uint64(pk, 9);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+static void test_watch_malformed(void **state)
+{
+    int bad;
+    struct proto_response r;
+    (void)state;
+    for (bad = 0; bad < BAD_COUNT; bad++) {
+        struct mpbuf m;
+        mpbuf_init(&m);
+        pack_bad_watch(&m, (enum bad_watch)bad);
+        assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), CAIRN_EMALFORMED);
+        assert_null(r.result);
+        assert_null(r.watch);
+        mpbuf_free(&m);
+    }
+}
+
+static void test_watch_forward_compatible_and_optional(void **state)
+{
+    struct mpbuf m;
+    struct proto_response r;
+    (void)state;
+    /* Eleven elements (an ordinary response): no watch element. */
+    mpbuf_init(&m);
+    pack_watch_msg_head(&m.pk, 11);
+    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
+    assert_null(r.watch);
+    proto_response_free(&r);
+    mpbuf_free(&m);
+    /* A nil watch element reads as none. */
+    mpbuf_init(&m);
+    pack_watch_msg_head(&m.pk, 12);
+    msgpack_pack_nil(&m.pk);
+    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
+    assert_null(r.watch);
+    proto_response_free(&r);
+    mpbuf_free(&m);
+    /* A later version's extra fields: in the response, the watch element
+     * and the event are skipped. */
+    mpbuf_init(&m);
+    pack_watch_msg_head(&m.pk, 13);
+    msgpack_pack_array(&m.pk, 5);
+    msgpack_pack_uint8(&m.pk, PROTO_WATCH_EVENTS);
+    msgpack_pack_false(&m.pk);
+    msgpack_pack_uint32(&m.pk, 0);
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_array(&m.pk, 3);
+    pack_test_kv(&m.pk);
+    pack_test_kv(&m.pk); /* a prev_kv */
+    msgpack_pack_str(&m.pk, 5);
+    msgpack_pack_str_body(&m.pk, "extra", 5);
+    msgpack_pack_map(&m.pk, 0);      /* the watch element's extra field */
+    msgpack_pack_double(&m.pk, 1.5); /* the response's extra field */
+    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
+    assert_non_null(r.watch);
+    assert_int_equal(r.watch->n_events, 1);
+    assert_non_null(r.watch->events[0].prev_kv);
+    assert_int_equal(r.watch->events[0].prev_kv->mod_revision, 50);
+    assert_memory_equal(r.watch->events[0].kv.key, "k", 2);
+    proto_response_free(&r);
+    mpbuf_free(&m);
+}
+
+static void test_watch_every_truncation_and_garbage(void **state)
+{
+    struct buf b;
+    struct proto_response r;
+    size_t cut;
+    size_t len;
+    char *padded;
+    (void)state;
+    encode_watch(&b, 12, PROTO_WATCH_EVENTS, 99, false, 0, 3);
+    len = b.len - 4;
+    for (cut = 0; cut < len; cut++) {
+        assert_int_equal(decode_response_copy(b.data + 4, cut, &r), CAIRN_EMALFORMED);
+        assert_null(r.watch);
+    }
+    padded = malloc(len + 1);
+    assert_non_null(padded);
+    memcpy(padded, b.data + 4, len);
+    padded[len] = (char)0xc0;
+    assert_int_equal(decode_response_copy(padded, len + 1, &r), CAIRN_EMALFORMED);
+    free(padded);
+    buf_free(&b);
+}
+
+static void test_watch_allocation_failure(void **state)
+{
+    struct buf b;
+    struct proto_response r;
+    long n;
+    bool succeeded = false;
+    (void)state;
+    encode_watch(&b, 12, PROTO_WATCH_SNAPSHOT, 99, true, 0, 3);
+    for (n = 0; n < 100 && !succeeded; n++) {
+        int rv;
+        cairn_alloc_fail_after(n);
+        rv = proto_decode_response(b.data + 4, b.len - 4, &r);
+        cairn_alloc_fail_after(-1);
+        if (rv == 0) {
+            succeeded = true;
+            assert_int_equal(r.watch->n_events, 3);
+            proto_response_free(&r);
+        } else {
+            assert_int_equal(rv, CAIRN_ENOMEM);
+            assert_null(r.watch);
+        }
+    }
+    assert_true(succeeded);
+    assert_true(n > 1); /* at least one allocation was made to fail */
     buf_free(&b);
 }
 
@@ -1419,6 +1860,13 @@ int main(void)
         cmocka_unit_test(test_response_version_flag_and_counts),
         cmocka_unit_test(test_request_allocation_failure),
         cmocka_unit_test(test_response_allocation_failure),
+        cmocka_unit_test(test_watch_requests_round_trip),
+        cmocka_unit_test(test_watch_message_round_trip),
+        cmocka_unit_test(test_watch_messages_pipelined),
+        cmocka_unit_test(test_watch_malformed),
+        cmocka_unit_test(test_watch_forward_compatible_and_optional),
+        cmocka_unit_test(test_watch_every_truncation_and_garbage),
+        cmocka_unit_test(test_watch_allocation_failure),
         cmocka_unit_test(test_mp_uint_every_width),
         cmocka_unit_test(test_mp_uint_rejects_negative),
         cmocka_unit_test(test_mp_int_every_width),
@@ -1427,6 +1875,7 @@ int main(void)
         cmocka_unit_test(test_mp_containers_and_errors_latch),
         cmocka_unit_test(test_mp_skip_every_type),
         cmocka_unit_test(test_mp_skip_depth_limit),
+        cmocka_unit_test(test_response_status_retention_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
