@@ -67,7 +67,8 @@ static bool request_eq(const struct proto_request *a, const struct proto_request
 {
     uint32_t i;
     if (a->id != b->id || a->type != b->type || !op_eq(&a->op, &b->op) || a->n_cmps != b->n_cmps ||
-        a->n_then != b->n_then || a->n_else != b->n_else || a->number != b->number) {
+        a->n_then != b->n_then || a->n_else != b->n_else || a->number != b->number ||
+        a->age_ms != b->age_ms) {
         return false;
     }
     for (i = 0; i < a->n_cmps; i++) {

@@ -135,6 +135,20 @@ int main(int argc, char **argv)
     req = request(id++, PROTO_RETENTION);
     req.number = 2;
     emit(&stream, &req, "req_retention");
+    req = request(id++, PROTO_RETENTION);
+    req.op = op(CAIRN_OP_GET, "app/", "");
+    req.number = 3;
+    req.age_ms = 60000;
+    emit(&stream, &req, "req_retention_prefix");
+    req = request(id++, PROTO_SWEEP);
+    emit(&stream, &req, "req_sweep");
+    req = request(id++, PROTO_WATCH);
+    req.op = op(CAIRN_OP_GET, "app/", "");
+    req.op.prefix = true;
+    req.op.prev_kv = true;
+    req.op.revision = 2;
+    req.number = 500;
+    emit(&stream, &req, "req_watch");
 
     req = request(id++, PROTO_TXN);
     cmps[0] = (struct proto_cmp){s("app/port"), CAIRN_CMP_MOD, CAIRN_CMP_EQUAL, s(""), 6};
@@ -237,6 +251,32 @@ int main(int argc, char **argv)
             die("status");
         }
         write_seed("resp_status", out.data + PROTO_FRAME_HEADER_SIZE,
+                   out.len - PROTO_FRAME_HEADER_SIZE);
+        buf_free(&out);
+    }
+
+    {
+        struct cairn_kv a = {"app/port", 8, "9000", 4, 1, 7, 3, 1795000000000, false};
+        struct cairn_kv b = {"app/port", 8, "8082", 4, 1, 6, 2, 1795000000000, false};
+        buf_init(&out);
+        proto_writer_begin(&w, &out);
+        proto_pack_watch_head(&w, 9, PROTO_WATCH_EVENTS, 7, 2, false, 0, 2);
+        proto_pack_event(&w, &a, &b);
+        proto_pack_event(&w, &a, NULL);
+        if (proto_writer_end(&w) != 0) {
+            die("watch");
+        }
+        write_seed("resp_watch_events", out.data + PROTO_FRAME_HEADER_SIZE,
+                   out.len - PROTO_FRAME_HEADER_SIZE);
+        buf_free(&out);
+        buf_init(&out);
+        proto_writer_begin(&w, &out);
+        proto_pack_watch_head(&w, 9, PROTO_WATCH_SNAPSHOT, 7, 2, true, 1, 1);
+        proto_pack_event(&w, &a, NULL);
+        if (proto_writer_end(&w) != 0) {
+            die("watch");
+        }
+        write_seed("resp_watch_snapshot", out.data + PROTO_FRAME_HEADER_SIZE,
                    out.len - PROTO_FRAME_HEADER_SIZE);
         buf_free(&out);
     }
