@@ -63,10 +63,10 @@ struct watch_group;
 
 struct watch_limits
 {
-    uint64_t queue_events_max;      /* per watcher, events in unsent output */
-    uint64_t output_max_bytes;      /* per connection, unsent output taking live events */
-    uint64_t per_connection_max;    /* watches on one connection */
-    uint64_t progress_ms;           /* default progress interval */
+    uint64_t queue_events_max;   /* per watcher, events in unsent output */
+    uint64_t output_max_bytes;   /* per connection, unsent output taking live events */
+    uint64_t per_connection_max; /* watches on one connection */
+    uint64_t progress_ms;        /* default progress interval */
 };
 
 /* One event of the revision being applied, encoded once. */
@@ -76,19 +76,19 @@ struct watch_event
     uint32_t key_len;
     size_t kv_off; /* msgpack kv */
     uint32_t kv_len;
-    size_t prev_off; /* msgpack kv of the previous live version */
+    size_t prev_off;   /* msgpack kv of the previous live version */
     uint32_t prev_len; /* 0: none */
 };
 
 struct watch_hub
 {
-    uv_loop_t *loop;            /* borrowed */
-    struct kv *kv;              /* borrowed */
+    uv_loop_t *loop; /* borrowed */
+    struct kv *kv;   /* borrowed */
     struct watch_limits limits;
     struct kv_observer observer; /* installed into kv by the server */
-    uv_idle_t work;             /* runs catch-up and snapshot work */
+    uv_idle_t work;              /* runs catch-up and snapshot work */
     bool work_active;
-    kv_rev rev;                 /* last revision published */
+    kv_rev rev; /* last revision published */
     /* Exact-key and prefix groups, hashed by (prefix flag, key). */
     struct watch_group **groups; /* owned */
     size_t n_group_buckets;

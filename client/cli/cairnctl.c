@@ -1381,10 +1381,12 @@ static void json_status(const struct cairn_status *s, const char *endpoint)
            ",\"applied_index\":%" PRIu64 ",\"last_index\":%" PRIu64 ",\"revision\":%" PRIu64
            ",\"compact_revision\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64
            ",\"retain_versions\":%" PRIu64 ",\"snapshots\":%" PRIu64 ",\"read_barriers\":%" PRIu64
-           ",\"linearizable_reads\":%" PRIu64 ",\"members\":[",
+           ",\"linearizable_reads\":%" PRIu64 ",\"watchers\":%" PRIu64 ",\"watch_events\":%" PRIu64
+           ",\"watch_catchups\":%" PRIu64 ",\"watch_snapshots\":%" PRIu64 ",\"members\":[",
            endpoint, s->id, s->state, s->leader_id, s->leader_address, s->term, s->commit_index,
            s->applied_index, s->last_index, s->revision, s->compact_revision, s->keys, s->bytes,
-           s->retain_versions, s->snapshots, s->read_barriers, s->linearizable_reads);
+           s->retain_versions, s->snapshots, s->read_barriers, s->linearizable_reads, s->watchers,
+           s->watch_events, s->watch_catchups, s->watch_snapshots);
     for (i = 0; i < s->n_members; i++) {
         printf("%s{\"id\":%" PRIu64 ",\"raft_address\":\"%s\",\"client_address\":\"%s\","
                "\"role\":\"%s\"}",

@@ -169,6 +169,10 @@ struct cairn_status
     uint64_t snapshots;
     uint64_t read_barriers;      /* barriers proposed to confirm linearizable reads */
     uint64_t linearizable_reads; /* linearizable reads answered by this node */
+    uint64_t watchers;           /* watches this node serves now */
+    uint64_t watch_events;       /* events it has sent to watchers */
+    uint64_t watch_catchups;     /* times a watcher fell behind and caught up from history */
+    uint64_t watch_snapshots;    /* snapshots sent because history was gone */
     struct cairn_member *members;
     size_t n_members;
     /* Every retention policy in force at this node, sorted by prefix (so the

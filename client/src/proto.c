@@ -373,7 +373,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     msgpack_packer *pk = &w->pk;
     size_t i;
     size_t n;
-    msgpack_pack_map(pk, 19);
+    msgpack_pack_map(pk, 23);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -392,6 +392,10 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     pack_kv_u64(pk, "snapshots", s->snapshots);
     pack_kv_u64(pk, "read_barriers", s->read_barriers);
     pack_kv_u64(pk, "linearizable_reads", s->linearizable_reads);
+    pack_kv_u64(pk, "watchers", s->watchers);
+    pack_kv_u64(pk, "watch_events", s->watch_events);
+    pack_kv_u64(pk, "watch_catchups", s->watch_catchups);
+    pack_kv_u64(pk, "watch_snapshots", s->watch_snapshots);
     pack_key(pk, "members");
     msgpack_pack_array(pk, s->n_members);
     for (i = 0; i < s->n_members; i++) {
@@ -724,6 +728,14 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             field = &s->read_barriers;
         } else if (key_is(k, klen, "linearizable_reads")) {
             field = &s->linearizable_reads;
+        } else if (key_is(k, klen, "watchers")) {
+            field = &s->watchers;
+        } else if (key_is(k, klen, "watch_events")) {
+            field = &s->watch_events;
+        } else if (key_is(k, klen, "watch_catchups")) {
+            field = &s->watch_catchups;
+        } else if (key_is(k, klen, "watch_snapshots")) {
+            field = &s->watch_snapshots;
         }
         if (field != NULL) {
             if (!mp_uint(r, field)) {

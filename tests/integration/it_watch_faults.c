@@ -234,8 +234,8 @@ static uint64_t current_revision(cairn_client *cl)
 {
     struct cairn_result *res = NULL;
     uint64_t rev;
-    IT_ASSERT_OK(cairn_get(cl, "wf/", 3, &(struct cairn_get_opts){.prefix = true, .limit = 1}, &res),
-                 cl);
+    IT_ASSERT_OK(
+        cairn_get(cl, "wf/", 3, &(struct cairn_get_opts){.prefix = true, .limit = 1}, &res), cl);
     rev = res->revision;
     cairn_result_free(res);
     return rev;
@@ -366,8 +366,8 @@ static void phase_faults(struct it_cluster *c)
 
     /* Keep every version under wf/, so that history is the whole log. */
     IT_ASSERT_OK(cairn_set_retention(c->admin, &(struct cairn_retention){.prefix = "wf/",
-                                                                          .prefix_len = 3,
-                                                                          .versions = 1000000}),
+                                                                         .prefix_len = 3,
+                                                                         .versions = 1000000}),
                  c->admin);
     start = current_revision(c->admin);
     for (i = 0; i < WATCHERS; i++) {
@@ -403,7 +403,7 @@ static void phase_faults(struct it_cluster *c)
     it_wait_leader(c, 0, 20000);
     final = it_wait_converged(c, 30000);
     it_log("writer stopped after %u acknowledged writes; revision %llu", wr.acked,
-           (unsigned long long)final);
+           (unsigned long long) final);
     IT_ASSERT(wr.acked > 100, "too few writes to mean anything");
 
     want = committed(c->admin, start, final, &n_want);
@@ -491,8 +491,8 @@ static void phase_compaction(struct it_cluster *c)
             present[k] = true;
             copy_value(value, &res->ops[0].kvs[i]);
             IT_ASSERT(r->present[k], "the watcher lacks wf/%u", k);
-            IT_ASSERT(strcmp(r->state[k], value) == 0, "wf/%u is \"%s\", the watcher has \"%s\"",
-                      k, value, r->state[k]);
+            IT_ASSERT(strcmp(r->state[k], value) == 0, "wf/%u is \"%s\", the watcher has \"%s\"", k,
+                      value, r->state[k]);
         }
         for (k = 0; k < KEYS; k++) {
             IT_ASSERT(present[k] || !r->present[k], "the watcher still has deleted wf/%u", k);

@@ -121,9 +121,9 @@ static void check_complete(int fd, uint64_t first_rev)
         for (i = 0; i < resp.watch->n_events; i++) {
             const struct cairn_event *e = &resp.watch->events[i];
             snprintf(key, sizeof(key), "slow/%05u", seen);
-            IT_ASSERT(e->kv.mod_revision == last_rev + 1, "event %u has revision %llu, expected %llu",
-                      seen, (unsigned long long)e->kv.mod_revision,
-                      (unsigned long long)last_rev + 1);
+            IT_ASSERT(e->kv.mod_revision == last_rev + 1,
+                      "event %u has revision %llu, expected %llu", seen,
+                      (unsigned long long)e->kv.mod_revision, (unsigned long long)last_rev + 1);
             IT_ASSERT(e->kv.key_len == strlen(key) && memcmp(e->kv.key, key, e->kv.key_len) == 0,
                       "event %u is for the wrong key", seen);
             IT_ASSERT(e->kv.value_len == VALUE_BYTES && e->kv.value[0] == 'a' + (int)(seen % 26),
@@ -214,8 +214,7 @@ int main(void)
     before = rss_kib(n->pid);
     put_many(cl, "base/", PUTS, NULL);
     baseline = rss_kib(n->pid) - before;
-    it_log("no watcher: %u puts of %u bytes grew the node by %ld KiB", PUTS, VALUE_BYTES,
-           baseline);
+    it_log("no watcher: %u puts of %u bytes grew the node by %ld KiB", PUTS, VALUE_BYTES, baseline);
 
     fd = create_watch(n->client_port, "slow/", true, 1);
     hot_fd = create_watch(n->client_port, "hot", false, 2);
@@ -233,15 +232,27 @@ int main(void)
     for (i = 0; i < HOT_PUTS; i++) {
         struct cairn_result *res = NULL;
         bool last = i == HOT_PUTS - 1;
-        IT_ASSERT_OK(cairn_put(cl, "hot", 3, last ? "end" : hot, last ? 3 : HOT_VALUE_BYTES, NULL,
-                               &res),
-                     cl);
+        IT_ASSERT_OK(
+            cairn_put(cl, "hot", 3, last ? "end" : hot, last ? 3 : HOT_VALUE_BYTES, NULL, &res),
+            cl);
         final_rev = res->revision;
         cairn_result_free(res);
     }
     free(hot);
     check_complete(fd, first_rev);
     check_snapshot(hot_fd, cl, final_rev);
+    {
+        struct cairn_status *st = NULL;
+        IT_ASSERT(it_node_status(c, 1, &st) == 0, "status");
+        it_log("status: %llu watchers, %llu catch-ups, %llu snapshots, %llu events sent",
+               (unsigned long long)st->watchers, (unsigned long long)st->watch_catchups,
+               (unsigned long long)st->watch_snapshots, (unsigned long long)st->watch_events);
+        IT_ASSERT(st->watchers == 2, "the node counts %llu watchers",
+                  (unsigned long long)st->watchers);
+        IT_ASSERT(st->watch_catchups >= 2, "both watchers fell behind");
+        IT_ASSERT(st->watch_snapshots >= 1, "the key watcher got a snapshot");
+        cairn_status_free(st);
+    }
     close(fd);
     close(hot_fd);
     cairn_client_free(cl);
