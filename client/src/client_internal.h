@@ -36,8 +36,8 @@ int client_fail(struct cairn_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* watch.c: the client's watch multiplexer, created and freed with the
- * client. watch_mux_new starts no thread; it returns NULL when out of memory
- * or file descriptors. watch_mux_free stops the thread (if the first watch
+ * client. watch_mux_new starts no thread and opens no descriptor; it returns
+ * NULL when out of memory. watch_mux_free stops the thread (if the first watch
  * started one), closes the connection and frees every watch still open; it
  * must not be called from a watch callback. NULL is a no-op. */
 struct watch_mux;

@@ -166,7 +166,7 @@ struct mux_req
 struct watch_mux
 {
     struct cairn_client *client; /* borrowed: the owner */
-    int wake_fd;
+    int wake_fd;                 /* an eventfd, made with the thread (-1 before) */
     pthread_mutex_t mu;
     pthread_cond_t callback_done; /* in_callback changed */
     /* Under mu. */
@@ -211,6 +211,9 @@ static void mux_wake(struct watch_mux *m)
 {
     uint64_t one = 1;
     ssize_t n;
+    if (m->wake_fd < 0) {
+        return; /* no thread to wake */
+    }
     /* EAGAIN means the counter is already non-zero: the thread will wake. */
     do {
         n = write(m->wake_fd, &one, sizeof(one));
@@ -1494,11 +1497,19 @@ static int mux_start(struct watch_mux *m)
     if (m->started) {
         return 0;
     }
+    /* Made here, not with the client: clients that never watch cost no
+     * descriptor. */
+    m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->wake_fd < 0) {
+        return CAIRN_ENOMEM;
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rv = pthread_create(&m->thread, NULL, mux_main, m);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rv != 0) {
+        close(m->wake_fd);
+        m->wake_fd = -1;
         return CAIRN_ENOMEM;
     }
     m->started = true;
@@ -1511,11 +1522,7 @@ struct watch_mux *watch_mux_new(struct cairn_client *c)
     if (m == NULL) {
         return NULL;
     }
-    m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (m->wake_fd < 0) {
-        cairn_free(m);
-        return NULL;
-    }
+    m->wake_fd = -1;
     m->client = c;
     m->fd = -1;
     m->next_id = 1;
@@ -1559,7 +1566,9 @@ void watch_mux_free(struct watch_mux *m)
     cairn_free(m->reqs);
     buf_free(&m->in);
     buf_free(&m->out);
-    close(m->wake_fd);
+    if (m->wake_fd >= 0) {
+        close(m->wake_fd);
+    }
     pthread_cond_destroy(&m->callback_done);
     pthread_mutex_destroy(&m->mu);
     cairn_free(m);
@@ -1608,7 +1617,8 @@ int cairn_watch(cairn_client *c, const void *key, size_t key_len,
     if (mux_start(m) != 0 || mux_add(m, w) != 0) {
         pthread_mutex_unlock(&m->mu);
         watcher_free(w);
-        return client_fail(c, CAIRN_ENOMEM, "out of memory (or threads) for a watch");
+        return client_fail(c, CAIRN_ENOMEM,
+                           "out of memory (or threads, or file descriptors) for a watch");
     }
     mux_wake(m);
     while (w->state == WATCHER_PENDING) {
