@@ -477,12 +477,43 @@ struct write_req
     uint8_t type;
 };
 
+static void nudge_cb(struct raft_barrier *req, int status)
+{
+    struct server *s = req->data;
+    (void)status;
+    s->nudging = false;
+}
+
+/* raft 0.15 tells followers that an entry committed only with its next
+ * AppendEntries: the next write, or the next heartbeat, up to
+ * --heartbeat-timeout-ms later. With sparse writes (the usual life of a
+ * configuration store) every watch served by a follower would then see each
+ * change that late. So when a write has committed and the leader has nothing
+ * else in flight, it proposes a barrier: the barrier's AppendEntries carries
+ * the new commit index to the followers at once. Under load there always is
+ * a next write, and no barrier is added. */
+static void nudge_followers(struct server *s)
+{
+    if (s->writes_in_flight > 0 || s->nudging || s->state != SERVER_RUNNING ||
+        raft_state(&s->raft) != RAFT_LEADER) {
+        return;
+    }
+    s->nudge.data = s;
+    if (raft_barrier(&s->raft, &s->nudge, nudge_cb) == 0) {
+        s->nudging = true;
+        s->nudges++;
+    }
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct write_req *wr = req->data;
     struct session *session = wr->session;
     struct buf *reply = result;
     wr->srv->writes_in_flight--;
+    if (status == 0) {
+        nudge_followers(wr->srv);
+    }
     if (session_is_open(session)) {
         if (status != 0) {
             /* raft reports the proposal lost (leadership lost, shutdown):

@@ -8,6 +8,10 @@
 #include "server.h"
 
 #define SESSION_READ_CHUNK 65536
+/* A write buffer that grew past this (a burst of watch events, a large
+ * range) is released once written rather than kept at its peak size for the
+ * life of the connection. */
+#define SESSION_BUF_KEEP_BYTES (1024 * 1024)
 
 static void session_free(struct session *s)
 {
@@ -192,6 +196,9 @@ static void write_cb(uv_write_t *req, int status)
     s->write_in_flight = false;
     s->written_bytes += s->writing.len;
     s->writing.len = 0;
+    if (s->writing.cap > SESSION_BUF_KEEP_BYTES) {
+        buf_free(&s->writing);
+    }
     if (status != 0 || s->closing) {
         session_close(s);
         session_unref(s);

@@ -558,6 +558,13 @@ static void batch_reset(struct watch_hub *h)
 {
     h->batch.len = 0;
     h->frames.len = 0;
+    /* A huge transaction must not pin its encoding for the node's life. */
+    if (h->batch.cap > WATCH_BUF_KEEP_BYTES) {
+        buf_free(&h->batch);
+    }
+    if (h->frames.cap > WATCH_BUF_KEEP_BYTES) {
+        buf_free(&h->frames);
+    }
     h->n_events = 0;
     h->n_pairs = 0;
     h->n_touched = 0;

@@ -58,6 +58,8 @@ struct watch_group;
 /* Keys, and bytes of keys and values, per snapshot part. */
 #define WATCH_SNAPSHOT_PART_KEYS 1024
 #define WATCH_SNAPSHOT_PART_BYTES (256u * 1024u)
+/* Scratch buffers larger than this are released after each revision. */
+#define WATCH_BUF_KEEP_BYTES (1024u * 1024u)
 /* Smallest progress interval a watch may ask for. */
 #define WATCH_PROGRESS_MIN_MS 100
 
