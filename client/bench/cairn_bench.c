@@ -42,18 +42,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "buf.h"
 #include "cairn.h"
 #include "proto.h"
 
-#define NS_PER_MS 1000000LL
-#define NS_PER_S 1000000000LL
+#define NS_PER_MS BENCH_NS_PER_MS
+#define NS_PER_S BENCH_NS_PER_S
 #define RECONNECT_DELAY_NS (100 * NS_PER_MS)
 #define DRAIN_MAX_NS (5 * NS_PER_S)
 #define SCAN_EVERY_NS (5 * NS_PER_MS)
 #define VALUE_POOL 16
 #define ERRORS_SHOWN 10
-#define ENDPOINT_MAX 256
 /* After an error a client pauses this long, so that a cluster without a
  * leader is not flooded with requests bound to fail. */
 #define ERROR_PAUSE_NS (10 * NS_PER_MS)
@@ -67,11 +67,6 @@ enum op_kind {
 };
 
 static const char *const op_names[OP_N] = {"put", "get", "stale"};
-
-enum target {
-    TARGET_CAIRN,
-    TARGET_ETCD,
-};
 
 enum phase {
     PH_PRELOAD,
@@ -105,16 +100,9 @@ struct options
     bool memory_load;
     const char *stale_endpoint;
     bool json;
-    enum target target;
+    enum bench_target target;
     int timeout_ms;
     uint64_t seed;
-};
-
-struct endpoint
-{
-    char name[ENDPOINT_MAX]; /* host:port */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
 };
 
 enum conn_state {
@@ -128,7 +116,7 @@ struct client;
 struct conn
 {
     struct client *cl;
-    struct endpoint ep; /* where it is (or will be) connected */
+    struct bench_endpoint ep; /* where it is (or will be) connected */
     int fd;
     enum conn_state state;
     int64_t retry_at;
@@ -165,10 +153,10 @@ struct samples
 struct bench
 {
     struct options o;
-    struct endpoint *eps; /* the --endpoints list */
+    struct bench_endpoint *eps; /* the --endpoints list */
     size_t n_eps;
-    struct endpoint leader;
-    struct endpoint stale;
+    struct bench_endpoint leader;
+    struct bench_endpoint stale;
     int epfd;
     struct client *clients;
     enum phase phase;
@@ -192,45 +180,13 @@ struct bench
     struct samples s[OP_N];
     unsigned errors_shown;
     unsigned leader_notes;
-    struct endpoint lost_leader; /* the leader whose connection broke last */
+    struct bench_endpoint lost_leader; /* the leader whose connection broke last */
     int64_t lost_at;
     uint64_t reconnects;
     struct buf scratch;
 };
 
 /* Helpers */
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("cairn-bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-/* A bad command line: exit status 2. */
-static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("cairn-bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see --help)\n", stderr);
-    exit(2);
-}
 
 static void note_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note_error(struct bench *b, const char *fmt, ...)
@@ -275,93 +231,6 @@ static uint64_t rand_next(struct bench *b)
     return b->rng * 0x2545f4914f6cdd1dull;
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL) {
-        die("out of memory");
-    }
-    return p;
-}
-
-static void xappend(struct buf *out, const void *p, size_t n)
-{
-    if (buf_append(out, p, n) != 0) {
-        die("out of memory");
-    }
-}
-
-static void xprintf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xprintf(struct buf *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || buf_reserve(out, (size_t)n + 1) != 0) {
-        die("out of memory");
-    }
-    va_start(ap, fmt);
-    vsnprintf(out->data + out->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    out->len += (size_t)n;
-}
-
-static size_t b64_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
-static void b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = tab[(v >> 6) & 63];
-        *out++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *out++ = '=';
-    }
-    *out = '\0';
-}
-
-static int resolve(const char *spec, struct endpoint *ep)
-{
-    char host[ENDPOINT_MAX];
-    const char *colon = strrchr(spec, ':');
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    int rv;
-    if (colon == NULL || colon == spec || strlen(spec) >= ENDPOINT_MAX) {
-        fprintf(stderr, "cairn-bench: endpoint \"%s\" is not HOST:PORT\n", spec);
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rv = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rv != 0) {
-        fprintf(stderr, "cairn-bench: %s: %s\n", spec, gai_strerror(rv));
-        return -1;
-    }
-    memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);
-    ep->addr_len = res->ai_addrlen;
-    snprintf(ep->name, sizeof(ep->name), "%s", spec);
-    freeaddrinfo(res);
-    return 0;
-}
-
 static void format_key(const struct bench *b, uint64_t i, char *out, size_t cap)
 {
     snprintf(out, cap, "bench/%0*" PRIu64, (int)b->key_width, i);
@@ -403,33 +272,6 @@ static void usage(FILE *f)
             CAIRN_DEFAULT_ENDPOINTS);
 }
 
-static double parse_double(const char *flag, const char *s)
-{
-    char *end;
-    double v;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || v < 0) {
-        bad_usage("%s: \"%s\" is not a non-negative number", flag, s);
-    }
-    return v;
-}
-
-static uint64_t parse_u64(const char *flag, const char *s)
-{
-    char *end;
-    unsigned long long v;
-    errno = 0;
-    if (*s == '-') {
-        bad_usage("%s: \"%s\" is not a non-negative integer", flag, s);
-    }
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0') {
-        bad_usage("%s: \"%s\" is not a non-negative integer", flag, s);
-    }
-    return v;
-}
-
 static void parse_mix(struct options *o, const char *spec)
 {
     char copy[256];
@@ -438,7 +280,7 @@ static void parse_mix(struct options *o, const char *spec)
     unsigned total = 0;
     int i;
     if (strlen(spec) >= sizeof(copy)) {
-        bad_usage("--mix: too long");
+        bench_bad_usage("--mix: too long");
     }
     snprintf(copy, sizeof(copy), "%s", spec);
     memset(o->mix, 0, sizeof(o->mix));
@@ -446,28 +288,28 @@ static void parse_mix(struct options *o, const char *spec)
         char *eq = strchr(item, '=');
         bool found = false;
         if (eq == NULL) {
-            bad_usage("--mix: \"%s\" is not NAME=PERCENT (names: put, get, stale)", item);
+            bench_bad_usage("--mix: \"%s\" is not NAME=PERCENT (names: put, get, stale)", item);
         }
         *eq = '\0';
         for (i = 0; i < OP_N; i++) {
             if (strcmp(item, op_names[i]) == 0) {
-                uint64_t v = parse_u64("--mix", eq + 1);
+                uint64_t v = bench_parse_u64("--mix", eq + 1, 0, UINT64_MAX);
                 if (v > 100) {
-                    bad_usage("--mix: %s=%" PRIu64 " is over 100", item, v);
+                    bench_bad_usage("--mix: %s=%" PRIu64 " is over 100", item, v);
                 }
                 o->mix[i] = (unsigned)v;
                 found = true;
             }
         }
         if (!found) {
-            bad_usage("--mix: unknown operation \"%s\" (names: put, get, stale)", item);
+            bench_bad_usage("--mix: unknown operation \"%s\" (names: put, get, stale)", item);
         }
     }
     for (i = 0; i < OP_N; i++) {
         total += o->mix[i];
     }
     if (total != 100) {
-        bad_usage("--mix: percentages add up to %u, not 100", total);
+        bench_bad_usage("--mix: percentages add up to %u, not 100", total);
     }
 }
 
@@ -525,7 +367,7 @@ static void parse_options(struct options *o, int argc, char **argv)
     o->value_size = 100;
     o->timeout_ms = 10000;
     o->seed = 0x5eed5eed12345678ull;
-    o->target = TARGET_CAIRN;
+    o->target = BENCH_TARGET_CAIRN;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -533,38 +375,38 @@ static void parse_options(struct options *o, int argc, char **argv)
                 o->endpoints = optarg;
                 break;
             case O_CLIENTS: {
-                uint64_t v = parse_u64("--clients", optarg);
+                uint64_t v = bench_parse_u64("--clients", optarg, 0, UINT64_MAX);
                 if (v < 1 || v > 100000) {
-                    bad_usage("--clients: must be 1..100000");
+                    bench_bad_usage("--clients: must be 1..100000");
                 }
                 o->clients = (int)v;
                 break;
             }
             case O_DURATION:
-                o->duration_s = parse_double("--duration", optarg);
+                o->duration_s = bench_parse_double("--duration", optarg);
                 o->duration_set = true;
                 break;
             case O_REQUESTS:
-                o->requests = parse_u64("--requests", optarg);
+                o->requests = bench_parse_u64("--requests", optarg, 0, UINT64_MAX);
                 o->requests_set = true;
                 break;
             case O_WARMUP:
-                o->warmup_s = parse_double("--warmup", optarg);
+                o->warmup_s = bench_parse_double("--warmup", optarg);
                 break;
             case O_MIX:
                 parse_mix(o, optarg);
                 break;
             case O_KEYS:
-                o->keys = parse_u64("--keys", optarg);
+                o->keys = bench_parse_u64("--keys", optarg, 0, UINT64_MAX);
                 if (o->keys == 0) {
-                    bad_usage("--keys: must be at least 1");
+                    bench_bad_usage("--keys: must be at least 1");
                 }
                 o->keys_set = true;
                 break;
             case O_VALUE_SIZE:
-                o->value_size = (size_t)parse_u64("--value-size", optarg);
+                o->value_size = (size_t)bench_parse_u64("--value-size", optarg, 0, UINT64_MAX);
                 if (o->value_size > 64u * 1024 * 1024) {
-                    bad_usage("--value-size: at most 64 MiB");
+                    bench_bad_usage("--value-size: at most 64 MiB");
                 }
                 o->value_size_set = true;
                 break;
@@ -581,24 +423,18 @@ static void parse_options(struct options *o, int argc, char **argv)
                 o->json = true;
                 break;
             case O_TARGET:
-                if (strcmp(optarg, "cairn") == 0) {
-                    o->target = TARGET_CAIRN;
-                } else if (strcmp(optarg, "etcd") == 0) {
-                    o->target = TARGET_ETCD;
-                } else {
-                    bad_usage("--target: \"%s\" is neither cairn nor etcd", optarg);
-                }
+                o->target = bench_parse_target("--target", optarg);
                 break;
             case O_TIMEOUT: {
-                uint64_t v = parse_u64("--timeout-ms", optarg);
+                uint64_t v = bench_parse_u64("--timeout-ms", optarg, 0, UINT64_MAX);
                 if (v < 1 || v > 3600000) {
-                    bad_usage("--timeout-ms: must be 1..3600000");
+                    bench_bad_usage("--timeout-ms: must be 1..3600000");
                 }
                 o->timeout_ms = (int)v;
                 break;
             }
             case O_SEED:
-                o->seed = parse_u64("--seed", optarg);
+                o->seed = bench_parse_u64("--seed", optarg, 0, UINT64_MAX);
                 if (o->seed == 0) {
                     o->seed = 1;
                 }
@@ -614,10 +450,10 @@ static void parse_options(struct options *o, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        bad_usage("unexpected argument \"%s\"", argv[optind]);
+        bench_bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
     if (o->duration_set && o->requests_set) {
-        bad_usage("give --duration or --requests, not both");
+        bench_bad_usage("give --duration or --requests, not both");
     }
     if (o->memory_load) {
         o->preload = true;
@@ -642,7 +478,7 @@ static void conn_set_events(struct bench *b, struct conn *c, uint32_t events)
     ev.events = events;
     ev.data.ptr = c;
     if (epoll_ctl(b->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
     }
     c->events = events;
 }
@@ -653,7 +489,7 @@ static void conn_connect(struct bench *b, struct conn *c)
     int rv;
     c->fd = socket(c->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
-        die("socket: %s", strerror(errno));
+        bench_die("socket: %s", strerror(errno));
     }
     rv = connect(c->fd, (const struct sockaddr *)&c->ep.addr, c->ep.addr_len);
     if (rv != 0 && errno != EINPROGRESS) {
@@ -661,14 +497,14 @@ static void conn_connect(struct bench *b, struct conn *c)
         close(c->fd);
         c->fd = -1;
         c->state = CONN_DOWN;
-        c->retry_at = mono_ns() + RECONNECT_DELAY_NS;
+        c->retry_at = bench_mono_ns() + RECONNECT_DELAY_NS;
         return;
     }
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLOUT;
     ev.data.ptr = c;
     if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
     }
     c->events = EPOLLOUT;
     c->state = CONN_CONNECTING;
@@ -696,7 +532,7 @@ static void finish(struct bench *b, struct client *cl, enum outcome out, int64_t
 static void conn_fail(struct bench *b, struct conn *c, const char *why)
 {
     struct client *cl = c->cl;
-    int64_t now = mono_ns();
+    int64_t now = bench_mono_ns();
     note_error(b, "connection to %s: %s", c->ep.name, why);
     if (c == &cl->conns[0] && strcmp(c->ep.name, b->leader.name) == 0 && b->n_eps > 1) {
         /* The leader may be gone: ask the next node, which answers "not the
@@ -723,25 +559,12 @@ static void conn_fail(struct bench *b, struct conn *c, const char *why)
 /* Write what is pending. */
 static void conn_flush(struct bench *b, struct conn *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            conn_set_events(b, c, EPOLLIN | EPOLLOUT);
-            return;
-        }
-        conn_fail(b, c, n == 0 ? "closed" : strerror(errno));
+    int rv = bench_flush(c->fd, &c->out, &c->out_off);
+    if (rv < 0) {
+        conn_fail(b, c, errno == 0 ? "closed" : strerror(errno));
         return;
     }
-    c->out.len = 0;
-    c->out_off = 0;
-    conn_set_events(b, c, EPOLLIN);
+    conn_set_events(b, c, rv == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 /* Requests */
@@ -768,11 +591,11 @@ static void encode_cairn(struct bench *b, struct client *cl, struct buf *out)
         req.op.stale = cl->op == OP_STALE;
     }
     if (proto_encode_request(out, &req) != 0) {
-        die("out of memory");
+        bench_die("out of memory");
     }
 }
 
-static void encode_etcd(struct bench *b, struct client *cl, const struct endpoint *ep,
+static void encode_etcd(struct bench *b, struct client *cl, const struct bench_endpoint *ep,
                         struct buf *out)
 {
     char key[64];
@@ -780,23 +603,23 @@ static void encode_etcd(struct bench *b, struct client *cl, const struct endpoin
     const char *path;
     size_t body_len;
     format_key(b, cl->key, key, sizeof(key));
-    b64_encode((const unsigned char *)key, strlen(key), key64);
+    bench_b64_encode((const unsigned char *)key, strlen(key), key64);
     if (cl->op == OP_PUT) {
         const char *v64 = b->values_b64[cl->key % VALUE_POOL];
         path = "/v3/kv/put";
         body_len = strlen("{\"key\":\"\",\"value\":\"\"}") + strlen(key64) + strlen(v64);
-        xprintf(out,
-                "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\n\r\n{\"key\":\"%s\",\"value\":\"%s\"}",
-                path, ep->name, body_len, key64, v64);
+        bench_xprintf(out,
+                      "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n{\"key\":\"%s\",\"value\":\"%s\"}",
+                      path, ep->name, body_len, key64, v64);
     } else {
         const char *extra = cl->op == OP_STALE ? ",\"serializable\":true" : "";
         path = "/v3/kv/range";
         body_len = strlen("{\"key\":\"\"}") + strlen(key64) + strlen(extra);
-        xprintf(out,
-                "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\n\r\n{\"key\":\"%s\"%s}",
-                path, ep->name, body_len, key64, extra);
+        bench_xprintf(out,
+                      "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n{\"key\":\"%s\"%s}",
+                      path, ep->name, body_len, key64, extra);
     }
 }
 
@@ -812,7 +635,7 @@ static bool may_issue(const struct bench *b)
 static void client_send(struct bench *b, struct client *cl, int64_t now)
 {
     struct conn *c = &cl->conns[cl->conn_i];
-    const struct endpoint *want = cl->conn_i == 0 ? &b->leader : &b->stale;
+    const struct bench_endpoint *want = cl->conn_i == 0 ? &b->leader : &b->stale;
     if (strcmp(c->ep.name, want->name) != 0) {
         conn_close(c); /* the leader moved */
         c->ep = *want;
@@ -827,7 +650,7 @@ static void client_send(struct bench *b, struct client *cl, int64_t now)
         return;
     }
     cl->sent = true;
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         encode_cairn(b, cl, &c->out);
     } else {
         encode_etcd(b, cl, &c->ep, &c->out);
@@ -871,7 +694,7 @@ static void samples_add(struct samples *s, uint64_t ns)
         size_t cap = s->cap == 0 ? 65536 : s->cap * 2;
         uint64_t *v = realloc(s->v, cap * sizeof(*v));
         if (v == NULL) {
-            die("out of memory");
+            bench_die("out of memory");
         }
         s->v = v;
         s->cap = cap;
@@ -958,8 +781,8 @@ static void read_cairn(struct bench *b, struct conn *c, int64_t now)
                 strcmp(resp.leader, b->leader.name) != 0 &&
                 (strcmp(resp.leader, b->lost_leader.name) != 0 ||
                  now - b->lost_at > LOST_LEADER_IGNORE_NS)) {
-                struct endpoint ep;
-                if (resolve(resp.leader, &ep) == 0) {
+                struct bench_endpoint ep;
+                if (bench_resolve(resp.leader, &ep) == 0) {
                     note_leader(b, "the leader is now %s", resp.leader);
                     b->leader = ep;
                 }
@@ -975,90 +798,6 @@ static void read_cairn(struct bench *b, struct conn *c, int64_t now)
     buf_consume(&c->in, off);
 }
 
-/* HTTP/1.1 response parsing: returns 1 with the status, body (in data or in
- * scratch when chunked) and the bytes consumed; 0 when incomplete; -1 when
- * malformed. */
-static int http_parse(const char *d, size_t n, struct buf *scratch, int *status, const char **body,
-                      size_t *body_len, size_t *consumed, bool *close_after)
-{
-    const char *end = memmem(d, n, "\r\n\r\n", 4);
-    const char *p;
-    size_t hdr_len;
-    size_t content_length = 0;
-    bool have_length = false;
-    bool chunked = false;
-    if (end == NULL) {
-        return n > 65536 ? -1 : 0;
-    }
-    hdr_len = (size_t)(end - d) + 4;
-    if (n < 12 || memcmp(d, "HTTP/1.", 7) != 0) {
-        return -1;
-    }
-    *status = atoi(d + 9);
-    *close_after = false;
-    p = memchr(d, '\n', hdr_len);
-    while (p != NULL && p + 1 < end) {
-        const char *line = p + 1;
-        const char *eol = memchr(line, '\n', (size_t)(end + 2 - line));
-        size_t len = eol != NULL ? (size_t)(eol - line) : (size_t)(end - line);
-        if (len > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            content_length = strtoull(line + 15, NULL, 10);
-            have_length = true;
-        } else if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
-            chunked = memmem(line, len, "chunked", 7) != NULL;
-        } else if (len > 11 && strncasecmp(line, "connection:", 11) == 0) {
-            *close_after = memmem(line, len, "close", 5) != NULL;
-        }
-        p = eol;
-    }
-    if (chunked) {
-        size_t off = hdr_len;
-        scratch->len = 0;
-        for (;;) {
-            const char *eol = memmem(d + off, n - off, "\r\n", 2);
-            size_t size;
-            if (eol == NULL) {
-                return 0;
-            }
-            size = strtoull(d + off, NULL, 16);
-            off = (size_t)(eol - d) + 2;
-            if (size == 0) {
-                /* Trailers end with an empty line. */
-                for (;;) {
-                    eol = memmem(d + off, n - off, "\r\n", 2);
-                    if (eol == NULL) {
-                        return 0;
-                    }
-                    if (eol == d + off) {
-                        off += 2;
-                        break;
-                    }
-                    off = (size_t)(eol - d) + 2;
-                }
-                *body = scratch->data != NULL ? scratch->data : "";
-                *body_len = scratch->len;
-                *consumed = off;
-                return 1;
-            }
-            if (n - off < size + 2) {
-                return 0;
-            }
-            xappend(scratch, d + off, size);
-            off += size + 2;
-        }
-    }
-    if (!have_length) {
-        return -1; /* a keep-alive answer always says how long it is */
-    }
-    if (n - hdr_len < content_length) {
-        return 0;
-    }
-    *body = d + hdr_len;
-    *body_len = content_length;
-    *consumed = hdr_len + content_length;
-    return 1;
-}
-
 static void read_etcd(struct bench *b, struct conn *c, int64_t now)
 {
     struct client *cl = c->cl;
@@ -1070,8 +809,8 @@ static void read_etcd(struct bench *b, struct conn *c, int64_t now)
         size_t consumed = 0;
         bool close_after = false;
         enum outcome out;
-        int rv = http_parse(c->in.data + off, c->in.len - off, &b->scratch, &status, &body,
-                            &body_len, &consumed, &close_after);
+        int rv = bench_http_parse(c->in.data + off, c->in.len - off, &b->scratch, &status, &body,
+                                  &body_len, &consumed, &close_after);
         if (rv == 0) {
             break;
         }
@@ -1115,7 +854,7 @@ static void conn_readable(struct bench *b, struct conn *c)
     for (;;) {
         ssize_t n;
         if (buf_reserve(&c->in, 65536) != 0) {
-            die("out of memory");
+            bench_die("out of memory");
         }
         n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n > 0) {
@@ -1135,8 +874,8 @@ static void conn_readable(struct bench *b, struct conn *c)
         conn_fail(b, c, n == 0 ? "closed by the server" : strerror(errno));
         return;
     }
-    now = mono_ns();
-    if (b->o.target == TARGET_CAIRN) {
+    now = bench_mono_ns();
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         read_cairn(b, c, now);
     } else {
         read_etcd(b, c, now);
@@ -1159,7 +898,7 @@ static void conn_event(struct bench *b, struct conn *c, uint32_t events)
         c->state = CONN_UP;
         conn_set_events(b, c, EPOLLIN);
         if (cl->busy && !cl->sent && &cl->conns[cl->conn_i] == c) {
-            client_send(b, cl, mono_ns());
+            client_send(b, cl, bench_mono_ns());
         }
         return;
     }
@@ -1237,12 +976,12 @@ static void run(struct bench *b)
         int i;
         int64_t now;
         if (n < 0 && errno != EINTR) {
-            die("epoll_wait: %s", strerror(errno));
+            bench_die("epoll_wait: %s", strerror(errno));
         }
         for (i = 0; i < n; i++) {
             conn_event(b, evs[i].data.ptr, evs[i].events);
         }
-        now = mono_ns();
+        now = bench_mono_ns();
         if (now >= next_scan || n <= 0) {
             scan(b, now);
             next_scan = now + SCAN_EVERY_NS;
@@ -1252,117 +991,20 @@ static void run(struct bench *b)
 
 /* Discovery and status, with blocking calls before the load starts */
 
-/* etcd: a blocking HTTP POST; returns the body in out (NUL-terminated). */
-static int http_post(const struct endpoint *ep, const char *path, const char *body, struct buf *out,
-                     char *err, size_t err_len)
-{
-    struct buf req;
-    struct buf in;
-    struct buf scratch;
-    struct timeval tv = {5, 0};
-    int fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rv = -1;
-    if (fd < 0) {
-        snprintf(err, err_len, "socket: %s", strerror(errno));
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    buf_init(&req);
-    buf_init(&in);
-    buf_init(&scratch);
-    if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) != 0) {
-        snprintf(err, err_len, "%s: %s", ep->name, strerror(errno));
-        goto out;
-    }
-    xprintf(&req,
-            "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-            path, ep->name, strlen(body), body);
-    if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
-        snprintf(err, err_len, "%s: send: %s", ep->name, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        int status;
-        const char *b;
-        size_t blen;
-        size_t consumed;
-        bool close_after;
-        ssize_t n;
-        int prv = http_parse(in.data != NULL ? in.data : "", in.len, &scratch, &status, &b, &blen,
-                             &consumed, &close_after);
-        if (prv < 0) {
-            snprintf(err, err_len, "%s: malformed HTTP response", ep->name);
-            goto out;
-        }
-        if (prv == 1) {
-            if (status != 200) {
-                snprintf(err, err_len, "%s%s: HTTP %d: %.*s", ep->name, path, status,
-                         (int)(blen > 200 ? 200 : blen), b);
-                goto out;
-            }
-            out->len = 0;
-            xappend(out, b, blen);
-            xappend(out, "", 1);
-            out->len--;
-            rv = 0;
-            goto out;
-        }
-        if (buf_reserve(&in, 65536) != 0) {
-            die("out of memory");
-        }
-        n = recv(fd, in.data + in.len, in.cap - in.len, 0);
-        if (n <= 0) {
-            snprintf(err, err_len, "%s: %s", ep->name,
-                     n == 0 ? "connection closed" : strerror(errno));
-            goto out;
-        }
-        in.len += (size_t)n;
-    }
-out:
-    close(fd);
-    buf_free(&req);
-    buf_free(&in);
-    buf_free(&scratch);
-    return rv;
-}
-
-/* A numeric field of a grpc-gateway JSON answer (uint64s come as strings). */
-static bool json_u64(const char *json, const char *name, uint64_t *v)
-{
-    char pat[64];
-    const char *p;
-    snprintf(pat, sizeof(pat), "\"%s\":", name);
-    p = strstr(json, pat);
-    if (p == NULL) {
-        return false;
-    }
-    p += strlen(pat);
-    while (*p == ' ' || *p == '"') {
-        p++;
-    }
-    if (*p < '0' || *p > '9') {
-        return false;
-    }
-    *v = strtoull(p, NULL, 10);
-    return true;
-}
-
 struct node_status
 {
     bool ok;
     bool leader;
     uint64_t commit;  /* etcd: raftIndex */
     uint64_t applied; /* etcd: raftAppliedIndex */
-    char leader_addr[ENDPOINT_MAX];
+    char leader_addr[BENCH_ENDPOINT_MAX];
 };
 
-static void node_status(struct bench *b, cairn_client *c, const struct endpoint *ep,
+static void node_status(struct bench *b, cairn_client *c, const struct bench_endpoint *ep,
                         struct node_status *ns, bool quiet)
 {
     memset(ns, 0, sizeof(*ns));
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         struct cairn_status *st = NULL;
         if (cairn_status(c, ep->name, &st) != 0) {
             if (!quiet) {
@@ -1382,18 +1024,19 @@ static void node_status(struct bench *b, cairn_client *c, const struct endpoint 
         uint64_t member = 0;
         uint64_t leader = 0;
         buf_init(&out);
-        if (http_post(ep, "/v3/maintenance/status", "{}", &out, err, sizeof(err)) != 0) {
+        if (bench_http_post(ep, "/v3/maintenance/status", "{}", &out, err, sizeof(err)) != 0) {
             if (!quiet) {
                 fprintf(stderr, "cairn-bench: status of %s: %s\n", ep->name, err);
             }
             buf_free(&out);
             return;
         }
-        if (json_u64(out.data, "member_id", &member) && json_u64(out.data, "leader", &leader)) {
+        if (bench_json_u64(out.data, "member_id", &member) &&
+            bench_json_u64(out.data, "leader", &leader)) {
             ns->ok = true;
             ns->leader = member != 0 && member == leader;
-            json_u64(out.data, "raftIndex", &ns->commit);
-            if (!json_u64(out.data, "raftAppliedIndex", &ns->applied)) {
+            bench_json_u64(out.data, "raftIndex", &ns->commit);
+            if (!bench_json_u64(out.data, "raftAppliedIndex", &ns->applied)) {
                 ns->applied = ns->commit;
             }
         } else if (!quiet) {
@@ -1405,54 +1048,51 @@ static void node_status(struct bench *b, cairn_client *c, const struct endpoint 
 }
 
 /* Find the leader (and a follower for stale reads) among the endpoints. */
+/* What discover_status_cb needs. */
+struct discover_ctx
+{
+    struct bench *b;  /* borrowed */
+    cairn_client *cc; /* borrowed */
+};
+
+static bool discover_status_cb(const struct bench_endpoint *ep, void *arg, bool *leader,
+                               char *leader_addr, size_t cap)
+{
+    struct discover_ctx *ctx = arg;
+    struct node_status ns;
+    node_status(ctx->b, ctx->cc, ep, &ns, true);
+    *leader = ns.leader;
+    snprintf(leader_addr, cap, "%s", ns.leader_addr);
+    return ns.ok;
+}
+
 static void discover(struct bench *b, cairn_client *c)
 {
-    int64_t deadline = mono_ns() + 20 * NS_PER_S;
-    bool found = false;
+    struct discover_ctx ctx = {b, c};
     size_t i;
-    while (!found) {
-        for (i = 0; i < b->n_eps && !found; i++) {
+    if (!bench_find_leader(b->eps, b->n_eps, discover_status_cb, &ctx, 20 * NS_PER_S, &b->leader)) {
+        /* Ask once more, aloud, so that the user sees why. */
+        for (i = 0; i < b->n_eps; i++) {
             struct node_status ns;
-            node_status(b, c, &b->eps[i], &ns, true);
-            if (ns.ok && ns.leader) {
-                b->leader = b->eps[i];
-                found = true;
-            } else if (ns.ok && ns.leader_addr[0] != '\0') {
-                found = resolve(ns.leader_addr, &b->leader) == 0;
-            }
+            node_status(b, c, &b->eps[i], &ns, false);
         }
-        if (!found) {
-            struct timespec ts = {0, 200 * 1000000L};
-            if (mono_ns() > deadline) {
-                for (i = 0; i < b->n_eps; i++) {
-                    struct node_status ns;
-                    node_status(b, c, &b->eps[i], &ns, false);
-                }
-                die("no leader found among %s", b->o.endpoints);
-            }
-            nanosleep(&ts, NULL);
-        }
+        bench_die("no leader found among %s", b->o.endpoints);
     }
     if (b->o.stale_endpoint != NULL) {
-        if (resolve(b->o.stale_endpoint, &b->stale) != 0) {
+        if (bench_resolve(b->o.stale_endpoint, &b->stale) != 0) {
             exit(2);
         }
         return;
     }
-    for (i = 0; i < b->n_eps; i++) {
-        if (strcmp(b->eps[i].name, b->leader.name) != 0) {
-            b->stale = b->eps[i];
-            return;
-        }
-    }
-    b->stale = b->leader; /* a single node: it is its own follower */
+    /* A single node is its own follower. */
+    b->stale = *bench_follower(b->eps, b->n_eps, &b->leader);
 }
 
 /* After a load: wait until every node applied what the leader committed. */
 static bool wait_applied(struct bench *b, cairn_client *c, double *waited_s)
 {
     struct node_status ls;
-    int64_t start = mono_ns();
+    int64_t start = bench_mono_ns();
     int64_t deadline = start + 60 * NS_PER_S;
     size_t i;
     node_status(b, c, &b->leader, &ls, false);
@@ -1467,11 +1107,11 @@ static bool wait_applied(struct bench *b, cairn_client *c, double *waited_s)
             all &= ns.ok && ns.applied >= ls.commit;
         }
         if (all) {
-            *waited_s = (double)(mono_ns() - start) / NS_PER_S;
+            *waited_s = (double)(bench_mono_ns() - start) / NS_PER_S;
             return true;
         }
-        if (mono_ns() > deadline) {
-            *waited_s = (double)(mono_ns() - start) / NS_PER_S;
+        if (bench_mono_ns() > deadline) {
+            *waited_s = (double)(bench_mono_ns() - start) / NS_PER_S;
             return false;
         }
         {
@@ -1555,8 +1195,8 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
     }
     if (b->o.json) {
         FILE *f = stdout;
-        fprintf(
-            f, "{\"target\":\"%s\",\"endpoints\":", b->o.target == TARGET_CAIRN ? "cairn" : "etcd");
+        fprintf(f, "{\"target\":\"%s\",\"endpoints\":",
+                b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd");
         json_str(f, b->o.endpoints);
         fprintf(f, ",\"leader\":");
         json_str(f, b->leader.name);
@@ -1605,8 +1245,8 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
         }
         fprintf(f, "}\n");
     } else {
-        printf("target %s, %d clients, leader %s", b->o.target == TARGET_CAIRN ? "cairn" : "etcd",
-               b->o.clients, b->leader.name);
+        printf("target %s, %d clients, leader %s",
+               b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd", b->o.clients, b->leader.name);
         if (b->o.mix[OP_STALE] > 0) {
             printf(", stale reads at %s", b->stale.name);
         }
@@ -1644,44 +1284,6 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
 
 /* Main */
 
-static void parse_endpoint_list(struct bench *b)
-{
-    const char *p = b->o.endpoints;
-    size_t cap = 8;
-    b->eps = xmalloc(cap * sizeof(*b->eps));
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        char item[ENDPOINT_MAX];
-        if (n > 0) {
-            if (n >= sizeof(item)) {
-                bad_usage("--endpoints: entry too long");
-            }
-            memcpy(item, p, n);
-            item[n] = '\0';
-            /* Accept etcd-style URLs too. */
-            if (strncmp(item, "http://", 7) == 0) {
-                memmove(item, item + 7, strlen(item + 7) + 1);
-            }
-            if (b->n_eps == cap) {
-                cap *= 2;
-                b->eps = realloc(b->eps, cap * sizeof(*b->eps));
-                if (b->eps == NULL) {
-                    die("out of memory");
-                }
-            }
-            if (resolve(item, &b->eps[b->n_eps]) != 0) {
-                exit(2);
-            }
-            b->n_eps++;
-        }
-        p += n + (comma != NULL ? 1 : 0);
-    }
-    if (b->n_eps == 0) {
-        bad_usage("--endpoints: no endpoint given");
-    }
-}
-
 int main(int argc, char **argv)
 {
     static struct bench bench;
@@ -1692,42 +1294,37 @@ int main(int argc, char **argv)
     int i;
     uint64_t total_ok = 0;
 
+    bench_set_prog("cairn-bench");
     signal(SIGPIPE, SIG_IGN);
     parse_options(&b->o, argc, argv);
     b->rng = b->o.seed;
     b->mix_total = 100;
     buf_init(&b->scratch);
-    parse_endpoint_list(b);
-    {
-        uint64_t k = b->o.keys > 1 ? b->o.keys - 1 : 1;
-        b->key_width = 1;
-        while (k >= 10) {
-            b->key_width++;
-            k /= 10;
-        }
-    }
+    b->n_eps = bench_parse_endpoints(b->o.endpoints, &b->eps);
+    b->key_width = bench_digits(b->o.keys > 1 ? b->o.keys - 1 : 1);
     for (i = 0; i < VALUE_POOL; i++) {
         static const char alnum[] =
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         size_t j;
-        b->values[i] = xmalloc(b->o.value_size + 1);
+        b->values[i] = bench_xmalloc(b->o.value_size + 1);
         for (j = 0; j < b->o.value_size; j++) {
             b->values[i][j] = alnum[rand_next(b) % (sizeof(alnum) - 1)];
         }
         b->values[i][b->o.value_size] = '\0';
-        if (b->o.target == TARGET_ETCD) {
-            b->values_b64[i] = xmalloc(b64_len(b->o.value_size) + 1);
-            b64_encode((const unsigned char *)b->values[i], b->o.value_size, b->values_b64[i]);
+        if (b->o.target == BENCH_TARGET_ETCD) {
+            b->values_b64[i] = bench_xmalloc(bench_b64_len(b->o.value_size) + 1);
+            bench_b64_encode((const unsigned char *)b->values[i], b->o.value_size,
+                             b->values_b64[i]);
         }
     }
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         int err = 0;
         struct cairn_options copts;
         memset(&copts, 0, sizeof(copts));
         copts.timeout_ms = 2000;
         cc = cairn_client_new(b->o.endpoints, &copts, &err);
         if (cc == NULL) {
-            bad_usage("--endpoints \"%s\": %s", b->o.endpoints, cairn_strerror(err));
+            bench_bad_usage("--endpoints \"%s\": %s", b->o.endpoints, cairn_strerror(err));
         }
     }
     discover(b, cc);
@@ -1738,11 +1335,11 @@ int main(int argc, char **argv)
 
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0) {
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
     }
     b->clients = calloc((size_t)b->o.clients, sizeof(*b->clients));
     if (b->clients == NULL) {
-        die("out of memory");
+        bench_die("out of memory");
     }
     for (i = 0; i < b->o.clients; i++) {
         int j;
@@ -1755,7 +1352,7 @@ int main(int argc, char **argv)
         }
     }
     {
-        int64_t now = mono_ns();
+        int64_t now = bench_mono_ns();
         if (b->o.preload) {
             b->phase = PH_PRELOAD;
             b->preload_start = now;

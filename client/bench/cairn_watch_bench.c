@@ -69,13 +69,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "buf.h"
 #include "cairn.h"
 #include "proto.h"
 
-#define NS_PER_MS 1000000LL
-#define NS_PER_S 1000000000LL
-#define ENDPOINT_MAX 256
+#define NS_PER_MS BENCH_NS_PER_MS
+#define NS_PER_S BENCH_NS_PER_S
 #define KEY_PREFIX "wbench/"
 /* Cairn sends an idle watch a progress message every progress interval; the
  * benchmark asks for one a day, so that none interferes (etcd sends none
@@ -85,16 +85,10 @@
 #define SEQ_DIGITS 10
 #define VALUE_SIZE_MIN (SEQ_DIGITS + 2)
 #define ERRORS_SHOWN 5
-#define BLOCKING_TIMEOUT_S 5
-
-enum target {
-    TARGET_CAIRN,
-    TARGET_ETCD,
-};
 
 struct options
 {
-    enum target target;
+    enum bench_target target;
     const char *endpoints;
     const char *watch_endpoint; /* NULL: a follower */
     uint64_t watchers;
@@ -113,13 +107,6 @@ struct options
     long server_pid;
     bool json;
     const char *per_update; /* CSV file, or NULL */
-};
-
-struct endpoint
-{
-    char name[ENDPOINT_MAX]; /* host:port */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
 };
 
 /* Shared between the parent and the client processes (MAP_SHARED). */
@@ -162,10 +149,10 @@ struct shared
 struct bench
 {
     struct options o;
-    struct endpoint *eps;
+    struct bench_endpoint *eps;
     size_t n_eps;
-    struct endpoint leader;
-    struct endpoint watch;
+    struct bench_endpoint leader;
+    struct bench_endpoint watch;
     bool watch_is_leader;
     size_t key_width;
     struct shared *sh;
@@ -186,157 +173,15 @@ struct bench
 
 /* Helpers */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("cairn-watch-bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("cairn-watch-bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see --help)\n", stderr);
-    exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n > 0 ? n : 1);
-    if (p == NULL) {
-        die("out of memory");
-    }
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n > 0 ? n : 1, size);
-    if (p == NULL) {
-        die("out of memory");
-    }
-    return p;
-}
-
 /* Zeroed memory that forked children share with the parent. */
 static void *shared_alloc(size_t len)
 {
     void *p =
         mmap(NULL, len > 0 ? len : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        die("mmap of %zu bytes: %s", len, strerror(errno));
+        bench_die("mmap of %zu bytes: %s", len, strerror(errno));
     }
     return p;
-}
-
-static void xappend(struct buf *out, const void *p, size_t n)
-{
-    if (buf_append(out, p, n) != 0) {
-        die("out of memory");
-    }
-}
-
-static void xprintf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xprintf(struct buf *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || buf_reserve(out, (size_t)n + 1) != 0) {
-        die("out of memory");
-    }
-    va_start(ap, fmt);
-    vsnprintf(out->data + out->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    out->len += (size_t)n;
-}
-
-static void b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = tab[(v >> 6) & 63];
-        *out++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *out++ = '=';
-    }
-    *out = '\0';
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Decode the first groups of a base64 string into out (cap bytes, a
- * multiple of 3). Returns the bytes decoded, or -1. */
-static int b64_decode_prefix(const char *in, unsigned char *out, size_t cap)
-{
-    size_t n = 0;
-    while (n + 3 <= cap) {
-        int a = b64_value(in[0]);
-        int b = b64_value(in[1]);
-        int c = b64_value(in[2]);
-        int d = b64_value(in[3]);
-        if (a < 0 || b < 0 || c < 0 || d < 0) {
-            return -1;
-        }
-        out[n++] = (unsigned char)(a << 2 | b >> 4);
-        out[n++] = (unsigned char)((b & 15) << 4 | c >> 2);
-        out[n++] = (unsigned char)((c & 3) << 6 | d);
-        in += 4;
-    }
-    return (int)n;
 }
 
 /* The update number at the start of a value; false when there is none. */
@@ -357,310 +202,51 @@ static bool parse_seq(const char *v, size_t len, uint64_t *u)
     return true;
 }
 
-static int resolve(const char *spec, struct endpoint *ep)
-{
-    char host[ENDPOINT_MAX];
-    const char *colon;
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    int rv;
-    if (strncmp(spec, "http://", 7) == 0) {
-        spec += 7;
-    }
-    colon = strrchr(spec, ':');
-    if (colon == NULL || colon == spec || strlen(spec) >= ENDPOINT_MAX) {
-        fprintf(stderr, "cairn-watch-bench: endpoint \"%s\" is not HOST:PORT\n", spec);
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rv = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rv != 0) {
-        fprintf(stderr, "cairn-watch-bench: %s: %s\n", spec, gai_strerror(rv));
-        return -1;
-    }
-    memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);
-    ep->addr_len = res->ai_addrlen;
-    snprintf(ep->name, sizeof(ep->name), "%s", spec);
-    freeaddrinfo(res);
-    return 0;
-}
-
-static uint16_t endpoint_port(const struct endpoint *ep)
-{
-    if (ep->addr.ss_family == AF_INET) {
-        return ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
-    }
-    return ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port);
-}
-
 static void format_key(const struct bench *b, uint64_t k, char *out, size_t cap)
 {
     snprintf(out, cap, KEY_PREFIX "%0*" PRIu64, (int)b->key_width, k);
 }
 
-/* A connected blocking socket with timeouts, or -1. */
-static int connect_blocking(const struct endpoint *ep, char *err, size_t err_len)
+/* Where cairn_call_answer_cb puts the response. */
+struct cairn_call_ctx
 {
-    struct timeval tv = {BLOCKING_TIMEOUT_S, 0};
-    int one = 1;
-    int fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, err_len, "socket: %s", strerror(errno));
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) != 0) {
-        snprintf(err, err_len, "connect to %s: %s", ep->name, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
+    const struct bench_endpoint *ep; /* borrowed */
+    struct proto_response *resp;     /* borrowed */
+};
 
-static int send_all(int fd, const char *p, size_t n)
+static int cairn_call_answer_cb(const char *data, size_t len, void *arg, char *err, size_t err_len)
 {
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* HTTP/1.1 response parsing (etcd): returns 1 with the status, body (in data
- * or, when chunked, in scratch) and the bytes consumed; 0 when incomplete;
- * -1 when malformed. */
-static int http_parse(const char *d, size_t n, struct buf *scratch, int *status, const char **body,
-                      size_t *body_len, size_t *consumed)
-{
-    const char *end = memmem(d, n, "\r\n\r\n", 4);
-    const char *p;
-    size_t hdr_len;
-    size_t content_length = 0;
-    bool have_length = false;
-    bool chunked = false;
-    if (end == NULL) {
-        return n > 65536 ? -1 : 0;
-    }
-    hdr_len = (size_t)(end - d) + 4;
-    if (n < 12 || memcmp(d, "HTTP/1.", 7) != 0) {
+    struct cairn_call_ctx *ctx = arg;
+    size_t payload_len = 0;
+    int rv = proto_frame_peek(data, len, PROTO_FRAME_SIZE_MAX, &payload_len);
+    if (rv < 0) {
+        snprintf(err, err_len, "%s: frame too large", ctx->ep->name);
         return -1;
     }
-    *status = atoi(d + 9);
-    p = memchr(d, '\n', hdr_len);
-    while (p != NULL && p + 1 < end) {
-        const char *line = p + 1;
-        const char *eol = memchr(line, '\n', (size_t)(end + 2 - line));
-        size_t len = eol != NULL ? (size_t)(eol - line) : (size_t)(end - line);
-        if (len > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            content_length = strtoull(line + 15, NULL, 10);
-            have_length = true;
-        } else if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
-            chunked = memmem(line, len, "chunked", 7) != NULL;
-        }
-        p = eol;
-    }
-    if (chunked) {
-        size_t off = hdr_len;
-        scratch->len = 0;
-        for (;;) {
-            const char *eol = memmem(d + off, n - off, "\r\n", 2);
-            size_t size;
-            if (eol == NULL) {
-                return 0;
-            }
-            size = strtoull(d + off, NULL, 16);
-            off = (size_t)(eol - d) + 2;
-            if (size == 0) {
-                for (;;) {
-                    eol = memmem(d + off, n - off, "\r\n", 2);
-                    if (eol == NULL) {
-                        return 0;
-                    }
-                    if (eol == d + off) {
-                        off += 2;
-                        break;
-                    }
-                    off = (size_t)(eol - d) + 2;
-                }
-                *body = scratch->data != NULL ? scratch->data : "";
-                *body_len = scratch->len;
-                *consumed = off;
-                return 1;
-            }
-            if (n - off < size + 2) {
-                return 0;
-            }
-            xappend(scratch, d + off, size);
-            off += size + 2;
-        }
-    }
-    if (!have_length) {
-        return -1;
-    }
-    if (n - hdr_len < content_length) {
+    if (rv == 0) {
         return 0;
     }
-    *body = d + hdr_len;
-    *body_len = content_length;
-    *consumed = hdr_len + content_length;
+    if (proto_decode_response(data + PROTO_FRAME_HEADER_SIZE, payload_len, ctx->resp) != 0) {
+        snprintf(err, err_len, "%s: a response does not decode", ctx->ep->name);
+        return -1;
+    }
     return 1;
 }
 
-/* A blocking HTTP POST; the body of a 200 answer lands in out,
- * NUL-terminated. */
-static int http_post(const struct endpoint *ep, const char *path, const char *body, struct buf *out,
-                     char *err, size_t err_len)
-{
-    struct buf req;
-    struct buf in;
-    struct buf scratch;
-    int fd = connect_blocking(ep, err, err_len);
-    int rv = -1;
-    if (fd < 0) {
-        return -1;
-    }
-    buf_init(&req);
-    buf_init(&in);
-    buf_init(&scratch);
-    xprintf(&req,
-            "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-            path, ep->name, strlen(body), body);
-    if (send_all(fd, req.data, req.len) != 0) {
-        snprintf(err, err_len, "%s: send: %s", ep->name, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        int status = 0;
-        const char *b = NULL;
-        size_t blen = 0;
-        size_t consumed = 0;
-        ssize_t n;
-        int prv = http_parse(in.data != NULL ? in.data : "", in.len, &scratch, &status, &b, &blen,
-                             &consumed);
-        if (prv < 0) {
-            snprintf(err, err_len, "%s: malformed HTTP response", ep->name);
-            goto out;
-        }
-        if (prv == 1) {
-            if (status != 200) {
-                snprintf(err, err_len, "%s%s: HTTP %d: %.*s", ep->name, path, status,
-                         (int)(blen > 200 ? 200 : blen), b);
-                goto out;
-            }
-            out->len = 0;
-            xappend(out, b, blen);
-            xappend(out, "", 1);
-            out->len--;
-            rv = 0;
-            goto out;
-        }
-        if (buf_reserve(&in, 65536) != 0) {
-            die("out of memory");
-        }
-        n = recv(fd, in.data + in.len, in.cap - in.len, 0);
-        if (n <= 0) {
-            snprintf(err, err_len, "%s: %s", ep->name,
-                     n == 0 ? "connection closed" : strerror(errno));
-            goto out;
-        }
-        in.len += (size_t)n;
-    }
-out:
-    close(fd);
-    buf_free(&req);
-    buf_free(&in);
-    buf_free(&scratch);
-    return rv;
-}
-
-/* A numeric field of a grpc-gateway JSON answer (uint64s come as strings). */
-static bool json_u64(const char *json, const char *name, uint64_t *v)
-{
-    char pat[64];
-    const char *p;
-    snprintf(pat, sizeof(pat), "\"%s\":", name);
-    p = strstr(json, pat);
-    if (p == NULL) {
-        return false;
-    }
-    p += strlen(pat);
-    while (*p == ' ' || *p == '"') {
-        p++;
-    }
-    if (*p < '0' || *p > '9') {
-        return false;
-    }
-    *v = strtoull(p, NULL, 10);
-    return true;
-}
-
-/* Cairn: one blocking request and its answer. On success the caller frees
- * resp with proto_response_free(). */
-static int cairn_call(const struct endpoint *ep, const struct proto_request *req,
+/* Cairn: one blocking request and its answer, on a connection of its own. On
+ * success the caller frees resp with proto_response_free(). */
+static int cairn_call(const struct bench_endpoint *ep, const struct proto_request *req,
                       struct proto_response *resp, char *err, size_t err_len)
 {
+    struct cairn_call_ctx ctx = {ep, resp};
     struct buf out;
-    struct buf in;
-    int fd = connect_blocking(ep, err, err_len);
-    int rv = -1;
-    if (fd < 0) {
-        return -1;
-    }
+    int rv;
     buf_init(&out);
-    buf_init(&in);
     if (proto_encode_request(&out, req) != 0) {
-        die("out of memory");
+        bench_die("out of memory");
     }
-    if (send_all(fd, out.data, out.len) != 0) {
-        snprintf(err, err_len, "%s: send: %s", ep->name, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        size_t payload_len = 0;
-        ssize_t n;
-        int prv = proto_frame_peek(in.data != NULL ? in.data : "", in.len, PROTO_FRAME_SIZE_MAX,
-                                   &payload_len);
-        if (prv < 0) {
-            snprintf(err, err_len, "%s: frame too large", ep->name);
-            goto out;
-        }
-        if (prv == 1) {
-            if (proto_decode_response(in.data + PROTO_FRAME_HEADER_SIZE, payload_len, resp) != 0) {
-                snprintf(err, err_len, "%s: a response does not decode", ep->name);
-                goto out;
-            }
-            rv = 0;
-            goto out;
-        }
-        if (buf_reserve(&in, 65536) != 0) {
-            die("out of memory");
-        }
-        n = recv(fd, in.data + in.len, in.cap - in.len, 0);
-        if (n <= 0) {
-            snprintf(err, err_len, "%s: %s", ep->name,
-                     n == 0 ? "connection closed" : strerror(errno));
-            goto out;
-        }
-        in.len += (size_t)n;
-    }
-out:
-    close(fd);
+    rv = bench_exchange(ep, out.data, out.len, cairn_call_answer_cb, &ctx, err, err_len);
     buf_free(&out);
-    buf_free(&in);
     return rv;
 }
 
@@ -717,36 +303,6 @@ static void usage(FILE *f)
             CAIRN_DEFAULT_ENDPOINTS, VALUE_SIZE_MIN);
 }
 
-static double parse_double(const char *flag, const char *s)
-{
-    char *end;
-    double v;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || v < 0 || !isfinite(v)) {
-        bad_usage("%s: \"%s\" is not a non-negative number", flag, s);
-    }
-    return v;
-}
-
-static uint64_t parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max)
-{
-    char *end;
-    unsigned long long v;
-    errno = 0;
-    if (*s == '-') {
-        bad_usage("%s: \"%s\" is not a non-negative integer", flag, s);
-    }
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0') {
-        bad_usage("%s: \"%s\" is not a non-negative integer", flag, s);
-    }
-    if (v < min || v > max) {
-        bad_usage("%s: must be %" PRIu64 "..%" PRIu64, flag, min, max);
-    }
-    return v;
-}
-
 static void parse_options(struct options *o, int argc, char **argv)
 {
     enum {
@@ -794,7 +350,7 @@ static void parse_options(struct options *o, int argc, char **argv)
     };
     int c;
     memset(o, 0, sizeof(*o));
-    o->target = TARGET_CAIRN;
+    o->target = BENCH_TARGET_CAIRN;
     o->endpoints = getenv("CAIRN_ENDPOINTS");
     if (o->endpoints == NULL || o->endpoints[0] == '\0') {
         o->endpoints = CAIRN_DEFAULT_ENDPOINTS;
@@ -814,13 +370,7 @@ static void parse_options(struct options *o, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
             case O_TARGET:
-                if (strcmp(optarg, "cairn") == 0) {
-                    o->target = TARGET_CAIRN;
-                } else if (strcmp(optarg, "etcd") == 0) {
-                    o->target = TARGET_ETCD;
-                } else {
-                    bad_usage("--target: \"%s\" is neither cairn nor etcd", optarg);
-                }
+                o->target = bench_parse_target("--target", optarg);
                 break;
             case O_ENDPOINTS:
                 o->endpoints = optarg;
@@ -829,48 +379,48 @@ static void parse_options(struct options *o, int argc, char **argv)
                 o->watch_endpoint = optarg;
                 break;
             case O_WATCHERS:
-                o->watchers = parse_u64("--watchers", optarg, 1, 10000000);
+                o->watchers = bench_parse_u64("--watchers", optarg, 1, 10000000);
                 break;
             case O_CONNS:
-                o->conns = parse_u64("--conns", optarg, 1, 100000);
+                o->conns = bench_parse_u64("--conns", optarg, 1, 100000);
                 break;
             case O_PROCS:
-                o->procs = parse_u64("--procs", optarg, 1, 256);
+                o->procs = bench_parse_u64("--procs", optarg, 1, 256);
                 break;
             case O_KEYS:
-                o->keys = parse_u64("--keys", optarg, 1, 100000000);
+                o->keys = bench_parse_u64("--keys", optarg, 1, 100000000);
                 break;
             case O_UPDATES:
-                o->updates = parse_u64("--updates", optarg, 1, 100000000);
+                o->updates = bench_parse_u64("--updates", optarg, 1, 100000000);
                 break;
             case O_RATE:
-                o->rate = parse_double("--rate", optarg);
+                o->rate = bench_parse_double("--rate", optarg);
                 if (o->rate <= 0) {
-                    bad_usage("--rate: must be positive");
+                    bench_bad_usage("--rate: must be positive");
                 }
                 break;
             case O_VALUE_SIZE:
                 o->value_size =
-                    (size_t)parse_u64("--value-size", optarg, VALUE_SIZE_MIN, 1024 * 1024);
+                    (size_t)bench_parse_u64("--value-size", optarg, VALUE_SIZE_MIN, 1024 * 1024);
                 break;
             case O_WRITER_CONNS:
-                o->writer_conns = parse_u64("--writer-conns", optarg, 1, 1024);
+                o->writer_conns = bench_parse_u64("--writer-conns", optarg, 1, 1024);
                 break;
             case O_RETAIN:
-                o->retain = parse_u64("--retain", optarg, 0, UINT32_MAX);
+                o->retain = bench_parse_u64("--retain", optarg, 0, UINT32_MAX);
                 o->retain_set = true;
                 break;
             case O_SETTLE:
-                o->settle_s = parse_double("--settle", optarg);
+                o->settle_s = bench_parse_double("--settle", optarg);
                 break;
             case O_SETUP_TIMEOUT:
-                o->setup_timeout_s = parse_double("--setup-timeout", optarg);
+                o->setup_timeout_s = bench_parse_double("--setup-timeout", optarg);
                 break;
             case O_DRAIN_TIMEOUT:
-                o->drain_timeout_s = parse_double("--drain-timeout", optarg);
+                o->drain_timeout_s = bench_parse_double("--drain-timeout", optarg);
                 break;
             case O_SERVER_PID:
-                o->server_pid = (long)parse_u64("--server-pid", optarg, 1, INT32_MAX);
+                o->server_pid = (long)bench_parse_u64("--server-pid", optarg, 1, INT32_MAX);
                 break;
             case O_PER_UPDATE:
                 o->per_update = optarg;
@@ -889,13 +439,14 @@ static void parse_options(struct options *o, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        bad_usage("unexpected argument \"%s\"", argv[optind]);
+        bench_bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
     if (o->conns > o->watchers) {
-        bad_usage("--conns (%" PRIu64 ") exceeds --watchers (%" PRIu64 ")", o->conns, o->watchers);
+        bench_bad_usage("--conns (%" PRIu64 ") exceeds --watchers (%" PRIu64 ")", o->conns,
+                        o->watchers);
     }
     if (o->procs > o->conns) {
-        bad_usage("--procs (%" PRIu64 ") exceeds --conns (%" PRIu64 ")", o->procs, o->conns);
+        bench_bad_usage("--procs (%" PRIu64 ") exceeds --conns (%" PRIu64 ")", o->procs, o->conns);
     }
     if (!o->retain_set) {
         o->retain = o->updates > 10 ? o->updates : 10;
@@ -1040,14 +591,15 @@ struct node_status
 {
     bool ok;
     bool leader;
-    char leader_addr[ENDPOINT_MAX];
+    char leader_addr[BENCH_ENDPOINT_MAX];
 };
 
-static void node_status(const struct bench *b, const struct endpoint *ep, struct node_status *ns)
+static void node_status(const struct bench *b, const struct bench_endpoint *ep,
+                        struct node_status *ns)
 {
     char err[512];
     memset(ns, 0, sizeof(*ns));
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         struct proto_request req;
         struct proto_response resp;
         request_init(&req, PROTO_STATUS);
@@ -1065,8 +617,9 @@ static void node_status(const struct bench *b, const struct endpoint *ep, struct
         uint64_t member = 0;
         uint64_t leader = 0;
         buf_init(&out);
-        if (http_post(ep, "/v3/maintenance/status", "{}", &out, err, sizeof(err)) == 0 &&
-            json_u64(out.data, "member_id", &member) && json_u64(out.data, "leader", &leader)) {
+        if (bench_http_post(ep, "/v3/maintenance/status", "{}", &out, err, sizeof(err)) == 0 &&
+            bench_json_u64(out.data, "member_id", &member) &&
+            bench_json_u64(out.data, "leader", &leader)) {
             ns->ok = true;
             ns->leader = member != 0 && member == leader;
         }
@@ -1074,41 +627,28 @@ static void node_status(const struct bench *b, const struct endpoint *ep, struct
     }
 }
 
+static bool discover_status_cb(const struct bench_endpoint *ep, void *arg, bool *leader,
+                               char *leader_addr, size_t cap)
+{
+    struct node_status ns;
+    node_status(arg, ep, &ns);
+    *leader = ns.leader;
+    snprintf(leader_addr, cap, "%s", ns.leader_addr);
+    return ns.ok;
+}
+
 static void discover(struct bench *b)
 {
-    int64_t deadline = mono_ns() + 20 * NS_PER_S;
-    bool found = false;
-    size_t i;
-    while (!found) {
-        for (i = 0; i < b->n_eps && !found; i++) {
-            struct node_status ns;
-            node_status(b, &b->eps[i], &ns);
-            if (ns.ok && ns.leader) {
-                b->leader = b->eps[i];
-                found = true;
-            } else if (ns.ok && ns.leader_addr[0] != '\0') {
-                found = resolve(ns.leader_addr, &b->leader) == 0;
-            }
-        }
-        if (!found) {
-            if (mono_ns() > deadline) {
-                die("no leader found among %s", b->o.endpoints);
-            }
-            sleep_ns(200 * NS_PER_MS);
-        }
+    if (!bench_find_leader(b->eps, b->n_eps, discover_status_cb, b, 20 * NS_PER_S, &b->leader)) {
+        bench_die("no leader found among %s", b->o.endpoints);
     }
     if (b->o.watch_endpoint != NULL) {
-        if (resolve(b->o.watch_endpoint, &b->watch) != 0) {
+        if (bench_resolve(b->o.watch_endpoint, &b->watch) != 0) {
             exit(2);
         }
     } else {
-        b->watch = b->leader; /* a single node serves the watches itself */
-        for (i = 0; i < b->n_eps; i++) {
-            if (strcmp(b->eps[i].name, b->leader.name) != 0) {
-                b->watch = b->eps[i];
-                break;
-            }
-        }
+        /* A single node serves the watches itself. */
+        b->watch = *bench_follower(b->eps, b->n_eps, &b->leader);
     }
     b->watch_is_leader = strcmp(b->watch.name, b->leader.name) == 0;
 }
@@ -1122,7 +662,7 @@ static void set_retention(const struct bench *b)
     struct proto_request req;
     struct proto_response resp;
     char err[512];
-    if (b->o.target != TARGET_CAIRN || b->o.retain == 0) {
+    if (b->o.target != BENCH_TARGET_CAIRN || b->o.retain == 0) {
         return;
     }
     request_init(&req, PROTO_RETENTION);
@@ -1130,11 +670,11 @@ static void set_retention(const struct bench *b)
     req.op.key.len = (uint32_t)strlen(KEY_PREFIX);
     req.number = b->o.retain;
     if (cairn_call(&b->leader, &req, &resp, err, sizeof(err)) != 0) {
-        die("setting the retention of %s: %s", KEY_PREFIX, err);
+        bench_die("setting the retention of %s: %s", KEY_PREFIX, err);
     }
     if (resp.code != 0) {
-        die("setting the retention of %s: %s: %s", KEY_PREFIX, cairn_errname(resp.code),
-            resp.message);
+        bench_die("setting the retention of %s: %s: %s", KEY_PREFIX, cairn_errname(resp.code),
+                  resp.message);
     }
     proto_response_free(&resp);
 }
@@ -1226,32 +766,19 @@ static void set_events(struct child *ch, struct wconn *c, bool out)
     ev.events = EPOLLIN | (out ? EPOLLOUT : 0);
     ev.data.ptr = c;
     if (epoll_ctl(ch->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
     }
     c->out_watching = out;
 }
 
 static void conn_flush(struct child *ch, struct wconn *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            set_events(ch, c, true);
-            return;
-        }
-        child_error(ch, "send: %s", n == 0 ? "closed" : strerror(errno));
+    int rv = bench_flush(c->fd, &c->out, &c->out_off);
+    if (rv < 0) {
+        child_error(ch, "send: %s", errno == 0 ? "closed" : strerror(errno));
         return;
     }
-    c->out.len = 0;
-    c->out_off = 0;
-    set_events(ch, c, false);
+    set_events(ch, c, rv == 0);
 }
 
 /* Watcher w received update u at revision rev at time now. */
@@ -1374,7 +901,7 @@ static void etcd_line(struct child *ch, struct wconn *c, char *line, int64_t now
         child_error(ch, "watch stream: %.200s", line);
         return;
     }
-    if (!json_u64(line, "watch_id", &id) || id == 0 || id > c->n) {
+    if (!bench_json_u64(line, "watch_id", &id) || id == 0 || id > c->n) {
         child_error(ch, "a watch message for no watch: %.200s", line);
         return;
     }
@@ -1399,7 +926,7 @@ static void etcd_line(struct child *ch, struct wconn *c, char *line, int64_t now
         }
         rev = strtoull(q + 16, NULL, 10);
         v = strstr(q, "\"value\":\"");
-        if (v == NULL || b64_decode_prefix(v + 9, raw, sizeof(raw)) != (int)sizeof(raw) ||
+        if (v == NULL || bench_b64_decode_prefix(v + 9, raw, sizeof(raw)) != (int)sizeof(raw) ||
             !parse_seq((const char *)raw, sizeof(raw), &u)) {
             ch->rep->foreign++;
             break;
@@ -1446,7 +973,7 @@ static void etcd_stream(struct child *ch, struct wconn *c, int64_t now)
         if (c->in.len - start < size + 2) {
             break;
         }
-        xappend(&c->body, c->in.data + start, size);
+        bench_xappend(&c->body, c->in.data + start, size);
         off = start + size + 2;
     }
     buf_consume(&c->in, off);
@@ -1470,7 +997,7 @@ static void conn_readable(struct child *ch, struct wconn *c)
         ssize_t n;
         int64_t now;
         if (buf_reserve(&c->in, 262144) != 0) {
-            die("out of memory");
+            bench_die("out of memory");
         }
         n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n < 0 && errno == EINTR) {
@@ -1487,9 +1014,9 @@ static void conn_readable(struct child *ch, struct wconn *c)
             c->fd = -1;
             return;
         }
-        now = mono_ns();
+        now = bench_mono_ns();
         c->in.len += (size_t)n;
-        if (ch->b->o.target == TARGET_CAIRN) {
+        if (ch->b->o.target == BENCH_TARGET_CAIRN) {
             cairn_frames(ch, c, now);
         } else {
             etcd_stream(ch, c, now);
@@ -1503,18 +1030,18 @@ static void conn_start(struct child *ch, struct wconn *c)
     char err[512];
     struct epoll_event ev;
     uint64_t j;
-    c->fd = connect_blocking(&b->watch, err, sizeof(err));
+    c->fd = bench_connect_blocking(&b->watch, err, sizeof(err));
     if (c->fd < 0) {
-        die("watcher process: %s", err);
+        bench_die("watcher process: %s", err);
     }
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
     ev.data.ptr = c;
     if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-        die("epoll_ctl: %s", strerror(errno));
+        bench_die("epoll_ctl: %s", strerror(errno));
     }
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         for (j = 0; j < c->n; j++) {
             char key[64];
             struct proto_request req;
@@ -1527,7 +1054,7 @@ static void conn_start(struct child *ch, struct wconn *c)
             req.op.revision = 0; /* from now on */
             req.number = PROGRESS_OFF_MS;
             if (proto_encode_request(&c->out, &req) != 0) {
-                die("out of memory");
+                bench_die("out of memory");
             }
         }
     } else {
@@ -1537,15 +1064,15 @@ static void conn_start(struct child *ch, struct wconn *c)
             char key[64];
             char key64[100];
             format_key(b, c->w[j].key, key, sizeof(key));
-            b64_encode((const unsigned char *)key, strlen(key), key64);
-            xprintf(&body, "{\"create_request\":{\"key\":\"%s\",\"watch_id\":%" PRIu64 "}}\n",
-                    key64, j + 1);
+            bench_b64_encode((const unsigned char *)key, strlen(key), key64);
+            bench_xprintf(&body, "{\"create_request\":{\"key\":\"%s\",\"watch_id\":%" PRIu64 "}}\n",
+                          key64, j + 1);
         }
-        xprintf(&c->out,
-                "POST /v3/watch HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\n\r\n",
-                b->watch.name, body.len);
-        xappend(&c->out, body.data, body.len);
+        bench_xprintf(&c->out,
+                      "POST /v3/watch HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      b->watch.name, body.len);
+        bench_xappend(&c->out, body.data, body.len);
         buf_free(&body);
     }
     conn_flush(ch, c);
@@ -1568,15 +1095,15 @@ static int child_main(struct bench *b, uint64_t p)
     ch->rep = &b->sh->child[p];
     ch->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (ch->epfd < 0) {
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
     }
-    ch->rev_seen = xcalloc(b->o.updates, sizeof(uint64_t));
-    ch->conns = xcalloc((b->o.conns + b->o.procs - 1) / b->o.procs, sizeof(*ch->conns));
+    ch->rev_seen = bench_xcalloc(b->o.updates, sizeof(uint64_t));
+    ch->conns = bench_xcalloc((b->o.conns + b->o.procs - 1) / b->o.procs, sizeof(*ch->conns));
     for (c = p; c < b->o.conns; c += b->o.procs) {
         struct wconn *wc = &ch->conns[ch->n_conns++];
         wc->first = conn_first(b, c);
         wc->n = conn_first(b, c + 1) - wc->first;
-        wc->w = xcalloc(wc->n, sizeof(*wc->w));
+        wc->w = bench_xcalloc(wc->n, sizeof(*wc->w));
         for (i = 0; i < wc->n; i++) {
             wc->w[i].i = wc->first + i;
             wc->w[i].key = (wc->first + i) % b->o.keys;
@@ -1595,7 +1122,7 @@ static int child_main(struct bench *b, uint64_t p)
         int phase;
         int64_t now;
         if (n < 0 && errno != EINTR) {
-            die("epoll_wait: %s", strerror(errno));
+            bench_die("epoll_wait: %s", strerror(errno));
         }
         for (e = 0; e < n; e++) {
             struct wconn *wc = evs[e].data.ptr;
@@ -1622,7 +1149,7 @@ static int child_main(struct bench *b, uint64_t p)
         if (phase != PHASE_WRITTEN) {
             continue;
         }
-        now = mono_ns();
+        now = bench_mono_ns();
         if (drain_deadline == 0) {
             drain_deadline = now + (int64_t)(b->o.drain_timeout_s * NS_PER_S);
         }
@@ -1669,7 +1196,7 @@ static void writer_send(struct bench *b, struct wput *c, uint64_t u, char *value
     char key[64];
     format_key(b, u % b->o.keys, key, sizeof(key));
     out->len = 0;
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         struct proto_request req;
         char v[32];
         request_init(&req, PROTO_PUT);
@@ -1682,27 +1209,27 @@ static void writer_send(struct bench *b, struct wput *c, uint64_t u, char *value
         req.op.value.ptr = value;
         req.op.value.len = (uint32_t)b->o.value_size;
         if (proto_encode_request(out, &req) != 0) {
-            die("out of memory");
+            bench_die("out of memory");
         }
     } else {
         char key64[100];
         char head[32];
         char head64[20];
         size_t body_len;
-        b64_encode((const unsigned char *)key, strlen(key), key64);
+        bench_b64_encode((const unsigned char *)key, strlen(key), key64);
         /* The value's first 12 bytes (4 base64 groups) carry u. */
         snprintf(head, sizeof(head), "%0*" PRIu64 "%.2s", SEQ_DIGITS, u, value + SEQ_DIGITS);
-        b64_encode((const unsigned char *)head, 12, head64);
+        bench_b64_encode((const unsigned char *)head, 12, head64);
         body_len =
             strlen("{\"key\":\"\",\"value\":\"\"}") + strlen(key64) + 16 + strlen(value64 + 16);
-        xprintf(out,
-                "POST /v3/kv/put HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\n\r\n{\"key\":\"%s\",\"value\":\"%s%s\"}",
-                b->leader.name, body_len, key64, head64, value64 + 16);
+        bench_xprintf(out,
+                      "POST /v3/kv/put HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n{\"key\":\"%s\",\"value\":\"%s%s\"}",
+                      b->leader.name, body_len, key64, head64, value64 + 16);
     }
     /* A few hundred bytes on an idle socket: a blocking send never waits. */
-    if (send_all(c->fd, out->data, out->len) != 0) {
-        die("writer: send to %s: %s", b->leader.name, strerror(errno));
+    if (bench_send_all(c->fd, out->data, out->len) != 0) {
+        bench_die("writer: send to %s: %s", b->leader.name, strerror(errno));
     }
     c->busy = true;
     c->u = u;
@@ -1717,7 +1244,7 @@ static bool writer_answer(struct bench *b, struct wput *c, int64_t now, struct w
     size_t consumed = 0;
     char msg[300];
     msg[0] = '\0';
-    if (b->o.target == TARGET_CAIRN) {
+    if (b->o.target == BENCH_TARGET_CAIRN) {
         size_t payload_len = 0;
         struct proto_response resp;
         int rv = proto_frame_peek(c->in.data, c->in.len, PROTO_FRAME_SIZE_MAX, &payload_len);
@@ -1726,11 +1253,11 @@ static bool writer_answer(struct bench *b, struct wput *c, int64_t now, struct w
         }
         if (rv < 0 ||
             proto_decode_response(c->in.data + PROTO_FRAME_HEADER_SIZE, payload_len, &resp) != 0) {
-            die("writer: a malformed answer from %s", b->leader.name);
+            bench_die("writer: a malformed answer from %s", b->leader.name);
         }
         consumed = PROTO_FRAME_HEADER_SIZE + payload_len;
         if (resp.id != u + 1) {
-            die("writer: an answer to no put in flight");
+            bench_die("writer: an answer to no put in flight");
         }
         if (resp.code == 0 && resp.result != NULL) {
             ok = true;
@@ -1743,20 +1270,20 @@ static bool writer_answer(struct bench *b, struct wput *c, int64_t now, struct w
         int status = 0;
         const char *body = NULL;
         size_t body_len = 0;
-        int rv =
-            http_parse(c->in.data, c->in.len, &c->scratch, &status, &body, &body_len, &consumed);
+        int rv = bench_http_parse(c->in.data, c->in.len, &c->scratch, &status, &body, &body_len,
+                                  &consumed, NULL);
         if (rv == 0) {
             return false;
         }
         if (rv < 0) {
-            die("writer: a malformed HTTP answer from %s", b->leader.name);
+            bench_die("writer: a malformed HTTP answer from %s", b->leader.name);
         }
         if (status == 200) {
             char *copy = strndup(body, body_len);
             if (copy == NULL) {
-                die("out of memory");
+                bench_die("out of memory");
             }
-            ok = json_u64(copy, "revision", &rev);
+            ok = bench_json_u64(copy, "revision", &rev);
             free(copy);
         }
         if (!ok) {
@@ -1782,9 +1309,9 @@ static bool writer_answer(struct bench *b, struct wput *c, int64_t now, struct w
 
 static void run_writer(struct bench *b, struct writer_stats *ws)
 {
-    struct wput *cs = xcalloc(b->o.writer_conns, sizeof(*cs));
+    struct wput *cs = bench_xcalloc(b->o.writer_conns, sizeof(*cs));
     struct buf out;
-    char *value = xmalloc(b->o.value_size + 1);
+    char *value = bench_xmalloc(b->o.value_size + 1);
     char *value64;
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     uint64_t next = 0; /* next update to send */
@@ -1794,21 +1321,21 @@ static void run_writer(struct bench *b, struct writer_stats *ws)
     int64_t deadline;
     double period_ns = (double)NS_PER_S / b->o.rate;
     if (epfd < 0) {
-        die("epoll_create1: %s", strerror(errno));
+        bench_die("epoll_create1: %s", strerror(errno));
     }
     buf_init(&out);
     for (i = 0; i < b->o.value_size; i++) {
         value[i] = (char)('a' + i % 26);
     }
     value[b->o.value_size] = '\0';
-    value64 = xmalloc((b->o.value_size + 2) / 3 * 4 + 1);
-    b64_encode((const unsigned char *)value, b->o.value_size, value64);
+    value64 = bench_xmalloc(bench_b64_len(b->o.value_size) + 1);
+    bench_b64_encode((const unsigned char *)value, b->o.value_size, value64);
     for (i = 0; i < b->o.writer_conns; i++) {
         char err[512];
         struct epoll_event ev;
-        cs[i].fd = connect_blocking(&b->leader, err, sizeof(err));
+        cs[i].fd = bench_connect_blocking(&b->leader, err, sizeof(err));
         if (cs[i].fd < 0) {
-            die("writer: %s", err);
+            bench_die("writer: %s", err);
         }
         buf_init(&cs[i].in);
         buf_init(&cs[i].scratch);
@@ -1816,10 +1343,10 @@ static void run_writer(struct bench *b, struct writer_stats *ws)
         ev.events = EPOLLIN;
         ev.data.ptr = &cs[i];
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, cs[i].fd, &ev) != 0) {
-            die("epoll_ctl: %s", strerror(errno));
+            bench_die("epoll_ctl: %s", strerror(errno));
         }
     }
-    start = mono_ns() + 5 * NS_PER_MS;
+    start = bench_mono_ns() + 5 * NS_PER_MS;
     for (i = 0; i < b->o.updates; i++) {
         b->due_ns[i] = start + (int64_t)((double)i * period_ns);
     }
@@ -1827,7 +1354,7 @@ static void run_writer(struct bench *b, struct writer_stats *ws)
     deadline = b->due_ns[b->o.updates - 1] + 60 * NS_PER_S;
     while (done < b->o.updates) {
         struct epoll_event evs[64];
-        int64_t now = mono_ns();
+        int64_t now = bench_mono_ns();
         int timeout_ms = 5;
         int n;
         int e;
@@ -1849,19 +1376,19 @@ static void run_writer(struct bench *b, struct writer_stats *ws)
             timeout_ms = 1; /* due, but every connection is busy */
         }
         if (now > deadline) {
-            die("writer: %" PRIu64 " puts still unanswered after 60 s", b->o.updates - done);
+            bench_die("writer: %" PRIu64 " puts still unanswered after 60 s", b->o.updates - done);
         }
         n = epoll_wait(epfd, evs, 64, timeout_ms);
         if (n < 0 && errno != EINTR) {
-            die("epoll_wait: %s", strerror(errno));
+            bench_die("epoll_wait: %s", strerror(errno));
         }
-        now = mono_ns();
+        now = bench_mono_ns();
         for (e = 0; e < n; e++) {
             struct wput *c = evs[e].data.ptr;
             for (;;) {
                 ssize_t k;
                 if (buf_reserve(&c->in, 65536) != 0) {
-                    die("out of memory");
+                    bench_die("out of memory");
                 }
                 k = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
                 if (k < 0 && errno == EINTR) {
@@ -1871,8 +1398,8 @@ static void run_writer(struct bench *b, struct writer_stats *ws)
                     break;
                 }
                 if (k <= 0) {
-                    die("writer: connection to %s: %s", b->leader.name,
-                        k == 0 ? "closed" : strerror(errno));
+                    bench_die("writer: connection to %s: %s", b->leader.name,
+                              k == 0 ? "closed" : strerror(errno));
                 }
                 c->in.len += (size_t)k;
             }
@@ -1963,7 +1490,7 @@ static void write_per_update(const struct bench *b, const int64_t *first, const 
     int64_t t0 = b->due_ns[0];
     uint64_t u;
     if (f == NULL) {
-        die("%s: %s", b->o.per_update, strerror(errno));
+        bench_die("%s: %s", b->o.per_update, strerror(errno));
     }
     fprintf(f, "update,key,revision,due_ms,ack_ms,first_receipt_ms,last_receipt_ms,received\n");
     for (u = 0; u < b->o.updates; u++) {
@@ -1977,41 +1504,7 @@ static void write_per_update(const struct bench *b, const int64_t *first, const 
         }
     }
     if (fclose(f) != 0) {
-        die("%s: %s", b->o.per_update, strerror(errno));
-    }
-}
-
-static void parse_endpoint_list(struct bench *b)
-{
-    const char *p = b->o.endpoints;
-    size_t cap = 8;
-    b->eps = xmalloc(cap * sizeof(*b->eps));
-    while (*p != '\0') {
-        const char *comma = strchr(p, ',');
-        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        char item[ENDPOINT_MAX];
-        if (n > 0) {
-            if (n >= sizeof(item)) {
-                bad_usage("--endpoints: entry too long");
-            }
-            memcpy(item, p, n);
-            item[n] = '\0';
-            if (b->n_eps == cap) {
-                cap *= 2;
-                b->eps = realloc(b->eps, cap * sizeof(*b->eps));
-                if (b->eps == NULL) {
-                    die("out of memory");
-                }
-            }
-            if (resolve(item, &b->eps[b->n_eps]) != 0) {
-                exit(2);
-            }
-            b->n_eps++;
-        }
-        p += n + (comma != NULL ? 1 : 0);
-    }
-    if (b->n_eps == 0) {
-        bad_usage("--endpoints: no endpoint given");
+        bench_die("%s: %s", b->o.per_update, strerror(errno));
     }
 }
 
@@ -2082,24 +1575,18 @@ int main(int argc, char **argv)
     double deliver_window_s;
     const char *first_error = "";
 
+    bench_set_prog("cairn-watch-bench");
     signal(SIGPIPE, SIG_IGN);
     parse_options(&b->o, argc, argv);
-    parse_endpoint_list(b);
-    {
-        uint64_t k = b->o.keys > 1 ? b->o.keys - 1 : 1;
-        b->key_width = 1;
-        while (k >= 10) {
-            b->key_width++;
-            k /= 10;
-        }
-    }
+    b->n_eps = bench_parse_endpoints(b->o.endpoints, &b->eps);
+    b->key_width = bench_digits(b->o.keys > 1 ? b->o.keys - 1 : 1);
     discover(b);
     set_retention(b);
-    pid = b->o.server_pid > 0 ? b->o.server_pid : find_listener_pid(endpoint_port(&b->watch));
-    leader_pid = b->watch_is_leader ? pid : find_listener_pid(endpoint_port(&b->leader));
+    pid = b->o.server_pid > 0 ? b->o.server_pid : find_listener_pid(bench_endpoint_port(&b->watch));
+    leader_pid = b->watch_is_leader ? pid : find_listener_pid(bench_endpoint_port(&b->leader));
     if (!b->o.json) {
         fprintf(stderr, "cairn-watch-bench: %s: leader %s, watches on %s (%s, pid %ld)\n",
-                b->o.target == TARGET_CAIRN ? "cairn" : "etcd", b->leader.name, b->watch.name,
+                b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd", b->leader.name, b->watch.name,
                 b->watch_is_leader ? "the leader" : "a follower", pid);
     }
 
@@ -2110,7 +1597,7 @@ int main(int argc, char **argv)
     b->due_ns = shared_alloc(b->upd_len);
     b->ack_ns = shared_alloc(b->upd_len);
     b->rev = shared_alloc(b->upd_len);
-    b->slot_base = xmalloc((b->o.watchers + 1) * sizeof(uint64_t));
+    b->slot_base = bench_xmalloc((b->o.watchers + 1) * sizeof(uint64_t));
     b->slot_base[0] = 0;
     for (i = 0; i < b->o.watchers; i++) {
         b->slot_base[i + 1] = b->slot_base[i] + expected_of(b, i);
@@ -2119,12 +1606,12 @@ int main(int argc, char **argv)
     b->receipt_len = b->expected * sizeof(int64_t);
     b->receipt = shared_alloc(b->receipt_len);
     memset(&ws, 0, sizeof(ws));
-    ws.put_ns = xcalloc(b->o.updates, sizeof(int64_t));
+    ws.put_ns = bench_xcalloc(b->o.updates, sizeof(int64_t));
 
     rss_before = rss_kib(pid);
-    setup_start = mono_ns();
+    setup_start = bench_mono_ns();
     fflush(NULL);
-    kids = xcalloc(b->o.procs, sizeof(*kids));
+    kids = bench_xcalloc(b->o.procs, sizeof(*kids));
     g_children = kids;
     g_n_children = b->o.procs;
     signal(SIGINT, on_signal);
@@ -2133,7 +1620,7 @@ int main(int argc, char **argv)
         kids[p] = fork();
         if (kids[p] < 0) {
             kill_children();
-            die("fork: %s", strerror(errno));
+            bench_die("fork: %s", strerror(errno));
         }
         if (kids[p] == 0) {
             child_main(b, p);
@@ -2154,20 +1641,20 @@ int main(int argc, char **argv)
         if (waitpid(-1, &status, WNOHANG) > 0) {
             atomic_store(&b->sh->phase, PHASE_ABORT);
             kill_children();
-            die("a watcher process ended while creating watches (%" PRIu64 " of %" PRIu64
-                " created)",
-                created, b->o.watchers);
+            bench_die("a watcher process ended while creating watches (%" PRIu64 " of %" PRIu64
+                      " created)",
+                      created, b->o.watchers);
         }
-        if (mono_ns() - setup_start > (int64_t)(b->o.setup_timeout_s * NS_PER_S)) {
+        if (bench_mono_ns() - setup_start > (int64_t)(b->o.setup_timeout_s * NS_PER_S)) {
             atomic_store(&b->sh->phase, PHASE_ABORT);
             kill_children();
-            die("only %" PRIu64 " of %" PRIu64 " watches created in %.0f s", created, b->o.watchers,
-                b->o.setup_timeout_s);
+            bench_die("only %" PRIu64 " of %" PRIu64 " watches created in %.0f s", created,
+                      b->o.watchers, b->o.setup_timeout_s);
         }
-        sleep_ns(2 * NS_PER_MS);
+        bench_sleep_ns(2 * NS_PER_MS);
     }
-    setup_end = mono_ns();
-    sleep_ns((int64_t)(b->o.settle_s * NS_PER_S));
+    setup_end = bench_mono_ns();
+    bench_sleep_ns((int64_t)(b->o.settle_s * NS_PER_S));
     rss_created = rss_kib(pid);
     if (!b->o.json) {
         fprintf(stderr, "cairn-watch-bench: %" PRIu64 " watches created in %.3f s; writing\n",
@@ -2182,7 +1669,7 @@ int main(int argc, char **argv)
     for (p = 0; p < b->o.procs; p++) {
         int status;
         if (waitpid(kids[p], &status, 0) != kids[p]) {
-            die("waitpid: %s", strerror(errno));
+            bench_die("waitpid: %s", strerror(errno));
         }
         kids[p] = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
@@ -2218,12 +1705,12 @@ int main(int argc, char **argv)
                foreign == 0 && mismatch == 0 && snaps == 0 && canceled == 0 && perr == 0;
 
     /* Latencies. */
-    lat_commit = xmalloc(received * sizeof(int64_t));
-    lat_send = xmalloc(received * sizeof(int64_t));
-    upd_last = xcalloc(b->o.updates, sizeof(int64_t));
-    upd_first = xcalloc(b->o.updates, sizeof(int64_t));
-    upd_count = xcalloc(b->o.updates, sizeof(uint64_t));
-    upd_lat = xmalloc(b->o.updates * sizeof(int64_t));
+    lat_commit = bench_xmalloc(received * sizeof(int64_t));
+    lat_send = bench_xmalloc(received * sizeof(int64_t));
+    upd_last = bench_xcalloc(b->o.updates, sizeof(int64_t));
+    upd_first = bench_xcalloc(b->o.updates, sizeof(int64_t));
+    upd_count = bench_xcalloc(b->o.updates, sizeof(uint64_t));
+    upd_lat = bench_xmalloc(b->o.updates * sizeof(int64_t));
     for (i = 0; i < b->o.watchers; i++) {
         uint64_t j;
         uint64_t n = expected_of(b, i);
@@ -2269,10 +1756,11 @@ int main(int argc, char **argv)
                "\"watchers\":%" PRIu64 ",\"conns\":%" PRIu64 ",\"procs\":%" PRIu64
                ",\"keys\":%" PRIu64 ",\"fanout\":%.1f,\"updates\":%" PRIu64
                ",\"rate\":%.1f,\"value_size\":%zu,\"writer_conns\":%" PRIu64 ",\"retain\":%" PRIu64,
-               b->o.target == TARGET_CAIRN ? "cairn" : "etcd", b->leader.name, b->watch.name,
+               b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd", b->leader.name, b->watch.name,
                b->watch_is_leader ? "leader" : "follower", b->o.watchers, b->o.conns, b->o.procs,
                b->o.keys, (double)b->o.watchers / (double)b->o.keys, b->o.updates, b->o.rate,
-               b->o.value_size, b->o.writer_conns, b->o.target == TARGET_CAIRN ? b->o.retain : 0);
+               b->o.value_size, b->o.writer_conns,
+               b->o.target == BENCH_TARGET_CAIRN ? b->o.retain : 0);
         printf(",\"complete\":%s,\"expected\":%" PRIu64 ",\"received\":%" PRIu64
                ",\"duplicates\":%" PRIu64 ",\"order_errors\":%" PRIu64 ",\"foreign\":%" PRIu64
                ",\"rev_mismatch\":%" PRIu64 ",\"snapshots\":%" PRIu64 ",\"canceled\":%" PRIu64
@@ -2312,7 +1800,7 @@ int main(int argc, char **argv)
     } else {
         printf("%s: %" PRIu64 " watchers on %s (%s; leader %s), %" PRIu64 " connections in %" PRIu64
                " processes\n",
-               b->o.target == TARGET_CAIRN ? "cairn" : "etcd", b->o.watchers, b->watch.name,
+               b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd", b->o.watchers, b->watch.name,
                b->watch_is_leader ? "the leader" : "a follower", b->leader.name, b->o.conns,
                b->o.procs);
         printf("%" PRIu64 " keys: fan-out %.1f watchers per update; %" PRIu64

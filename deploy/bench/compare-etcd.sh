@@ -7,7 +7,8 @@
 # Starts a 3-node Cairn cluster (release build; clients on 127.0.0.1:17001-17003,
 # Raft on 17101-17103) and a 3-member etcd cluster (clients on 23791-23793, peers
 # on 23801-23803), both with default settings, fsync on, and data directories
-# under one temporary directory on the same disk. The two never run at the same
+# under one temporary directory on the same disk (CAIRN_BENCH_PORTS="17000
+# 17100 23790 23800" sets the four port bases). The two never run at the same
 # time: for each workload the Cairn cluster is started, measured and stopped,
 # then the etcd cluster (each keeps its data directory between workloads).
 #
@@ -29,6 +30,11 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=deploy/bench/lib.sh
+source "$repo/deploy/bench/lib.sh"
+bench_name=compare-etcd
+etcd_token=cairn-bench
+ports_default="17000 17100 23790 23800"
 build=${CAIRN_BENCH_BUILD_DIR:-$repo/build-bench}
 duration=12
 warmup=3
@@ -42,7 +48,7 @@ value_size=100
 mem_keys=100000
 mem_value_size=1024
 
-usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
   case $1 in
@@ -59,132 +65,11 @@ while (($#)); do
 done
 out=${out:-$build/compare-etcd.json}
 
-log() { printf '[compare-etcd %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-fail() { log "error: $*"; exit 1; }
-
-etcd_bin=/usr/bin/etcd
 [[ -x $etcd_bin ]] || fail "$etcd_bin not found: install Debian's etcd-server (deploy/deps.sh --test)"
-
-# Release build of cairnd and cairn-bench.
-if ((do_build)); then
-  log "building cairnd and cairn-bench (Release) in $build"
-  if [[ ! -f $build/CMakeCache.txt ]]; then
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  cmake --build "$build" -j"$(nproc)" --target cairnd cairn-bench >/dev/null
-fi
-cairnd=$build/bin/cairnd
-bench=$build/bin/cairn-bench
-[[ -x $cairnd && -x $bench ]] || fail "no cairnd or cairn-bench in $build/bin"
-if [[ $(grep -s '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2) != Release ]]; then
-  log "warning: $build is not a Release build"
-fi
-
-# Ports must be free: a stray server would be measured instead of ours.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in 17001 17002 17003 17101 17102 17103 23791 23792 23793 23801 23802 23803; do
-  if port_busy "$p"; then
-    fail "port $p is in use; stop whatever listens there first"
-  fi
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-vs-etcd.XXXXXX")
-pids=()
-
-stop_pids() {
-  local p alive _
-  (($# == 0)) && return 0
-  kill -TERM "$@" 2>/dev/null || true
-  for _ in $(seq 1 150); do
-    alive=0
-    for p in "$@"; do
-      if kill -0 "$p" 2>/dev/null; then alive=1; fi
-    done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "$@"; do
-    if kill -0 "$p" 2>/dev/null; then
-      log "pid $p did not stop on SIGTERM; killing it"
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-  done
-  for p in "$@"; do
-    wait "$p" 2>/dev/null || true
-  done
-}
-
-cleanup() {
-  local rc=$?
-  if ((${#pids[@]})); then
-    stop_pids "${pids[@]}"
-  fi
-  if ((keep)); then
-    log "kept $work"
-  else
-    rm -rf "$work"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cairn_endpoints=127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003
-etcd_endpoints=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
-
-# cluster_up cairn|etcd NAME: start (or restart) the cluster whose data lives
-# in $work/NAME; sets the global array `cluster` to its pids.
-cluster=()
-cluster_up() {
-  local kind=$1 dir=$work/$2 n state
-  mkdir -p "$dir"
-  cluster=()
-  if [[ $kind == cairn ]]; then
-    local initial="1=127.0.0.1:17101/127.0.0.1:17001,2=127.0.0.1:17102/127.0.0.1:17002,3=127.0.0.1:17103/127.0.0.1:17003"
-    for n in 1 2 3; do
-      "$cairnd" --id "$n" --data-dir "$dir/node$n" --raft-addr "127.0.0.1:1710$n" \
-        --client-addr "127.0.0.1:1700$n" --initial-cluster "$initial" \
-        >>"$dir/node$n.log" 2>&1 &
-      cluster+=($!)
-    done
-  else
-    local initial="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
-    for n in 1 2 3; do
-      state=new
-      [[ -d $dir/e$n/member ]] && state=existing
-      "$etcd_bin" --name "e$n" --data-dir "$dir/e$n" \
-        --listen-client-urls "http://127.0.0.1:2379$n" \
-        --advertise-client-urls "http://127.0.0.1:2379$n" \
-        --listen-peer-urls "http://127.0.0.1:2380$n" \
-        --initial-advertise-peer-urls "http://127.0.0.1:2380$n" \
-        --initial-cluster "$initial" --initial-cluster-state "$state" \
-        --initial-cluster-token cairn-bench --logger zap --log-outputs stderr \
-        >>"$dir/e$n.log" 2>&1 &
-      cluster+=($!)
-    done
-  fi
-  pids+=("${cluster[@]}")
-  sleep 1
-  for n in 0 1 2; do
-    if ! kill -0 "${cluster[$n]}" 2>/dev/null; then
-      log "$kind node $((n + 1)) failed to start; its log ends with:"
-      tail -5 "$dir"/*"$((n + 1))".log >&2 || true
-      exit 1
-    fi
-  done
-}
-
-cluster_down() {
-  local p keep_pids=()
-  stop_pids "${cluster[@]}"
-  for p in "${pids[@]}"; do
-    [[ " ${cluster[*]} " == *" $p "* ]] || keep_pids+=("$p")
-  done
-  pids=("${keep_pids[@]+"${keep_pids[@]}"}")
-  cluster=()
-}
-
-endpoints_of() { [[ $1 == cairn ]] && echo "$cairn_endpoints" || echo "$etcd_endpoints"; }
+bench_ports
+bench_build cairn-bench
+ports_free "${cluster_ports[@]}"
+bench_work cairn-vs-etcd
 
 # run_bench KIND OUTFILE ARGS...: cairn-bench's JSON into OUTFILE.
 run_bench() {
@@ -229,7 +114,7 @@ workloads=(writes reads stale)
 declare -A mix=([writes]=put=100 [reads]=get=100 [stale]=stale=100)
 for w in "${workloads[@]}"; do
   for kind in cairn etcd; do
-    cluster_up "$kind" "$kind-bench"
+    cluster_up "$kind" "$work/$kind-bench" || fail "$kind: could not start a cluster"
     if [[ ! -f $res/$kind-preload.json ]]; then
       log "$kind: preloading $keys keys of $value_size bytes"
       run_bench "$kind" "$res/$kind-preload.json" --clients "$clients" --keys "$keys" \
@@ -250,7 +135,7 @@ done
 declare -A rss_max rss_avg hwm_max disk_mib
 if ((memory)); then
   for kind in cairn etcd; do
-    cluster_up "$kind" "$kind-memory"
+    cluster_up "$kind" "$work/$kind-memory" || fail "$kind: could not start a cluster"
     log "$kind: memory load, $mem_keys keys of $mem_value_size bytes"
     run_bench "$kind" "$res/$kind-memory.json" --clients "$clients" --memory-load \
       --keys "$mem_keys" --value-size "$mem_value_size"

@@ -21,7 +21,8 @@
 # one run each (a smoke run of the whole script, about a minute).
 #
 # Ports: Cairn clients 31001-31003, Raft 31101-31103; etcd clients
-# 32371-32373, peers 32381-32383. Data in one temporary directory.
+# 32371-32373, peers 32381-32383 (CAIRN_BENCH_PORTS="31000 31100 32370 32380"
+# sets the four bases). Data in one temporary directory.
 #
 # etcd is driven through its HTTP/JSON gateway (POST /v3/watch, one streamed
 # response per connection carrying that connection's watches), which costs
@@ -35,6 +36,11 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=deploy/bench/lib.sh
+source "$repo/deploy/bench/lib.sh"
+bench_name=watch-fanout
+etcd_token=cairn-watch-fanout
+ports_default="31000 31100 32370 32380"
 build=${CAIRN_BENCH_BUILD_DIR:-$repo/build-wbench-rel}
 runs=3
 rows="10000:1000:1000 100:1000:1000 10:1000:1000 1:1000:1000 100:100:20"
@@ -47,7 +53,7 @@ out=""
 keep=0
 do_build=1
 
-usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
   case $1 in
@@ -69,143 +75,13 @@ while (($#)); do
 done
 out=${out:-$build/watch-fanout.json}
 
-log() { printf '[watch-fanout %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-fail() { log "error: $*"; exit 1; }
-
-etcd_bin=/usr/bin/etcd
 if [[ " $systems " == *" etcd "* && ! -x $etcd_bin ]]; then
   fail "$etcd_bin not found: install Debian's etcd-server (deploy/deps.sh --test)"
 fi
-
-if ((do_build)); then
-  log "building cairnd and cairn-watch-bench (Release) in $build"
-  if [[ ! -f $build/CMakeCache.txt ]]; then
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  cmake --build "$build" -j"$(nproc)" --target cairnd cairn-watch-bench >/dev/null
-fi
-cairnd=$build/bin/cairnd
-bench=$build/bin/cairn-watch-bench
-[[ -x $cairnd && -x $bench ]] || fail "no cairnd or cairn-watch-bench in $build/bin"
-if [[ $(grep -s '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2) != Release ]]; then
-  log "warning: $build is not a Release build"
-fi
-
-cairn_ports=(31001 31002 31003 31101 31102 31103)
-etcd_ports=(32371 32372 32373 32381 32382 32383)
-cairn_endpoints=127.0.0.1:31001,127.0.0.1:31002,127.0.0.1:31003
-etcd_endpoints=127.0.0.1:32371,127.0.0.1:32372,127.0.0.1:32373
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "${cairn_ports[@]}" "${etcd_ports[@]}"; do
-  if port_busy "$p"; then
-    fail "port $p is in use; stop whatever listens there first"
-  fi
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-watch-fanout.XXXXXX")
-pids=()
-
-stop_pids() {
-  local p alive _
-  (($# == 0)) && return 0
-  kill -TERM "$@" 2>/dev/null || true
-  for _ in $(seq 1 150); do
-    alive=0
-    for p in "$@"; do
-      if kill -0 "$p" 2>/dev/null; then alive=1; fi
-    done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "$@"; do
-    if kill -0 "$p" 2>/dev/null; then
-      log "pid $p did not stop on SIGTERM; killing it"
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-  done
-  for p in "$@"; do
-    wait "$p" 2>/dev/null || true
-  done
-}
-
-cleanup() {
-  local rc=$?
-  if ((${#pids[@]})); then
-    stop_pids "${pids[@]}"
-  fi
-  if ((keep)); then
-    log "kept $work"
-  else
-    rm -rf "$work"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# cluster_up cairn|etcd DIR: start a fresh cluster with its data in DIR; sets
-# the global array `cluster` to its pids. Returns 1 when a node did not come
-# up (a port taken meanwhile, say): the caller retries.
-cluster=()
-cluster_up() {
-  local kind=$1 dir=$2 n i p up
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  cluster=()
-  if [[ $kind == cairn ]]; then
-    local initial="1=127.0.0.1:31101/127.0.0.1:31001,2=127.0.0.1:31102/127.0.0.1:31002,3=127.0.0.1:31103/127.0.0.1:31003"
-    for n in 1 2 3; do
-      "$cairnd" --id "$n" --data-dir "$dir/node$n" --raft-addr "127.0.0.1:3110$n" \
-        --client-addr "127.0.0.1:3100$n" --initial-cluster "$initial" \
-        >>"$dir/node$n.log" 2>&1 &
-      cluster+=($!)
-    done
-  else
-    local initial="e1=http://127.0.0.1:32381,e2=http://127.0.0.1:32382,e3=http://127.0.0.1:32383"
-    for n in 1 2 3; do
-      "$etcd_bin" --name "e$n" --data-dir "$dir/e$n" \
-        --listen-client-urls "http://127.0.0.1:3237$n" \
-        --advertise-client-urls "http://127.0.0.1:3237$n" \
-        --listen-peer-urls "http://127.0.0.1:3238$n" \
-        --initial-advertise-peer-urls "http://127.0.0.1:3238$n" \
-        --initial-cluster "$initial" --initial-cluster-state new \
-        --initial-cluster-token cairn-watch-fanout --logger zap --log-outputs stderr \
-        >>"$dir/e$n.log" 2>&1 &
-      cluster+=($!)
-    done
-  fi
-  pids+=("${cluster[@]}")
-  # Up when every node's process lives and its client port accepts.
-  for i in $(seq 1 100); do
-    up=0
-    for n in 0 1 2; do
-      if ! kill -0 "${cluster[$n]}" 2>/dev/null; then
-        log "$kind node $((n + 1)) exited at start; its log ends with:"
-        tail -n 3 "$dir"/*"$((n + 1))".log >&2 || true
-        cluster_down
-        return 1
-      fi
-      if [[ $kind == cairn ]]; then p=$((31001 + n)); else p=$((32371 + n)); fi
-      port_busy "$p" && up=$((up + 1))
-    done
-    ((up == 3)) && return 0
-    sleep 0.1
-  done
-  log "$kind: the cluster did not come up in 10 s"
-  cluster_down
-  return 1
-}
-
-cluster_down() {
-  local p keep_pids=()
-  stop_pids "${cluster[@]}"
-  for p in "${pids[@]}"; do
-    [[ " ${cluster[*]} " == *" $p "* ]] || keep_pids+=("$p")
-  done
-  pids=("${keep_pids[@]+"${keep_pids[@]}"}")
-  cluster=()
-}
+bench_ports
+bench_build cairn-watch-bench
+ports_free "${cluster_ports[@]}"
+bench_work cairn-watch-fanout
 
 # A numeric field of cairn-watch-bench's (flat) JSON.
 jnum() { grep -o "\"$2\":[^,}]*" "$1" | head -1 | cut -d: -f2- | tr -d '"'; }
@@ -230,7 +106,7 @@ for row in $rows; do
   for ((run = 1; run <= runs; run++)); do
     for kind in $systems; do
       tries=0
-      until cluster_up "$kind" "$work/$kind-data"; do
+      until rm -rf "$work/$kind-data" && cluster_up "$kind" "$work/$kind-data"; do
         tries=$((tries + 1))
         ((tries < 3)) || fail "$kind: could not start a cluster"
         sleep 2
