@@ -560,6 +560,28 @@ static void conn_error(struct watch_mux *m, int code, const char *fmt, ...)
  * with mu released, having taken ownership of r. 0 means go on; a code
  * means give up the connection (conn_err says why). */
 
+/* Done with message r (mu held): releases mu, frees r and returns rv for
+ * mux_handle(), 0 to go on or a code to give up the connection. */
+static int handled(struct watch_mux *m, struct proto_response *r, int rv)
+{
+    pthread_mutex_unlock(&m->mu);
+    proto_response_free(r);
+    return rv;
+}
+
+/* The node answered a watch not yet acknowledged (WATCHER_PENDING) with a
+ * lasting error (mu held, released on return): the watch fails for good,
+ * and cairn_watch(), woken here, returns code with why (copied) as its
+ * message. */
+static void fail_pending(struct watch_mux *m, struct cairn_watcher *w, int code, const char *why)
+{
+    w->error = code;
+    snprintf(w->errmsg, sizeof(w->errmsg), "%s", why);
+    set_state(m, w, WATCHER_FAILED);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static int on_refused(struct watch_mux *m, struct cairn_watcher *w, struct proto_response *r)
 {
     int code = r->code;
@@ -568,16 +590,10 @@ static int on_refused(struct watch_mux *m, struct cairn_watcher *w, struct proto
         /* Try another node: this one cannot serve now, or (a resumed
          * watch) is behind what was already delivered. */
         conn_error(m, code, "%s refused the watch: %s", m->endpoint, why);
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return code;
+        return handled(m, r, code);
     }
     if (w->state == WATCHER_PENDING) {
-        w->error = code;
-        snprintf(w->errmsg, sizeof(w->errmsg), "%s", why);
-        set_state(m, w, WATCHER_FAILED);
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&m->mu);
+        fail_pending(m, w, code, why);
     } else {
         end_watch(m, w, code, "%s refused to resume the watch: %s", m->endpoint, why);
     }
@@ -598,9 +614,7 @@ static int on_created(struct watch_mux *m, struct cairn_watcher *w, struct proto
     }
     /* The node serves: the next failure starts the backoff afresh. */
     m->attempt = 0;
-    pthread_mutex_unlock(&m->mu);
-    proto_response_free(r);
-    return 0;
+    return handled(m, r, 0);
 }
 
 static int on_events(struct watch_mux *m, struct cairn_watcher *w, struct proto_response *r,
@@ -629,16 +643,12 @@ static int on_events(struct watch_mux *m, struct cairn_watcher *w, struct proto_
     }
     if (w->state != WATCHER_LIVE || skip == wm->n_events) {
         /* Nothing new: a replay from a resumed watch. */
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return 0;
+        return handled(m, r, 0);
     }
     b = box_new(CAIRN_WATCH_EVENTS);
     if (b == NULL) {
         conn_error(m, CAIRN_ENOMEM, "out of memory for an update");
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return CAIRN_ENOMEM;
+        return handled(m, r, CAIRN_ENOMEM);
     }
     b->one = *r;
     b->n_resps = 1;
@@ -652,9 +662,7 @@ static int on_events(struct watch_mux *m, struct cairn_watcher *w, struct proto_
     return 0;
 
 malformed:
-    pthread_mutex_unlock(&m->mu);
-    proto_response_free(r);
-    return CAIRN_EMALFORMED;
+    return handled(m, r, CAIRN_EMALFORMED);
 }
 
 static int on_progress(struct watch_mux *m, struct cairn_watcher *w, struct proto_response *r)
@@ -664,16 +672,12 @@ static int on_progress(struct watch_mux *m, struct cairn_watcher *w, struct prot
     /* Mid-snapshot the caller's state is not at any revision yet; a node
      * behind what was delivered has nothing to say. */
     if (w->state != WATCHER_LIVE || w->n_snap > 0 || head < w->resume_rev) {
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return 0;
+        return handled(m, r, 0);
     }
     b = box_new(CAIRN_WATCH_PROGRESS);
     if (b == NULL) {
         conn_error(m, CAIRN_ENOMEM, "out of memory for an update");
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return CAIRN_ENOMEM;
+        return handled(m, r, CAIRN_ENOMEM);
     }
     b->u.revision = head;
     b->u.compact_revision = r->result->compact_revision;
@@ -694,9 +698,7 @@ static int on_snapshot(struct watch_mux *m, struct cairn_watcher *w, struct prot
     size_t i;
     size_t k = 0;
     if (w->state != WATCHER_LIVE) {
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return 0;
+        return handled(m, r, 0);
     }
     if (wm->part == 0) {
         snap_discard(w);
@@ -707,9 +709,7 @@ static int on_snapshot(struct watch_mux *m, struct cairn_watcher *w, struct prot
         conn_error(m, CAIRN_EMALFORMED,
                    "%s sent snapshot part %u at revision %llu after %zu parts at %llu", m->endpoint,
                    wm->part, (unsigned long long)head, w->n_snap, (unsigned long long)w->snap_rev);
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return CAIRN_EMALFORMED;
+        return handled(m, r, CAIRN_EMALFORMED);
     }
     if (w->snap_bytes + bytes > w->opts.snapshot_bytes_max) {
         uint64_t limit = w->opts.snapshot_bytes_max;
@@ -791,16 +791,10 @@ static int on_canceled(struct watch_mux *m, struct cairn_watcher *w, struct prot
     const char *why = r->message[0] != '\0' ? r->message : cairn_strerror(code);
     if (is_transient(code)) {
         conn_error(m, code, "%s ended the watch: %s", m->endpoint, why);
-        pthread_mutex_unlock(&m->mu);
-        proto_response_free(r);
-        return code;
+        return handled(m, r, code);
     }
     if (w->state == WATCHER_PENDING) {
-        w->error = code;
-        snprintf(w->errmsg, sizeof(w->errmsg), "%s", why);
-        set_state(m, w, WATCHER_FAILED);
-        pthread_cond_broadcast(&w->cond);
-        pthread_mutex_unlock(&m->mu);
+        fail_pending(m, w, code, why);
     } else {
         /* The server already forgot it: no cancel to send. */
         w->sent_gen = 0;

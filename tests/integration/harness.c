@@ -83,6 +83,16 @@ void it_log(const char *fmt, ...)
     fprintf(stderr, "[%s +%.3fs] %s\n", g_name, (double)(it_now_ms() - g_start_ms) / 1000.0, line);
 }
 
+const char *const it_small_snapshot_flags[] = {
+    "--snapshot-threshold",
+    "64",
+    "--snapshot-trailing",
+    "16",
+    "--segment-size-bytes",
+    "65536",
+    NULL,
+};
+
 const char *it_dir(void)
 {
     return g_dir;

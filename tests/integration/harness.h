@@ -116,6 +116,13 @@ struct it_cluster
     cairn_client *admin;           /* owned: status polls, short timeouts */
 };
 
+/* Extra cairnd flags (NULL-terminated, for it_cluster_new()) that make nodes
+ * snapshot every 64 entries, keep 16 entries behind a snapshot and cut
+ * 64 KiB log segments: a test's thousand writes then cross many snapshots
+ * and compact the log, so a node that fell behind must catch up (or a
+ * watch must restore) from a snapshot rather than from the log. */
+extern const char *const it_small_snapshot_flags[];
+
 /* A cluster of n nodes (ids 1..n) with ports and directories chosen but no
  * process started. args (NULL-terminated, may be NULL) are extra cairnd
  * flags given to every node; the array must outlive the cluster. */

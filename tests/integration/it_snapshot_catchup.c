@@ -29,16 +29,6 @@
 #define WRITES 1000
 #define VALUE_BYTES 200
 
-static const char *const flags[] = {
-    "--snapshot-threshold",
-    "64",
-    "--snapshot-trailing",
-    "16",
-    "--segment-size-bytes",
-    "65536",
-    NULL,
-};
-
 static void value_of(unsigned i, char *value, size_t len)
 {
     size_t n = (size_t)snprintf(value, len, "value %u ", i);
@@ -97,7 +87,7 @@ int main(void)
     unsigned i;
 
     it_init("it_snapshot_catchup", IT_TIMEOUT_S);
-    c = it_cluster_new(3, flags);
+    c = it_cluster_new(3, it_small_snapshot_flags);
     leader = it_cluster_start(c);
     follower = leader == 1 ? 2 : 1;
     client = it_client(c, 0, 10000);

@@ -37,16 +37,6 @@
 #define VALUE_BYTES 200
 #define READ_TIMEOUT_MS 20000
 
-static const char *const flags[] = {
-    "--snapshot-threshold",
-    "64",
-    "--snapshot-trailing",
-    "16",
-    "--segment-size-bytes",
-    "65536",
-    NULL,
-};
-
 /* Connect to a node that is starting: retry until its port accepts. */
 static int connect_when_up(int port)
 {
@@ -85,7 +75,7 @@ int main(void)
     int fd;
 
     it_init("it_watch_restore", IT_TIMEOUT_S);
-    c = it_cluster_new(3, flags);
+    c = it_cluster_new(3, it_small_snapshot_flags);
     it_cluster_start(c);
     leader = it_wait_leader(c, 0, 20000);
     if (leader == 3) {

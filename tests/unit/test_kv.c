@@ -1446,6 +1446,67 @@ struct snap_key
     unsigned n_versions;
 };
 
+/* A key's head in a snapshot: [key, floor_rev, floor_deleted false,
+ * [n_versions versions]]; the caller packs the versions. */
+static void pack_snap_key(msgpack_packer *pk, const char *key, uint64_t floor_rev,
+                          unsigned n_versions)
+{
+    size_t len = strlen(key);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_bin(pk, len);
+    msgpack_pack_bin_body(pk, key, len);
+    msgpack_pack_uint64(pk, floor_rev);
+    msgpack_pack_false(pk);
+    msgpack_pack_array(pk, n_versions);
+}
+
+/* One version of a key in a snapshot: a put of "v" with no lease. */
+static void pack_snap_version(msgpack_packer *pk, uint64_t mod_rev, uint64_t create_rev,
+                              uint64_t version)
+{
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_uint64(pk, mod_rev);
+    msgpack_pack_uint64(pk, create_rev);
+    msgpack_pack_uint64(pk, version);
+    msgpack_pack_int64(pk, 0);
+    msgpack_pack_false(pk);
+    msgpack_pack_bin(pk, 1);
+    msgpack_pack_bin_body(pk, "v", 1);
+}
+
+/* Starts a handcrafted snapshot in sb (initialised here, packed through pk):
+ * a six-element array with its format and revisions; the caller packs the
+ * other three elements and ends with snap_pack_end(). */
+static void snap_pack_begin(msgpack_sbuffer *sb, msgpack_packer *pk, uint64_t format, uint64_t rev,
+                            uint64_t compact_rev)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_uint64(pk, format);
+    msgpack_pack_uint64(pk, rev);
+    msgpack_pack_uint64(pk, compact_rev);
+}
+
+/* Copies what was packed into sb to out (initialised here) and frees sb. */
+static void snap_pack_end(msgpack_sbuffer *sb, struct buf *out)
+{
+    buf_init(out);
+    assert_int_equal(buf_append(out, sb->data, sb->size), 0);
+    msgpack_sbuffer_destroy(sb);
+}
+
+/* Decodes the snapshot s into target, expecting rv; a refused snapshot must
+ * leave target as it was (its hash still hash). Frees s. */
+static void expect_snapshot_decode(struct kv *target, struct buf *s, int rv, uint64_t hash)
+{
+    assert_int_equal(kv_snapshot_decode(target, s->data, s->len), rv);
+    if (rv != 0) {
+        assert_int_equal(kv_hash(target), hash);
+    }
+    buf_free(s);
+}
+
 static void pack_snapshot(struct buf *out, uint64_t format, uint64_t rev, uint64_t compact_rev,
                           uint64_t retain_n, uint64_t n_keys_claimed, const struct snap_key *keys,
                           unsigned n_keys)
@@ -1454,37 +1515,17 @@ static void pack_snapshot(struct buf *out, uint64_t format, uint64_t rev, uint64
     msgpack_packer pk;
     unsigned i;
     unsigned j;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint64(&pk, format);
-    msgpack_pack_uint64(&pk, rev);
-    msgpack_pack_uint64(&pk, compact_rev);
+    snap_pack_begin(&sb, &pk, format, rev, compact_rev);
     msgpack_pack_uint64(&pk, retain_n);
     msgpack_pack_uint64(&pk, n_keys_claimed);
     msgpack_pack_array(&pk, n_keys);
     for (i = 0; i < n_keys; i++) {
-        size_t len = strlen(keys[i].key);
-        msgpack_pack_array(&pk, 4);
-        msgpack_pack_bin(&pk, len);
-        msgpack_pack_bin_body(&pk, keys[i].key, len);
-        msgpack_pack_uint64(&pk, keys[i].floor_rev);
-        msgpack_pack_false(&pk);
-        msgpack_pack_array(&pk, keys[i].n_versions);
+        pack_snap_key(&pk, keys[i].key, keys[i].floor_rev, keys[i].n_versions);
         for (j = 0; j < keys[i].n_versions; j++) {
-            msgpack_pack_array(&pk, 6);
-            msgpack_pack_uint64(&pk, keys[i].mods[j]);
-            msgpack_pack_uint64(&pk, keys[i].mods[0]);
-            msgpack_pack_uint64(&pk, j + 1);
-            msgpack_pack_int64(&pk, 0);
-            msgpack_pack_false(&pk);
-            msgpack_pack_bin(&pk, 1);
-            msgpack_pack_bin_body(&pk, "v", 1);
+            pack_snap_version(&pk, keys[i].mods[j], keys[i].mods[0], j + 1);
         }
     }
-    buf_init(out);
-    assert_int_equal(buf_append(out, sb.data, sb.size), 0);
-    msgpack_sbuffer_destroy(&sb);
+    snap_pack_end(&sb, out);
 }
 
 static void test_snapshot_decode_invalid_states(void **state)
@@ -1503,14 +1544,10 @@ static void test_snapshot_decode_invalid_states(void **state)
     put(&target, "x", "y");
     hash = kv_hash(&target);
 
-#define EXPECT_SNAPSHOT(rv, ...)                                          \
-    do {                                                                  \
-        pack_snapshot(&s, __VA_ARGS__);                                   \
-        assert_int_equal(kv_snapshot_decode(&target, s.data, s.len), rv); \
-        if (rv != 0) {                                                    \
-            assert_int_equal(kv_hash(&target), hash);                     \
-        }                                                                 \
-        buf_free(&s);                                                     \
+#define EXPECT_SNAPSHOT(rv, ...)                         \
+    do {                                                 \
+        pack_snapshot(&s, __VA_ARGS__);                  \
+        expect_snapshot_decode(&target, &s, (rv), hash); \
     } while (0)
 
     EXPECT_SNAPSHOT(CAIRN_EMALFORMED, 3, 3, 0, 10, 2, good, 2);      /* unknown format */
@@ -2055,12 +2092,7 @@ static void pack_snapshot_v2(struct buf *out, const struct snap_policy *policies
     msgpack_packer pk;
     unsigned i;
     unsigned f;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint64(&pk, 2);
-    msgpack_pack_uint64(&pk, 1); /* rev */
-    msgpack_pack_uint64(&pk, 0); /* compact_rev */
+    snap_pack_begin(&sb, &pk, 2, 1, 0);
     msgpack_pack_array(&pk, n_claimed);
     for (i = 0; i < n; i++) {
         msgpack_pack_array(&pk, policies[i].fields);
@@ -2072,25 +2104,11 @@ static void pack_snapshot_v2(struct buf *out, const struct snap_policy *policies
             msgpack_pack_nil(&pk);
         }
     }
-    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 1); /* n_keys */
     msgpack_pack_array(&pk, 1);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_bin(&pk, 1);
-    msgpack_pack_bin_body(&pk, "k", 1);
-    msgpack_pack_uint64(&pk, 0);
-    msgpack_pack_false(&pk);
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_int64(&pk, 0);
-    msgpack_pack_false(&pk);
-    msgpack_pack_bin(&pk, 1);
-    msgpack_pack_bin_body(&pk, "v", 1);
-    buf_init(out);
-    assert_int_equal(buf_append(out, sb.data, sb.size), 0);
-    msgpack_sbuffer_destroy(&sb);
+    pack_snap_key(&pk, "k", 0, 1);
+    pack_snap_version(&pk, 1, 1, 1);
+    snap_pack_end(&sb, out);
 }
 
 static void test_snapshot_decode_rejects_bad_policies(void **state)
@@ -2120,14 +2138,10 @@ static void test_snapshot_decode_rejects_bad_policies(void **state)
     assert_int_equal(policy(&target, "x", 3, 0), 0);
     hash = kv_hash(&target);
 
-#define EXPECT_POLICIES(rv, table, n, claimed)                            \
-    do {                                                                  \
-        pack_snapshot_v2(&s, table, n, claimed);                          \
-        assert_int_equal(kv_snapshot_decode(&target, s.data, s.len), rv); \
-        if (rv != 0) {                                                    \
-            assert_int_equal(kv_hash(&target), hash);                     \
-        }                                                                 \
-        buf_free(&s);                                                     \
+#define EXPECT_POLICIES(rv, table, n, claimed)           \
+    do {                                                 \
+        pack_snapshot_v2(&s, table, n, claimed);         \
+        expect_snapshot_decode(&target, &s, (rv), hash); \
     } while (0)
 
     EXPECT_POLICIES(CAIRN_EMALFORMED, good, 0, 0); /* no policy at all */

@@ -222,6 +222,23 @@ static int decode_bytes(const void *p, size_t len, struct proto_request *req)
     return rv;
 }
 
+/* Encodes req as a frame, decodes the frame back and checks that every
+ * field survived. */
+static void assert_request_round_trips(const struct proto_request *req)
+{
+    struct proto_request out;
+    struct buf b;
+    struct arena a;
+    const char *payload;
+    size_t len;
+    encode_request(&b, req, &payload, &len);
+    arena_init(&a);
+    assert_int_equal(proto_decode_request(payload, len, &a, &out), 0);
+    assert_request_eq(req, &out);
+    arena_free(&a);
+    buf_free(&b);
+}
+
 /* Requests */
 
 static void test_request_round_trip_simple_types(void **state)
@@ -234,11 +251,6 @@ static void test_request_round_trip_simple_types(void **state)
     (void)state;
     for (t = 0; t < sizeof(types); t++) {
         struct proto_request req;
-        struct proto_request out;
-        struct buf b;
-        struct arena a;
-        const char *payload;
-        size_t len;
         memset(&req, 0, sizeof(req));
         req.id = 1000 + t;
         req.type = types[t];
@@ -250,12 +262,7 @@ static void test_request_round_trip_simple_types(void **state)
         req.op.revision = t == 0 ? UINT64_MAX : t;
         req.op.stale = t == 0;
         req.number = types[t] == PROTO_COMPACT ? 123456789 : types[t] == PROTO_RETENTION ? 5 : 0;
-        encode_request(&b, &req, &payload, &len);
-        arena_init(&a);
-        assert_int_equal(proto_decode_request(payload, len, &a, &out), 0);
-        assert_request_eq(&req, &out);
-        arena_free(&a);
-        buf_free(&b);
+        assert_request_round_trips(&req);
     }
 }
 
@@ -789,6 +796,25 @@ static int decode_response_copy(const char *p, size_t len, struct proto_response
     return rv;
 }
 
+/* The first nine elements of a successful response, for handcrafted ones:
+ * [version, id, type | response flag, code 0, message "", leader "",
+ * revision, compact revision 0, succeeded], in an array of n_fields. The
+ * caller packs the results and what follows them. */
+static void pack_response_head(msgpack_packer *pk, uint32_t n_fields, uint64_t id, uint8_t type,
+                               uint64_t revision)
+{
+    msgpack_pack_array(pk, n_fields);
+    msgpack_pack_uint64(pk, PROTO_VERSION);
+    msgpack_pack_uint64(pk, id);
+    msgpack_pack_uint8(pk, (uint8_t)(type | PROTO_RESPONSE_FLAG));
+    msgpack_pack_int(pk, 0);
+    msgpack_pack_str(pk, 0); /* message */
+    msgpack_pack_str(pk, 0); /* leader */
+    msgpack_pack_uint64(pk, revision);
+    msgpack_pack_uint64(pk, 0);
+    msgpack_pack_true(pk);
+}
+
 static void test_response_round_trip(void **state)
 {
     struct buf b;
@@ -934,26 +960,16 @@ static void test_response_status_retention_cap(void **state)
     free(many);
 
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 11);
-    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-    msgpack_pack_uint64(&m.pk, 1);
-    msgpack_pack_uint8(&m.pk, PROTO_STATUS | PROTO_RESPONSE_FLAG);
-    msgpack_pack_int(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_uint64(&m.pk, 8);
-    msgpack_pack_uint64(&m.pk, 0);
-    msgpack_pack_true(&m.pk);
+    pack_response_head(&m.pk, 11, 1, PROTO_STATUS, 8);
     msgpack_pack_array(&m.pk, 0);
     msgpack_pack_map(&m.pk, 1);
-    msgpack_pack_str(&m.pk, 9);
-    msgpack_pack_str_body(&m.pk, "retention", 9);
+    msgpack_pack_str_with_body(&m.pk, "retention", 9);
     msgpack_pack_array(&m.pk, CAIRN_RETENTION_POLICIES_MAX + 1);
     for (i = 0; i < CAIRN_RETENTION_POLICIES_MAX + 1; i++) {
         msgpack_pack_array(&m.pk, 3);
-        msgpack_pack_bin(&m.pk, 0);
-        msgpack_pack_uint64(&m.pk, 1);
-        msgpack_pack_uint64(&m.pk, 0);
+        msgpack_pack_bin_with_body(&m.pk, "", 0); /* prefix */
+        msgpack_pack_uint64(&m.pk, 1);            /* versions */
+        msgpack_pack_uint64(&m.pk, 0);            /* age_ms */
     }
     assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), CAIRN_EMALFORMED);
     mpbuf_free(&m);
@@ -965,16 +981,7 @@ static void test_response_status_unknown_keys(void **state)
     struct proto_response r;
     (void)state;
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 12); /* one trailing element more than v1 */
-    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-    msgpack_pack_uint64(&m.pk, 1);
-    msgpack_pack_uint8(&m.pk, PROTO_STATUS | PROTO_RESPONSE_FLAG);
-    msgpack_pack_int(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_uint64(&m.pk, 8);
-    msgpack_pack_uint64(&m.pk, 0);
-    msgpack_pack_true(&m.pk);
+    pack_response_head(&m.pk, 12, 1, PROTO_STATUS, 8); /* one trailing element more than v1 */
     msgpack_pack_array(&m.pk, 0);
     msgpack_pack_map(&m.pk, 3);
     msgpack_pack_str(&m.pk, 4);
@@ -1001,29 +1008,36 @@ static void test_response_status_unknown_keys(void **state)
     mpbuf_free(&m);
 }
 
-static void test_response_every_truncation_and_garbage(void **state)
+/* Every cut of the response frame in b short of its end is malformed and
+ * leaves the response empty; so is the whole payload followed by one more
+ * byte, garbage. Frees b. */
+static void assert_truncations_and_garbage_malformed(struct buf *b, char garbage)
 {
-    struct buf b;
     struct proto_response r;
+    size_t len = b->len - 4;
     size_t cut;
     char *padded;
-    size_t len;
-    (void)state;
-    encode_response(&b, true);
-    len = b.len - 4;
     for (cut = 0; cut < len; cut++) {
-        int rv = decode_response_copy(b.data + 4, cut, &r);
-        assert_int_equal(rv, CAIRN_EMALFORMED);
+        assert_int_equal(decode_response_copy(b->data + 4, cut, &r), CAIRN_EMALFORMED);
         assert_null(r.result);
         assert_null(r.status);
+        assert_null(r.watch);
     }
     padded = malloc(len + 1);
     assert_non_null(padded);
-    memcpy(padded, b.data + 4, len);
-    padded[len] = 0x01;
+    memcpy(padded, b->data + 4, len);
+    padded[len] = garbage;
     assert_int_equal(decode_response_copy(padded, len + 1, &r), CAIRN_EMALFORMED);
     free(padded);
-    buf_free(&b);
+    buf_free(b);
+}
+
+static void test_response_every_truncation_and_garbage(void **state)
+{
+    struct buf b;
+    (void)state;
+    encode_response(&b, true);
+    assert_truncations_and_garbage_malformed(&b, 0x01);
 }
 
 static void test_response_version_flag_and_counts(void **state)
@@ -1053,16 +1067,7 @@ static void test_response_version_flag_and_counts(void **state)
 
     /* A results array claiming 2^32-1 entries. */
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 11);
-    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-    msgpack_pack_uint64(&m.pk, 1);
-    msgpack_pack_uint8(&m.pk, PROTO_GET | PROTO_RESPONSE_FLAG);
-    msgpack_pack_int(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_str(&m.pk, 0);
-    msgpack_pack_uint64(&m.pk, 8);
-    msgpack_pack_uint64(&m.pk, 0);
-    msgpack_pack_true(&m.pk);
+    pack_response_head(&m.pk, 11, 1, PROTO_GET, 8);
     mpbuf_raw(&m, "\xdd\xff\xff\xff\xff", 5);
     msgpack_pack_nil(&m.pk);
     assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), CAIRN_EMALFORMED);
@@ -1114,32 +1119,39 @@ static void test_request_allocation_failure(void **state)
     buf_free(&b);
 }
 
+/* Decodes the response frame in b into r with the first, second, ...
+ * allocation failing until decoding gets through: each failure must be
+ * reported as such and leave r empty (the sanitizers see that it leaks
+ * nothing). Returns how many attempts failed; r is then the caller's to free. */
+static long decode_response_failing_allocations(const struct buf *b, struct proto_response *r)
+{
+    long n;
+    for (n = 0; n < 100; n++) {
+        int rv;
+        cairn_alloc_fail_after(n);
+        rv = proto_decode_response(b->data + 4, b->len - 4, r);
+        cairn_alloc_fail_after(-1);
+        if (rv == 0) {
+            return n;
+        }
+        /* A well-formed response that could not be allocated is out of
+         * memory, never "malformed". */
+        assert_int_equal(rv, CAIRN_ENOMEM);
+        assert_null(r->result);
+        assert_null(r->watch);
+    }
+    fail_msg("decoding still failed after %ld allocation failures", n);
+    return n;
+}
+
 static void test_response_allocation_failure(void **state)
 {
     struct buf b;
     struct proto_response r;
-    long n;
-    bool succeeded = false;
     (void)state;
     encode_response(&b, true);
-    /* Fail the first, second, ... allocation until decoding gets through:
-     * each failure must be reported as such and leak nothing. */
-    for (n = 0; n < 100 && !succeeded; n++) {
-        int rv;
-        cairn_alloc_fail_after(n);
-        rv = proto_decode_response(b.data + 4, b.len - 4, &r);
-        cairn_alloc_fail_after(-1);
-        if (rv == 0) {
-            succeeded = true;
-            proto_response_free(&r);
-        } else {
-            /* A well-formed response that could not be allocated is out
-             * of memory, never "malformed". */
-            assert_int_equal(rv, CAIRN_ENOMEM);
-            assert_null(r.result);
-        }
-    }
-    assert_true(succeeded);
+    decode_response_failing_allocations(&b, &r);
+    proto_response_free(&r);
     buf_free(&b);
 }
 
@@ -1172,11 +1184,6 @@ static void test_watch_requests_round_trip(void **state)
     (void)state;
     for (t = 0; t < sizeof(types); t++) {
         struct proto_request req;
-        struct proto_request out;
-        struct buf b;
-        struct arena a;
-        const char *payload;
-        size_t len;
         memset(&req, 0, sizeof(req));
         req.id = 0x100000000ull + t;
         req.type = types[t];
@@ -1186,12 +1193,7 @@ static void test_watch_requests_round_trip(void **state)
         req.op.revision = types[t] == PROTO_WATCH ? 12345 : 0;
         /* WATCH: progress interval; CANCEL: the watch id; PROGRESS: 0 = all. */
         req.number = types[t] == PROTO_WATCH ? 250 : types[t] == PROTO_WATCH_CANCEL ? 77 : 0;
-        encode_request(&b, &req, &payload, &len);
-        arena_init(&a);
-        assert_int_equal(proto_decode_request(payload, len, &a, &out), 0);
-        assert_request_eq(&req, &out);
-        arena_free(&a);
-        buf_free(&b);
+        assert_request_round_trips(&req);
     }
 }
 
@@ -1288,16 +1290,7 @@ static void test_watch_messages_pipelined(void **state)
 /* The first eleven elements of a watch message, for handcrafted ones. */
 static void pack_watch_msg_head(msgpack_packer *pk, uint32_t n_fields)
 {
-    msgpack_pack_array(pk, n_fields);
-    msgpack_pack_uint64(pk, PROTO_VERSION);
-    msgpack_pack_uint64(pk, 3);
-    msgpack_pack_uint8(pk, PROTO_WATCH | PROTO_RESPONSE_FLAG);
-    msgpack_pack_int(pk, 0);
-    msgpack_pack_str(pk, 0); /* message */
-    msgpack_pack_str(pk, 0); /* leader */
-    msgpack_pack_uint64(pk, 50);
-    msgpack_pack_uint64(pk, 0);
-    msgpack_pack_true(pk);
+    pack_response_head(pk, n_fields, 3, PROTO_WATCH, 50);
     msgpack_pack_array(pk, 0);
     msgpack_pack_nil(pk);
 }
@@ -1408,24 +1401,23 @@ static void test_watch_malformed(void **state)
 
 static void test_watch_forward_compatible_and_optional(void **state)
 {
+    uint32_t n_fields;
     struct mpbuf m;
     struct proto_response r;
     (void)state;
-    /* Eleven elements (an ordinary response): no watch element. */
-    mpbuf_init(&m);
-    pack_watch_msg_head(&m.pk, 11);
-    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
-    assert_null(r.watch);
-    proto_response_free(&r);
-    mpbuf_free(&m);
-    /* A nil watch element reads as none. */
-    mpbuf_init(&m);
-    pack_watch_msg_head(&m.pk, 12);
-    msgpack_pack_nil(&m.pk);
-    assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
-    assert_null(r.watch);
-    proto_response_free(&r);
-    mpbuf_free(&m);
+    /* Eleven elements (an ordinary response): no watch element; twelve, of
+     * which the watch element is nil: none either. */
+    for (n_fields = 11; n_fields <= 12; n_fields++) {
+        mpbuf_init(&m);
+        pack_watch_msg_head(&m.pk, n_fields);
+        if (n_fields == 12) {
+            msgpack_pack_nil(&m.pk);
+        }
+        assert_int_equal(decode_response_copy(m.sb.data, m.sb.size, &r), 0);
+        assert_null(r.watch);
+        proto_response_free(&r);
+        mpbuf_free(&m);
+    }
     /* A later version's extra fields: in the response, the watch element
      * and the event are skipped. */
     mpbuf_init(&m);
@@ -1455,50 +1447,21 @@ static void test_watch_forward_compatible_and_optional(void **state)
 static void test_watch_every_truncation_and_garbage(void **state)
 {
     struct buf b;
-    struct proto_response r;
-    size_t cut;
-    size_t len;
-    char *padded;
     (void)state;
     encode_watch(&b, 12, PROTO_WATCH_EVENTS, 99, false, 0, 3);
-    len = b.len - 4;
-    for (cut = 0; cut < len; cut++) {
-        assert_int_equal(decode_response_copy(b.data + 4, cut, &r), CAIRN_EMALFORMED);
-        assert_null(r.watch);
-    }
-    padded = malloc(len + 1);
-    assert_non_null(padded);
-    memcpy(padded, b.data + 4, len);
-    padded[len] = (char)0xc0;
-    assert_int_equal(decode_response_copy(padded, len + 1, &r), CAIRN_EMALFORMED);
-    free(padded);
-    buf_free(&b);
+    assert_truncations_and_garbage_malformed(&b, (char)0xc0);
 }
 
 static void test_watch_allocation_failure(void **state)
 {
     struct buf b;
     struct proto_response r;
-    long n;
-    bool succeeded = false;
     (void)state;
     encode_watch(&b, 12, PROTO_WATCH_SNAPSHOT, 99, true, 0, 3);
-    for (n = 0; n < 100 && !succeeded; n++) {
-        int rv;
-        cairn_alloc_fail_after(n);
-        rv = proto_decode_response(b.data + 4, b.len - 4, &r);
-        cairn_alloc_fail_after(-1);
-        if (rv == 0) {
-            succeeded = true;
-            assert_int_equal(r.watch->n_events, 3);
-            proto_response_free(&r);
-        } else {
-            assert_int_equal(rv, CAIRN_ENOMEM);
-            assert_null(r.watch);
-        }
-    }
-    assert_true(succeeded);
-    assert_true(n > 1); /* at least one allocation was made to fail */
+    /* At least one allocation was made to fail. */
+    assert_true(decode_response_failing_allocations(&b, &r) > 0);
+    assert_int_equal(r.watch->n_events, 3);
+    proto_response_free(&r);
     buf_free(&b);
 }
 
