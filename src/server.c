@@ -444,6 +444,7 @@ static void answer_status(struct server *s, struct session *session,
     st.watch_events = s->hub.events_sent;
     st.watch_catchups = s->hub.catchups;
     st.watch_snapshots = s->hub.snapshots;
+    st.state_hash = kv_hash(&s->fsm.kv);
     for (i = 0; i < s->raft.configuration.n && i < STATUS_MEMBERS_MAX; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
         transport_split_address(m->address, raft_parts[i], client_parts[i], 256);

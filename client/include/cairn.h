@@ -173,6 +173,8 @@ struct cairn_status
     uint64_t watch_events;       /* events it has sent to watchers */
     uint64_t watch_catchups;     /* times a watcher fell behind and caught up from history */
     uint64_t watch_snapshots;    /* snapshots sent because history was gone */
+    uint64_t state_hash;         /* hash of the whole key space: equal on replicas at
+                                  * the same revision (chaos tests compare them) */
     struct cairn_member *members;
     size_t n_members;
     /* Every retention policy in force at this node, sorted by prefix (so the

@@ -373,7 +373,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     msgpack_packer *pk = &w->pk;
     size_t i;
     size_t n;
-    msgpack_pack_map(pk, 23);
+    msgpack_pack_map(pk, 24);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -396,6 +396,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     pack_kv_u64(pk, "watch_events", s->watch_events);
     pack_kv_u64(pk, "watch_catchups", s->watch_catchups);
     pack_kv_u64(pk, "watch_snapshots", s->watch_snapshots);
+    pack_kv_u64(pk, "state_hash", s->state_hash);
     pack_key(pk, "members");
     msgpack_pack_array(pk, s->n_members);
     for (i = 0; i < s->n_members; i++) {
@@ -736,6 +737,8 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             field = &s->watch_catchups;
         } else if (key_is(k, klen, "watch_snapshots")) {
             field = &s->watch_snapshots;
+        } else if (key_is(k, klen, "state_hash")) {
+            field = &s->state_hash;
         }
         if (field != NULL) {
             if (!mp_uint(r, field)) {

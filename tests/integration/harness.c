@@ -848,6 +848,8 @@ uint64_t it_wait_converged(struct it_cluster *c, int timeout_ms)
     for (;;) {
         uint64_t applied = 0;
         uint64_t rev = 0;
+        uint64_t hash = 0;
+        bool hashes_differ = false;
         bool same = true;
         bool first = true;
         unsigned i;
@@ -867,15 +869,22 @@ uint64_t it_wait_converged(struct it_cluster *c, int timeout_ms)
             if (first) {
                 applied = st->applied_index;
                 rev = st->revision;
+                hash = st->state_hash;
                 first = false;
             } else if (st->applied_index != applied || st->revision != rev) {
                 same = false;
+            } else if (st->state_hash != hash) {
+                hashes_differ = true;
             }
             cairn_status_free(st);
         }
         /* Equal twice in a row, 100 ms apart: nothing was still in flight. */
         if (same && !first && applied == last_applied && rev == last_rev) {
             if (++stable >= 2) {
+                /* Same log applied, so the same state: anything else means
+                 * the replicas diverged. */
+                IT_ASSERT(!hashes_differ, "replicas at the same index hold different states:%s",
+                          seen);
                 return rev;
             }
         } else {

@@ -168,7 +168,8 @@ unsigned it_leader(struct it_cluster *c);
 unsigned it_wait_leader(struct it_cluster *c, unsigned not_id, int timeout_ms);
 
 /* Wait until every running node has applied the same index and reached the
- * same revision; returns that revision. Fails after timeout_ms. */
+ * same revision; returns that revision. Fails after timeout_ms, and at once
+ * when nodes at the same index report different state hashes. */
 uint64_t it_wait_converged(struct it_cluster *c, int timeout_ms);
 
 /* A client for node id's endpoint alone (0: every node's endpoint), with the
