@@ -73,9 +73,17 @@ static void barrier_cb(struct raft_barrier *req, int status)
     r->batch = NULL;
     r->barrier_in_flight = false;
     if (status != 0) {
-        /* Leadership was lost: nothing was read, so the client may retry. */
+        /* Leadership was lost: nothing was read, so the client may retry.
+         * The reads still waiting fail too, and no new barrier is proposed
+         * from here: raft fails pending barriers while it converts the
+         * leader to follower, with its leader state already torn down but
+         * its state not yet changed, so a raft_barrier() from this callback
+         * passed raft's leader check and crashed it (found by the chaos
+         * harness: a paused leader resuming; tests/integration/it_pause_leader.c). */
         fail_list(rr, CAIRN_ENOTLEADER, "leadership lost before the read could be confirmed",
                   server_leader_client_address(r->srv));
+        reads_fail_all(r, CAIRN_ENOTLEADER, "leadership lost before the read could be confirmed");
+        return;
     } else {
         while (rr != NULL) {
             struct read_req *next = rr->next;
