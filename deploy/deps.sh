@@ -10,7 +10,7 @@ set -euo pipefail
 runtime=(build-essential cmake pkg-config clang-format
          libraft-dev libuv1-dev liblz4-dev libmsgpack-dev libcivetweb-dev
          libcurl4-openssl-dev)
-testing=(libcmocka-dev clang libclang-rt-14-dev etcd-server etcd-client iproute2
+testing=(libcmocka-dev clang libclang-rt-14-dev etcd-server etcd-client iproute2 iptables
          e2fsprogs procps psmisc gnuplot-nox)
 
 want=("${runtime[@]}")

@@ -1,0 +1,808 @@
+/*
+ * watch: each watcher's log against the committed log (the format is in
+ * jepsen/README.md, "Watch logs"). Jepsen's own watch check compares
+ * watchers with each other; this one compares each with what was committed,
+ * so that a watcher and a replica that agree on a wrong history are caught.
+ *
+ * Per watcher, three passes:
+ *  1. Order, over events as delivered: a (revision, key) seen before is a
+ *     duplicate; a revision below the last one delivered is a reorder; the
+ *     same revision continued in another update is a split transaction. An
+ *     events update's revision must be its last event's revision.
+ *  2. Coverage: walking the updates, the revisions a watcher has vouched for
+ *     (from its start revision, or after a snapshot, to each update's
+ *     revision, progress included) form intervals. A snapshot at X must
+ *     equal the committed state of the range at X; it excuses the revisions
+ *     up to X.
+ *  3. Content: within the intervals, every committed revision that touched
+ *     the range must have been delivered (else a gap) with exactly the
+ *     committed events (key, type, value) of the range (else a mismatch),
+ *     and nothing may be delivered that was not committed.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "strmap.h"
+
+#define WATCH_FIELDS_MAX 8
+#define REPORTS_PER_WATCHER_MAX 50
+
+enum upd_kind { UPD_EVENTS, UPD_SNAPSHOT, UPD_PROGRESS };
+
+struct wev
+{
+    uint64_t rev;
+    uint32_t key;   /* id in keys */
+    uint32_t value; /* 0: deleted; else 1 + id in values */
+    size_t line;
+    size_t update; /* index of its update in the watcher */
+};
+
+struct wkv
+{
+    uint32_t key;
+    uint32_t value; /* 1 + id in values */
+    size_t line;
+    size_t update;
+};
+
+struct wupd
+{
+    enum upd_kind kind;
+    uint64_t rev;
+    size_t line;
+    size_t n_events;
+};
+
+struct watcher
+{
+    char *id; /* borrowed from the id map */
+    uint64_t start;
+    bool prefix;
+    uint32_t range; /* id in keys */
+    struct wupd *upd;
+    size_t n_upd, cap_upd;
+    struct wev *ev;
+    size_t n_ev, cap_ev;
+    struct wkv *kv;
+    size_t n_kv, cap_kv;
+    size_t line;
+};
+
+struct wctx
+{
+    struct strmap keys, values, ids;
+    struct watcher *w; /* by id */
+    size_t cap_w;
+    struct wev *log; /* the committed log, sorted by (rev, key) */
+    size_t n_log, cap_log;
+    FILE *fj, *ft;
+    size_t reports; /* in the current watcher */
+    bool first_report;
+    struct check_result *out;
+};
+
+static int grow(void **items, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t cap2 = *cap == 0 ? 16 : *cap * 2;
+    while (cap2 < need) {
+        cap2 *= 2;
+    }
+    void *p = realloc(*items, cap2 * size);
+    if (p == NULL) {
+        return -1;
+    }
+    *items = p;
+    *cap = cap2;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes a field in place; returns its new length or -1. */
+static long decode(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < len; k++) {
+        if (s[k] != '%') {
+            s[o++] = s[k];
+            continue;
+        }
+        if (k + 2 >= len) {
+            return -1;
+        }
+        int hi = hexval(s[k + 1]), lo = hexval(s[k + 2]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        s[o++] = (char)(hi * 16 + lo);
+        k += 2;
+    }
+    return (long)o;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
+    char *end;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end != '\0') {
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Interns a percent-encoded field (modified in place). */
+static int field_id(struct strmap *m, char *s, uint32_t *id)
+{
+    long len = decode(s, strlen(s));
+    if (len < 0) {
+        return -1;
+    }
+    *id = strmap_intern(m, s, (size_t)len, NULL);
+    return *id == STRMAP_NONE ? -1 : 0;
+}
+
+/* Parses an event's revision, key, type and value fields. */
+static int parse_event(struct wctx *x, char **f, struct wev *ev, const char **why)
+{
+    if (parse_u64(f[0], &ev->rev) != 0 || ev->rev == 0) {
+        *why = "revision is not a positive integer";
+        return -1;
+    }
+    if (field_id(&x->keys, f[1], &ev->key) != 0) {
+        *why = "bad percent-encoding in key";
+        return -1;
+    }
+    if (strcmp(f[2], "del") == 0) {
+        if (strcmp(f[3], "-") != 0) {
+            *why = "a del event's value must be '-'";
+            return -1;
+        }
+        ev->value = 0;
+        return 0;
+    }
+    if (strcmp(f[2], "put") != 0) {
+        *why = "event type is neither put nor del";
+        return -1;
+    }
+    uint32_t v;
+    if (field_id(&x->values, f[3], &v) != 0) {
+        *why = "bad percent-encoding in value";
+        return -1;
+    }
+    ev->value = v + 1;
+    return 0;
+}
+
+static struct watcher *watcher_of(struct wctx *x, const char *id)
+{
+    uint32_t k = strmap_find(&x->ids, id, strlen(id));
+    return k == STRMAP_NONE ? NULL : &x->w[k];
+}
+
+/* Parses one log. committed: only event lines, into x->log. */
+static int parse_log(struct wctx *x, const char *name, const char *text, size_t len, bool committed,
+                     char *errmsg, size_t errmsg_len)
+{
+    size_t line_no = 0;
+    const char *p = text, *end = text + len;
+    char *buf = NULL;
+    size_t buf_cap = 0;
+    int rv = -1;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        size_t n = (size_t)(le - p);
+        line_no++;
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;
+        }
+        const char *next = le + 1;
+        if (n == 0 || p[0] == '#') {
+            p = next;
+            continue;
+        }
+        if (grow((void **)&buf, &buf_cap, n + 1, 1) != 0) {
+            snprintf(errmsg, errmsg_len, "out of memory");
+            goto out;
+        }
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+        char *f[WATCH_FIELDS_MAX];
+        size_t nf = 0;
+        char *s = buf;
+        for (;;) {
+            if (nf == WATCH_FIELDS_MAX) {
+                snprintf(errmsg, errmsg_len, "%s:%zu: too many fields", name, line_no);
+                goto out;
+            }
+            f[nf++] = s;
+            char *tab = strchr(s, '\t');
+            if (tab == NULL) {
+                break;
+            }
+            *tab = '\0';
+            s = tab + 1;
+        }
+        const char *why = NULL;
+        const char *rec = f[0];
+        struct watcher *w = nf >= 2 ? watcher_of(x, f[1]) : NULL;
+        if (committed && strcmp(rec, "event") != 0) {
+            why = "the committed log holds only event lines";
+        } else if (strcmp(rec, "watch") == 0) {
+            if (nf != 5) {
+                why = "watch needs 5 fields: watch, watcher, start, key|prefix, range";
+            } else if (w != NULL || f[1][0] == '\0') {
+                why = "watcher id empty or declared twice";
+            } else {
+                uint64_t start;
+                uint32_t range;
+                if (parse_u64(f[2], &start) != 0) {
+                    why = "start revision is not an integer";
+                } else if (strcmp(f[3], "key") != 0 && strcmp(f[3], "prefix") != 0) {
+                    why = "range kind is neither key nor prefix";
+                } else if (field_id(&x->keys, f[4], &range) != 0) {
+                    why = "bad percent-encoding in range";
+                } else {
+                    uint32_t k = strmap_intern(&x->ids, f[1], strlen(f[1]), NULL);
+                    if (k == STRMAP_NONE ||
+                        grow((void **)&x->w, &x->cap_w, k + 1, sizeof(*x->w)) != 0) {
+                        snprintf(errmsg, errmsg_len, "out of memory");
+                        goto out;
+                    }
+                    memset(&x->w[k], 0, sizeof(x->w[k]));
+                    x->w[k].id = x->ids.keys[k];
+                    x->w[k].start = start;
+                    x->w[k].prefix = strcmp(f[3], "prefix") == 0;
+                    x->w[k].range = range;
+                    x->w[k].line = line_no;
+                }
+            }
+        } else if (strcmp(rec, "update") == 0) {
+            struct wupd u = {UPD_EVENTS, 0, line_no, 0};
+            if (nf != 4) {
+                why = "update needs 4 fields: update, watcher, events|snapshot|progress, revision";
+            } else if (w == NULL) {
+                why = "update of an undeclared watcher";
+            } else if (parse_u64(f[3], &u.rev) != 0) {
+                why = "update revision is not an integer";
+            } else if (strcmp(f[2], "events") == 0) {
+                u.kind = UPD_EVENTS;
+            } else if (strcmp(f[2], "snapshot") == 0) {
+                u.kind = UPD_SNAPSHOT;
+            } else if (strcmp(f[2], "progress") == 0) {
+                u.kind = UPD_PROGRESS;
+            } else {
+                why = "update kind is not events, snapshot or progress";
+            }
+            if (why == NULL) {
+                if (grow((void **)&w->upd, &w->cap_upd, w->n_upd + 1, sizeof(*w->upd)) != 0) {
+                    snprintf(errmsg, errmsg_len, "out of memory");
+                    goto out;
+                }
+                w->upd[w->n_upd++] = u;
+            }
+        } else if (strcmp(rec, "event") == 0) {
+            struct wev ev = {0};
+            ev.line = line_no;
+            if (nf != 6) {
+                why = "event needs 6 fields: event, watcher, revision, key, put|del, value";
+            } else if (!committed && w == NULL) {
+                why = "event of an undeclared watcher";
+            } else if (!committed && (w->n_upd == 0 || w->upd[w->n_upd - 1].kind != UPD_EVENTS)) {
+                why = "event outside an events update";
+            } else if (parse_event(x, &f[2], &ev, &why) == 0) {
+                if (committed) {
+                    if (grow((void **)&x->log, &x->cap_log, x->n_log + 1, sizeof(*x->log)) != 0) {
+                        snprintf(errmsg, errmsg_len, "out of memory");
+                        goto out;
+                    }
+                    x->log[x->n_log++] = ev;
+                } else {
+                    if (grow((void **)&w->ev, &w->cap_ev, w->n_ev + 1, sizeof(*w->ev)) != 0) {
+                        snprintf(errmsg, errmsg_len, "out of memory");
+                        goto out;
+                    }
+                    ev.update = w->n_upd - 1;
+                    w->upd[w->n_upd - 1].n_events++;
+                    w->ev[w->n_ev++] = ev;
+                }
+            }
+        } else if (strcmp(rec, "kv") == 0) {
+            struct wkv kv = {0, 0, line_no, 0};
+            uint32_t v;
+            if (nf != 4) {
+                why = "kv needs 4 fields: kv, watcher, key, value";
+            } else if (w == NULL) {
+                why = "kv of an undeclared watcher";
+            } else if (w->n_upd == 0 || w->upd[w->n_upd - 1].kind != UPD_SNAPSHOT) {
+                why = "kv outside a snapshot update";
+            } else if (field_id(&x->keys, f[2], &kv.key) != 0 ||
+                       field_id(&x->values, f[3], &v) != 0) {
+                why = "bad percent-encoding in key or value";
+            } else {
+                kv.value = v + 1;
+                kv.update = w->n_upd - 1;
+                if (grow((void **)&w->kv, &w->cap_kv, w->n_kv + 1, sizeof(*w->kv)) != 0) {
+                    snprintf(errmsg, errmsg_len, "out of memory");
+                    goto out;
+                }
+                w->kv[w->n_kv++] = kv;
+            }
+        } else {
+            why = "unknown record (expected watch, update, event or kv)";
+        }
+        if (why != NULL) {
+            snprintf(errmsg, errmsg_len, "%s:%zu: %s", name, line_no, why);
+            goto out;
+        }
+        p = next;
+    }
+    rv = 0;
+out:
+    free(buf);
+    return rv;
+}
+
+static int wev_cmp(const void *a, const void *b)
+{
+    const struct wev *x = a, *y = b;
+    if (x->rev != y->rev) {
+        return x->rev < y->rev ? -1 : 1;
+    }
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static bool in_range(const struct wctx *x, const struct watcher *w, uint32_t key)
+{
+    if (!w->prefix) {
+        return key == w->range;
+    }
+    size_t rl = x->keys.lens[w->range];
+    return x->keys.lens[key] >= rl && memcmp(x->keys.keys[key], x->keys.keys[w->range], rl) == 0;
+}
+
+/* A key or value percent-encoded as in the logs, for reports. The result
+ * lives in one of a few rotating buffers: valid for the next three calls. */
+static const char *enc(const struct strmap *m, uint32_t id)
+{
+    static char bufs[4][128];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    size_t o = 0;
+    for (size_t k = 0; k < m->lens[id]; k++) {
+        unsigned char c = (unsigned char)m->keys[id][k];
+        if (o + 4 >= sizeof(bufs[0])) {
+            memcpy(b + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c < 0x21 || c > 0x7e || c == '%') {
+            o += (size_t)snprintf(b + o, 4, "%%%02X", c);
+        } else {
+            b[o++] = (char)c;
+        }
+    }
+    b[o] = '\0';
+    return b;
+}
+
+static void report(struct wctx *x, const struct watcher *w, enum check_anomaly kind, uint64_t rev,
+                   size_t line, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void report(struct wctx *x, const struct watcher *w, enum check_anomaly kind, uint64_t rev,
+                   size_t line, const char *fmt, ...)
+{
+    x->out->anomalies[kind]++;
+    if (x->reports++ >= REPORTS_PER_WATCHER_MAX) {
+        return;
+    }
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    fprintf(x->fj, "%s{\"watcher\":", x->first_report ? "" : ",");
+    x->first_report = false;
+    check_json_string(x->fj, w->id, strlen(w->id));
+    fprintf(x->fj,
+            ",\"kind\":\"%s\",\"revision\":%llu,\"line\":%zu,\"detail\":", check_anomaly_name(kind),
+            (unsigned long long)rev, line);
+    check_json_string(x->fj, detail, strlen(detail));
+    fprintf(x->fj, "}");
+    fprintf(x->ft, "  watcher %s: %s at revision %llu", w->id, check_anomaly_name(kind),
+            (unsigned long long)rev);
+    if (line > 0) {
+        fprintf(x->ft, " (watch log line %zu)", line);
+    }
+    fprintf(x->ft, ": %s\n", detail);
+}
+
+/* Pass 1: order of delivery. */
+static int check_order(struct wctx *x, const struct watcher *w)
+{
+    struct strmap seen;
+    strmap_init(&seen);
+    uint64_t last_rev = 0;
+    size_t last_update = SIZE_MAX;
+    bool last_from_events = false;
+    size_t e = 0;
+    for (size_t u = 0; u < w->n_upd; u++) {
+        const struct wupd *up = &w->upd[u];
+        if (up->kind != UPD_EVENTS) {
+            bool ok = up->kind == UPD_PROGRESS ? up->rev >= last_rev : up->rev > last_rev;
+            if (!ok && !(up->kind == UPD_SNAPSHOT && last_rev == 0)) {
+                report(x, w, ANOMALY_REORDER, up->rev, up->line,
+                       "%s revision %llu after revision %llu was delivered",
+                       up->kind == UPD_PROGRESS ? "progress" : "snapshot",
+                       (unsigned long long)up->rev, (unsigned long long)last_rev);
+            }
+            if (up->rev > last_rev) {
+                last_rev = up->rev;
+                last_update = u;
+                last_from_events = false;
+            }
+            continue;
+        }
+        uint64_t max_rev = 0;
+        if (up->n_events == 0) {
+            report(x, w, ANOMALY_BAD_UPDATE, up->rev, up->line, "events update without events");
+        }
+        for (; e < w->n_ev && w->ev[e].update == u; e++) {
+            const struct wev *ev = &w->ev[e];
+            uint8_t pair[12];
+            memcpy(pair, &ev->rev, 8);
+            memcpy(pair + 8, &ev->key, 4);
+            int added = 0;
+            if (strmap_intern(&seen, pair, sizeof(pair), &added) == STRMAP_NONE) {
+                strmap_free(&seen);
+                return -1;
+            }
+            max_rev = ev->rev > max_rev ? ev->rev : max_rev;
+            if (!added) {
+                report(x, w, ANOMALY_DUPLICATE, ev->rev, ev->line, "key %s delivered again",
+                       enc(&x->keys, ev->key));
+            } else if (ev->rev < last_rev || (ev->rev == last_rev && !last_from_events)) {
+                report(x, w, ANOMALY_REORDER, ev->rev, ev->line,
+                       "key %s of revision %llu delivered after revision %llu",
+                       enc(&x->keys, ev->key), (unsigned long long)ev->rev,
+                       (unsigned long long)last_rev);
+            } else if (ev->rev == last_rev && last_update != u) {
+                report(x, w, ANOMALY_SPLIT, ev->rev, ev->line,
+                       "key %s of revision %llu came in a later update than the revision's "
+                       "other events (line %zu)",
+                       enc(&x->keys, ev->key), (unsigned long long)ev->rev,
+                       w->upd[last_update].line);
+            }
+            if (ev->rev >= last_rev) {
+                last_rev = ev->rev;
+                last_update = u;
+                last_from_events = true;
+            }
+        }
+        if (up->n_events > 0 && max_rev != up->rev) {
+            report(x, w, ANOMALY_BAD_UPDATE, up->rev, up->line,
+                   "update revision %llu but its last event is at revision %llu",
+                   (unsigned long long)up->rev, (unsigned long long)max_rev);
+        }
+    }
+    strmap_free(&seen);
+    return 0;
+}
+
+struct interval
+{
+    uint64_t lo, hi;
+};
+
+/* Compares a snapshot with the committed state of the range at its revision. */
+static int check_snapshot(struct wctx *x, const struct watcher *w, size_t u)
+{
+    const struct wupd *up = &w->upd[u];
+    uint32_t *want = calloc(x->keys.n + 1, sizeof(*want));
+    uint32_t *got = calloc(x->keys.n + 1, sizeof(*got));
+    if (want == NULL || got == NULL) {
+        free(want);
+        free(got);
+        return -1;
+    }
+    for (size_t k = 0; k < x->n_log && x->log[k].rev <= up->rev; k++) {
+        want[x->log[k].key] = x->log[k].value;
+    }
+    for (size_t k = 0; k < w->n_kv; k++) {
+        if (w->kv[k].update != u) {
+            continue;
+        }
+        if (got[w->kv[k].key] != 0) {
+            report(x, w, ANOMALY_SNAPSHOT, up->rev, w->kv[k].line, "key %s listed twice",
+                   enc(&x->keys, w->kv[k].key));
+        }
+        got[w->kv[k].key] = w->kv[k].value;
+    }
+    for (uint32_t key = 0; key < x->keys.n; key++) {
+        if (!in_range(x, w, key)) {
+            if (got[key] != 0) {
+                report(x, w, ANOMALY_SNAPSHOT, up->rev, up->line, "key %s is outside the range",
+                       enc(&x->keys, key));
+            }
+            continue;
+        }
+        if (want[key] != got[key]) {
+            report(x, w, ANOMALY_SNAPSHOT, up->rev, up->line,
+                   "key %s: snapshot has %s%s, committed state has %s%s", enc(&x->keys, key),
+                   got[key] ? "value " : "no value", got[key] ? enc(&x->values, got[key] - 1) : "",
+                   want[key] ? "value " : "no value",
+                   want[key] ? enc(&x->values, want[key] - 1) : "");
+        }
+    }
+    free(want);
+    free(got);
+    return 0;
+}
+
+/* Passes 2 and 3. */
+static int check_content(struct wctx *x, const struct watcher *w)
+{
+    struct interval *iv = calloc(w->n_upd + 1, sizeof(*iv));
+    struct wev *d = malloc((w->n_ev + 1) * sizeof(*d));
+    size_t n_iv = 0, n_d = 0;
+    int rv = -1;
+    if (iv == NULL || d == NULL) {
+        goto out;
+    }
+    uint64_t c = w->start;
+    size_t e = 0;
+    for (size_t u = 0; u < w->n_upd; u++) {
+        const struct wupd *up = &w->upd[u];
+        if (up->kind == UPD_SNAPSHOT) {
+            if (check_snapshot(x, w, u) != 0) {
+                goto out;
+            }
+            c = up->rev + 1 > c ? up->rev + 1 : c;
+            continue;
+        }
+        if (c == 0) {
+            /* Unknown start: begin at what the watcher first showed. */
+            if (up->kind == UPD_PROGRESS) {
+                c = up->rev + 1;
+                continue;
+            }
+            c = UINT64_MAX;
+            for (; e < w->n_ev && w->ev[e].update <= u; e++) {
+                c = w->ev[e].rev < c ? w->ev[e].rev : c;
+            }
+        }
+        if (up->rev >= c) {
+            iv[n_iv++] = (struct interval){c, up->rev};
+            c = up->rev + 1;
+        }
+    }
+    /* The delivered events, each (revision, key) once. */
+    if (w->n_ev > 0) {
+        memcpy(d, w->ev, w->n_ev * sizeof(*d));
+        qsort(d, w->n_ev, sizeof(*d), wev_cmp);
+    }
+    for (size_t k = 0; k < w->n_ev; k++) {
+        if (n_d == 0 || wev_cmp(&d[n_d - 1], &d[k]) != 0) {
+            d[n_d++] = d[k];
+        }
+    }
+    /* Merge the committed log (in range) with the delivered events by revision. */
+    size_t i = 0, j = 0, v = 0;
+    while (i < x->n_log || j < n_d) {
+        uint64_t r = UINT64_MAX;
+        while (i < x->n_log && !in_range(x, w, x->log[i].key)) {
+            i++;
+        }
+        if (i < x->n_log) {
+            r = x->log[i].rev;
+        }
+        if (j < n_d && d[j].rev < r) {
+            r = d[j].rev;
+        }
+        if (r == UINT64_MAX) {
+            break;
+        }
+        size_t i0 = i, j0 = j;
+        size_t n_want = 0;
+        for (; i < x->n_log && x->log[i].rev == r; i++) {
+            n_want += in_range(x, w, x->log[i].key);
+        }
+        for (; j < n_d && d[j].rev == r; j++) {
+        }
+        while (v < n_iv && iv[v].hi < r) {
+            v++;
+        }
+        bool vouched = v < n_iv && iv[v].lo <= r;
+        if (!vouched) {
+            if (j > j0 && r < w->start) {
+                report(x, w, ANOMALY_MISMATCH, r, d[j0].line,
+                       "revision %llu delivered but the watch starts at %llu",
+                       (unsigned long long)r, (unsigned long long)w->start);
+            }
+            continue;
+        }
+        if (j == j0) {
+            report(x, w, ANOMALY_GAP, r, 0,
+                   "committed revision %llu (%zu events in range, e.g. key %s) never delivered",
+                   (unsigned long long)r, n_want, enc(&x->keys, x->log[i0].key));
+            continue;
+        }
+        if (n_want == 0) {
+            report(x, w, ANOMALY_MISMATCH, r, d[j0].line,
+                   "revision %llu delivered but nothing in range was committed at it",
+                   (unsigned long long)r);
+            continue;
+        }
+        /* Both sorted by key: compare element by element. */
+        size_t a = i0, b = j0;
+        for (;;) {
+            while (a < i && !in_range(x, w, x->log[a].key)) {
+                a++;
+            }
+            if (a == i && b == j) {
+                break;
+            }
+            if (a == i || (b < j && d[b].key < x->log[a].key)) {
+                report(x, w, ANOMALY_MISMATCH, r, d[b].line,
+                       "key %s was not changed at revision %llu", enc(&x->keys, d[b].key),
+                       (unsigned long long)r);
+                b++;
+            } else if (b == j || x->log[a].key < d[b].key) {
+                report(x, w, ANOMALY_MISMATCH, r, 0,
+                       "committed event of key %s at revision %llu missing from the update",
+                       enc(&x->keys, x->log[a].key), (unsigned long long)r);
+                a++;
+            } else {
+                if (x->log[a].value != d[b].value) {
+                    report(x, w, ANOMALY_MISMATCH, r, d[b].line,
+                           "key %s: delivered %s %s, committed %s %s", enc(&x->keys, d[b].key),
+                           d[b].value ? "put" : "del",
+                           d[b].value ? enc(&x->values, d[b].value - 1) : "-",
+                           x->log[a].value ? "put" : "del",
+                           x->log[a].value ? enc(&x->values, x->log[a].value - 1) : "-");
+                }
+                a++;
+                b++;
+            }
+        }
+    }
+    rv = 0;
+out:
+    free(iv);
+    free(d);
+    return rv;
+}
+
+int check_watch_text(const char *watch_log, size_t watch_len, const char *committed_log,
+                     size_t committed_len, struct check_result *out, char *errmsg,
+                     size_t errmsg_len)
+{
+    struct wctx x;
+    memset(&x, 0, sizeof(x));
+    memset(out, 0, sizeof(*out));
+    strmap_init(&x.keys);
+    strmap_init(&x.values);
+    strmap_init(&x.ids);
+    x.out = out;
+    x.first_report = true;
+    char *json = NULL, *text = NULL;
+    size_t json_len, text_len;
+    int rv = -1;
+    if (parse_log(&x, "committed log", committed_log, committed_len, true, errmsg, errmsg_len) !=
+            0 ||
+        parse_log(&x, "watch log", watch_log, watch_len, false, errmsg, errmsg_len) != 0) {
+        goto out;
+    }
+    if (x.n_log > 0) {
+        qsort(x.log, x.n_log, sizeof(*x.log), wev_cmp);
+    }
+    for (size_t k = 1; k < x.n_log; k++) {
+        if (wev_cmp(&x.log[k - 1], &x.log[k]) == 0) {
+            snprintf(errmsg, errmsg_len, "committed log:%zu: key %s changed twice at revision %llu",
+                     x.log[k].line, enc(&x.keys, x.log[k].key), (unsigned long long)x.log[k].rev);
+            goto out;
+        }
+    }
+    x.fj = open_memstream(&json, &json_len);
+    x.ft = open_memstream(&text, &text_len);
+    if (x.fj == NULL || x.ft == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        goto out;
+    }
+    fprintf(x.fj, "{\"check\":\"watch\",\"reports\":[");
+    size_t n_events = 0, n_updates = 0;
+    for (size_t k = 0; k < x.ids.n; k++) {
+        x.reports = 0;
+        n_events += x.w[k].n_ev;
+        n_updates += x.w[k].n_upd;
+        if (check_order(&x, &x.w[k]) != 0 || check_content(&x, &x.w[k]) != 0) {
+            snprintf(errmsg, errmsg_len, "out of memory");
+            goto out;
+        }
+        if (x.reports > REPORTS_PER_WATCHER_MAX) {
+            fprintf(x.ft, "  watcher %s: %zu more anomalies not listed\n", x.w[k].id,
+                    x.reports - REPORTS_PER_WATCHER_MAX);
+        }
+    }
+    size_t bad = 0;
+    for (int k = ANOMALY_GAP; k <= ANOMALY_BAD_UPDATE; k++) {
+        bad += out->anomalies[k];
+    }
+    out->verdict = bad > 0 ? CHECK_INVALID : CHECK_VALID;
+    fprintf(x.fj,
+            "],\"verdict\":\"%s\",\"watchers\":%zu,\"updates\":%zu,\"events\":%zu,"
+            "\"committed_events\":%zu,\"anomalies\":{",
+            check_verdict_name(out->verdict), x.ids.n, n_updates, n_events, x.n_log);
+    for (int k = ANOMALY_GAP; k <= ANOMALY_BAD_UPDATE; k++) {
+        fprintf(x.fj, "%s\"%s\":%zu", k > ANOMALY_GAP ? "," : "",
+                check_anomaly_name((enum check_anomaly)k), out->anomalies[k]);
+    }
+    fprintf(x.fj, "}}");
+    fclose(x.fj);
+    x.fj = NULL;
+    fclose(x.ft);
+    x.ft = NULL;
+    size_t cap = 512 + text_len;
+    out->text = malloc(cap);
+    if (out->text == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        goto out;
+    }
+    snprintf(out->text, cap,
+             "watch: %s: %zu watchers, %zu updates, %zu events, %zu committed events: %zu gaps, "
+             "%zu duplicates, %zu reorders, %zu splits, %zu mismatches, %zu bad snapshots, "
+             "%zu bad updates\n%s",
+             check_verdict_name(out->verdict), x.ids.n, n_updates, n_events, x.n_log,
+             out->anomalies[ANOMALY_GAP], out->anomalies[ANOMALY_DUPLICATE],
+             out->anomalies[ANOMALY_REORDER], out->anomalies[ANOMALY_SPLIT],
+             out->anomalies[ANOMALY_MISMATCH], out->anomalies[ANOMALY_SNAPSHOT],
+             out->anomalies[ANOMALY_BAD_UPDATE], text);
+    out->json = json;
+    json = NULL;
+    rv = 0;
+out:
+    if (x.fj != NULL) {
+        fclose(x.fj);
+    }
+    if (x.ft != NULL) {
+        fclose(x.ft);
+    }
+    free(json);
+    free(text);
+    for (size_t k = 0; k < x.ids.n; k++) {
+        free(x.w[k].upd);
+        free(x.w[k].ev);
+        free(x.w[k].kv);
+    }
+    free(x.w);
+    free(x.log);
+    strmap_free(&x.keys);
+    strmap_free(&x.values);
+    strmap_free(&x.ids);
+    if (rv != 0) {
+        check_result_free(out);
+    }
+    return rv;
+}
