@@ -3,6 +3,7 @@
  */
 #include "check.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,4 +110,31 @@ void check_json_string(FILE *f, const char *s, size_t len)
         }
     }
     fputc('"', f);
+}
+
+int check_set_text(struct check_result *out, const char *body, char *errmsg, size_t errmsg_len,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    size_t body_len = body != NULL ? strlen(body) : 0;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        snprintf(errmsg, errmsg_len, "cannot format the summary");
+        return -1;
+    }
+    out->text = malloc((size_t)n + body_len + 2);
+    if (out->text == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(out->text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    out->text[n] = '\n';
+    memcpy(out->text + n + 1, body != NULL ? body : "", body_len);
+    out->text[n + 1 + body_len] = '\0';
+    return 0;
 }

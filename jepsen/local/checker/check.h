@@ -88,4 +88,10 @@ char *check_read_file(const char *path, size_t *len, char *errmsg, size_t errmsg
 /* Writes s as a JSON string literal to f. */
 void check_json_string(FILE *f, const char *s, size_t len);
 
+/* Set out->text to a summary line (printf-style fmt) followed by body (the
+ * detailed report, may be empty). Returns 0, or -1 with errmsg set. body is
+ * only read. */
+int check_set_text(struct check_result *out, const char *body, char *errmsg, size_t errmsg_len,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 #endif /* CAIRN_CHECKER_CHECK_H */

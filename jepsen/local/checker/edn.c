@@ -110,7 +110,7 @@ static int parse_seq(struct reader *r, struct edn *out, enum edn_type type, char
     return 0;
 }
 
-static int hex_digit(char c)
+int edn_hex_digit(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -169,7 +169,7 @@ static int parse_string(struct reader *r, struct edn *out)
                 case 'u': {
                     int code = 0;
                     for (int k = 0; k < 4; k++) {
-                        int h = r->p < q ? hex_digit(*r->p) : -1;
+                        int h = r->p < q ? edn_hex_digit(*r->p) : -1;
                         if (h < 0) {
                             free(s);
                             return fail(r, "bad \\u escape in string");

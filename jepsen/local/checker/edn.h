@@ -66,4 +66,7 @@ bool edn_is_keyword(const struct edn *v, const char *name);
  * when it does not fit). Returns buf. */
 char *edn_print(const struct edn *v, char *buf, size_t buf_len);
 
+/* The value of a hexadecimal digit, -1 if c is none. */
+int edn_hex_digit(char c);
+
 #endif /* CAIRN_CHECKER_EDN_H */

@@ -663,19 +663,16 @@ int check_register(const struct history *h, const struct register_opts *opts_in,
     fclose(ft);
     ft = NULL;
     /* The summary line goes first. */
-    size_t head_len = 512 + text_len;
-    out->text = malloc(head_len);
-    if (out->text == NULL) {
-        snprintf(errmsg, errmsg_len, "out of memory");
+    if (check_set_text(
+            out, text, errmsg, errmsg_len,
+            "register: %s: %zu keys, %zu ops (%zu dropped: :fail, or reads without :ok), "
+            "%zu non-linearizable, %zu limit hit; %llu steps (max %llu on one key), %llu ms",
+            check_verdict_name(out->verdict), n_keys, n, dropped,
+            out->anomalies[ANOMALY_NONLINEARIZABLE], out->anomalies[ANOMALY_LIMIT],
+            (unsigned long long)steps_total, (unsigned long long)steps_max,
+            (unsigned long long)elapsed) != 0) {
         goto err;
     }
-    snprintf(out->text, head_len,
-             "register: %s: %zu keys, %zu ops (%zu dropped: :fail, or reads without :ok), "
-             "%zu non-linearizable, %zu limit hit; %llu steps (max %llu on one key), %llu ms\n%s",
-             check_verdict_name(out->verdict), n_keys, n, dropped,
-             out->anomalies[ANOMALY_NONLINEARIZABLE], out->anomalies[ANOMALY_LIMIT],
-             (unsigned long long)steps_total, (unsigned long long)steps_max,
-             (unsigned long long)elapsed, text);
     free(text);
     text = NULL;
     out->json = json;

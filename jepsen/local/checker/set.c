@@ -182,18 +182,15 @@ int check_set(const struct history *h, struct check_result *out, char *errmsg, s
     fj = NULL;
     fclose(ft);
     ft = NULL;
-    size_t cap = 512 + text_len;
-    out->text = malloc(cap);
-    if (out->text == NULL) {
-        snprintf(errmsg, errmsg_len, "out of memory");
+    if (check_set_text(
+            out, text, errmsg, errmsg_len,
+            "set: %s: %zu adds (%zu acknowledged, %zu :info of which %zu present), final read "
+            "%s with %zu elements: %zu lost, %zu unexpected",
+            check_verdict_name(out->verdict), n_adds, n_ok, n_info, n_info_present,
+            final != NULL ? "found" : "MISSING", n_read, out->anomalies[ANOMALY_LOST],
+            out->anomalies[ANOMALY_UNEXPECTED]) != 0) {
         goto err;
     }
-    snprintf(out->text, cap,
-             "set: %s: %zu adds (%zu acknowledged, %zu :info of which %zu present), final read "
-             "%s with %zu elements: %zu lost, %zu unexpected\n%s",
-             check_verdict_name(out->verdict), n_adds, n_ok, n_info, n_info_present,
-             final != NULL ? "found" : "MISSING", n_read, out->anomalies[ANOMALY_LOST],
-             out->anomalies[ANOMALY_UNEXPECTED], text);
     out->json = json;
     json = NULL;
     rv = 0;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "edn.h"
 #include "strmap.h"
 
 #define WATCH_FIELDS_MAX 8
@@ -102,20 +103,6 @@ static int grow(void **items, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decodes a field in place; returns its new length or -1. */
 static long decode(char *s, size_t len)
 {
@@ -128,7 +115,7 @@ static long decode(char *s, size_t len)
         if (k + 2 >= len) {
             return -1;
         }
-        int hi = hexval(s[k + 1]), lo = hexval(s[k + 2]);
+        int hi = edn_hex_digit(s[k + 1]), lo = edn_hex_digit(s[k + 2]);
         if (hi < 0 || lo < 0) {
             return -1;
         }
