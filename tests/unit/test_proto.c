@@ -197,17 +197,26 @@ static void pack_op_fields(msgpack_packer *pk, uint8_t type, unsigned extra)
 
 /* The head of a GET request: [1, id, GET, op, [], [], [], 0] with n_fields
  * array elements, of which those past 8 are left for the caller to pack. */
-static void pack_get_head(msgpack_packer *pk, uint32_t n_fields, uint64_t version)
+/* The first eight fields of a request claiming n_fields: version, id, type,
+ * an op of op_type (with extra_op_fields unknown trailing fields), no
+ * compares, empty branches, number 0. */
+static void pack_request_head(msgpack_packer *pk, uint32_t n_fields, uint64_t version, uint64_t id,
+                              uint64_t type, uint8_t op_type, unsigned extra_op_fields)
 {
     msgpack_pack_array(pk, n_fields);
     msgpack_pack_uint64(pk, version);
-    msgpack_pack_uint64(pk, 77);
-    msgpack_pack_uint8(pk, PROTO_GET);
-    pack_op_fields(pk, CAIRN_OP_GET, 0);
+    msgpack_pack_uint64(pk, id);
+    msgpack_pack_uint64(pk, type);
+    pack_op_fields(pk, op_type, extra_op_fields);
     msgpack_pack_array(pk, 0);
     msgpack_pack_array(pk, 0);
     msgpack_pack_array(pk, 0);
     msgpack_pack_uint64(pk, 0);
+}
+
+static void pack_get_head(msgpack_packer *pk, uint32_t n_fields, uint64_t version)
+{
+    pack_request_head(pk, n_fields, version, 77, PROTO_GET, CAIRN_OP_GET, 0);
 }
 
 static int decode_bytes(const void *p, size_t len, struct proto_request *req)
@@ -365,15 +374,7 @@ static void test_request_forward_compatible_extra_fields(void **state)
     (void)state;
     /* A request with a tenth element and an op with two more fields. */
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 10);
-    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-    msgpack_pack_uint64(&m.pk, 5);
-    msgpack_pack_uint8(&m.pk, PROTO_GET);
-    pack_op_fields(&m.pk, CAIRN_OP_GET, 2);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_uint64(&m.pk, 0);
+    pack_request_head(&m.pk, 10, PROTO_VERSION, 5, PROTO_GET, CAIRN_OP_GET, 2);
     msgpack_pack_uint64(&m.pk, 0);
     msgpack_pack_map(&m.pk, 1); /* the new trailing element */
     msgpack_pack_str(&m.pk, 1);
@@ -395,29 +396,13 @@ static void test_request_invalid_enums(void **state)
     (void)state;
     for (i = 0; i < 4; i++) {
         mpbuf_init(&m);
-        msgpack_pack_array(&m.pk, 8);
-        msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-        msgpack_pack_uint64(&m.pk, 5);
-        msgpack_pack_uint64(&m.pk, bad_types[i]);
-        pack_op_fields(&m.pk, CAIRN_OP_GET, 0);
-        msgpack_pack_array(&m.pk, 0);
-        msgpack_pack_array(&m.pk, 0);
-        msgpack_pack_array(&m.pk, 0);
-        msgpack_pack_uint64(&m.pk, 0);
+        pack_request_head(&m.pk, 8, PROTO_VERSION, 5, bad_types[i], CAIRN_OP_GET, 0);
         assert_int_equal(decode_bytes(m.sb.data, m.sb.size, &out), CAIRN_EMALFORMED);
         mpbuf_free(&m);
     }
     /* Op type beyond CAIRN_OP_DEL in the main op. */
     mpbuf_init(&m);
-    msgpack_pack_array(&m.pk, 8);
-    msgpack_pack_uint64(&m.pk, PROTO_VERSION);
-    msgpack_pack_uint64(&m.pk, 5);
-    msgpack_pack_uint8(&m.pk, PROTO_GET);
-    pack_op_fields(&m.pk, CAIRN_OP_DEL + 1, 0);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_array(&m.pk, 0);
-    msgpack_pack_uint64(&m.pk, 0);
+    pack_request_head(&m.pk, 8, PROTO_VERSION, 5, PROTO_GET, CAIRN_OP_DEL + 1, 0);
     assert_int_equal(decode_bytes(m.sb.data, m.sb.size, &out), CAIRN_EMALFORMED);
     mpbuf_free(&m);
     /* A transaction op of type 0 (only the main op may be "no op"). */
