@@ -6,6 +6,7 @@
 #   jepsen/local/run.sh [--nodes 3|5] [--faults partition,kill,pause]
 #                       [--duration 60] [--interval 10] [--settle 10]
 #                       [--rate 100] [--threads 5] [--seed N] [--build DIR]
+#                       [--subnet 10.77.0] [--results DIR]
 #   jepsen/local/run.sh --cleanup      remove what an interrupted run left
 #
 # Needs root (namespaces, iptables); exits 77 (skipped) without it.
@@ -23,6 +24,7 @@ rate=100
 threads=5
 seed=$RANDOM
 cleanup_only=0
+results=
 # Every object this harness creates carries this prefix (interface names are
 # at most 15 bytes: "cjl" + 5 digits + suffix).
 tag=cjl
@@ -39,8 +41,10 @@ while (($#)); do
     --threads) threads=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
+    --subnet) subnet=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -96,7 +100,7 @@ fi
 run_id=$(printf '%05d' $(($$ % 100000)))
 pfx="$tag$run_id"
 br="${pfx}br"
-results="$here/results/$(date -u +%Y%m%dT%H%M%SZ)"
+results=${results:-"$here/results/$(date -u +%Y%m%dT%H%M%SZ)-$run_id"}
 mkdir -p "$results"
 RANDOM=$seed
 
