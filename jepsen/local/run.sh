@@ -154,7 +154,7 @@ start_node() {
   echo "${pid[$i]}" >"$results/node$i.pid"
 }
 
-# status: one line per node, "ENDPOINT ID STATE TERM LEADER COMMIT APPLIED REV".
+# status: one line per node, "ENDPOINT ID STATE TERM LEADER COMMIT APPLIED REV HASH".
 status() { "$worker" --status "$endpoints"; }
 leader() { status | awk '$3 == "leader" {print $2; exit}'; }
 

@@ -34,7 +34,7 @@
  * ordered by time.
  *
  * A second mode, --status, prints one line per endpoint for run.sh:
- *   ENDPOINT ID STATE TERM LEADER_ID COMMIT APPLIED REVISION
+ *   ENDPOINT ID STATE TERM LEADER_ID COMMIT APPLIED REVISION STATE_HASH
  * ("ENDPOINT - down" when a node does not answer).
  */
 #include <cairn.h>
@@ -467,9 +467,9 @@ static int status_mode(const char *endpoints)
         struct cairn_status *s = NULL;
         if (cairn_status(c, ep, &s) == 0) {
             printf("%s %" PRIu64 " %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-                   "\n",
+                   " %016" PRIx64 "\n",
                    ep, s->id, s->state, s->term, s->leader_id, s->commit_index, s->applied_index,
-                   s->revision);
+                   s->revision, s->state_hash);
         } else {
             printf("%s - down\n", ep);
         }
