@@ -6,10 +6,13 @@
 #   jepsen/local/run.sh [--nodes 3|5] [--faults partition,kill,pause]
 #                       [--duration 60] [--interval 10] [--settle 10]
 #                       [--rate 100] [--threads 5] [--seed N] [--build DIR]
-#                       [--subnet 10.77.0] [--results DIR]
+#                       [--subnet 10.77.0] [--results DIR] [--heal-bound 5]
 #   jepsen/local/run.sh --cleanup      remove what an interrupted run left
 #
-# Needs root (namespaces, iptables); exits 77 (skipped) without it.
+# Faults: partition (one, leader, half, ring, oneway in turn), partition-KIND,
+# kill, kill-leader, pause, pause-leader, mixed (a partition plus a kill or
+# pause), all, none. Exit status: 0 the run is VALID, 1 INVALID, 77 skipped.
+# Needs root (namespaces, iptables).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +26,7 @@ settle=10
 rate=100
 threads=5
 seed=$RANDOM
+heal_bound=5
 cleanup_only=0
 results=
 # Every object this harness creates carries this prefix (interface names are
@@ -42,9 +46,10 @@ while (($#)); do
     --seed) seed=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --subnet) subnet=$2; shift 2 ;;
+    --heal-bound) heal_bound=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -188,17 +193,18 @@ log "leader: node $l"
 bg_pids+=($!)
 
 # --- faults. Each is a start and a stop; partitions are iptables DROP rules
-# inside the node namespaces (both directions, INPUT and OUTPUT), so traffic
-# between the two sides is dropped whoever sends it; the workers (root
-# namespace, $subnet.254) still reach every node.
-partition() { # "1 2" "3": cut the groups apart
+# inside the node namespaces, so traffic between the two sides is dropped
+# whoever sends it; the workers (root namespace, $subnet.254) still reach
+# every node. Every fault is recorded in faults.tsv with the evidence that it
+# really happened (packets dropped, the process gone, the process stopped),
+# which the validation at the end reads.
+cut_link() { # a b: drop everything from b at a and everything from a to b
+  ip netns exec "$(ns_of "$1")" iptables -w -A INPUT -s "$(ip_of "$2")" -j DROP
+  ip netns exec "$(ns_of "$1")" iptables -w -A OUTPUT -d "$(ip_of "$2")" -j DROP
+}
+partition() { # "1 2" "3": cut the groups apart, both ways
   local a b
-  for a in $1; do for b in $2; do
-    ip netns exec "$(ns_of "$a")" iptables -w -A INPUT -s "$(ip_of "$b")" -j DROP
-    ip netns exec "$(ns_of "$a")" iptables -w -A OUTPUT -d "$(ip_of "$b")" -j DROP
-    ip netns exec "$(ns_of "$b")" iptables -w -A INPUT -s "$(ip_of "$a")" -j DROP
-    ip netns exec "$(ns_of "$b")" iptables -w -A OUTPUT -d "$(ip_of "$a")" -j DROP
-  done; done
+  for a in $1; do for b in $2; do cut_link "$a" "$b"; cut_link "$b" "$a"; done; done
 }
 heal_partition() {
   local i dropped=0 n
@@ -228,84 +234,198 @@ reap_crashed() {
 }
 others() { seq 1 "$nodes" | grep -vx "$1" | tr '\n' ' '; }
 random_node() { echo $((RANDOM % nodes + 1)); }
+shuffled_nodes() { # the node ids in a seeded random order, space-separated
+  local order j t x
+  mapfile -t order < <(seq 1 "$nodes")
+  for ((j = nodes - 1; j > 0; j--)); do
+    t=$((RANDOM % (j + 1))); x=${order[$j]}; order[$j]=${order[$t]}; order[$t]=$x
+  done
+  echo "${order[*]}"
+}
+
+# Partitions. Each sets part_desc; the leader is looked up when needed.
+start_partition() { # kind
+  local kind=$1 victim order a b i j
+  case "$kind" in
+    partition-one|partition-leader)
+      victim=$(random_node)
+      if [[ $kind == partition-leader ]]; then victim=$(leader); [[ -z $victim ]] && victim=$(random_node); fi
+      partition "$victim" "$(others "$victim")"
+      part_desc="[$victim] | [$(others "$victim" | sed 's/ $//')]"
+      part_victim=$victim
+      ;;
+    partition-half)
+      # A random minority of floor(n/2) nodes against the majority.
+      read -ra order <<<"$(shuffled_nodes)"
+      a="${order[*]:0:$((nodes / 2))}"
+      b="${order[*]:$((nodes / 2))}"
+      partition "$a" "$b"
+      part_desc="[$a] | [$b]"
+      part_victim=-
+      ;;
+    partition-ring)
+      # Majorities ring (Jepsen's): in a random ring order each node keeps
+      # its neighbours and loses the rest, so every node sees a majority and
+      # no two see the same one. With 3 nodes a ring is complete; the
+      # nearest thing is one cut link, leaving a bridge node that sees both.
+      read -ra order <<<"$(shuffled_nodes)"
+      part_desc="ring ${order[*]}:"
+      if ((nodes == 3)); then
+        partition "${order[0]}" "${order[2]}"
+        part_desc+=" cut ${order[0]}-${order[2]}"
+      else
+        for ((i = 0; i < nodes; i++)); do
+          for ((j = i + 2; j < nodes; j++)); do
+            ((i == 0 && j == nodes - 1)) && continue
+            partition "${order[$i]}" "${order[$j]}"
+            part_desc+=" cut ${order[$i]}-${order[$j]}"
+          done
+        done
+      fi
+      part_victim=-
+      ;;
+    partition-oneway)
+      # The leader goes deaf (hears nobody, is heard by all) or mute (hears
+      # all, is heard by nobody): one-way loss, which symmetric cuts miss.
+      victim=$(leader); [[ -z $victim ]] && victim=$(random_node)
+      for b in $(others "$victim"); do
+        if ((RANDOM % 2 == 0)); then
+          ip netns exec "$(ns_of "$victim")" iptables -w -A INPUT -s "$(ip_of "$b")" -j DROP
+          part_desc+=" $b-x>$victim"
+        else
+          ip netns exec "$(ns_of "$victim")" iptables -w -A OUTPUT -d "$(ip_of "$b")" -j DROP
+          part_desc+=" $victim-x>$b"
+        fi
+      done
+      part_desc="one-way:$part_desc"
+      part_victim=$victim
+      ;;
+  esac
+}
+
+# Process faults. start_* set proc_evidence to what shows the fault took.
+start_kill() { # node
+  local v=$1
+  reap_crashed
+  down[$v]=1
+  kill -9 "${pid[$v]}" 2>/dev/null
+  wait "${pid[$v]}" 2>/dev/null
+  if kill -0 "${pid[$v]}" 2>/dev/null; then proc_evidence="pid ${pid[$v]} still alive"; proc_ok=0
+  else proc_evidence="pid ${pid[$v]} gone"; proc_ok=1; fi
+}
+stop_kill() { start_node "$1"; unset "down[$1]"; }
+start_pause() { # node
+  local v=$1 st
+  kill -STOP "${pid[$v]}" 2>/dev/null
+  sleep 0.2
+  st=$(awk '{print $3}' "/proc/${pid[$v]}/stat" 2>/dev/null)
+  if [[ $st == T ]]; then proc_evidence="pid ${pid[$v]} stopped"; proc_ok=1
+  else proc_evidence="pid ${pid[$v]} in state '${st:-gone}'"; proc_ok=0; fi
+}
+stop_pause() { kill -CONT "${pid[$1]}" 2>/dev/null; }
+
+# faults.tsv: KIND START_NS END_NS VICTIM APPLIED(1|0) MUST_CHANGE_LEADER(1|0) EVIDENCE
+record_fault() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results/faults.tsv"; }
+
+# One fault of the given kind: start, hold for --interval, stop, record.
+run_fault() { # kind
+  local kind=$1 victim t_start dropped applied must_change=0 evidence part second
+  part_desc="" part_victim=- proc_evidence="" proc_ok=1
+  case "$kind" in
+    partition-*)
+      start_partition "$kind"
+      t_start=$(now_ns)
+      nemesis_event start-partition "$kind: $part_desc"
+      [[ $kind == partition-leader ]] && must_change=1
+      sleep "$interval"
+      dropped=$(heal_partition)
+      nemesis_event stop-partition "healed; $dropped packets dropped"
+      applied=$((dropped > 0 ? 1 : 0))
+      record_fault "$kind" "$t_start" "$(now_ns)" "$part_victim" "$applied" "$must_change" \
+        "$part_desc; $dropped packets dropped"
+      ;;
+    kill|kill-leader|pause|pause-leader)
+      victim=$(random_node)
+      if [[ $kind == *-leader ]]; then
+        victim=$(leader); [[ -z $victim ]] && victim=$(random_node)
+        must_change=1
+      fi
+      if [[ $kind == kill* ]]; then
+        start_kill "$victim"; t_start=$(now_ns)
+        nemesis_event kill "node $victim ($kind)"
+        sleep "$interval"
+        stop_kill "$victim"
+        nemesis_event restart "node $victim"
+      else
+        start_pause "$victim"; t_start=$(now_ns)
+        nemesis_event pause "node $victim ($kind)"
+        sleep "$interval"
+        stop_pause "$victim"
+        nemesis_event resume "node $victim"
+      fi
+      record_fault "$kind" "$t_start" "$(now_ns)" "$victim" "$proc_ok" "$must_change" "$proc_evidence"
+      ;;
+    mixed)
+      # Two faults at once, as Jepsen's combined nemesis does: a partition
+      # and a kill or pause of a random node (on either side).
+      part=${partition_kinds[$((RANDOM % ${#partition_kinds[@]}))]}
+      second=$( ((RANDOM % 2)) && echo kill || echo pause)
+      victim=$(random_node)
+      start_partition "$part"
+      t_start=$(now_ns)
+      nemesis_event start-partition "mixed $part: $part_desc"
+      if [[ $second == kill ]]; then
+        start_kill "$victim"; nemesis_event kill "node $victim (mixed)"
+      else
+        start_pause "$victim"; nemesis_event pause "node $victim (mixed)"
+      fi
+      sleep "$interval"
+      if [[ $second == kill ]]; then
+        stop_kill "$victim"; nemesis_event restart "node $victim"
+      else
+        stop_pause "$victim"; nemesis_event resume "node $victim"
+      fi
+      dropped=$(heal_partition)
+      nemesis_event stop-partition "healed; $dropped packets dropped"
+      applied=$((dropped > 0 && proc_ok == 1 ? 1 : 0))
+      record_fault "mixed:$part+$second" "$t_start" "$(now_ns)" "$victim" "$applied" 0 \
+        "$part_desc; $dropped packets dropped; $proc_evidence"
+      ;;
+  esac
+}
 
 # The schedule takes the fault families in turn (partition, kill, pause, ...);
-# "partition" itself rotates through its kinds (one node alone, the leader
-# alone, a random minority against the majority).
+# "partition" itself rotates through its kinds, "all" is every family.
 families=()
 IFS=, read -ra wanted <<<"$faults"
 for f in "${wanted[@]}"; do
   case "$f" in
-    partition|partition-one|partition-leader|partition-half|kill|kill-leader|pause|pause-leader) families+=("$f") ;;
+    partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
+    kill|kill-leader|pause|pause-leader|mixed) families+=("$f") ;;
+    all) families+=(partition kill-leader pause mixed partition kill pause-leader mixed) ;;
     none) ;;
     *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
   esac
 done
-partition_kinds=(partition-one partition-leader partition-half)
+partition_kinds=(partition-one partition-leader partition-half partition-ring partition-oneway)
 partition_turn=0
 next_fault() { # sets kind for the k-th fault
   kind=${families[$(($1 % ${#families[@]}))]}
   if [[ $kind == partition ]]; then
-    kind=${partition_kinds[$((partition_turn % 3))]}
+    kind=${partition_kinds[$((partition_turn % ${#partition_kinds[@]}))]}
     partition_turn=$((partition_turn + 1))
   fi
 }
 
 nemesis() {
-  local k=0 end=$((SECONDS + duration)) kind victim side_a side_b dropped
+  local k=0 end=$((SECONDS + duration))
   sleep "$interval"
   reap_crashed
+  first_fault_ns=$(now_ns)
   while ((${#families[@]} > 0 && SECONDS + interval <= end)); do
     next_fault "$k"
     k=$((k + 1))
-    victim=$(random_node)
-    case "$kind" in
-      partition-leader|kill-leader|pause-leader)
-        victim=$(leader); [[ -z $victim ]] && victim=$(random_node) ;;
-    esac
-    case "$kind" in
-      partition-one|partition-leader)
-        side_a="$victim"; side_b=$(others "$victim")
-        partition "$side_a" "$side_b"
-        nemesis_event start-partition "$kind: [$side_a] | [${side_b% }]"
-        sleep "$interval"
-        dropped=$(heal_partition)
-        nemesis_event stop-partition "healed; $dropped packets dropped"
-        ;;
-      partition-half)
-        # A random minority of floor(n/2) nodes against the majority.
-        local order=() j t
-        mapfile -t order < <(seq 1 "$nodes")
-        for ((j = nodes - 1; j > 0; j--)); do
-          t=$((RANDOM % (j + 1))); local x=${order[$j]}; order[$j]=${order[$t]}; order[$t]=$x
-        done
-        side_a="${order[*]:0:$((nodes / 2))} "
-        side_b="${order[*]:$((nodes / 2))} "
-        partition "$side_a" "$side_b"
-        nemesis_event start-partition "$kind: [${side_a% }] | [${side_b% }]"
-        sleep "$interval"
-        dropped=$(heal_partition)
-        nemesis_event stop-partition "healed; $dropped packets dropped"
-        ;;
-      kill|kill-leader)
-        reap_crashed
-        down[$victim]=1
-        kill -9 "${pid[$victim]}" 2>/dev/null
-        wait "${pid[$victim]}" 2>/dev/null
-        nemesis_event kill "node $victim ($kind)"
-        sleep "$interval"
-        start_node "$victim"
-        unset "down[$victim]"
-        nemesis_event restart "node $victim"
-        ;;
-      pause|pause-leader)
-        kill -STOP "${pid[$victim]}" 2>/dev/null
-        nemesis_event pause "node $victim ($kind)"
-        sleep "$interval"
-        kill -CONT "${pid[$victim]}" 2>/dev/null
-        nemesis_event resume "node $victim"
-        ;;
-    esac
+    run_fault "$kind"
     sleep "$interval"
     reap_crashed
   done
@@ -334,9 +454,18 @@ log "healed; settling while the workers finish and read"
 wait "$w1" "$w2"
 reap_crashed
 
-# Convergence: every replica at the same revision (give followers a moment).
-sleep 2
-status >"$results/final-status.txt"
+# Convergence: poll until every replica reports the same revision and state
+# hash (followers apply a moment after the leader), for at most 20 s.
+converged=0
+for _ in $(seq 1 40); do
+  status >"$results/final-status.txt"
+  if awk 'NF < 9 {bad = 1} {r[$8 " " $9]++}
+          END {n = 0; for (k in r) n++; exit !(n == 1 && !bad)}' "$results/final-status.txt"; then
+    converged=1
+    break
+  fi
+  sleep 0.5
+done
 kill "${bg_pids[0]}" 2>/dev/null
 for i in $(seq 1 "$nodes"); do kill -TERM "${pid[$i]}" 2>/dev/null; done
 for i in $(seq 1 "$nodes"); do
@@ -373,11 +502,75 @@ fi
 
 "$here/plot.sh" "$results" >>"$results/run.log" 2>&1 || log "plot failed"
 
+# --- validation: the run must have been real (CHAOS.md, "What a run must
+# show"). Each failed condition is one line in validation.txt and makes the
+# run INVALID, exactly as a checker anomaly does.
+: >"$results/validation.txt"
+problem() { echo "$*" >>"$results/validation.txt"; }
+ok_times() { # files...: the :time of every ok write-like op, in ns, sorted
+  cat "$@" 2>/dev/null | awk '/:type :ok/ && /:f :(write|cas|add)/ {
+    match($0, /:time [0-9]+/); print substr($0, RSTART + 6, RLENGTH - 6)}' | sort -n
+}
+ok_times "$results/history.edn" "$results/set-history.edn" >"$results/ok-writes.txt"
+# 1. Throughput before the first fault: the register workload's ok ops per
+# second between its first ok op and the first fault must reach half the
+# asked rate.
+floor=$(awk -v r="$rate" 'BEGIN {printf "%.1f", r / 2}')
+pre=$(awk -v ff="${first_fault_ns:-0}" '/:type :ok/ && !/:process :nemesis/ {
+        match($0, /:time [0-9]+/); t = substr($0, RSTART + 6, RLENGTH - 6) + 0
+        if (first == "") first = t
+        if (t < ff) n++}
+      END {w = (ff - first) / 1e9; if (w <= 0.5 || first == "") print "0 0"; else printf "%.1f %.1f\n", n / w, w}' \
+      "$results/history.edn")
+read -r pre_rate pre_window <<<"$pre"
+if [[ ${#families[@]} -gt 0 ]] && awk -v a="$pre_rate" -v f="$floor" 'BEGIN {exit !(a < f)}'; then
+  problem "throughput before the first fault: $pre_rate ok ops/s over ${pre_window}s, below the floor of $floor (half of --rate)"
+fi
+# 2. Every fault took (packets dropped, process gone, process stopped).
+touch "$results/faults.tsv"
+faults_run=$(wc -l <"$results/faults.tsv")
+if ((${#families[@]} > 0 && faults_run == 0)); then
+  problem "no fault was applied (the fault phase is shorter than two --interval?)"
+fi
+awk -F'\t' '$5 != 1 {printf "fault not applied: %s at %.1fs (%s)\n", $1, $2 / 1e9, $7}' \
+  "$results/faults.tsv" >>"$results/validation.txt"
+# 3. Leadership moved where the fault implies: while the leader is cut off,
+# killed or paused, another node must lead (status.log: "T ENDPOINT ID STATE
+# TERM ...").
+while IFS=$'\t' read -r kind start end victim applied must evidence; do
+  ((must)) || continue
+  if ! awk -v s="$start" -v e="$end" -v v="$victim" \
+      '$1 >= s && $1 <= e && $4 == "leader" && $3 != v {found = 1} END {exit !found}' \
+      "$results/status.log"; then
+    problem "leadership did not move during $kind of node $victim at $(awk -v s="$start" 'BEGIN {printf "%.1fs", s / 1e9}')"
+  fi
+done <"$results/faults.tsv"
+# 4. After the final heal the first write succeeds within a few election
+# timeouts.
+first_after=$(awk -v h="$heal_t" '$1 >= h {printf "%.3f", ($1 - h) / 1e9; exit}' "$results/ok-writes.txt")
+if [[ -z $first_after ]]; then
+  problem "no write succeeded after the final heal"
+elif awk -v a="$first_after" -v b="$heal_bound" 'BEGIN {exit !(a > b)}'; then
+  problem "first write after the final heal took ${first_after}s (bound ${heal_bound}s)"
+fi
+# 5. Convergence: every replica at the same revision with the same state hash.
+((converged)) || problem "replicas did not converge (final-status.txt: revision and state hash differ, or a node is down)"
+# 6. No crash, no assertion failure, no sanitizer report in any node's log.
+[[ -s $results/crashes.txt ]] && problem "a node crashed (crashes.txt)"
+grep -H -n -i -E "assert|abort|sanitizer|segmentation fault|core dumped|stack-buffer|heap-use" \
+  "$results"/node*.log >"$results/log-scan.txt" 2>/dev/null
+[[ -s $results/log-scan.txt ]] && problem "node logs report assertion failures or crashes (log-scan.txt)"
+
+if [[ -s $results/validation.txt ]]; then
+  verdict="INVALID (run validation: see validation.txt; checks: $verdict)"
+fi
+
 # --- summary.
 {
   echo "Cairn local fault run $(basename "$results")"
   echo "nodes: $nodes   faults: $faults   duration: ${duration}s   interval: ${interval}s   settle: ${settle}s   seed: $seed"
   echo "rate: $rate ops/s per workload, $threads threads each"
+  echo "replay the schedule: jepsen/local/run.sh --nodes $nodes --faults $faults --duration $duration --interval $interval --settle $settle --rate $rate --threads $threads --seed $seed"
   echo
   for h in history.edn set-history.edn; do
     awk -v name="$h" '
@@ -389,30 +582,40 @@ fi
            for (k in nf) printf "    %-12s %d\n", k, nf[k]}' "$results/$h"
   done
   echo
-  echo "faults applied:"
-  sed 's/^/    /' "$results/nemesis.edn"
+  echo "throughput before the first fault: $pre_rate ok ops/s (register; floor $floor)"
+  echo
+  echo "faults applied ($faults_run; faults.tsv):"
+  awk -F'\t' '{printf "    %6.1fs-%6.1fs  %-22s %s  %s\n", $2 / 1e9, $3 / 1e9, $1,
+                 ($5 == 1 ? "applied" : "NOT APPLIED"), $7}' "$results/faults.tsv"
+  echo
+  echo "recovery: first ok write after each fault ended:"
+  while IFS=$'\t' read -r kind start end rest; do
+    awk -v e="$end" -v k="$kind" '$1 >= e {printf "    %-22s %.3f s\n", k, ($1 - e) / 1e9; f = 1; exit}
+         END {if (!f) printf "    %-22s none\n", k}' "$results/ok-writes.txt"
+  done <"$results/faults.tsv"
+  echo "    final heal             ${first_after:-none} s (bound ${heal_bound}s)"
+  echo
   awk '$4 == "leader" {l = $3; tm = $5; t = $1 / 1e9
         if (l " " tm != last) {changes++; printf "    %.1fs node %s leads (term %s)\n", t, l, tm; last = l " " tm}}
        END {printf "leaderships seen: %d\n", changes}' "$results/status.log" >"$results/leaders.txt"
-  echo
   tail -n 1 "$results/leaders.txt"
   sed '$d' "$results/leaders.txt"
   echo
-  echo "first ok write after the final heal:"
-  awk -v h="$heal_t" '/:type :ok/ && /:f :(write|cas|add)/ {match($0, /:time [0-9]+/); t = substr($0, RSTART + 6, RLENGTH - 6) + 0
-        if (t >= h) {printf "    %.3f s after the heal\n", (t - h) / 1e9; found = 1; exit}}
-       END {if (!found) print "    none"}' "$results/history.edn"
-  echo
-  echo "final status (convergence: same revision everywhere?):"
+  echo "final status (ENDPOINT ID STATE TERM LEADER COMMIT APPLIED REVISION HASH):"
   sed 's/^/    /' "$results/final-status.txt"
-  awk '$3 != "down" {r[$8]++} END {n = 0; for (k in r) n++; print (n == 1 ? "    converged" : "    NOT converged")}' "$results/final-status.txt"
+  if ((converged)); then echo "    converged: same revision and state hash on every node"
+  else echo "    NOT converged"; fi
   echo
   echo "crashes (nodes that exited when the schedule did not kill them):"
   if [[ -s $results/crashes.txt ]]; then sed 's/^/    /' "$results/crashes.txt"; else echo "    none"; fi
-  echo "node logs: assertion failures:"
-  grep -H -i -E "assert|abort|sanitizer" "$results"/node*.log | sed 's/^/    /' || echo "    none"
+  echo "node logs: assertion failures, aborts, sanitizer reports:"
+  if [[ -s $results/log-scan.txt ]]; then head -n 20 "$results/log-scan.txt" | sed 's/^/    /'; else echo "    none"; fi
   echo
-  echo "checker: $verdict"
+  echo "run validation:"
+  if [[ -s $results/validation.txt ]]; then sed 's/^/    /' "$results/validation.txt"; else echo "    valid: throughput floor reached, every fault applied, leadership moved where implied, writes resumed, converged, no crash"; fi
+  echo
+  echo "verdict: $verdict"
   echo "plot: $results/latency.png"
 } >"$results/summary.txt"
 cat "$results/summary.txt"
+[[ $verdict == VALID* ]]
