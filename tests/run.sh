@@ -5,9 +5,22 @@
 #   build/       RelWithDebInfo: lint, unit, integration, smoke (README)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
 #   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
+#   build/       again: chaos (jepsen/README.md), the short profile: six
+#                one-minute fault schedules on 3 nodes and the simulation
+#
+#   tests/run.sh          every group above (about 20 minutes)
+#   tests/run.sh --long   the same, then the long chaos profile (5 nodes,
+#                         every fault, 35 minutes; results in
+#                         build/chaos-results/long_5_nodes)
 #
 # Run one group by hand with e.g. `cd build && ctest -L unit`.
 set -euo pipefail
+long=0
+case "${1:-}" in
+  --long) long=1 ;;
+  "") ;;
+  *) echo "usage: tests/run.sh [--long]" >&2; exit 2 ;;
+esac
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 jobs=$(nproc)
@@ -35,5 +48,13 @@ CC=clang cmake -S . -B build-fuzz -DCAIRN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev
 cmake --build build-fuzz -j"$jobs"
 step "fuzz the decoders"
 (cd build-fuzz && ctest --output-on-failure -L fuzz)
+
+step "chaos: the short profile (root: network namespaces)"
+(cd build && ctest --output-on-failure -L chaos)
+
+if ((long)); then
+  step "chaos: the long profile"
+  (cd build && ctest --output-on-failure -L long)
+fi
 
 step "all tests passed"
