@@ -117,6 +117,7 @@ struct guard_impl
     bool barrier_pending;        /* our barrier is in raft's hands */
     bool barrier_counted;        /* this leadership is already counted in n_barriers */
     bool barrier_disabled;       /* tests only: see leader_guard_disable_barrier() */
+    bool trim_disabled;          /* tests only: see leader_guard_disable_trim() */
     bool delivering;             /* re-entrancy fence for guard_flush() */
 
     /* Held AppendEntries results, oldest first. */
@@ -132,6 +133,7 @@ struct guard_impl
     unsigned long n_held_total;
     unsigned long n_dropped;
     unsigned long n_results_fixed;
+    unsigned long n_trimmed;
     unsigned long n_write_failures;
     unsigned long n_append_failures;
 
@@ -536,6 +538,76 @@ static void guard_tick_cb(struct raft_io *io)
     guard_flush(impl);
 }
 
+/* raft 0.15.0 (and upstream to 0.18.1) mishandles an AppendEntries whose
+ * prev_log_index lies below this follower's snapshot, where the log has no
+ * entries left to compare:
+ *
+ *  - with prev_log_index 0 (a new leader without a snapshot resets a
+ *    follower's next index to match + 1 = 1 after a failed send), the entries
+ *    are appended after the follower's last entry, at the wrong indexes, and
+ *    the error path then truncates the log below the snapshot: the process
+ *    crashes (replicationAppend, "No log entries found at index 1");
+ *  - with another index in the compacted range the follower rejects, the
+ *    leader steps back one index per round trip down to its own snapshot,
+ *    sends it, hears "have more recent snapshot" as success at its snapshot's
+ *    index, and probes below the follower's snapshot again: the follower
+ *    never catches up until the leader snapshots past it (with 3 nodes, the
+ *    cluster cannot commit).
+ *
+ * Everything up to the follower's snapshot is committed (a snapshot holds
+ * applied entries only), and a leader's log holds every committed entry at
+ * the same index with the same term (Leader Completeness). So the entries
+ * the request carries up to the snapshot's index are exactly those the
+ * snapshot covers: the guard drops them and moves prev_log_index and
+ * prev_log_term to the snapshot's, which raft can check. A request from a
+ * stale term is left alone (raft rejects it by its term), and so is one
+ * whose entry at the snapshot's index has another term, which would mean a
+ * committed entry differs: raft's own checks then decide. */
+static void guard_trim_below_snapshot(struct guard_impl *impl, struct raft_append_entries *args)
+{
+    const struct raft *r = impl->raft;
+    raft_index snap = r->log.snapshot.last_index;
+    raft_index skip;
+    struct raft_entry *kept = NULL;
+
+    if (impl->trim_disabled || snap == 0 || args->prev_log_index >= snap ||
+        args->term < r->current_term) {
+        return;
+    }
+    skip = snap - args->prev_log_index; /* entries at prev+1 .. snap */
+    if (skip <= args->n_entries && args->entries[skip - 1].term != r->log.snapshot.last_term) {
+        return;
+    }
+    if (skip < args->n_entries) {
+        /* Keep the tail in a new array; its entries still point into the
+         * message's one batch, which raft frees through them. */
+        kept = raft_malloc((args->n_entries - skip) * sizeof *kept);
+        if (kept == NULL) {
+            return; /* raft handles the request as it came */
+        }
+        memcpy(kept, &args->entries[skip], (args->n_entries - skip) * sizeof *kept);
+        raft_free(args->entries);
+        args->entries = kept;
+        args->n_entries -= (unsigned)skip;
+    } else if (args->n_entries > 0) {
+        /* Nothing left: free the batch (one per message, as raft_uv and
+         * raft_fixture deliver them) and the array. */
+        void *batch = NULL;
+        for (unsigned i = 0; i < args->n_entries; i++) {
+            if (args->entries[i].batch != batch) {
+                batch = args->entries[i].batch;
+                raft_free(batch);
+            }
+        }
+        raft_free(args->entries);
+        args->entries = NULL;
+        args->n_entries = 0;
+    }
+    args->prev_log_index = snap;
+    args->prev_log_term = r->log.snapshot.last_term;
+    impl->n_trimmed++;
+}
+
 static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
 {
     struct guard_impl *impl = guard_of(io);
@@ -547,6 +619,7 @@ static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
         return;
     }
     if (message->type == RAFT_IO_APPEND_ENTRIES) {
+        guard_trim_below_snapshot(impl, &message->append_entries);
         /* If raft answers this request at once (nothing new to write), the
          * answer can vouch for the log up to the last entry the request
          * covered, and no further: see guard_send(). No term check here: an
@@ -800,6 +873,20 @@ void leader_guard_disable_barrier(struct leader_guard *g)
     if (impl != NULL) {
         impl->barrier_disabled = true;
     }
+}
+
+void leader_guard_disable_trim(struct leader_guard *g)
+{
+    struct guard_impl *impl = g->impl_;
+    if (impl != NULL) {
+        impl->trim_disabled = true;
+    }
+}
+
+unsigned long leader_guard_trimmed(const struct leader_guard *g)
+{
+    const struct guard_impl *impl = g->impl_;
+    return impl != NULL ? impl->n_trimmed : 0;
 }
 
 unsigned long leader_guard_held(const struct leader_guard *g)

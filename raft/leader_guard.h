@@ -28,6 +28,11 @@
  *     write fails stays leader and reuses the failed entries' indexes in the
  *     same term. The guard makes it step down at once.
  *
+ *  5. Not fixed upstream (found by Cairn's simulation, jepsen/sim): a
+ *     follower mishandles an AppendEntries whose prev_log_index is below its
+ *     snapshot: at prev_log_index 0 it crashes, otherwise it may never catch
+ *     up. The guard trims such a request to the part above the snapshot.
+ *
  * The guard interposes on the struct raft_io that raft already uses: it
  * replaces the io's start, append and send function pointers with its own,
  * keeping the originals. It therefore works on raft_uv's io and on raft_fixture's
@@ -58,6 +63,14 @@ unsigned long leader_guard_barriers(const struct leader_guard *g);
  * This is the state of an application that fixed bug 2 but not bug 1: a new
  * leader then commits nothing until a client writes (tests/raft shows it). */
 void leader_guard_disable_barrier(struct leader_guard *g);
+
+/* For tests only: leave AppendEntries below the snapshot as they come
+ * (bug 5 above), to show what raft 0.15 does with them. */
+void leader_guard_disable_trim(struct leader_guard *g);
+
+/* Number of AppendEntries requests this node, as a follower, trimmed to the
+ * part above its snapshot (bug 5 above). */
+unsigned long leader_guard_trimmed(const struct leader_guard *g);
 
 /* Number of AppendEntries results the guard has held back so far, because
  * they reached a leader that had not yet stored an entry of its term

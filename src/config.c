@@ -196,6 +196,10 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
              (unsigned long long)c->heartbeat_timeout_ms);
         return -1;
     }
+    if (c->install_snapshot_timeout_ms == 0 || c->install_snapshot_timeout_ms > 86400000) {
+        errf(errmsg, errmsg_len, "--install-snapshot-timeout-ms must be between 1 and 86400000");
+        return -1;
+    }
     if (c->snapshot_threshold == 0) {
         errf(errmsg, errmsg_len, "--snapshot-threshold must be positive");
         return -1;

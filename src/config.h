@@ -29,6 +29,8 @@
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                \
     X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")   \
     X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")     \
+    X(install_snapshot_timeout_ms, U64, "10000",                                                  \
+      "how long a leader waits for a follower to install a snapshot before sending it again")     \
     X(retention_sweep_ms, U64, "60000",                                                           \
       "how often the leader applies retention age limits to keys nobody writes (0: never)")       \
     X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")           \

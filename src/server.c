@@ -1073,6 +1073,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     raft_set_heartbeat_timeout(&s->raft, (unsigned)cfg->heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&s->raft, (unsigned)cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&s->raft, (unsigned)cfg->snapshot_trailing);
+    raft_set_install_snapshot_timeout(&s->raft, (unsigned)cfg->install_snapshot_timeout_ms);
     if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
         raft_configuration_close(&conf);
         return -1;

@@ -84,6 +84,7 @@ static void test_defaults(void **state)
     assert_int_equal(p.c.heartbeat_timeout_ms, 100);
     assert_int_equal(p.c.snapshot_threshold, 32768);
     assert_int_equal(p.c.snapshot_trailing, 8192);
+    assert_int_equal(p.c.install_snapshot_timeout_ms, 10000);
     assert_int_equal(p.c.segment_size_bytes, 8388608);
     assert_int_equal(p.c.max_key_bytes, 4096);
     assert_int_equal(p.c.max_value_bytes, 1048576);
@@ -222,6 +223,8 @@ static void test_required_and_cross_checks(void **state)
 
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--snapshot-threshold", "0");
     expect_error(&p, "--snapshot-threshold", NULL);
+    PARSE(&p, "--id", "1", "--data-dir", "/d", "--install-snapshot-timeout-ms", "0");
+    expect_error(&p, "--install-snapshot-timeout-ms", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--max-txn-ops", "0");
     expect_error(&p, "--max-txn-ops", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--max-request-bytes", "1000");
