@@ -20,6 +20,8 @@ static const char *const anomaly_names[ANOMALY_KINDS] = {
     [ANOMALY_MISMATCH] = "mismatch",
     [ANOMALY_SNAPSHOT] = "snapshot",
     [ANOMALY_BAD_UPDATE] = "bad-update",
+    [ANOMALY_BEHIND] = "behind",
+    [ANOMALY_STALE_READ] = "stale-read",
 };
 
 const char *check_anomaly_name(enum check_anomaly a)

@@ -36,6 +36,8 @@ enum check_anomaly {
     ANOMALY_MISMATCH,            /* watch: events differ from the committed log */
     ANOMALY_SNAPSHOT,            /* watch: a snapshot differs from the committed state */
     ANOMALY_BAD_UPDATE,          /* watch: an update's revision disagrees with its events */
+    ANOMALY_BEHIND,              /* watch: a live watcher never reached the final revision */
+    ANOMALY_STALE_READ,          /* watch: a stale read that no committed state explains */
     ANOMALY_KINDS,
 };
 
@@ -76,8 +78,9 @@ int check_register(const struct history *h, const struct register_opts *opts,
  * was never added. */
 int check_set(const struct history *h, struct check_result *out, char *errmsg, size_t errmsg_len);
 
-/* The watch check: every watcher's log against the committed log. Both are
- * text in the format of jepsen/README.md. */
+/* The watch check: every watcher's log against the committed log, and every
+ * stale read of the watch log against the committed state at its revision.
+ * Both are text in the format of jepsen/README.md. */
 int check_watch_text(const char *watch_log, size_t watch_len, const char *committed_log,
                      size_t committed_len, struct check_result *out, char *errmsg,
                      size_t errmsg_len);

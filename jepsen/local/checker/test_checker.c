@@ -652,6 +652,115 @@ static void test_watch_malformed(void **state)
     assert_int_equal(check_watch_text("", 0, dup, strlen(dup), &r, err, sizeof(err)), -1);
 }
 
+/* --- stale reads (read lines of the watch log) ------------------------- */
+
+/* The committed log above, complete up to revision 7 (6 and 7 changed no
+ * key of the log). */
+static const char *committed_final = "event\tlog\t1\ta\tput\t1\n"
+                                     "event\tlog\t2\tb\tput\tx\n"
+                                     "event\tlog\t3\ta\tput\t2\n"
+                                     "event\tlog\t3\tc\tput\tz\n"
+                                     "event\tlog\t4\tb\tdel\t-\n"
+                                     "event\tlog\t5\ta\tput\t3\n"
+                                     "final\tlog\t7\n";
+
+static void expect_stale_read(const char *w, const char *clog)
+{
+    struct check_result r;
+    assert_int_equal(watch(w, clog, &r), CHECK_INVALID);
+    if (r.anomalies[ANOMALY_STALE_READ] == 0) {
+        print_error("expected a stale-read anomaly:\n%s", r.text);
+        fail();
+    }
+    check_result_free(&r);
+}
+
+static void test_stale_reads_valid(void **state)
+{
+    (void)state;
+    struct check_result r;
+    /* Each read shows the committed state at its own revision, however old:
+     * that is all a stale read promises. */
+    const char *w = "read\tn1\t2\ta\t1\t1\t5\n"  /* 3 revisions behind a known write */
+                    "read\tn1\t4\tb\t-\t0\t4\n"  /* deleted at 4 */
+                    "read\tn1\t3\tb\tx\t2\t0\n"  /* a restarted node: back to 3 */
+                    "read\tn2\t7\ta\t3\t5\t0\n"  /* the final revision */
+                    "read\tn2\t3\td\t-\t0\t0\n"  /* a key never written */
+                    "read\tn2\t1\tc\t-\t0\t0\n"; /* before its first put */
+    assert_int_equal(watch(w, committed_final, &r), CHECK_VALID);
+    assert_int_equal(r.anomalies[ANOMALY_STALE_READ], 0);
+    assert_non_null(strstr(r.text, "reader n1: 3 reads (1 absent), 1 behind by up to 3"));
+    assert_non_null(strstr(r.text, "revision went back 1 times"));
+    assert_non_null(strstr(r.json, "\"reads\":6"));
+    assert_non_null(strstr(r.json, "\"stale-read\":0"));
+    check_result_free(&r);
+}
+
+static void test_stale_reads_invalid(void **state)
+{
+    (void)state;
+    /* A value that is not the key's at the read's revision: a=2 came at 3. */
+    expect_stale_read("read\tn1\t2\ta\t2\t3\t0\n", committed_final);
+    /* The right value with the wrong mod_revision. */
+    expect_stale_read("read\tn1\t5\ta\t3\t4\t0\n", committed_final);
+    /* A deleted key still read. */
+    expect_stale_read("read\tn1\t4\tb\tx\t2\t0\n", committed_final);
+    /* A key read absent that existed. */
+    expect_stale_read("read\tn1\t3\tc\t-\t0\t0\n", committed_final);
+    /* A revision from the future: beyond the final revision... */
+    expect_stale_read("read\tn1\t8\ta\t3\t5\t0\n", committed_final);
+    /* ... or, without one, beyond the newest committed event. */
+    expect_stale_read("read\tn1\t6\ta\t3\t5\t0\n", committed);
+    /* The report names the reader and the line. */
+    struct check_result r;
+    assert_int_equal(watch("read\tn3\t2\ta\t2\t3\t0\n", committed_final, &r), CHECK_INVALID);
+    assert_non_null(strstr(r.text, "reader n3: stale-read at revision 2 (watch log line 1)"));
+    assert_non_null(strstr(r.json, "\"reader\":\"n3\",\"kind\":\"stale-read\""));
+    check_result_free(&r);
+}
+
+static void test_watch_behind_final(void **state)
+{
+    (void)state;
+    struct check_result r;
+    const char *stuck = "watch\tw\t5\tkey\ta\n"
+                        "update\tw\tevents\t5\n"
+                        "event\tw\t5\ta\tput\t3\n";
+    assert_int_equal(watch(stuck, committed_final, &r), CHECK_INVALID);
+    assert_true(r.anomalies[ANOMALY_BEHIND] > 0);
+    check_result_free(&r);
+    /* Caught up by a progress update: valid. */
+    char caught[256];
+    snprintf(caught, sizeof(caught), "%supdate\tw\tprogress\t7\n", stuck);
+    assert_int_equal(watch(caught, committed_final, &r), CHECK_VALID);
+    check_result_free(&r);
+    /* Ended by the harness: no final revision expected. */
+    snprintf(caught, sizeof(caught), "%sended\tw\t5\n", stuck);
+    assert_int_equal(watch(caught, committed_final, &r), CHECK_VALID);
+    check_result_free(&r);
+}
+
+static void test_stale_reads_malformed(void **state)
+{
+    (void)state;
+    struct check_result r;
+    char err[256];
+    const char *bad[] = {"read\tn1\t2\ta\t1\t1\n",     /* 6 fields */
+                         "read\tn1\tx\ta\t1\t1\t0\n",  /* revision */
+                         "read\tn1\t2\ta\t%4\t1\t0\n", /* encoding */
+                         "read\t\t2\ta\t1\t1\t0\n",    /* reader */
+                         "final\tlog\t7\n",            /* in the watch log */
+                         "watch\tw\t1\tkey\ta\nended\tw\t0\nupdate\tw\tprogress\t1\n"};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        assert_int_equal(check_watch_text(bad[k], strlen(bad[k]), committed_final,
+                                          strlen(committed_final), &r, err, sizeof(err)),
+                         -1);
+        assert_non_null(strstr(err, "watch log:"));
+    }
+    const char *twice = "final\tlog\t7\nfinal\tlog\t8\n";
+    assert_int_equal(check_watch_text("", 0, twice, strlen(twice), &r, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +785,10 @@ int main(void)
         cmocka_unit_test(test_watch_split_transaction),
         cmocka_unit_test(test_watch_wrong_value),
         cmocka_unit_test(test_watch_malformed),
+        cmocka_unit_test(test_stale_reads_valid),
+        cmocka_unit_test(test_stale_reads_invalid),
+        cmocka_unit_test(test_watch_behind_final),
+        cmocka_unit_test(test_stale_reads_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,15 @@
  *     the range must have been delivered (else a gap) with exactly the
  *     committed events (key, type, value) of the range (else a mismatch),
  *     and nothing may be delivered that was not committed.
+ * When the committed log names the run's final revision, a watcher the
+ * harness did not end must have vouched for it (else it is behind).
+ *
+ * Stale reads (read lines) are checked on their own: a stale read is
+ * answered from the contacted node's applied state, and its revision says
+ * which state that is, so its value and mod_revision must be the key's
+ * committed ones at that revision, and that revision must have been
+ * committed (at most the final one). How stale they were is reported, not
+ * judged: staleness is what a stale read allows.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -57,10 +66,23 @@ struct wupd
     size_t n_events;
 };
 
+/* A stale read: reader R read KEY at revision rev. */
+struct wread
+{
+    uint32_t reader; /* id in readers */
+    uint64_t rev;
+    uint32_t key;   /* id in keys */
+    uint32_t value; /* 0: absent; else 1 + id in values */
+    uint64_t mod;   /* the kv's mod_revision (0 when absent) */
+    uint64_t known; /* the newest acknowledged write's revision when sent (0: unknown) */
+    size_t line;
+};
+
 struct watcher
 {
     char *id; /* borrowed from the id map */
     uint64_t start;
+    bool ended; /* the harness ended it (an ended line): no final revision expected */
     bool prefix;
     uint32_t range; /* id in keys */
     struct wupd *upd;
@@ -79,6 +101,12 @@ struct wctx
     size_t cap_w;
     struct wev *log; /* the committed log, sorted by (rev, key) */
     size_t n_log, cap_log;
+    uint64_t final; /* the committed log's final revision (0: none given) */
+    struct strmap readers;
+    struct wread *reads;
+    size_t n_reads, cap_reads;
+    size_t read_reports;
+    struct reader_stats *reader_stats; /* by reader id, once the reads are checked */
     FILE *fj, *ft;
     size_t reports; /* in the current watcher */
     bool first_report;
@@ -234,13 +262,65 @@ static int parse_log(struct wctx *x, const char *name, const char *text, size_t 
         }
         const char *why = NULL;
         const char *rec = f[0];
-        struct watcher *w = nf >= 2 ? watcher_of(x, f[1]) : NULL;
-        if (committed && strcmp(rec, "event") != 0) {
-            why = "the committed log holds only event lines";
+        bool of_watcher = strcmp(rec, "update") == 0 || strcmp(rec, "kv") == 0 ||
+                          strcmp(rec, "ended") == 0 || (!committed && strcmp(rec, "event") == 0);
+        struct watcher *w = nf >= 2 && of_watcher ? watcher_of(x, f[1]) : NULL;
+        if (committed && strcmp(rec, "event") != 0 && strcmp(rec, "final") != 0) {
+            why = "the committed log holds only event and final lines";
+        } else if (!committed && strcmp(rec, "final") == 0) {
+            why = "final belongs in the committed log";
+        } else if (w != NULL && w->ended) {
+            why = "a line of a watcher after its ended line";
+        } else if (strcmp(rec, "final") == 0) {
+            uint64_t fin;
+            if (nf != 3 || parse_u64(f[2], &fin) != 0 || fin == 0) {
+                why = "final needs 3 fields: final, log, a positive revision";
+            } else if (x->final != 0) {
+                why = "final given twice";
+            } else {
+                x->final = fin;
+            }
+        } else if (strcmp(rec, "ended") == 0) {
+            uint64_t rev;
+            if (nf != 3) {
+                why = "ended needs 3 fields: ended, watcher, revision";
+            } else if (w == NULL) {
+                why = "ended of an undeclared watcher";
+            } else if (parse_u64(f[2], &rev) != 0) {
+                why = "ended revision is not an integer";
+            } else {
+                w->ended = true;
+            }
+        } else if (strcmp(rec, "read") == 0) {
+            struct wread rd = {0};
+            rd.line = line_no;
+            uint32_t v = 0;
+            if (nf != 7) {
+                why = "read needs 7 fields: read, reader, revision, key, value, mod_revision, "
+                      "known";
+            } else if (f[1][0] == '\0') {
+                why = "empty reader id";
+            } else if (parse_u64(f[2], &rd.rev) != 0 || parse_u64(f[5], &rd.mod) != 0 ||
+                       parse_u64(f[6], &rd.known) != 0) {
+                why = "read revision, mod_revision or known is not an integer";
+            } else if (field_id(&x->keys, f[3], &rd.key) != 0) {
+                why = "bad percent-encoding in key";
+            } else if (strcmp(f[4], "-") != 0 && field_id(&x->values, f[4], &v) != 0) {
+                why = "bad percent-encoding in value";
+            } else {
+                rd.value = strcmp(f[4], "-") == 0 ? 0 : v + 1;
+                rd.reader = strmap_intern(&x->readers, f[1], strlen(f[1]), NULL);
+                if (rd.reader == STRMAP_NONE || grow((void **)&x->reads, &x->cap_reads,
+                                                     x->n_reads + 1, sizeof(*x->reads)) != 0) {
+                    snprintf(errmsg, errmsg_len, "out of memory");
+                    goto out;
+                }
+                x->reads[x->n_reads++] = rd;
+            }
         } else if (strcmp(rec, "watch") == 0) {
             if (nf != 5) {
                 why = "watch needs 5 fields: watch, watcher, start, key|prefix, range";
-            } else if (w != NULL || f[1][0] == '\0') {
+            } else if (watcher_of(x, f[1]) != NULL || f[1][0] == '\0') {
                 why = "watcher id empty or declared twice";
             } else {
                 uint64_t start;
@@ -338,7 +418,7 @@ static int parse_log(struct wctx *x, const char *name, const char *text, size_t 
                 w->kv[w->n_kv++] = kv;
             }
         } else {
-            why = "unknown record (expected watch, update, event or kv)";
+            why = "unknown record (expected watch, update, event, kv, ended or read)";
         }
         if (why != NULL) {
             snprintf(errmsg, errmsg_len, "%s:%zu: %s", name, line_no, why);
@@ -682,6 +762,174 @@ out:
     return rv;
 }
 
+/* A watcher that the harness did not end must have vouched for the final
+ * revision: the harness waits for that (with progress requests) before it
+ * stops the watchers, so one that never got there is stuck or lost. */
+static void check_behind(struct wctx *x, const struct watcher *w)
+{
+    uint64_t vouched = 0;
+    if (x->final == 0 || w->ended) {
+        return;
+    }
+    for (size_t u = 0; u < w->n_upd; u++) {
+        vouched = w->upd[u].rev > vouched ? w->upd[u].rev : vouched;
+    }
+    if (vouched < x->final) {
+        report(x, w, ANOMALY_BEHIND, vouched, w->line,
+               "the watcher never delivered up to the final revision %llu: its last update is at "
+               "revision %llu",
+               (unsigned long long)x->final, (unsigned long long)vouched);
+    }
+}
+
+static void report_read(struct wctx *x, const struct wread *rd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report_read(struct wctx *x, const struct wread *rd, const char *fmt, ...)
+{
+    x->out->anomalies[ANOMALY_STALE_READ]++;
+    if (x->read_reports++ >= REPORTS_PER_WATCHER_MAX) {
+        return;
+    }
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    const char *reader = x->readers.keys[rd->reader];
+    fprintf(x->fj, "%s{\"reader\":", x->first_report ? "" : ",");
+    x->first_report = false;
+    check_json_string(x->fj, reader, strlen(reader));
+    fprintf(x->fj, ",\"kind\":\"%s\",\"revision\":%llu,\"line\":%zu,\"detail\":",
+            check_anomaly_name(ANOMALY_STALE_READ), (unsigned long long)rd->rev, rd->line);
+    check_json_string(x->fj, detail, strlen(detail));
+    fprintf(x->fj, "}");
+    fprintf(x->ft, "  reader %s: stale-read at revision %llu (watch log line %zu): %s\n", reader,
+            (unsigned long long)rd->rev, rd->line, detail);
+}
+
+static int wev_key_cmp(const void *a, const void *b)
+{
+    const struct wev *x = a, *y = b;
+    if (x->key != y->key) {
+        return x->key < y->key ? -1 : 1;
+    }
+    return x->rev < y->rev ? -1 : x->rev > y->rev;
+}
+
+/* What one reader saw, for the staleness figures. */
+struct reader_stats
+{
+    size_t reads, absent;
+    size_t behind;    /* reads at a revision below the newest acknowledged write when sent */
+    uint64_t lag_max; /* known - revision, over those */
+    uint64_t lag_sum;
+    size_t backwards; /* reads at a lower revision than the reader's previous read */
+    uint64_t last_rev;
+};
+
+/* Every read against the committed state of its key at its revision; the
+ * staleness figures go to the summary. */
+static int check_reads(struct wctx *x)
+{
+    uint64_t bound = x->final;
+    struct wev *byk = NULL;
+    size_t *first = NULL;
+    struct reader_stats *st = NULL;
+    int rv = -1;
+    if (x->n_reads == 0) {
+        return 0;
+    }
+    if (bound == 0) {
+        /* No final revision given: the newest committed event bounds. */
+        bound = x->n_log > 0 ? x->log[x->n_log - 1].rev : 0;
+    }
+    byk = malloc((x->n_log + 1) * sizeof(*byk));
+    first = calloc(x->keys.n + 1, sizeof(*first));
+    st = calloc(x->readers.n, sizeof(*st));
+    if (byk == NULL || first == NULL || st == NULL) {
+        goto out;
+    }
+    if (x->n_log > 0) {
+        memcpy(byk, x->log, x->n_log * sizeof(*byk));
+        qsort(byk, x->n_log, sizeof(*byk), wev_key_cmp);
+    }
+    /* first[k] .. first[k + 1]: key k's committed events, by revision. */
+    for (size_t k = 0; k < x->n_log; k++) {
+        first[byk[k].key + 1]++;
+    }
+    for (uint32_t k = 0; k < x->keys.n; k++) {
+        first[k + 1] += first[k];
+    }
+    for (size_t k = 0; k < x->n_reads; k++) {
+        const struct wread *rd = &x->reads[k];
+        struct reader_stats *s = &st[rd->reader];
+        s->reads++;
+        s->absent += rd->value == 0;
+        if (rd->known > rd->rev) {
+            uint64_t lag = rd->known - rd->rev;
+            s->behind++;
+            s->lag_sum += lag;
+            s->lag_max = lag > s->lag_max ? lag : s->lag_max;
+        }
+        s->backwards += rd->rev < s->last_rev;
+        s->last_rev = rd->rev;
+        if (rd->rev > bound) {
+            report_read(
+                x, rd, "key %s read at revision %llu, beyond the final committed revision %llu",
+                enc(&x->keys, rd->key), (unsigned long long)rd->rev, (unsigned long long)bound);
+            continue;
+        }
+        /* The key's last committed event at or before the read's revision. */
+        size_t lo = first[rd->key], hi = first[rd->key + 1];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (byk[mid].rev <= rd->rev) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        const struct wev *at = lo > first[rd->key] ? &byk[lo - 1] : NULL;
+        uint32_t want = at != NULL ? at->value : 0;
+        uint64_t want_mod = want != 0 ? at->rev : 0;
+        if (want != rd->value || want_mod != rd->mod) {
+            report_read(x, rd,
+                        "key %s at revision %llu: read %s%s (mod_revision %llu), committed "
+                        "state has %s%s (mod_revision %llu)",
+                        enc(&x->keys, rd->key), (unsigned long long)rd->rev,
+                        rd->value ? "value " : "no value",
+                        rd->value ? enc(&x->values, rd->value - 1) : "",
+                        (unsigned long long)rd->mod, want ? "value " : "no value",
+                        want ? enc(&x->values, want - 1) : "", (unsigned long long)want_mod);
+        }
+    }
+    if (x->read_reports > REPORTS_PER_WATCHER_MAX) {
+        fprintf(x->ft, "  stale reads: %zu more anomalies not listed\n",
+                x->read_reports - REPORTS_PER_WATCHER_MAX);
+    }
+    /* The figures: in the text, and as a JSON member (the caller has the
+     * object open). */
+    fprintf(x->ft, "  stale reads (informational: how far behind the newest acknowledged write "
+                   "each reader was when it sent a read):\n");
+    for (uint32_t r = 0; r < x->readers.n; r++) {
+        const struct reader_stats *s = &st[r];
+        fprintf(x->ft,
+                "    reader %s: %zu reads (%zu absent), %zu behind by up to %llu revisions "
+                "(mean %.1f), revision went back %zu times\n",
+                x->readers.keys[r], s->reads, s->absent, s->behind, (unsigned long long)s->lag_max,
+                s->behind > 0 ? (double)s->lag_sum / (double)s->behind : 0.0, s->backwards);
+    }
+    x->reader_stats = st;
+    st = NULL;
+    rv = 0;
+out:
+    free(byk);
+    free(first);
+    free(st);
+    return rv;
+}
+
 int check_watch_text(const char *watch_log, size_t watch_len, const char *committed_log,
                      size_t committed_len, struct check_result *out, char *errmsg,
                      size_t errmsg_len)
@@ -692,6 +940,7 @@ int check_watch_text(const char *watch_log, size_t watch_len, const char *commit
     strmap_init(&x.keys);
     strmap_init(&x.values);
     strmap_init(&x.ids);
+    strmap_init(&x.readers);
     x.out = out;
     x.first_report = true;
     char *json = NULL, *text = NULL;
@@ -728,44 +977,63 @@ int check_watch_text(const char *watch_log, size_t watch_len, const char *commit
             snprintf(errmsg, errmsg_len, "out of memory");
             goto out;
         }
+        check_behind(&x, &x.w[k]);
         if (x.reports > REPORTS_PER_WATCHER_MAX) {
             fprintf(x.ft, "  watcher %s: %zu more anomalies not listed\n", x.w[k].id,
                     x.reports - REPORTS_PER_WATCHER_MAX);
         }
     }
+    if (check_reads(&x) != 0) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        goto out;
+    }
     size_t bad = 0;
-    for (int k = ANOMALY_GAP; k <= ANOMALY_BAD_UPDATE; k++) {
+    for (int k = ANOMALY_GAP; k <= ANOMALY_STALE_READ; k++) {
         bad += out->anomalies[k];
     }
     out->verdict = bad > 0 ? CHECK_INVALID : CHECK_VALID;
     fprintf(x.fj,
             "],\"verdict\":\"%s\",\"watchers\":%zu,\"updates\":%zu,\"events\":%zu,"
-            "\"committed_events\":%zu,\"anomalies\":{",
-            check_verdict_name(out->verdict), x.ids.n, n_updates, n_events, x.n_log);
-    for (int k = ANOMALY_GAP; k <= ANOMALY_BAD_UPDATE; k++) {
+            "\"committed_events\":%zu,\"final_revision\":%llu,\"reads\":%zu,\"anomalies\":{",
+            check_verdict_name(out->verdict), x.ids.n, n_updates, n_events, x.n_log,
+            (unsigned long long)x.final, x.n_reads);
+    for (int k = ANOMALY_GAP; k <= ANOMALY_STALE_READ; k++) {
         fprintf(x.fj, "%s\"%s\":%zu", k > ANOMALY_GAP ? "," : "",
                 check_anomaly_name((enum check_anomaly)k), out->anomalies[k]);
     }
-    fprintf(x.fj, "}}");
+    fprintf(x.fj, "},\"readers\":[");
+    for (uint32_t r = 0; x.reader_stats != NULL && r < x.readers.n; r++) {
+        const struct reader_stats *rs = &x.reader_stats[r];
+        fprintf(x.fj, "%s{\"reader\":", r > 0 ? "," : "");
+        check_json_string(x.fj, x.readers.keys[r], x.readers.lens[r]);
+        fprintf(x.fj,
+                ",\"reads\":%zu,\"absent\":%zu,\"behind\":%zu,\"lag_max\":%llu,"
+                "\"lag_mean\":%.2f,\"backwards\":%zu}",
+                rs->reads, rs->absent, rs->behind, (unsigned long long)rs->lag_max,
+                rs->behind > 0 ? (double)rs->lag_sum / (double)rs->behind : 0.0, rs->backwards);
+    }
+    fprintf(x.fj, "]}");
     fclose(x.fj);
     x.fj = NULL;
     fclose(x.ft);
     x.ft = NULL;
-    size_t cap = 512 + text_len;
+    size_t cap = 1024 + text_len;
     out->text = malloc(cap);
     if (out->text == NULL) {
         snprintf(errmsg, errmsg_len, "out of memory");
         goto out;
     }
     snprintf(out->text, cap,
-             "watch: %s: %zu watchers, %zu updates, %zu events, %zu committed events: %zu gaps, "
-             "%zu duplicates, %zu reorders, %zu splits, %zu mismatches, %zu bad snapshots, "
-             "%zu bad updates\n%s",
+             "watch: %s: %zu watchers, %zu updates, %zu events, %zu committed events (final "
+             "revision %llu): %zu gaps, %zu duplicates, %zu reorders, %zu splits, "
+             "%zu mismatches, %zu bad snapshots, %zu bad updates, %zu behind; %zu stale reads: "
+             "%zu bad\n%s",
              check_verdict_name(out->verdict), x.ids.n, n_updates, n_events, x.n_log,
-             out->anomalies[ANOMALY_GAP], out->anomalies[ANOMALY_DUPLICATE],
-             out->anomalies[ANOMALY_REORDER], out->anomalies[ANOMALY_SPLIT],
-             out->anomalies[ANOMALY_MISMATCH], out->anomalies[ANOMALY_SNAPSHOT],
-             out->anomalies[ANOMALY_BAD_UPDATE], text);
+             (unsigned long long)x.final, out->anomalies[ANOMALY_GAP],
+             out->anomalies[ANOMALY_DUPLICATE], out->anomalies[ANOMALY_REORDER],
+             out->anomalies[ANOMALY_SPLIT], out->anomalies[ANOMALY_MISMATCH],
+             out->anomalies[ANOMALY_SNAPSHOT], out->anomalies[ANOMALY_BAD_UPDATE],
+             out->anomalies[ANOMALY_BEHIND], x.n_reads, out->anomalies[ANOMALY_STALE_READ], text);
     out->json = json;
     json = NULL;
     rv = 0;
@@ -785,6 +1053,9 @@ out:
     }
     free(x.w);
     free(x.log);
+    free(x.reads);
+    free(x.reader_stats);
+    strmap_free(&x.readers);
     strmap_free(&x.keys);
     strmap_free(&x.values);
     strmap_free(&x.ids);
