@@ -18,6 +18,28 @@ if [[ "${1:-}" == "--test" ]]; then
   want+=("${testing[@]}")
 fi
 
+# The Node test projects: the console's browser tests (tests/console:
+# Debian's chromium driven by playwright-core) and the OpenAPI tests
+# (tests/openapi: swagger-parser and ajv). They need node and npm from Debian
+# unless a node is already installed (one from elsewhere bundles npm and
+# conflicts with Debian's npm package), then `npm ci` from each lockfile,
+# run again only when the lockfile changes.
+tests_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests" && pwd)
+if [[ "${1:-}" == "--test" ]]; then
+  want+=(chromium)
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
+fi
+npm_ci() { # --test? project-directory
+  [[ "${1:-}" == "--test" ]] || return 0
+  local dir=$tests_dir/$2
+  cmp -s "$dir/package-lock.json" "$dir/node_modules/.cairn-lock" && return 0
+  echo "deps: npm ci in tests/$2" >&2
+  (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp "$dir/package-lock.json" "$dir/node_modules/.cairn-lock"
+}
+npm_projects() { npm_ci "${1:-}" console && npm_ci "${1:-}" openapi; }
+
 missing=()
 for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -25,6 +47,7 @@ for p in "${want[@]}"; do
   fi
 done
 if ((${#missing[@]} == 0)); then
+  npm_projects "${1:-}"
   exit 0
 fi
 
@@ -43,3 +66,4 @@ if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/cair
     exit 1
   }
 fi
+npm_projects "${1:-}"

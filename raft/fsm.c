@@ -78,6 +78,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     *result = NULL;
     f->applied_commands++;
     f->reply.len = 0;
+    f->reply_code = 0;
     mp_init(&r, buf->base, buf->len);
     if (!mp_array(&r, &n) || n < 4 || !mp_uint(&r, &format) || format != FSM_ENTRY_FORMAT ||
         !mp_uint(&r, &origin) || !mp_int(&r, &time_ms) || !mp_bytes(&r, &payload, &len)) {
@@ -100,6 +101,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     if (mine) {
         if (rv != 0) {
             /* Refused (deterministically on every node): answer the error. */
+            f->reply_code = rv;
             f->reply.len = 0;
             rv = proto_encode_error(&f->reply, req.id, req.type, rv, NULL, NULL);
         } else {
@@ -144,6 +146,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
         return RAFT_NOMEM;
     }
     *n_bufs = 1;
+    f->snapshot_started_ns = metrics_now_ns();
     return 0;
 }
 
@@ -183,7 +186,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
     struct fsm *f = rf->data;
     if (*bufs != NULL) {
         if ((*bufs)[0].base != NULL) {
+            /* raft calls this once the snapshot is written (or failed to
+             * be): the duration covers capture, encoding, LZ4 and the
+             * write. */
             f->snapshots_taken++;
+            metrics_observe(f->snapshot_take_ns, metrics_now_ns() - f->snapshot_started_ns);
         }
         cairn_free((*bufs)[0].base);
         raft_free(*bufs);
@@ -198,6 +205,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct fsm *f = rf->data;
+    uint64_t started_ns = metrics_now_ns();
     int rv = kv_snapshot_decode(&f->kv, buf->base, buf->len);
     if (rv != 0) {
         fprintf(stderr, "cairnd: snapshot does not decode (%s); keeping current state\n",
@@ -207,6 +215,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     /* On success the restore callback owns the buffer (raft.h). */
     raft_free(buf->base);
     f->snapshots_restored++;
+    metrics_observe(f->snapshot_restore_ns, metrics_now_ns() - started_ns);
     return 0;
 }
 

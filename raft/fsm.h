@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "kv.h"
+#include "metrics.h"
 
 #define FSM_ENTRY_FORMAT 1
 
@@ -36,9 +37,15 @@ struct fsm
     raft_id id;                 /* this node */
     struct buf reply;           /* the last response packed for a local proposal */
     struct kv_capture *capture; /* owned: the snapshot being encoded, if any */
+    int reply_code;             /* 0 or the CAIRN_E* code of the reply packed last */
     uint64_t applied_commands;
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
+    uint64_t snapshot_started_ns; /* when the snapshot in progress was captured */
+    /* Histograms in the node's metrics (nanoseconds); borrowed, NULL: not
+     * measured. */
+    struct metrics_series *snapshot_take_ns;
+    struct metrics_series *snapshot_restore_ns;
 };
 
 int fsm_init(struct fsm *f, raft_id id);

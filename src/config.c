@@ -221,6 +221,18 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
              (unsigned long long)c->max_request_bytes);
         return -1;
     }
+    if (c->http_threads < 2 || c->http_threads > 1024) {
+        errf(errmsg, errmsg_len, "--http-threads must be between 2 and 1024");
+        return -1;
+    }
+    /* Each stream holds a worker until its client goes: at least one worker
+     * must stay free for every other request. */
+    if (c->http_watch_streams_max >= c->http_threads) {
+        errf(errmsg, errmsg_len,
+             "--http-watch-streams-max (%llu) must be less than --http-threads (%llu)",
+             (unsigned long long)c->http_watch_streams_max, (unsigned long long)c->http_threads);
+        return -1;
+    }
     if (strcmp(c->log_level, "trace") != 0 && strcmp(c->log_level, "info") != 0 &&
         strcmp(c->log_level, "warn") != 0 && strcmp(c->log_level, "error") != 0) {
         errf(errmsg, errmsg_len, "--log-level must be trace, info, warn or error, got \"%s\"",

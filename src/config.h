@@ -51,6 +51,16 @@
       "how often an idle watcher is told the revision the node has reached")                      \
     X(shutdown_transfer_timeout_ms, U64, "3000",                                                  \
       "on SIGTERM, how long a leader waits to hand leadership over before stopping")              \
+    X(http_addr, STR, "127.0.0.1:8001",                                                           \
+      "host:port of the HTTP API, console, /health, /ready and /metrics (loopback by default: "   \
+      "there is no authentication; empty: no HTTP)")                                              \
+    X(http_threads, U64, "16", "CivetWeb worker threads: HTTP requests served at once")           \
+    X(http_watch_streams_max, U64, "8",                                                           \
+      "most open HTTP watch streams (SSE); each holds a worker thread, so fewer than "            \
+      "--http-threads")                                                                           \
+    X(ready_lag_max, U64, "1000",                                                                 \
+      "/ready fails while this node's applied index is more than this many entries behind the "   \
+      "commit index it knows")                                                                    \
     X(log_level, STR, "info", "trace, info, warn or error")
 
 struct config

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 
@@ -77,15 +78,25 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         watch_hub_free(&srv->hub);
         fsm_close(&srv->fsm);
+        node_metrics_close(&srv->metrics);
         free(srv);
         config_free(&cfg);
         return 1;
     }
+    /* HTTP once the node serves clients: its workers are clients. */
+    if (http_start(&cfg, &srv->http, errmsg, sizeof(errmsg)) != 0) {
+        fprintf(stderr, "cairnd: error: %s\n", errmsg);
+        log_error("%s", errmsg);
+        server_stop(srv);
+        srv->exit_code = 1;
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    http_free(srv->http);
     rv = srv->exit_code;
     watch_hub_free(&srv->hub);
     fsm_close(&srv->fsm);
+    node_metrics_close(&srv->metrics);
     free(srv);
     config_free(&cfg);
     return rv;

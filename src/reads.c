@@ -50,15 +50,18 @@ static void answer(struct reads *r, struct read_req *rr)
         session_output_done(s);
     }
     r->served++;
+    node_metrics_request(&r->srv->metrics, rr->metrics_op, rv, rr->receipt_ns);
 }
 
-static void fail_list(struct read_req *rr, int code, const char *message, const char *leader)
+static void fail_list(struct reads *r, struct read_req *rr, int code, const char *message,
+                      const char *leader)
 {
     while (rr != NULL) {
         struct read_req *next = rr->next;
         if (session_is_open(rr->session)) {
             session_send_error(rr->session, rr->id, rr->type, code, message, leader);
         }
+        node_metrics_request(&r->srv->metrics, rr->metrics_op, code, rr->receipt_ns);
         read_free(rr);
         rr = next;
     }
@@ -80,7 +83,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
          * its state not yet changed, so a raft_barrier() from this callback
          * passed raft's leader check and crashed it (found by the chaos
          * harness: a paused leader resuming; tests/integration/it_pause_leader.c). */
-        fail_list(rr, CAIRN_ENOTLEADER, "leadership lost before the read could be confirmed",
+        fail_list(r, rr, CAIRN_ENOTLEADER, "leadership lost before the read could be confirmed",
                   server_leader_client_address(r->srv));
         reads_fail_all(r, CAIRN_ENOTLEADER, "leadership lost before the read could be confirmed");
         return;
@@ -109,7 +112,7 @@ static void propose(struct reads *r)
     if (rv != 0) {
         struct read_req *rr = r->batch;
         r->batch = NULL;
-        fail_list(rr, rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY, raft_strerror(rv),
+        fail_list(r, rr, rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY, raft_strerror(rv),
                   server_leader_client_address(r->srv));
         return;
     }
@@ -118,18 +121,21 @@ static void propose(struct reads *r)
 }
 
 void reads_submit(struct reads *r, struct session *s, const char *payload, size_t len, uint64_t id,
-                  uint8_t type)
+                  uint8_t type, uint8_t op, uint64_t receipt_ns)
 {
     struct read_req *rr = cairn_calloc(1, sizeof(*rr));
     if (rr == NULL || (rr->payload = cairn_malloc(len > 0 ? len : 1)) == NULL) {
         cairn_free(rr);
         session_send_error(s, id, type, CAIRN_ENOMEM, NULL, NULL);
+        node_metrics_request(&r->srv->metrics, op, CAIRN_ENOMEM, receipt_ns);
         return;
     }
     memcpy(rr->payload, payload, len);
     rr->len = len;
     rr->id = id;
     rr->type = type;
+    rr->metrics_op = op;
+    rr->receipt_ns = receipt_ns;
     rr->session = s;
     session_ref(s);
     *r->waiting_tail = rr;
@@ -144,5 +150,5 @@ void reads_fail_all(struct reads *r, int code, const char *message)
     struct read_req *rr = r->waiting;
     r->waiting = NULL;
     r->waiting_tail = &r->waiting;
-    fail_list(rr, code, message, NULL);
+    fail_list(r, rr, code, message, NULL);
 }

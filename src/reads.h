@@ -28,6 +28,8 @@ struct read_req
     size_t len;
     uint64_t id;
     uint8_t type;
+    uint8_t metrics_op;  /* enum node_metrics_op */
+    uint64_t receipt_ns; /* when the request arrived (metrics_now_ns) */
 };
 
 struct reads
@@ -44,9 +46,10 @@ struct reads
 
 void reads_init(struct reads *r, struct server *srv);
 
-/* Queue a linearizable read (the payload is copied). */
+/* Queue a linearizable read (the payload is copied). It is counted in the
+ * node's metrics (op, receipt_ns) when answered, here or later. */
 void reads_submit(struct reads *r, struct session *s, const char *payload, size_t len, uint64_t id,
-                  uint8_t type);
+                  uint8_t type, uint8_t op, uint64_t receipt_ns);
 
 /* Answer every queued read with an error (leadership lost, shutdown). */
 void reads_fail_all(struct reads *r, int code, const char *message);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "proto.h"
 #include "session.h"
@@ -393,8 +394,7 @@ static const char *role_name(int role)
     return role == RAFT_VOTER ? "voter" : role == RAFT_STANDBY ? "standby" : "spare";
 }
 
-static void answer_status(struct server *s, struct session *session,
-                          const struct proto_request *req)
+static int answer_status(struct server *s, struct session *session, const struct proto_request *req)
 {
     struct cairn_status st;
     struct cairn_member members[STATUS_MEMBERS_MAX];
@@ -412,7 +412,7 @@ static void answer_status(struct server *s, struct session *session,
     retention = cairn_malloc(kv->n_policies * sizeof(*retention));
     if (retention == NULL) {
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
-        return;
+        return CAIRN_ENOMEM;
     }
     for (i = 0; i < kv->n_policies; i++) {
         retention[i].prefix = kv->policies[i].prefix != NULL ? kv->policies[i].prefix : "";
@@ -445,6 +445,7 @@ static void answer_status(struct server *s, struct session *session,
     st.watch_catchups = s->hub.catchups;
     st.watch_snapshots = s->hub.snapshots;
     st.state_hash = kv_hash(&s->fsm.kv);
+    st.http_address = s->cfg->http_addr;
     for (i = 0; i < s->raft.configuration.n && i < STATUS_MEMBERS_MAX; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
         transport_split_address(m->address, raft_parts[i], client_parts[i], 256);
@@ -467,6 +468,29 @@ static void answer_status(struct server *s, struct session *session,
     proto_writer_end(&w);
     session_output_done(session);
     cairn_free(retention);
+    return 0;
+}
+
+/* The node's metrics as Prometheus text (node_metrics.h); any node answers,
+ * in any state, like status. */
+static int answer_metrics(struct server *s, struct session *session,
+                          const struct proto_request *req)
+{
+    struct buf text;
+    int rv;
+    buf_init(&text);
+    rv = node_metrics_render(s, &text);
+    if (rv == 0) {
+        rv = proto_encode_metrics(session_output(session), req->id, s->fsm.kv.rev, text.data,
+                                  text.len);
+    }
+    buf_free(&text);
+    if (rv != 0) {
+        session_send_error(session, req->id, req->type, rv, "no memory for the metrics", NULL);
+        return rv;
+    }
+    session_output_done(session);
+    return 0;
 }
 
 struct write_req
@@ -476,6 +500,8 @@ struct write_req
     struct session *session; /* referenced */
     uint64_t id;
     uint8_t type;
+    uint8_t metrics_op;  /* enum node_metrics_op */
+    uint64_t receipt_ns; /* when the request arrived (metrics_now_ns) */
 };
 
 static void nudge_cb(struct raft_barrier *req, int status)
@@ -511,7 +537,11 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     struct write_req *wr = req->data;
     struct session *session = wr->session;
     struct buf *reply = result;
+    int code = status != 0                        ? CAIRN_EUNKNOWN
+               : reply == NULL || reply->len == 0 ? CAIRN_EINTERNAL
+                                                  : wr->srv->fsm.reply_code;
     wr->srv->writes_in_flight--;
+    node_metrics_request(&wr->srv->metrics, wr->metrics_op, code, wr->receipt_ns);
     if (status == 0) {
         nudge_followers(wr->srv);
     }
@@ -537,50 +567,57 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     cairn_free(wr);
 }
 
-static void propose(struct server *s, struct session *session, const struct proto_request *req,
-                    const char *payload, size_t len)
+/* Propose a write. Returns 0 when proposed (apply_cb answers and counts
+ * it), else the code answered now. */
+static int propose(struct server *s, struct session *session, const struct proto_request *req,
+                   const char *payload, size_t len, uint64_t receipt_ns)
 {
     struct write_req *wr = cairn_calloc(1, sizeof(*wr));
     struct raft_buffer entry;
+    int code;
     int rv;
     if (wr == NULL || fsm_encode_entry(s->cfg->id, now_ms(), payload, len, &entry) != 0) {
         cairn_free(wr);
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
-        return;
+        return CAIRN_ENOMEM;
     }
     wr->srv = s;
     wr->session = session;
     wr->id = req->id;
     wr->type = req->type;
+    wr->metrics_op = node_metrics_op(req);
+    wr->receipt_ns = receipt_ns;
     wr->apply.data = wr;
     rv = raft_apply(&s->raft, &wr->apply, &entry, 1, apply_cb);
     if (rv != 0) {
         /* Not proposed at all: certainly not applied. */
         raft_free(entry.base);
         cairn_free(wr);
-        session_send_error(session, req->id, req->type,
-                           rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY, raft_strerror(rv),
+        code = rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY;
+        session_send_error(session, req->id, req->type, code, raft_strerror(rv),
                            server_leader_client_address(s));
-        return;
+        return code;
     }
     session_ref(session);
     s->writes_in_flight++;
+    return 0;
 }
 
-static void redirect(struct server *s, struct session *session, const struct proto_request *req)
+static int redirect(struct server *s, struct session *session, const struct proto_request *req)
 {
     const char *leader = server_leader_client_address(s);
     if (leader == NULL) {
         session_send_error(session, req->id, req->type, CAIRN_ENOLEADER,
                            "no leader known: the cluster is electing one or has lost its majority",
                            NULL);
-        return;
+        return CAIRN_ENOLEADER;
     }
     session_send_error(session, req->id, req->type, CAIRN_ENOTLEADER, "not the leader", leader);
+    return CAIRN_ENOTLEADER;
 }
 
-static void answer_local_read(struct server *s, struct session *session,
-                              const struct proto_request *req)
+static int answer_local_read(struct server *s, struct session *session,
+                             const struct proto_request *req)
 {
     struct proto_writer w;
     struct buf *out = session_output(session);
@@ -594,14 +631,18 @@ static void answer_local_read(struct server *s, struct session *session,
     if (rv != 0) {
         out->len = mark;
         session_send_error(session, req->id, req->type, rv, NULL, NULL);
-        return;
+        return rv;
     }
     session_output_done(session);
+    return 0;
 }
 
 void server_handle_request(struct server *s, struct session *session, const char *payload,
                            size_t len)
 {
+    uint64_t receipt_ns = metrics_now_ns();
+    uint8_t op = NODE_OP_INVALID;
+    bool later = false; /* answered, and counted, by reads.c or apply_cb */
     struct arena a;
     struct proto_request req;
     char msg[256];
@@ -623,14 +664,16 @@ void server_handle_request(struct server *s, struct session *session, const char
         session_close_after_flush(session);
         goto out;
     }
+    op = node_metrics_op(&req);
     msg[0] = '\0';
     rv = check_limits(s->cfg, &s->fsm.kv, &req, msg, sizeof(msg));
     if (rv != 0) {
         session_send_error(session, req.id, req.type, rv, msg, NULL);
         goto out;
     }
-    if (s->state != SERVER_RUNNING && req.type != PROTO_STATUS) {
-        session_send_error(session, req.id, req.type, CAIRN_ESHUTDOWN,
+    if (s->state != SERVER_RUNNING && req.type != PROTO_STATUS && req.type != PROTO_METRICS) {
+        rv = CAIRN_ESHUTDOWN;
+        session_send_error(session, req.id, req.type, rv,
                            "node is shutting down; the request was not applied", NULL);
         goto out;
     }
@@ -640,29 +683,35 @@ void server_handle_request(struct server *s, struct session *session, const char
         case PROTO_WATCH_CANCEL:
         case PROTO_PROGRESS:
             /* Any node serves watches, from its applied state. */
-            watch_hub_handle(&s->hub, session, &req);
+            rv = watch_hub_handle(&s->hub, session, &req);
             break;
         case PROTO_STATUS:
-            answer_status(s, session, &req);
+            rv = answer_status(s, session, &req);
+            break;
+        case PROTO_METRICS:
+            rv = answer_metrics(s, session, &req);
             break;
         case PROTO_GET:
         case PROTO_HISTORY:
             if (req.op.stale) {
-                answer_local_read(s, session, &req);
+                rv = answer_local_read(s, session, &req);
             } else if (leader) {
-                reads_submit(&s->reads, session, payload, len, req.id, req.type);
+                reads_submit(&s->reads, session, payload, len, req.id, req.type, op, receipt_ns);
+                later = true;
             } else {
-                redirect(s, session, &req);
+                rv = redirect(s, session, &req);
             }
             break;
         case PROTO_TXN:
             if (kv_txn_is_read_only(&req)) {
                 if (req.op.stale) {
-                    answer_local_read(s, session, &req);
+                    rv = answer_local_read(s, session, &req);
                 } else if (leader) {
-                    reads_submit(&s->reads, session, payload, len, req.id, req.type);
+                    reads_submit(&s->reads, session, payload, len, req.id, req.type, op,
+                                 receipt_ns);
+                    later = true;
                 } else {
-                    redirect(s, session, &req);
+                    rv = redirect(s, session, &req);
                 }
                 break;
             }
@@ -670,13 +719,17 @@ void server_handle_request(struct server *s, struct session *session, const char
             __attribute__((fallthrough));
         default:
             if (leader) {
-                propose(s, session, &req, payload, len);
+                rv = propose(s, session, &req, payload, len, receipt_ns);
+                later = rv == 0;
             } else {
-                redirect(s, session, &req);
+                rv = redirect(s, session, &req);
             }
             break;
     }
 out:
+    if (!later) {
+        node_metrics_request(&s->metrics, op, rv, receipt_ns);
+    }
     arena_free(&a);
 }
 
@@ -847,6 +900,10 @@ static void shutdown_timer_cb(uv_timer_t *h)
     struct server *s = h->data;
     int rv;
     if (s->state == SERVER_DRAINING) {
+        if (!http_stopped(s->http) &&
+            (uint64_t)now_ms() - s->drain_started_ms < HTTP_CALL_TIMEOUT_MS + DRAIN_MAX_MS) {
+            return; /* HTTP workers may still be waiting for answers */
+        }
         if (s->writes_in_flight > 0 && (uint64_t)now_ms() - s->drain_started_ms < DRAIN_MAX_MS) {
             return; /* keep waiting for writes in flight */
         }
@@ -878,6 +935,9 @@ void server_stop(struct server *s)
         return;
     }
     log_info("stopping");
+    /* HTTP first: its workers call this node, so it stops while the loop
+     * still answers them (http.h). */
+    http_stop_begin(s->http);
     s->state = SERVER_DRAINING;
     s->drain_started_ms = (uint64_t)now_ms();
     uv_close((uv_handle_t *)&s->listener, NULL);
@@ -1030,6 +1090,14 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         errf(errmsg, errmsg_len, "out of memory");
         return -1;
     }
+    /* Before raft starts: loading a snapshot at start is measured too. */
+    rv = node_metrics_init(&s->metrics);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    s->fsm.snapshot_take_ns = s->metrics.snapshot_take_ns;
+    s->fsm.snapshot_restore_ns = s->metrics.snapshot_restore_ns;
     limits.queue_events_max = cfg->watch_queue_events_max;
     limits.output_max_bytes = cfg->watch_output_max_bytes;
     limits.per_connection_max = cfg->watch_max_per_connection;

@@ -25,11 +25,13 @@
 #include "config.h"
 #include "fsm.h"
 #include "leader_guard.h"
+#include "node_metrics.h"
 #include "reads.h"
 #include "transport.h"
 #include "watch.h"
 
 struct session;
+struct http;
 
 enum server_state {
     SERVER_RUNNING,
@@ -74,7 +76,9 @@ struct server
     bool sweep_in_flight;
     uint64_t last_sweep_ms;  /* loop time of the last proposal */
     char leader_client[256]; /* cache for server_leader_client_address */
+    struct node_metrics metrics;
     int exit_code;
+    struct http *http; /* borrowed from main (NULL without HTTP): stopped first */
 };
 
 /* Set up everything and start raft and the listener. On error returns

@@ -139,6 +139,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
                      payload_len, (unsigned long long)s->srv->cfg->max_request_bytes,
                      skip ? "; request not applied" : "; closing connection");
             session_send_error(s, 0, 0, CAIRN_ETOOLARGE, msg, NULL);
+            node_metrics_request(&s->srv->metrics, NODE_OP_INVALID, CAIRN_ETOOLARGE,
+                                 metrics_now_ns());
             if (!skip) {
                 session_close_after_flush(s);
                 break;
@@ -273,5 +275,6 @@ int session_accept(struct server *srv, uv_stream_t *listener)
     }
     uv_tcp_nodelay(&s->tcp, 1);
     update_reading(s);
+    metrics_counter_add(srv->metrics.connections_total, 1);
     return 0;
 }

@@ -1031,7 +1031,7 @@ static void watcher_unlink(struct watch_hub *h, struct watcher *w)
     }
 }
 
-static void create_watch(struct watch_hub *h, struct session *s, const struct proto_request *req)
+static int create_watch(struct watch_hub *h, struct session *s, const struct proto_request *req)
 {
     struct watcher *w;
     struct watch_group *g;
@@ -1039,26 +1039,26 @@ static void create_watch(struct watch_hub *h, struct session *s, const struct pr
     size_t x;
     if (req->id == 0) {
         session_send_error(s, req->id, req->type, CAIRN_EINVAL, "a watch id must not be 0", NULL);
-        return;
+        return CAIRN_EINVAL;
     }
     if (id_find(h, s, req->id) != NULL) {
         session_send_error(s, req->id, req->type, CAIRN_EINVAL,
                            "a watch with this id already exists on this connection", NULL);
-        return;
+        return CAIRN_EINVAL;
     }
     if (s->n_watchers >= h->limits.per_connection_max) {
         char msg[128];
         snprintf(msg, sizeof(msg), "more than watch_max_per_connection (%llu) watches",
                  (unsigned long long)h->limits.per_connection_max);
         session_send_error(s, req->id, req->type, CAIRN_ETOOLARGE, msg, NULL);
-        return;
+        return CAIRN_ETOOLARGE;
     }
     w = cairn_calloc(1, sizeof(*w));
     g = w != NULL ? group_get(h, req->op.key.ptr, req->op.key.len, req->op.prefix) : NULL;
     if (g == NULL) {
         cairn_free(w);
         session_send_error(s, req->id, req->type, CAIRN_ENOMEM, "no memory for a watch", NULL);
-        return;
+        return CAIRN_ENOMEM;
     }
     w->hub = h;
     w->session = s;
@@ -1098,37 +1098,37 @@ static void create_watch(struct watch_hub *h, struct session *s, const struct pr
     if (frame_done(w, &pw, 0) != 0) {
         watcher_unlink(h, w);
         session_send_error(s, req->id, req->type, CAIRN_ENOMEM, "no memory for a watch", NULL);
-        return;
+        return CAIRN_ENOMEM;
     }
     if (w->state == WATCHER_CATCHUP) {
         make_ready(w);
     }
+    return 0;
 }
 
-void watch_hub_handle(struct watch_hub *h, struct session *s, const struct proto_request *req)
+int watch_hub_handle(struct watch_hub *h, struct session *s, const struct proto_request *req)
 {
     struct watcher *w;
     switch (req->type) {
         case PROTO_WATCH:
-            create_watch(h, s, req);
-            return;
+            return create_watch(h, s, req);
         case PROTO_WATCH_CANCEL:
             w = id_find(h, s, req->number);
             if (w == NULL) {
                 session_send_error(s, req->id, req->type, CAIRN_ENOTFOUND,
                                    "no such watch on this connection", NULL);
-                return;
+                return CAIRN_ENOTFOUND;
             }
             watcher_unlink(h, w);
             answer_ok(h, s, req);
-            return;
+            return 0;
         case PROTO_PROGRESS:
             if (req->number != 0) {
                 w = id_find(h, s, req->number);
                 if (w == NULL) {
                     session_send_error(s, req->id, req->type, CAIRN_ENOTFOUND,
                                        "no such watch on this connection", NULL);
-                    return;
+                    return CAIRN_ENOTFOUND;
                 }
                 if (w->state == WATCHER_SYNCED) {
                     send_progress(w);
@@ -1141,10 +1141,10 @@ void watch_hub_handle(struct watch_hub *h, struct session *s, const struct proto
                 }
             }
             answer_ok(h, s, req);
-            return;
+            return 0;
         default:
             session_send_error(s, req->id, req->type, CAIRN_EINVAL, "not a watch request", NULL);
-            return;
+            return CAIRN_EINVAL;
     }
 }
 
@@ -1193,6 +1193,22 @@ void watch_hub_tick(struct watch_hub *h)
 uint64_t watch_hub_count(const struct watch_hub *h)
 {
     return h->n_watchers;
+}
+
+void watch_hub_stats(struct watch_hub *h, struct watch_hub_stats *out)
+{
+    size_t i;
+    memset(out, 0, sizeof(*out));
+    out->watchers = h->n_watchers;
+    for (i = 0; i < h->n_id_buckets; i++) {
+        struct watcher *w;
+        for (w = h->by_id[i]; w != NULL; w = w->id_next) {
+            /* Frames the socket took since the last look no longer wait. */
+            queue_retire(w);
+            out->queued_events += w->queued_events;
+            out->behind += w->state != WATCHER_SYNCED;
+        }
+    }
 }
 
 int watch_hub_init(struct watch_hub *h, uv_loop_t *loop, struct kv *kv,

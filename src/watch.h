@@ -131,8 +131,9 @@ void watch_hub_close(struct watch_hub *h);
 void watch_hub_free(struct watch_hub *h);
 
 /* Handle PROTO_WATCH, PROTO_WATCH_CANCEL and PROTO_PROGRESS from session.
- * Answers go to the session's output. */
-void watch_hub_handle(struct watch_hub *h, struct session *s, const struct proto_request *req);
+ * Answers go to the session's output. Returns the code answered: 0, or the
+ * CAIRN_E* error sent. */
+int watch_hub_handle(struct watch_hub *h, struct session *s, const struct proto_request *req);
 
 /* The session is closing: drop its watchers. */
 void watch_hub_session_closed(struct watch_hub *h, struct session *s);
@@ -144,5 +145,16 @@ void watch_hub_session_drained(struct watch_hub *h, struct session *s);
 void watch_hub_tick(struct watch_hub *h);
 
 uint64_t watch_hub_count(const struct watch_hub *h);
+
+/* Figures for metrics, gathered by walking every watcher: call it when they
+ * are asked for, not per event. */
+struct watch_hub_stats
+{
+    uint64_t watchers;
+    uint64_t behind;        /* CATCHUP or SNAPSHOT */
+    uint64_t queued_events; /* sent, still in their connections' unsent output */
+};
+
+void watch_hub_stats(struct watch_hub *h, struct watch_hub_stats *out);
 
 #endif /* CAIRN_WATCH_H */

@@ -2,7 +2,8 @@
 # The test command: installs what the tests need, then builds and runs every
 # test group in three builds.
 #
-#   build/       RelWithDebInfo: lint, unit, integration, smoke (README)
+#   build/       RelWithDebInfo: lint, unit, integration, smoke (README),
+#                console (the web console in chromium)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
 #   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
 #   build/       again: chaos (jepsen/README.md), the short profile: six
@@ -35,6 +36,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 step "tests: lint, unit, raft, integration, smoke"
 (cd build && ctest --output-on-failure -L 'lint|unit|integration|smoke')
+
+# The web console in Debian's chromium against a real 3-node cluster
+# (tests/console; docs/console.md). Skipped, and said so, without chromium.
+step "tests: console (a real browser)"
+(cd build && ctest --output-on-failure -L console)
 
 step "build (ASan + UBSan)"
 cmake -S . -B build-asan -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

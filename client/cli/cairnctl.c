@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cairn.h"
+#include "diff.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -28,7 +29,7 @@ struct opts
     uint64_t rev;
     uint64_t limit;
     const char *after;
-    const char *endpoint; /* status: one node */
+    const char *endpoint; /* status, metrics: one node */
     bool progress;        /* watch: print progress updates */
     const char *versions; /* retention set: --versions N */
     const char *age;      /* retention set: --age DURATION */
@@ -64,6 +65,8 @@ static void usage(FILE *f)
             "                             under KEY) from now or --rev R; --prev, --progress\n"
             "  status                     show every endpoint's role, term and indexes;\n"
             "                             --endpoint HOST:PORT asks one node\n"
+            "  metrics                    print a node's metrics (Prometheus text format);\n"
+            "                             --endpoint HOST:PORT chooses the node\n"
             "\n"
             "Global flags:\n"
             "  --endpoints H:P,...        cluster endpoints (default: $CAIRN_ENDPOINTS, else\n"
@@ -617,29 +620,6 @@ static int cmd_history(cairn_client *c, const struct opts *o)
  * format of diff -u. Lines are compared with their newline, so that a
  * missing newline at the end of a value shows, as it does in diff. */
 
-/* Unchanged lines shown around each change, as in diff -u. */
-#define DIFF_CONTEXT_LINES 3
-/* The LCS table spans the lines between the common head and tail, one
- * uint32_t per pair of lines. Beyond this many cells (16 MiB), the differing
- * middle is shown replaced as a whole: still a correct diff, not a minimal
- * one (and the output says so). */
-#define DIFF_LCS_CELLS_MAX (4u * 1024u * 1024u)
-
-struct diff_line
-{
-    const char *p; /* borrowed from the value */
-    size_t len;    /* without the newline */
-    bool newline;  /* ends with '\n' (every line but perhaps the last) */
-};
-
-/* One step of the edit script that turns the old lines into the new. */
-struct diff_edit
-{
-    char op;  /* ' ' in both, '-' only in the old value, '+' only in the new */
-    size_t a; /* old lines before this step */
-    size_t b; /* new lines before this step */
-};
-
 /* The value of the key at one revision. */
 struct diff_side
 {
@@ -652,192 +632,6 @@ struct diff_side
     struct diff_line *lines; /* owned */
     size_t n_lines;
 };
-
-static int split_lines(struct diff_side *side)
-{
-    const char *p = side->value;
-    const char *end = p + side->value_len;
-    size_t n = 0;
-    const char *q;
-    for (q = p; q < end; q++) {
-        n += *q == '\n';
-    }
-    n += side->value_len > 0 && end[-1] != '\n';
-    side->lines = malloc((n > 0 ? n : 1) * sizeof(*side->lines));
-    if (side->lines == NULL) {
-        return -1;
-    }
-    side->n_lines = 0;
-    while (p < end) {
-        struct diff_line *l = &side->lines[side->n_lines++];
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        l->p = p;
-        l->len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-        l->newline = nl != NULL;
-        p += l->len + (nl != NULL);
-    }
-    return 0;
-}
-
-static bool line_eq(const struct diff_line *x, const struct diff_line *y)
-{
-    return x->len == y->len && x->newline == y->newline && memcmp(x->p, y->p, x->len) == 0;
-}
-
-static void diff_push(struct diff_edit *e, size_t *n, size_t *a, size_t *b, char op)
-{
-    e[*n].op = op;
-    e[*n].a = *a;
-    e[*n].b = *b;
-    (*n)++;
-    *a += op != '+';
-    *b += op != '-';
-}
-
-/* The edit script from x to y into *out (n_x + n_y steps at most): the
- * common head and tail, and between them a longest common subsequence of
- * lines (or, past DIFF_LCS_CELLS_MAX, no attempt: *minimal is then false).
- * Returns 0 or -1 when out of memory. */
-static int diff_compute(const struct diff_side *x, const struct diff_side *y,
-                        struct diff_edit **out, size_t *n_out, bool *minimal)
-{
-    const struct diff_line *xs = x->lines;
-    const struct diff_line *ys = y->lines;
-    size_t n = x->n_lines;
-    size_t m = y->n_lines;
-    size_t head = 0;
-    size_t tail = 0;
-    size_t xn;
-    size_t yn;
-    size_t i;
-    size_t j;
-    size_t k = 0;
-    size_t a = 0;
-    size_t b = 0;
-    uint32_t *lcs = NULL;
-    struct diff_edit *e = malloc((n + m + 1) * sizeof(*e));
-    if (e == NULL) {
-        return -1;
-    }
-    while (head < n && head < m && line_eq(&xs[head], &ys[head])) {
-        head++;
-    }
-    while (tail < n - head && tail < m - head && line_eq(&xs[n - 1 - tail], &ys[m - 1 - tail])) {
-        tail++;
-    }
-    xn = n - head - tail;
-    yn = m - head - tail;
-    *minimal = true;
-    if (xn > 0 && yn > 0) {
-        if (xn + 1 > DIFF_LCS_CELLS_MAX / (yn + 1)) {
-            *minimal = false;
-        } else {
-            lcs = calloc((xn + 1) * (yn + 1), sizeof(*lcs));
-            if (lcs == NULL) {
-                free(e);
-                return -1;
-            }
-        }
-    }
-    /* L(i, j): the LCS length of the middles' suffixes from i and j. */
-#define L(i, j) lcs[(i) * (yn + 1) + (j)]
-    if (lcs != NULL) {
-        for (i = xn; i-- > 0;) {
-            for (j = yn; j-- > 0;) {
-                if (line_eq(&xs[head + i], &ys[head + j])) {
-                    L(i, j) = L(i + 1, j + 1) + 1;
-                } else {
-                    L(i, j) = L(i + 1, j) >= L(i, j + 1) ? L(i + 1, j) : L(i, j + 1);
-                }
-            }
-        }
-    }
-    for (i = 0; i < head; i++) {
-        diff_push(e, &k, &a, &b, ' ');
-    }
-    i = 0;
-    j = 0;
-    while (i < xn || j < yn) {
-        if (lcs != NULL && i < xn && j < yn && line_eq(&xs[head + i], &ys[head + j])) {
-            diff_push(e, &k, &a, &b, ' ');
-            i++;
-            j++;
-        } else if (j == yn || (i < xn && (lcs == NULL || L(i + 1, j) >= L(i, j + 1)))) {
-            diff_push(e, &k, &a, &b, '-');
-            i++;
-        } else {
-            diff_push(e, &k, &a, &b, '+');
-            j++;
-        }
-    }
-#undef L
-    for (i = 0; i < tail; i++) {
-        diff_push(e, &k, &a, &b, ' ');
-    }
-    free(lcs);
-    *out = e;
-    *n_out = k;
-    return 0;
-}
-
-/* Where the hunk holding the change at e[first] ends: changes closer than
- * twice the context join it, then DIFF_CONTEXT_LINES more. A hunk that
- * follows begins with its own context after this end, never before it. */
-static size_t diff_hunk_end(const struct diff_edit *e, size_t n, size_t first)
-{
-    size_t last = first;
-    size_t i;
-    for (i = first + 1; i < n; i++) {
-        if (e[i].op != ' ') {
-            if (i - last - 1 > 2 * DIFF_CONTEXT_LINES) {
-                break;
-            }
-            last = i;
-        }
-    }
-    return last + 1 + DIFF_CONTEXT_LINES < n ? last + 1 + DIFF_CONTEXT_LINES : n;
-}
-
-struct diff_hunk
-{
-    size_t start; /* edits [start, end) */
-    size_t end;
-    size_t old_start; /* as diff -u numbers them: from 1, or the line before when empty */
-    size_t old_lines;
-    size_t new_start;
-    size_t new_lines;
-};
-
-/* The next hunk at or after edit *at; false when no change is left. */
-static bool diff_next_hunk(const struct diff_edit *e, size_t n, size_t *at, struct diff_hunk *h)
-{
-    size_t i = *at;
-    size_t j;
-    while (i < n && e[i].op == ' ') {
-        i++;
-    }
-    if (i == n) {
-        return false;
-    }
-    h->start = i > DIFF_CONTEXT_LINES ? i - DIFF_CONTEXT_LINES : 0;
-    h->end = diff_hunk_end(e, n, i);
-    h->old_lines = 0;
-    h->new_lines = 0;
-    for (j = h->start; j < h->end; j++) {
-        h->old_lines += e[j].op != '+';
-        h->new_lines += e[j].op != '-';
-    }
-    h->old_start = e[h->start].a + (h->old_lines > 0);
-    h->new_start = e[h->start].b + (h->new_lines > 0);
-    *at = h->end;
-    return true;
-}
-
-static const struct diff_line *diff_edit_line(const struct diff_edit *e, const struct diff_side *x,
-                                              const struct diff_side *y)
-{
-    return e->op == '+' ? &y->lines[e->b] : &x->lines[e->a];
-}
 
 /* "@@ -3,2 +3 @@": diff -u leaves out a count of 1. */
 static void print_range(char sign, size_t start, size_t count)
@@ -869,7 +663,7 @@ static void diff_print_text(const char *key, const struct diff_side *x, const st
         print_range('+', h.new_start, h.new_lines);
         printf(" @@\n");
         for (i = h.start; i < h.end; i++) {
-            const struct diff_line *l = diff_edit_line(&e[i], x, y);
+            const struct diff_line *l = diff_edit_line(&e[i], x->lines, y->lines);
             putchar(e[i].op);
             fwrite(l->p, 1, l->len, stdout);
             printf(l->newline ? "\n" : "\n\\ No newline at end of file\n");
@@ -913,7 +707,7 @@ static void diff_print_json(const char *key, const struct diff_side *x, const st
                "\"lines\":[",
                hunks++ > 0 ? "," : "", h.old_start, h.old_lines, h.new_start, h.new_lines);
         for (i = h.start; i < h.end; i++) {
-            const struct diff_line *l = diff_edit_line(&e[i], x, y);
+            const struct diff_line *l = diff_edit_line(&e[i], x->lines, y->lines);
             printf("%s{\"op\":\"%c\",", i > h.start ? "," : "", e[i].op);
             json_bytes("text", l->p, l->len);
             printf(",\"newline\":%s}", l->newline ? "true" : "false");
@@ -947,7 +741,7 @@ static int diff_read(cairn_client *c, const struct opts *o, const char *key, uin
         side->value_len = kv->value_len;
         side->mod_revision = kv->mod_revision;
     }
-    if (split_lines(side) != 0) {
+    if (diff_split_lines(side->value, side->value_len, &side->lines, &side->n_lines) != 0) {
         fprintf(stderr, "cairnctl: diff: out of memory\n");
         return EXIT_FAIL;
     }
@@ -972,7 +766,8 @@ static int cmd_diff(cairn_client *c, const struct opts *o)
     for (i = 0; i < 2 && rv == 0; i++) {
         rv = diff_read(c, o, o->args[0], revs[i], &sides[i]);
     }
-    if (rv == 0 && diff_compute(&sides[0], &sides[1], &edits, &n_edits, &minimal) != 0) {
+    if (rv == 0 && diff_compute(sides[0].lines, sides[0].n_lines, sides[1].lines, sides[1].n_lines,
+                                &edits, &n_edits, &minimal) != 0) {
         fprintf(stderr, "cairnctl: diff: out of memory\n");
         rv = EXIT_FAIL;
     }
@@ -1441,6 +1236,24 @@ static int cmd_status(cairn_client *c, const struct opts *o)
     return failures > 0 ? EXIT_FAIL : 0;
 }
 
+/* metrics: one node's metrics as it renders them, byte for byte. */
+static int cmd_metrics(cairn_client *c, const struct opts *o)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rv = cairn_metrics_text(c, o->endpoint, &text, &len);
+    if (rv != 0) {
+        return fail(c, rv, "metrics");
+    }
+    if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+        free(text);
+        fprintf(stderr, "cairnctl: metrics: cannot write the output\n");
+        return EXIT_FAIL;
+    }
+    free(text);
+    return 0;
+}
+
 /* watch: print the changes of a key (or of every key under a prefix) as they
  * come, until SIGINT or SIGTERM. The library resumes the watch on another
  * node when the serving one fails, without gaps or repeats; this only
@@ -1702,6 +1515,8 @@ int main(int argc, char **argv)
         rv = cmd_rollback(c, &o);
     } else if (strcmp(cmd, "status") == 0) {
         rv = cmd_status(c, &o);
+    } else if (strcmp(cmd, "metrics") == 0) {
+        rv = cmd_metrics(c, &o);
     } else if (strcmp(cmd, "watch") == 0) {
         rv = cmd_watch(c, &o);
     } else {

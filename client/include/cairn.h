@@ -175,6 +175,7 @@ struct cairn_status
     uint64_t watch_snapshots;    /* snapshots sent because history was gone */
     uint64_t state_hash;         /* hash of the whole key space: equal on replicas at
                                   * the same revision (chaos tests compare them) */
+    const char *http_address;    /* the node's --http-addr, "" when it serves no HTTP */
     struct cairn_member *members;
     size_t n_members;
     /* Every retention policy in force at this node, sorted by prefix (so the
@@ -326,6 +327,16 @@ int cairn_set_retention(cairn_client *c, const struct cairn_retention *policy);
 /* Status of the node behind `endpoint` (NULL: whichever node the client is
  * connected to). */
 int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **out);
+
+/* Metrics of the node behind `endpoint` (NULL: whichever node the client is
+ * connected to), in the Prometheus text exposition format 0.0.4: what that
+ * node's HTTP /metrics serves, without the HTTP server's own series. Any
+ * node answers, leader or not, and while it shuts down. On success *text is
+ * a NUL-terminated string from malloc() that the caller releases with
+ * free(), and *len (if len is not NULL) its length without the NUL. On
+ * failure *text is NULL and a CAIRN_E* code is returned; a node too old to
+ * know the request answers CAIRN_EMALFORMED. */
+int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_t *len);
 
 /*
  * Watches.

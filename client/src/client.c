@@ -528,7 +528,8 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
             return rv;
         }
         /* Remember who answered a leader-only request: it leads. */
-        if (!req->op.stale && req->type != PROTO_STATUS && endpoint == NULL) {
+        if (!req->op.stale && req->type != PROTO_STATUS && req->type != PROTO_METRICS &&
+            endpoint == NULL) {
             snprintf(c->leader, sizeof(c->leader), "%s", c->connected);
         }
         c->err = 0;
@@ -878,4 +879,45 @@ int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **ou
     }
     *out = resp.status;
     return 0;
+}
+
+int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_t *len)
+{
+    struct proto_request req;
+    struct proto_response resp;
+    char *copy = NULL;
+    int rv;
+    *text = NULL;
+    if (len != NULL) {
+        *len = 0;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_METRICS;
+    pthread_mutex_lock(&c->mu);
+    if (endpoint != NULL && (strchr(endpoint, ':') == NULL || strlen(endpoint) >= ENDPOINT_MAX)) {
+        rv = set_err(c, CAIRN_EINVAL, "endpoint \"%s\" is not host:port", endpoint);
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    rv = call(c, &req, false, endpoint, &resp);
+    if (rv == 0) {
+        if (resp.text == NULL) {
+            rv = set_err(c, CAIRN_EMALFORMED, "metrics response carries no text");
+        } else if ((copy = malloc(resp.text_len + 1)) == NULL) {
+            rv = set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of metrics", resp.text_len);
+        } else {
+            /* Plain malloc: the caller frees with free(). */
+            memcpy(copy, resp.text, resp.text_len + 1);
+            *text = copy;
+            if (len != NULL) {
+                *len = resp.text_len;
+            }
+        }
+        proto_response_free(&resp);
+    }
+    if (endpoint != NULL) {
+        disconnect(c); /* do not stay pinned to that node */
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rv;
 }

@@ -289,10 +289,13 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
     return 0;
 }
 
-void proto_pack_response_head(struct proto_writer *w, const struct proto_response_head *h)
+/* The head of a response of n_fields elements (11 up to the status; more
+ * when a watch or text follows). */
+static void pack_head(struct proto_writer *w, uint32_t n_fields,
+                      const struct proto_response_head *h)
 {
     msgpack_packer *pk = &w->pk;
-    msgpack_pack_array(pk, 11);
+    msgpack_pack_array(pk, n_fields);
     msgpack_pack_uint32(pk, PROTO_VERSION);
     msgpack_pack_uint64(pk, h->id);
     msgpack_pack_uint8(pk, (uint8_t)(h->type | PROTO_RESPONSE_FLAG));
@@ -306,6 +309,11 @@ void proto_pack_response_head(struct proto_writer *w, const struct proto_respons
     w->ok_offset = w->out->len;
     pack_bool(pk, h->succeeded);
     msgpack_pack_array(pk, h->n_results);
+}
+
+void proto_pack_response_head(struct proto_writer *w, const struct proto_response_head *h)
+{
+    pack_head(w, 11, h);
 }
 
 void proto_patch_revision(struct proto_writer *w, uint64_t revision)
@@ -373,7 +381,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     msgpack_packer *pk = &w->pk;
     size_t i;
     size_t n;
-    msgpack_pack_map(pk, 24);
+    msgpack_pack_map(pk, 25);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -397,6 +405,8 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     pack_kv_u64(pk, "watch_catchups", s->watch_catchups);
     pack_kv_u64(pk, "watch_snapshots", s->watch_snapshots);
     pack_kv_u64(pk, "state_hash", s->state_hash);
+    pack_key(pk, "http_addr");
+    pack_str(pk, s->http_address != NULL ? s->http_address : "");
     pack_key(pk, "members");
     msgpack_pack_array(pk, s->n_members);
     for (i = 0; i < s->n_members; i++) {
@@ -485,6 +495,28 @@ int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, con
     proto_writer_begin(&w, out);
     proto_pack_response_head(&w, &h);
     proto_pack_nil(&w);
+    return proto_writer_end(&w);
+}
+
+int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const char *text,
+                         size_t len)
+{
+    struct proto_writer w;
+    struct proto_response_head h;
+    if (len > UINT32_MAX) {
+        return CAIRN_ETOOLARGE; /* msgpack's str limit; never near it */
+    }
+    memset(&h, 0, sizeof(h));
+    h.id = id;
+    h.type = PROTO_METRICS;
+    h.revision = revision;
+    h.succeeded = true;
+    proto_writer_begin(&w, out);
+    pack_head(&w, 13, &h);
+    msgpack_pack_nil(&w.pk); /* status */
+    msgpack_pack_nil(&w.pk); /* watch */
+    msgpack_pack_str(&w.pk, len);
+    msgpack_pack_str_body(&w.pk, text, len);
     return proto_writer_end(&w);
 }
 
@@ -694,6 +726,7 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
     }
     s->state = "";
     s->leader_address = "";
+    s->http_address = "";
     for (i = 0; i < n; i++) {
         const char *k;
         uint32_t klen;
@@ -752,6 +785,10 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             if (!read_str_copy(r, a, &s->leader_address)) {
                 return false;
             }
+        } else if (key_is(k, klen, "http_addr")) {
+            if (!read_str_copy(r, a, &s->http_address)) {
+                return false;
+            }
         } else if (key_is(k, klen, "retention")) {
             if (!read_retention(r, a, s)) {
                 return false;
@@ -798,6 +835,7 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
     struct cairn_result *res = NULL;
     struct cairn_status *st = NULL;
     struct proto_watch_msg *wm = NULL;
+    uint32_t known = 12;
     int rv = CAIRN_EMALFORMED;
 
     memset(out, 0, sizeof(*out));
@@ -848,7 +886,25 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
             goto err;
         }
     }
-    if (!skip_rest(&r, n, 12) || !mp_done(&r)) {
+    /* The text is a METRICS answer's; in any other response a thirteenth
+     * element is a later version's field, skipped like any other. */
+    if (n > 12 && out->type == PROTO_METRICS) {
+        known = 13;
+        if (!mp_try_nil(&r)) {
+            const char *p;
+            uint32_t text_len;
+            if (!mp_bytes(&r, &p, &text_len)) {
+                goto err;
+            }
+            out->text = arena_strndup(&a, p, text_len);
+            if (out->text == NULL) {
+                rv = CAIRN_ENOMEM;
+                goto err;
+            }
+            out->text_len = text_len;
+        }
+    }
+    if (!skip_rest(&r, n, known) || !mp_done(&r)) {
         goto err;
     }
     /* The arena's first owner is a holder allocated from itself. */

@@ -12,12 +12,14 @@
  *   op       = [type, key, value, prefix, prev_kv, limit, after, revision, stale]
  *   cmp      = [key, target, cmp-op, value, number]
  *   response = [version, id, type|0x80, code, message, leader, revision,
- *               compact_revision, succeeded, [result...], status|nil, watch]
+ *               compact_revision, succeeded, [result...], status|nil, watch|nil,
+ *               text]
  *   result   = [deleted, more, [kv...]]
  *   kv       = [key, value, create_rev, mod_rev, version, time_ms, deleted]
  *   status   = {"id": .., "state": .., ...} (a map: it grows most often)
  *   watch    = [kind, more, part, [event...]]   (watch messages only)
  *   event    = [kv, prev_kv|nil]
+ *   text     = a string                         (METRICS answers only)
  *
  * Ids are chosen by the client and echoed by the server, so any number of
  * requests may be in flight on one connection (pipelining); a server answers
@@ -51,8 +53,9 @@ enum proto_type {
     PROTO_WATCH = 9,
     PROTO_WATCH_CANCEL = 10,
     PROTO_PROGRESS = 11,
-    PROTO_SWEEP = 12, /* apply retention age limits at the entry's time */
-    PROTO_TYPE_MAX = 12,
+    PROTO_SWEEP = 12,   /* apply retention age limits at the entry's time */
+    PROTO_METRICS = 13, /* the node's metrics, as Prometheus text (any node answers) */
+    PROTO_TYPE_MAX = 13,
 };
 
 /* What a watch message (a response to PROTO_WATCH, sent any number of times
@@ -199,6 +202,13 @@ void proto_pack_raw(struct proto_writer *w, const void *bytes, size_t len);
 int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, const char *message,
                        const char *leader);
 
+/* A whole METRICS answer frame: the head (code 0, revision), no results, no
+ * status, no watch, and text (len bytes, copied; UTF-8 by contract, not
+ * checked). Returns 0, or CAIRN_ENOMEM (CAIRN_ETOOLARGE beyond 4 GiB of
+ * text) with out as it was. */
+int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const char *text,
+                         size_t len);
+
 /* A decoded response; everything is copied into an arena it owns. */
 struct proto_response
 {
@@ -210,6 +220,8 @@ struct proto_response
     struct cairn_result *result;   /* owned; NULL when the response carried none */
     struct cairn_status *status;   /* owned; NULL when none */
     struct proto_watch_msg *watch; /* owned; NULL unless a watch message */
+    const char *text;              /* METRICS: NUL-terminated (arena); NULL when none */
+    size_t text_len;               /* bytes of text before the NUL (it may hold NULs) */
 };
 
 /* The watch element of a watch message. Memory shares the response's arena. */
@@ -223,10 +235,10 @@ struct proto_watch_msg
 };
 
 /* Decode a response payload. Returns 0 or CAIRN_EMALFORMED / CAIRN_EVERSION /
- * CAIRN_ENOMEM. On success the caller owns out->result, out->status and
- * out->watch; they share one arena: release them together with
- * proto_response_free(), or keep out->result and free it with
- * cairn_result_free() (which releases the other two as well). */
+ * CAIRN_ENOMEM. On success the caller owns out->result, out->status,
+ * out->watch and out->text; they share one arena: release them together
+ * with proto_response_free(), or keep out->result and free it with
+ * cairn_result_free() (which releases the others as well). */
 int proto_decode_response(const char *payload, size_t len, struct proto_response *out);
 void proto_response_free(struct proto_response *r);
 

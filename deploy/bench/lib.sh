@@ -135,7 +135,8 @@ cluster_up() {
     if [[ $kind == cairn ]]; then
       "$cairnd" --id "$n" --data-dir "$dir/node$n" --initial-cluster "$cairn_initial" \
         --raft-addr "127.0.0.1:$((cairn_raft_base + n))" \
-        --client-addr "127.0.0.1:$((cairn_client_base + n))" >>"$dir/node$n.log" 2>&1 &
+        --client-addr "127.0.0.1:$((cairn_client_base + n))" --http-addr= \
+        >>"$dir/node$n.log" 2>&1 &
       cluster+=($!)
       continue
     fi

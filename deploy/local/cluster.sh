@@ -6,9 +6,11 @@
 #   deploy/local/cluster.sh down     stop the nodes (data is kept)
 #   deploy/local/cluster.sh wipe     stop the nodes and delete their data
 #
-# Node N (1..3) serves clients on 127.0.0.1:700N and Raft on 127.0.0.1:710N,
-# the defaults cairnctl uses when given no --endpoints. Data and logs live in
-# $CAIRN_LOCAL_DIR (default: .local-cluster/ in the repository).
+# Node N (1..3) serves clients on 127.0.0.1:700N (the defaults cairnctl uses
+# when given no --endpoints), Raft on 127.0.0.1:710N, and HTTP (the JSON API,
+# /health, /ready, /metrics and the console) on http://127.0.0.1:800N, all on
+# loopback only. Data and logs live in $CAIRN_LOCAL_DIR (default:
+# .local-cluster/ in the repository).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,11 +19,14 @@ dir=${CAIRN_LOCAL_DIR:-$repo/.local-cluster}
 build_dir=${CAIRN_BUILD_DIR:-$repo/build}
 bin=$build_dir/bin
 nodes=(1 2 3)
-# Port bases can be moved (tests do) with CAIRN_LOCAL_CLIENT_BASE / _RAFT_BASE.
+# Port bases can be moved (tests do) with CAIRN_LOCAL_CLIENT_BASE / _RAFT_BASE
+# / _HTTP_BASE.
 cbase=${CAIRN_LOCAL_CLIENT_BASE:-7000}
 rbase=${CAIRN_LOCAL_RAFT_BASE:-7100}
+hbase=${CAIRN_LOCAL_HTTP_BASE:-8000}
 caddr() { echo "127.0.0.1:$((cbase + $1))"; }
 raddr() { echo "127.0.0.1:$((rbase + $1))"; }
+haddr() { echo "127.0.0.1:$((hbase + $1))"; }
 initial="1=$(raddr 1)/$(caddr 1),2=$(raddr 2)/$(caddr 2),3=$(raddr 3)/$(caddr 3)"
 export CAIRN_ENDPOINTS="$(caddr 1),$(caddr 2),$(caddr 3)"
 
@@ -54,7 +59,7 @@ up() {
       continue
     fi
     "$bin"/cairnd --id "$n" --data-dir "$dir/node$n" \
-      --raft-addr "$(raddr "$n")" --client-addr "$(caddr "$n")" \
+      --raft-addr "$(raddr "$n")" --client-addr "$(caddr "$n")" --http-addr "$(haddr "$n")" \
       --initial-cluster "$initial" >>"$dir/node$n.log" 2>&1 &
     echo $! >"$dir/node$n.pid"
     started=1
@@ -77,18 +82,20 @@ up() {
   done
   ((started)) && echo "started a 3-node cluster; data and logs in $dir"
   status
+  echo "console: http://$(haddr 1)/ (any node's HTTP URL serves it)"
 }
 
 status() {
-  printf "%-5s %-8s %-16s %-16s %s\n" NODE PID CLIENT RAFT ROLE
+  local fmt="%-5s %-8s %-16s %-16s %-24s %s\n"
+  printf "$fmt" NODE PID CLIENT RAFT HTTP ROLE
   for n in "${nodes[@]}"; do
     local pid role
     if pid=$(pid_of "$n"); then
       role=$("$bin"/cairnctl status --endpoint "$(caddr "$n")" --json 2>/dev/null |
         sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')
-      printf "%-5s %-8s %-16s %-16s %s\n" "$n" "$pid" "$(caddr "$n")" "$(raddr "$n")" "${role:-unreachable}"
+      printf "$fmt" "$n" "$pid" "$(caddr "$n")" "$(raddr "$n")" "http://$(haddr "$n")" "${role:-unreachable}"
     else
-      printf "%-5s %-8s %-16s %-16s %s\n" "$n" "-" "$(caddr "$n")" "$(raddr "$n")" "stopped"
+      printf "$fmt" "$n" "-" "$(caddr "$n")" "$(raddr "$n")" "http://$(haddr "$n")" "stopped"
     fi
   done
   echo "data: $dir"

@@ -174,6 +174,7 @@ start_node() {
   local i=$1
   ip netns exec "$(ns_of "$i")" "$cairnd" --id "$i" --data-dir "$results/node$i" \
     --raft-addr "$(ip_of "$i"):7101" --client-addr "$(ip_of "$i"):7001" \
+    --http-addr "$(ip_of "$i"):8001" \
     --initial-cluster "$initial" --snapshot-threshold "$snap_threshold" \
     --snapshot-trailing "$((snap_threshold / 4))" >>"$results/node$i.log" 2>&1 &
   pid[$i]=$!

@@ -141,6 +141,7 @@ static void run_request(struct kv *kv, const struct proto_request *req, int64_t 
     int rv;
     switch (req->type) {
         case PROTO_STATUS:
+        case PROTO_METRICS:
             return; /* answered by the server, not the key space */
         case PROTO_GET:
         case PROTO_HISTORY:
@@ -236,6 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (proto_decode_response(bytes, size, &resp) == 0) {
         check(resp.result != NULL, "a decoded response has a result");
+        check(resp.text == NULL || (resp.type == PROTO_METRICS && resp.text[resp.text_len] == '\0'),
+              "only a METRICS answer has text, NUL-terminated");
         proto_response_free(&resp);
     }
     seed_state(&scratch);

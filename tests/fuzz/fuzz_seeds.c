@@ -89,7 +89,8 @@ static void apply_stream(struct kv *kv, const struct buf *stream)
         struct proto_request req;
         arena_init(&a);
         if (proto_decode_request(stream->data + off + PROTO_FRAME_HEADER_SIZE, n, &a, &req) == 0 &&
-            req.type != PROTO_GET && req.type != PROTO_HISTORY && req.type != PROTO_STATUS) {
+            req.type != PROTO_GET && req.type != PROTO_HISTORY && req.type != PROTO_STATUS &&
+            req.type != PROTO_METRICS) {
             kv_apply(kv, &req, t++, NULL);
         }
         arena_free(&a);
@@ -190,6 +191,8 @@ int main(int argc, char **argv)
     emit(&stream, &req, "req_compact");
     req = request(id++, PROTO_STATUS);
     emit(&stream, &req, "req_status");
+    req = request(id++, PROTO_METRICS);
+    emit(&stream, &req, "req_metrics");
     req = request(id++, PROTO_PUT);
     req.op = op(CAIRN_OP_PUT, "app/port", "again");
     emit(&stream, &req, NULL);
@@ -280,6 +283,17 @@ int main(int argc, char **argv)
                    out.len - PROTO_FRAME_HEADER_SIZE);
         buf_free(&out);
     }
+
+    {
+        static const char text[] = "# TYPE cairn_keys gauge\ncairn_keys 2\n";
+        buf_init(&out);
+        if (proto_encode_metrics(&out, 10, kv.rev, text, sizeof(text) - 1) != 0) {
+            die("metrics");
+        }
+    }
+    write_seed("resp_metrics", out.data + PROTO_FRAME_HEADER_SIZE,
+               out.len - PROTO_FRAME_HEADER_SIZE);
+    buf_free(&out);
 
     kv_close(&kv);
     buf_free(&stream);

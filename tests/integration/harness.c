@@ -366,16 +366,34 @@ static bool port_bindable(int port)
     return ok;
 }
 
+/* CAIRN_IT_PORTS=LO-HI confines the ports to a range, for machines where
+ * several people run tests at once and agree on who uses which ports. */
+static bool port_range_from_env(int *lo, int *hi)
+{
+    const char *spec = getenv("CAIRN_IT_PORTS");
+    if (spec == NULL || spec[0] == '\0') {
+        return false;
+    }
+    IT_ASSERT(sscanf(spec, "%d-%d", lo, hi) == 2 && *lo > 0 && *lo < *hi && *hi <= 65535,
+              "CAIRN_IT_PORTS=\"%s\" is not LO-HI", spec);
+    return true;
+}
+
 int it_pick_port(void)
 {
     int lo = ephemeral_low();
+    int range_lo = 0;
+    int range_hi = 0;
+    bool ranged = port_range_from_env(&range_lo, &range_hi);
     int attempt;
     int i;
     IT_ASSERT(g_n_ports < PORTS_MAX, "too many ports");
     for (attempt = 0; attempt < 10000; attempt++) {
         int port;
         bool taken = false;
-        if (lo - PORT_MIN >= 1000) {
+        if (ranged) {
+            port = range_lo + (int)(rng_next() % (uint64_t)(range_hi - range_lo + 1));
+        } else if (lo - PORT_MIN >= 1000) {
             port = PORT_MIN + (int)(rng_next() % (uint64_t)(lo - PORT_MIN));
         } else {
             /* A machine whose ephemeral range starts low: let the kernel pick,
@@ -675,6 +693,9 @@ void it_node_start(struct it_cluster *c, unsigned id)
     argv[n++] = node->client_addr;
     argv[n++] = "--initial-cluster";
     argv[n++] = c->initial_cluster;
+    /* No HTTP unless the test asks for it (a later --http-addr wins): the
+     * default address, 127.0.0.1:8001, would be the same for every node. */
+    argv[n++] = "--http-addr=";
     for (i = 0; i < IT_ARGS_MAX && c->args[i] != NULL; i++) {
         argv[n++] = (char *)c->args[i];
     }

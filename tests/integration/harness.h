@@ -25,7 +25,9 @@
  * and checked free by binding them. Ports below the ephemeral range are
  * never handed out by the kernel for outgoing connections, so a node's port
  * cannot be taken by a peer's reconnect attempt while the node is down and
- * must be restarted on the same address.
+ * must be restarted on the same address. CAIRN_IT_PORTS=LO-HI in the
+ * environment picks them in that range instead (inclusive), for machines
+ * shared by several test runs.
  *
  * Everything here runs on the test's main thread, except it_fail(),
  * it_log() and it_client(c, 0, ...), which worker threads may call too.
@@ -125,7 +127,8 @@ extern const char *const it_small_snapshot_flags[];
 
 /* A cluster of n nodes (ids 1..n) with ports and directories chosen but no
  * process started. args (NULL-terminated, may be NULL) are extra cairnd
- * flags given to every node; the array must outlive the cluster. */
+ * flags given to every node; the array must outlive the cluster. Nodes
+ * serve no HTTP unless args (or a node's own args) give --http-addr. */
 struct it_cluster *it_cluster_new(unsigned n, const char *const *args);
 
 /* Start every node, then wait until they agree on a leader; returns its id. */

@@ -4,7 +4,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CAIRN_LOCAL_DIR=$(mktemp -d /tmp/cairn-cli-XXXXXX)
-export CAIRN_LOCAL_CLIENT_BASE=26000 CAIRN_LOCAL_RAFT_BASE=26100
+export CAIRN_LOCAL_CLIENT_BASE=26000 CAIRN_LOCAL_RAFT_BASE=26100 CAIRN_LOCAL_HTTP_BASE=26200
 cluster=$repo/deploy/local/cluster.sh
 ctl=${CAIRN_BUILD_DIR:-$repo/build}/bin/cairnctl
 err=$CAIRN_LOCAL_DIR/stderr
@@ -199,6 +199,12 @@ printf '\xff\xfe' | "$ctl" put bin/x >/dev/null
 
 # status, usage errors, unreachable cluster
 [[ $("$ctl" status | grep -c leader) -ge 1 ]] || fail "status shows a leader"
+# metrics: one node's Prometheus text, from any node
+out=$("$ctl" metrics --endpoint 127.0.0.1:26002)
+[[ $out == *$'\n# TYPE cairn_raft_is_leader gauge\ncairn_raft_is_leader '[01]$'\n'* ]] ||
+  fail "metrics has is_leader: $out"
+[[ $out == *$'\ncairn_keys '[1-9]* ]] || fail "metrics counts the keys"
+expect_fail 1 "not host:port" -- "$ctl" metrics --endpoint nohost
 expect_fail 2 "unknown flag --bogus" -- "$ctl" get x --bogus
 expect_fail 2 "unknown command" -- "$ctl" frobnicate
 expect_fail 2 "get wants one KEY" -- "$ctl" get

@@ -5,7 +5,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CAIRN_LOCAL_DIR=$(mktemp -d /tmp/cairn-smoke-XXXXXX)
-export CAIRN_LOCAL_CLIENT_BASE=27000 CAIRN_LOCAL_RAFT_BASE=27100
+export CAIRN_LOCAL_CLIENT_BASE=27000 CAIRN_LOCAL_RAFT_BASE=27100 CAIRN_LOCAL_HTTP_BASE=27200
 export CAIRN_ENDPOINTS=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 cluster=$repo/deploy/local/cluster.sh
 ctl=$repo/build/bin/cairnctl

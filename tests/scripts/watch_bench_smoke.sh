@@ -45,7 +45,7 @@ for n in 1 2 3; do
 done
 for n in 1 2 3; do
   "$cairnd" --id "$n" --data-dir "$dir/node$n" --raft-addr "127.0.0.1:$((base + 100 + n))" \
-    --client-addr "127.0.0.1:$((base + n))" --initial-cluster "$initial" \
+    --client-addr "127.0.0.1:$((base + n))" --initial-cluster "$initial" --http-addr= \
     >"$dir/node$n.log" 2>&1 &
   pids+=($!)
 done

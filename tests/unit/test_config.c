@@ -93,6 +93,11 @@ static void test_defaults(void **state)
     assert_int_equal(p.c.session_output_max_bytes, 67108864);
     assert_int_equal(p.c.shutdown_transfer_timeout_ms, 3000);
     assert_string_equal(p.c.log_level, "info");
+    /* HTTP listens on loopback unless told otherwise. */
+    assert_string_equal(p.c.http_addr, "127.0.0.1:8001");
+    assert_int_equal(p.c.http_threads, 16);
+    assert_int_equal(p.c.http_watch_streams_max, 8);
+    assert_int_equal(p.c.ready_lag_max, 1000);
     assert_false(p.c.help);
     assert_false(p.c.version);
     config_free(&p.c);
@@ -236,6 +241,22 @@ static void test_required_and_cross_checks(void **state)
     expect_error(&p, "--max-request-bytes", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--log-level", "debug");
     expect_error(&p, "--log-level", "\"debug\"");
+
+    /* Every HTTP watch stream holds a worker: one must stay for the rest. */
+    PARSE(&p, "--id", "1", "--data-dir", "/d", "--http-threads", "8", "--http-watch-streams-max",
+          "8");
+    expect_error(&p, "--http-watch-streams-max (8)", "--http-threads (8)");
+    assert_int_equal(PARSE(&p, "--id", "1", "--data-dir", "/d", "--http-threads", "8",
+                           "--http-watch-streams-max", "7"),
+                     0);
+    config_free(&p.c);
+    PARSE(&p, "--id", "1", "--data-dir", "/d", "--http-threads", "1", "--http-watch-streams-max",
+          "0");
+    expect_error(&p, "--http-threads", NULL);
+    /* An empty address turns HTTP off. */
+    assert_int_equal(PARSE(&p, "--id", "1", "--data-dir", "/d", "--http-addr="), 0);
+    assert_string_equal(p.c.http_addr, "");
+    config_free(&p.c);
 }
 
 static void test_config_file(void **state)
