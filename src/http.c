@@ -486,18 +486,23 @@ void http_write_kv(struct json_writer *w, const struct cairn_kv *kv, bool with_v
     json_object_end(w);
 }
 
-int http_read_value(struct http_request *r, const struct json_value *obj, const char **data,
-                    size_t *len)
+int http_read_bytes(struct http_request *r, const struct json_value *obj, const char *name,
+                    const char *enc_name, bool required, const char **data, size_t *len)
 {
-    const struct json_value *v = json_get(obj, "value");
-    const struct json_value *enc = json_get(obj, "encoding");
+    const struct json_value *v = json_get(obj, name);
+    const struct json_value *enc = json_get(obj, enc_name);
+    *data = NULL;
+    *len = 0;
+    if (v == NULL && !required) {
+        return 0;
+    }
     if (v == NULL || v->type != JSON_STRING) {
-        http_reply_error(r, 400, "bad_request", "\"value\" must be a string");
+        http_reply_error(r, 400, "bad_request", "\"%s\" must be a string", name);
         return -1;
     }
     if (enc != NULL && (enc->type != JSON_STRING ||
                         (strcmp(enc->str, "utf8") != 0 && strcmp(enc->str, "base64") != 0))) {
-        http_reply_error(r, 400, "bad_request", "\"encoding\" must be \"utf8\" or \"base64\"");
+        http_reply_error(r, 400, "bad_request", "\"%s\" must be \"utf8\" or \"base64\"", enc_name);
         return -1;
     }
     if (enc != NULL && strcmp(enc->str, "base64") == 0) {
@@ -509,7 +514,7 @@ int http_read_value(struct http_request *r, const struct json_value *obj, const 
         }
         n = json_base64_decode(v->str, v->len, out);
         if (n < 0) {
-            http_reply_error(r, 400, "bad_request", "\"value\" is not valid base64");
+            http_reply_error(r, 400, "bad_request", "\"%s\" is not valid base64", name);
             return -1;
         }
         *data = out;

@@ -158,10 +158,12 @@ size_t http_body_max(const struct config *cfg);
 void http_write_kv(struct json_writer *w, const struct cairn_kv *kv, bool with_value);
 /* "value" and "encoding" members for bytes. */
 void http_write_value(struct json_writer *w, const char *name, const char *data, size_t len);
-/* A value from a request: "value" decoded per "encoding" (utf8 by default)
- * into the arena. Returns 0, or -1 after answering 400. */
-int http_read_value(struct http_request *r, const struct json_value *obj, const char **data,
-                    size_t *len);
+/* Bytes from a member of a request object: a string, decoded per the member
+ * enc_name ("utf8" by default, or "base64") into the arena. Absent: *data
+ * NULL, and a 400 when required. Returns 0, or -1 after answering 400 (or
+ * 500 when out of memory). */
+int http_read_bytes(struct http_request *r, const struct json_value *obj, const char *name,
+                    const char *enc_name, bool required, const char **data, size_t *len);
 
 /* Handlers (http_api.c). */
 void http_api_kv(struct http_request *r);

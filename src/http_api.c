@@ -37,49 +37,6 @@ static void reply_client_error(struct http_request *r, cairn_client *c, int rv)
     http_reply_cairn(r, rv, cairn_errmsg(c));
 }
 
-/* Bytes from a member of a request object: a string, decoded per the
- * member enc_name ("utf8" by default, or "base64"). Absent: *data NULL (and
- * a 400 when required). */
-static int read_bytes(struct http_request *r, const struct json_value *obj, const char *name,
-                      const char *enc_name, bool required, const char **data, size_t *len)
-{
-    const struct json_value *v = json_get(obj, name);
-    const struct json_value *enc = json_get(obj, enc_name);
-    *data = NULL;
-    *len = 0;
-    if (v == NULL && !required) {
-        return 0;
-    }
-    if (v == NULL || v->type != JSON_STRING) {
-        http_reply_error(r, 400, "bad_request", "\"%s\" must be a string", name);
-        return -1;
-    }
-    if (enc != NULL && (enc->type != JSON_STRING ||
-                        (strcmp(enc->str, "utf8") != 0 && strcmp(enc->str, "base64") != 0))) {
-        http_reply_error(r, 400, "bad_request", "\"%s\" must be \"utf8\" or \"base64\"", enc_name);
-        return -1;
-    }
-    if (enc != NULL && strcmp(enc->str, "base64") == 0) {
-        char *out = arena_alloc(&r->arena, json_base64_decoded_max(v->len) + 1);
-        long long n;
-        if (out == NULL) {
-            http_reply_error(r, 500, "internal", "out of memory");
-            return -1;
-        }
-        n = json_base64_decode(v->str, v->len, out);
-        if (n < 0) {
-            http_reply_error(r, 400, "bad_request", "\"%s\" is not valid base64", name);
-            return -1;
-        }
-        *data = out;
-        *len = (size_t)n;
-        return 0;
-    }
-    *data = v->str;
-    *len = v->len;
-    return 0;
-}
-
 /* A non-negative integer member; absent leaves *out. */
 static int read_uint(struct http_request *r, const struct json_value *obj, const char *name,
                      bool required, uint64_t *out)
@@ -280,7 +237,7 @@ static void kv_put(struct http_request *r, const char *key, size_t key_len)
         return;
     }
     if (http_read_json(r, http_body_max(r->cfg), &body) != 0 ||
-        read_bytes(r, body, "value", "encoding", true, &value, &value_len) != 0) {
+        http_read_bytes(r, body, "value", "encoding", true, &value, &value_len) != 0) {
         return;
     }
     if (has_cas) {
@@ -422,8 +379,8 @@ static int parse_compares(struct http_request *r, const struct json_value *arr,
             http_reply_error(r, 400, "bad_request", "compare %zu is not an object", i);
             return -1;
         }
-        if (read_bytes(r, c, "key", "key_encoding", true, (const char **)&cmps[i].key,
-                       &cmps[i].key_len) != 0) {
+        if (http_read_bytes(r, c, "key", "key_encoding", true, (const char **)&cmps[i].key,
+                            &cmps[i].key_len) != 0) {
             return -1;
         }
         for (t = 0; target != NULL && target->type == JSON_STRING && t < 4; t++) {
@@ -451,8 +408,8 @@ static int parse_compares(struct http_request *r, const struct json_value *arr,
         cmps[i].target = (enum cairn_cmp_target)t;
         cmps[i].op = (enum cairn_cmp_op)o;
         if (t == CAIRN_CMP_VALUE) {
-            if (read_bytes(r, c, "value", "encoding", true, (const char **)&cmps[i].value,
-                           &cmps[i].value_len) != 0) {
+            if (http_read_bytes(r, c, "value", "encoding", true, (const char **)&cmps[i].value,
+                                &cmps[i].value_len) != 0) {
                 return -1;
             }
         } else if (read_uint(r, c, "number", true, &cmps[i].number) != 0) {
@@ -508,16 +465,16 @@ static int parse_ops(struct http_request *r, const char *name, const struct json
                              name, i);
             return -1;
         }
-        if (read_bytes(r, c, "key", "key_encoding", true, (const char **)&ops[i].key,
-                       &ops[i].key_len) != 0 ||
+        if (http_read_bytes(r, c, "key", "key_encoding", true, (const char **)&ops[i].key,
+                            &ops[i].key_len) != 0 ||
             read_bool(r, c, "prefix", &ops[i].prefix) != 0 ||
             read_bool(r, c, "prev_kv", &ops[i].prev_kv) != 0 ||
             read_uint(r, c, "limit", false, &ops[i].limit) != 0) {
             return -1;
         }
         if (ops[i].type == CAIRN_OP_PUT &&
-            read_bytes(r, c, "value", "encoding", true, (const char **)&ops[i].value,
-                       &ops[i].value_len) != 0) {
+            http_read_bytes(r, c, "value", "encoding", true, (const char **)&ops[i].value,
+                            &ops[i].value_len) != 0) {
             return -1;
         }
     }
