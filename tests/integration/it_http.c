@@ -44,41 +44,6 @@
 
 static int g_http_port[NODES + 1];
 
-/* HTTP ports in 32000-32999 (the harness's own picks stay below 32768 but
- * are random; a clash is ruled out by binding first). */
-static int pick_http_port(void)
-{
-    int attempt;
-    for (attempt = 0; attempt < 1000; attempt++) {
-        int port = 32000 + rand() % 1000;
-        struct sockaddr_in a;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        int ok;
-        int i;
-        bool used = false;
-        for (i = 1; i <= NODES; i++) {
-            used = used || g_http_port[i] == port;
-        }
-        if (used || fd < 0) {
-            if (fd >= 0) {
-                close(fd);
-            }
-            continue;
-        }
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(fd);
-        if (ok) {
-            return port;
-        }
-    }
-    IT_ASSERT(false, "no free port in 32000-32999");
-    return -1;
-}
-
 /* One HTTP exchange */
 
 struct resp
@@ -1000,7 +965,7 @@ int main(void)
     c = it_cluster_new(NODES, args);
     for (i = 1; i <= NODES; i++) {
         struct it_node *n = it_node(c, i);
-        g_http_port[i] = pick_http_port();
+        g_http_port[i] = it_pick_port();
         IT_FORMAT(http_args[i][0], "--http-addr");
         IT_FORMAT(http_args[i][1], "127.0.0.1:%d", g_http_port[i]);
         n->args[0] = http_args[i][0];
