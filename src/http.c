@@ -7,6 +7,7 @@
  * included, so the handlers decode the raw path themselves.
  */
 #include "http.h"
+#include "http_status.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -382,59 +383,12 @@ static void reply_405(struct http_request *r, const char *allow)
     reply_error_allow(r, allow, "%s is not allowed here (allowed: %s)", r->method, allow);
 }
 
-/* The error table of docs/http.md: CAIRN_E* to status and stable code. */
+/* The error table of docs/http.md (http_status.c). */
 void http_reply_cairn(struct http_request *r, int rv, const char *message)
 {
-    int status = 500;
-    const char *code = "internal";
-    switch (rv) {
-        case CAIRN_EINVAL:
-        case CAIRN_EMALFORMED:
-            status = 400;
-            code = "bad_request";
-            break;
-        case CAIRN_EFUTUREREV:
-            status = 400;
-            code = "future_revision";
-            break;
-        case CAIRN_ENOTFOUND:
-            status = 404;
-            code = "not_found";
-            break;
-        case CAIRN_ECOMPARE:
-            status = 409;
-            code = "compare_failed";
-            break;
-        case CAIRN_ECOMPACTED:
-            status = 410;
-            code = "compacted";
-            break;
-        case CAIRN_ETOOLARGE:
-            status = 413;
-            code = "too_large";
-            break;
-        case CAIRN_EBUSY:
-            status = 429;
-            code = "overloaded";
-            break;
-        case CAIRN_ENOLEADER:
-        case CAIRN_ENOTLEADER:
-            status = 503;
-            code = "no_leader";
-            break;
-        case CAIRN_ETIMEOUT:
-        case CAIRN_EUNAVAILABLE:
-        case CAIRN_ESHUTDOWN:
-            status = 503;
-            code = "unavailable";
-            break;
-        case CAIRN_EUNKNOWN:
-            status = 500;
-            code = "outcome_unknown";
-            break;
-        default:
-            break;
-    }
+    int status;
+    const char *code;
+    http_status_of(rv, &status, &code);
     http_reply_error(r, status, code, "%s",
                      message != NULL && message[0] != '\0' ? message : cairn_strerror(rv));
 }

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "cairn.h"
+#include "http_status.h"
 #include "json.h"
 
 static int parse(const char *text, size_t len, struct arena *a, struct json_value **v, char *errmsg,
@@ -330,12 +332,57 @@ static void test_writer(void **state)
     buf_free(&b);
 }
 
+/* The error table of docs/http.md, row by row: every CAIRN_E* code maps to
+ * the documented status and stable code (429 "overloaded" included, which no
+ * integration test can provoke on demand). */
+static void test_http_status_table(void **state)
+{
+    static const struct
+    {
+        int rv;
+        int status;
+        const char *code;
+    } table[] = {
+        {CAIRN_EINVAL, 400, "bad_request"},
+        {CAIRN_EMALFORMED, 400, "bad_request"},
+        {CAIRN_EFUTUREREV, 400, "future_revision"},
+        {CAIRN_ENOTFOUND, 404, "not_found"},
+        {CAIRN_ECOMPARE, 409, "compare_failed"},
+        {CAIRN_ECOMPACTED, 410, "compacted"},
+        {CAIRN_ETOOLARGE, 413, "too_large"},
+        {CAIRN_EBUSY, 429, "overloaded"},
+        {CAIRN_ENOLEADER, 503, "no_leader"},
+        {CAIRN_ENOTLEADER, 503, "no_leader"},
+        {CAIRN_ETIMEOUT, 503, "unavailable"},
+        {CAIRN_EUNAVAILABLE, 503, "unavailable"},
+        {CAIRN_ESHUTDOWN, 503, "unavailable"},
+        {CAIRN_EUNKNOWN, 500, "outcome_unknown"},
+        {CAIRN_ENOMEM, 500, "internal"},
+        {CAIRN_EVERSION, 500, "internal"},
+        {CAIRN_EIO, 500, "internal"},
+        {CAIRN_EINTERNAL, 500, "internal"},
+        {-1000, 500, "internal"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        int status = 0;
+        const char *code = NULL;
+        http_status_of(table[i].rv, &status, &code);
+        assert_int_equal(status, table[i].status);
+        assert_string_equal(code, table[i].code);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values),  cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_hostile), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_base64),  cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_writer),
+        cmocka_unit_test(test_http_status_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
