@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README's first command, used as a newcomer would: up, write, read,
-# status, down, up again (restart from existing data), read, wipe. Runs on
-# ports 27001-27003 / 27101-27103 so that a developer's own cluster is safe.
+# The README's first command, used as a newcomer would: up (which prints the
+# console's URL), write, read, the same over HTTP, the console's page,
+# status (with each node's HTTP URL), down, up again (restart from existing
+# data), read, wipe. Runs on ports 27001-27003 / 27101-27103 / 27201-27203
+# so that a developer's own cluster is safe.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CAIRN_LOCAL_DIR=$(mktemp -d /tmp/cairn-smoke-XXXXXX)
@@ -11,11 +13,18 @@ cluster=$repo/deploy/local/cluster.sh
 ctl=$repo/build/bin/cairnctl
 trap '"$cluster" wipe >/dev/null 2>&1 || true' EXIT
 
-"$cluster" up
+up_out=$("$cluster" up)
+echo "$up_out"
+grep -F "console: http://127.0.0.1:27201/" <<<"$up_out" >/dev/null
 "$ctl" put greeting hello
 [[ $("$ctl" get greeting) == hello ]]
+# The README's curl lines: the value over HTTP, metrics, and the console.
+curl -sf http://127.0.0.1:27202/v1/kv/greeting | grep -F '"value":"hello"' >/dev/null
+curl -sf http://127.0.0.1:27203/metrics | grep -F "cairn_raft_term" >/dev/null
+curl -sf http://127.0.0.1:27201/ | grep -i "<title>" >/dev/null
 status_out=$("$cluster" status)
-grep -q leader <<<"$status_out"
+grep leader <<<"$status_out" >/dev/null
+for i in 1 2 3; do grep -F "http://127.0.0.1:2720$i" <<<"$status_out" >/dev/null; done
 for i in $(seq 1 20); do "$ctl" put "k/$i" "v$i" >/dev/null; done
 "$cluster" down
 "$cluster" up
