@@ -494,7 +494,11 @@ for i in $(seq 1 "$nodes"); do kill -CONT "${pid[$i]}" 2>/dev/null; done
 reap_crashed
 heal_t=$(now_ns)
 if sabotaged stall; then
+  # The heal counts from when every node is stopped and the answers they
+  # had already sent have arrived; an ok op just before is not a recovery.
   for i in $(seq 1 "$nodes"); do kill -STOP "${pid[$i]}" 2>/dev/null; done
+  sleep 0.5
+  heal_t=$(now_ns)
   sleep "$((heal_bound + 2))"
   for i in $(seq 1 "$nodes"); do kill -CONT "${pid[$i]}" 2>/dev/null; done
 fi
