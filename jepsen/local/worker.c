@@ -169,7 +169,24 @@ static int parse_value(const char *v, size_t len, int64_t *out)
 static bool write_certainly_failed(int rv)
 {
     return rv == CAIRN_ENOTLEADER || rv == CAIRN_ENOLEADER || rv == CAIRN_ESHUTDOWN ||
-           rv == CAIRN_EBUSY || rv == CAIRN_EUNAVAILABLE;
+           rv == CAIRN_EBUSY || rv == CAIRN_EUNAVAILABLE || rv == CAIRN_ECOMPARE;
+}
+
+/* Records how a write ended: :ok, :fail when it certainly did not happen,
+ * else :info. Returns true after :info, when the thread must go on as a new
+ * process. */
+static bool emit_write_outcome(int rv, int64_t process, const char *f, const char *value)
+{
+    if (rv == 0) {
+        emit("ok", process, f, value);
+        return false;
+    }
+    if (write_certainly_failed(rv)) {
+        emit("fail", process, f, value);
+        return false;
+    }
+    emit("info", process, f, value);
+    return true;
 }
 
 static int64_t pick_key(unsigned *seed)
@@ -228,16 +245,7 @@ static bool register_op(cairn_client *c, int64_t process, unsigned *seed)
         snprintf(val, sizeof(val), "[%" PRId64 " %d]", k, v);
         emit("invoke", process, "write", val);
         rv = cairn_put(c, key, (size_t)klen, nv, (size_t)nlen, NULL, NULL);
-        if (rv == 0) {
-            emit("ok", process, "write", val);
-            return false;
-        }
-        if (write_certainly_failed(rv)) {
-            emit("fail", process, "write", val);
-            return false;
-        }
-        emit("info", process, "write", val);
-        return true;
+        return emit_write_outcome(rv, process, "write", val);
     }
     {
         int from = (int)(rand_r(seed) % WORKER_VALUE_MAX);
@@ -262,18 +270,11 @@ static bool register_op(cairn_client *c, int64_t process, unsigned *seed)
         snprintf(val, sizeof(val), "[%" PRId64 " [%d %d]]", k, from, to);
         emit("invoke", process, "cas", val);
         rv = cairn_txn(c, &txn, &r);
-        if (rv == 0) {
-            emit(r->succeeded ? "ok" : "fail", process, "cas", val);
-            cairn_result_free(r);
-            return false;
+        if (rv == 0 && !r->succeeded) {
+            rv = CAIRN_ECOMPARE; /* the compare did not hold: certainly not applied */
         }
         cairn_result_free(r);
-        if (write_certainly_failed(rv)) {
-            emit("fail", process, "cas", val);
-            return false;
-        }
-        emit("info", process, "cas", val);
-        return true;
+        return emit_write_outcome(rv, process, "cas", val);
     }
 }
 
@@ -290,16 +291,7 @@ static bool set_add(cairn_client *c, int64_t process)
     int vlen = snprintf(val, sizeof(val), "%" PRId64, e);
     emit("invoke", process, "add", val);
     rv = cairn_put(c, key, (size_t)klen, val, (size_t)vlen, NULL, NULL);
-    if (rv == 0) {
-        emit("ok", process, "add", val);
-        return false;
-    }
-    if (write_certainly_failed(rv)) {
-        emit("fail", process, "add", val);
-        return false;
-    }
-    emit("info", process, "add", val);
-    return true;
+    return emit_write_outcome(rv, process, "add", val);
 }
 
 /* The final read of the set: every element under the prefix, paged. Retried
