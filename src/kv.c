@@ -10,10 +10,147 @@
  * and reports more=true, so one response always fits in a frame. */
 #define KV_RANGE_BYTES_MAX (16u * 1024u * 1024u)
 
-/* 2 replaced the single retain_versions of 1 with the policy table; format 1
- * is still read, as the policy for "" alone. */
-#define KV_SNAPSHOT_FORMAT 2
+/* 2 replaced the single retain_versions of 1 with the policy table; 3 added
+ * the cluster id. Formats 1 and 2 are still read: the policy for "" alone,
+ * and cluster id 0. */
+#define KV_SNAPSHOT_FORMAT 3
+#define KV_SNAPSHOT_FORMAT_V2 2
 #define KV_SNAPSHOT_FORMAT_V1 1
+
+/* State hash
+ *
+ * kv_hash() runs for every status request (the clients' liveness ping) and
+ * after every applied entry, so it cannot walk the key space. The state is
+ * seen instead as a set of items, each hashed on its own:
+ *
+ *  - a version: key, mod_rev, create_rev, version, time_ms, deleted, value;
+ *  - a key's floor, when floor_rev != 0: key, floor_rev, floor_deleted;
+ *  - a retention policy: prefix, max_versions, max_age_ms.
+ *
+ * items_hash is the sum of their hashes mod 2^64, which does not depend on
+ * order, so a change adds or subtracts only the items it touches. kv_hash()
+ * then mixes rev, compact_rev, cluster_id and that sum. Policies are items
+ * rather than a walk at query time: the table can hold 1,024 of them.
+ *
+ * An item is hashed as a canonical sequence of 64-bit words: a tag naming
+ * the kind of item, then each field (booleans as 0 or 1), and each byte
+ * string as its length followed by its bytes in little-endian words, the
+ * last one padded with zeros (the length says where the bytes end, so no
+ * field boundary can move). Each word goes through MurmurHash64A's step (a
+ * bijective mix of the word, xored into the state, which is then
+ * multiplied), and the result through the splitmix64 finalizer, so every
+ * input bit has a say in every output bit and a sum of two items that differ
+ * slightly still moves unpredictably. Words rather than bytes: hashing a
+ * value's bytes is the cost a put adds, and byte-wise FNV-1a took 1.1 us
+ * per KiB where this takes 0.15. The hash detects divergence between
+ * replicas; it is not meant to resist anyone crafting collisions. */
+
+#define HASH_SEED 0x9e3779b97f4a7c15ull
+#define HASH_M 0xc6a4a7935bd1e995ull /* MurmurHash64A's multiplier */
+/* One tag per kind of item, and one for the final mix. */
+#define HASH_TAG_VERSION 0x56 /* 'V' */
+#define HASH_TAG_FLOOR 0x46   /* 'F' */
+#define HASH_TAG_POLICY 0x50  /* 'P' */
+#define HASH_TAG_STATE 0x53   /* 'S' */
+
+static uint64_t hash_word(uint64_t h, uint64_t x)
+{
+    x *= HASH_M;
+    x ^= x >> 47;
+    x *= HASH_M;
+    return (h ^ x) * HASH_M;
+}
+
+/* len, then the bytes as little-endian words whatever the host (data may be
+ * NULL when len is 0). */
+static uint64_t hash_string(uint64_t h, const char *data, uint32_t len)
+{
+    const uint8_t *p = (const uint8_t *)data;
+    uint64_t x;
+    uint32_t i;
+    h = hash_word(h, len);
+    for (; len >= 8; p += 8, len -= 8) {
+        /* Written out, gcc and clang make this one load on little-endian
+         * hosts (a loop over i they do not). */
+        x = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+            (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+            (uint64_t)p[7] << 56;
+        h = hash_word(h, x);
+    }
+    if (len > 0) {
+        x = 0;
+        for (i = 0; i < len; i++) {
+            x |= (uint64_t)p[i] << (8 * i);
+        }
+        h = hash_word(h, x);
+    }
+    return h;
+}
+
+/* splitmix64's finalizer. */
+static uint64_t hash_finish(uint64_t h)
+{
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+static uint64_t version_hash(const struct kv_key *k, const struct kv_version *v)
+{
+    uint64_t h = hash_word(HASH_SEED, HASH_TAG_VERSION);
+    h = hash_string(h, k->key, k->key_len);
+    h = hash_word(h, v->mod_rev);
+    h = hash_word(h, v->create_rev);
+    h = hash_word(h, v->version);
+    h = hash_word(h, (uint64_t)v->time_ms);
+    h = hash_word(h, v->deleted ? 1 : 0);
+    h = hash_string(h, v->value, v->value_len);
+    return hash_finish(h);
+}
+
+/* The hash of k's floor item; the caller checked floor_rev != 0. */
+static uint64_t floor_hash(const struct kv_key *k)
+{
+    uint64_t h = hash_word(HASH_SEED, HASH_TAG_FLOOR);
+    h = hash_string(h, k->key, k->key_len);
+    h = hash_word(h, k->floor_rev);
+    h = hash_word(h, k->floor_deleted ? 1 : 0);
+    return hash_finish(h);
+}
+
+static uint64_t policy_hash(const struct kv_retention *p)
+{
+    uint64_t h = hash_word(HASH_SEED, HASH_TAG_POLICY);
+    h = hash_string(h, p->prefix, p->prefix_len);
+    h = hash_word(h, p->max_versions);
+    h = hash_word(h, p->max_age_ms);
+    return hash_finish(h);
+}
+
+/* The final mix of the kv-level fields with a sum of item hashes. */
+static uint64_t state_hash(const struct kv *kv, uint64_t items)
+{
+    uint64_t h = hash_word(HASH_SEED, HASH_TAG_STATE);
+    h = hash_word(h, kv->rev);
+    h = hash_word(h, kv->compact_rev);
+    h = hash_word(h, kv->cluster_id);
+    h = hash_word(h, items);
+    return hash_finish(h);
+}
+
+/* Every change of a key's floor goes through here (0: no floor, which is
+ * not an item), so items_hash follows it. */
+static void set_floor(struct kv *kv, struct kv_key *k, kv_rev floor_rev, bool floor_deleted)
+{
+    if (k->floor_rev != 0) {
+        kv->items_hash -= floor_hash(k);
+    }
+    k->floor_rev = floor_rev;
+    k->floor_deleted = floor_deleted;
+    if (k->floor_rev != 0) {
+        kv->items_hash += floor_hash(k);
+    }
+}
 
 /* Skip list
  *
@@ -187,6 +324,7 @@ int kv_init(struct kv *kv)
     }
     kv->policies[0].max_versions = KV_RETAIN_VERSIONS_DEFAULT;
     kv->n_policies = 1;
+    kv->items_hash = policy_hash(&kv->policies[0]);
     kv->level = 1;
     kv->rng = 0x9e3779b97f4a7c15ull;
     return 0;
@@ -229,6 +367,7 @@ void kv_close(struct kv *kv)
     cairn_free(kv->policies);
     kv->policies = NULL;
     kv->n_policies = 0;
+    kv->items_hash = 0; /* no item is left */
     if (kv->captures == 0) {
         free_deferred(kv);
     }
@@ -295,8 +434,8 @@ static void pack_version(struct proto_writer *w, const struct kv_key *k, const s
 static void drop_oldest(struct kv *kv, struct kv_key *k)
 {
     struct kv_version *v = &k->versions[0];
-    k->floor_rev = v->mod_rev;
-    k->floor_deleted = v->deleted;
+    set_floor(kv, k, v->mod_rev, v->deleted);
+    kv->items_hash -= v->item_hash;
     kv->value_bytes -= v->value_len + k->key_len;
     kv->total_versions--;
     free_later(kv, v->value);
@@ -407,7 +546,20 @@ static int policy_insert(struct kv *kv, uint32_t at, const char *prefix, uint32_
     p->max_versions = max_versions;
     p->max_age_ms = max_age_ms;
     kv->n_aged_policies += max_age_ms > 0;
+    kv->items_hash += policy_hash(p);
     return 0;
+}
+
+/* Change the limits of an existing policy. */
+static void policy_set_limits(struct kv *kv, struct kv_retention *p, uint64_t max_versions,
+                              uint64_t max_age_ms)
+{
+    kv->items_hash -= policy_hash(p);
+    kv->n_aged_policies -= p->max_age_ms > 0;
+    p->max_versions = max_versions;
+    p->max_age_ms = max_age_ms;
+    kv->n_aged_policies += max_age_ms > 0;
+    kv->items_hash += policy_hash(p);
 }
 
 /* Tell the observer that k's newest version was just appended. */
@@ -430,7 +582,10 @@ static int append_version(struct kv *kv, struct kv_key *k, const struct kv_versi
         k->versions = vs;
         k->cap_versions = cap;
     }
-    k->versions[k->n_versions++] = *v;
+    k->versions[k->n_versions] = *v;
+    k->versions[k->n_versions].item_hash = version_hash(k, v);
+    kv->items_hash += k->versions[k->n_versions].item_hash;
+    k->n_versions++;
     kv->value_bytes += v->value_len + k->key_len;
     kv->total_versions++;
     return 0;
@@ -814,6 +969,7 @@ static int do_compact(struct kv *kv, kv_rev rev)
             drop_oldest(kv, k);
         }
         if (k->n_versions == 0) {
+            set_floor(kv, k, 0, false); /* the key, floor included, is gone */
             key_unlink(kv, k);
             key_free(kv, k);
         }
@@ -852,16 +1008,14 @@ static int set_retention(struct kv *kv, const struct proto_request *req, int64_t
         if (!exists) {
             return CAIRN_ENOTFOUND;
         }
+        kv->items_hash -= policy_hash(p);
         /* A capture may borrow the prefix bytes. */
         free_later(kv, p->prefix);
         kv->n_aged_policies -= p->max_age_ms > 0;
         memmove(p, p + 1, (kv->n_policies - at - 1) * sizeof(*p));
         kv->n_policies--;
     } else if (exists) {
-        kv->n_aged_policies -= p->max_age_ms > 0;
-        kv->n_aged_policies += age_ms > 0;
-        p->max_versions = versions;
-        p->max_age_ms = age_ms;
+        policy_set_limits(kv, p, versions, age_ms);
     } else {
         if (kv->n_policies >= KV_RETENTION_POLICIES_MAX) {
             return CAIRN_ETOOLARGE;
@@ -914,13 +1068,19 @@ int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
         case PROTO_COMPACT:
         case PROTO_RETENTION:
         case PROTO_SWEEP:
+        case PROTO_INIT:
             rv = 0;
             if (req->type == PROTO_COMPACT) {
                 rv = do_compact(kv, req->number);
             } else if (req->type == PROTO_RETENTION) {
                 rv = set_retention(kv, req, time_ms);
-            } else {
+            } else if (req->type == PROTO_SWEEP) {
                 sweep(kv, time_ms);
+            } else if (kv->cluster_id == 0) {
+                /* PROTO_INIT: the first nonzero id wins. Later ones (a
+                 * leader that proposed again before it saw the first one
+                 * applied) change nothing, and still succeed. */
+                kv->cluster_id = req->number;
             }
             if (rv != 0) {
                 return rv;
@@ -973,13 +1133,15 @@ int kv_read(struct kv *kv, const struct proto_request *req, struct proto_writer 
     }
 }
 
-/* Snapshots: [format, rev, compact_rev,
+/* Snapshots: [format, rev, compact_rev, cluster_id,
  *             [[prefix, max_versions, max_age_ms]...],
  *             n_keys,
  *             [[key, floor_rev, floor_deleted,
  *               [[mod, create, version, time, deleted, value]...]]...]]
- * Policies and keys are in bytewise order; the first policy is "". Format 1
- * had retain_versions (a number) where the policies are. */
+ * Policies and keys are in bytewise order; the first policy is "". Formats 1
+ * and 2 are six elements with no cluster_id (it sits next to the revisions
+ * so that a tool can read it without walking the keys); format 1 had
+ * retain_versions (a number) where the policies are. */
 
 static int snapshot_write_cb(void *data, const char *bytes, size_t len)
 {
@@ -1004,6 +1166,7 @@ struct kv_capture
 {
     kv_rev rev;
     kv_rev compact_rev;
+    uint64_t cluster_id;
     struct kv_retention *policies; /* owned array; prefixes borrowed */
     uint32_t n_policies;
     uint64_t n_keys;
@@ -1024,6 +1187,7 @@ int kv_capture(struct kv *kv, struct kv_capture **out)
     }
     cap->rev = kv->rev;
     cap->compact_rev = kv->compact_rev;
+    cap->cluster_id = kv->cluster_id;
     cap->n_policies = kv->n_policies;
     cap->n_keys = kv->nodes;
     cap->n_versions = kv->total_versions;
@@ -1092,10 +1256,11 @@ int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
         return CAIRN_ENOMEM;
     }
     msgpack_packer_init(&pk, out, snapshot_write_cb);
-    rv |= msgpack_pack_array(&pk, 6);
+    rv |= msgpack_pack_array(&pk, 7);
     rv |= msgpack_pack_uint32(&pk, KV_SNAPSHOT_FORMAT);
     rv |= msgpack_pack_uint64(&pk, cap->rev);
     rv |= msgpack_pack_uint64(&pk, cap->compact_rev);
+    rv |= msgpack_pack_uint64(&pk, cap->cluster_id);
     rv |= msgpack_pack_array(&pk, cap->n_policies);
     for (j = 0; j < cap->n_policies; j++) {
         const struct kv_retention *p = &cap->policies[j];
@@ -1167,9 +1332,7 @@ static int snapshot_decode_policies(struct kv *kv, struct mp_reader *r)
             return CAIRN_EMALFORMED;
         }
         if (i == 0) {
-            kv->policies[0].max_versions = versions;
-            kv->policies[0].max_age_ms = age_ms;
-            kv->n_aged_policies += age_ms > 0;
+            policy_set_limits(kv, &kv->policies[0], versions, age_ms);
             continue;
         }
         if (key_cmp(last->prefix, last->prefix_len, prefix, prefix_len) >= 0) {
@@ -1197,9 +1360,15 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
     struct kv_key *prev_key = NULL;
     int rv;
     mp_init(&r, data, len);
-    if (!mp_array(&r, &n) || n < 6 || !mp_uint(&r, &format) ||
-        (format != KV_SNAPSHOT_FORMAT && format != KV_SNAPSHOT_FORMAT_V1) ||
-        !mp_uint(&r, &kv->rev) || !mp_uint(&r, &kv->compact_rev) || kv->compact_rev > kv->rev) {
+    if (!mp_array(&r, &n) || !mp_uint(&r, &format) ||
+        (format != KV_SNAPSHOT_FORMAT && format != KV_SNAPSHOT_FORMAT_V2 &&
+         format != KV_SNAPSHOT_FORMAT_V1) ||
+        n != (format == KV_SNAPSHOT_FORMAT ? 7 : 6) || !mp_uint(&r, &kv->rev) ||
+        !mp_uint(&r, &kv->compact_rev) || kv->compact_rev > kv->rev) {
+        return CAIRN_EMALFORMED;
+    }
+    /* Before format 3 no cluster id was known: kv_init's 0 stays. */
+    if (format == KV_SNAPSHOT_FORMAT && !mp_uint(&r, &kv->cluster_id)) {
         return CAIRN_EMALFORMED;
     }
     if (format == KV_SNAPSHOT_FORMAT_V1) {
@@ -1207,7 +1376,7 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
             retain_versions > UINT32_MAX) {
             return CAIRN_EMALFORMED;
         }
-        kv->policies[0].max_versions = retain_versions;
+        policy_set_limits(kv, &kv->policies[0], retain_versions, 0);
     } else {
         rv = snapshot_decode_policies(kv, &r);
         if (rv != 0) {
@@ -1222,6 +1391,8 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
         uint32_t key_len;
         uint32_t fields;
         uint32_t n_versions;
+        kv_rev floor_rev;
+        bool floor_deleted;
         struct kv_key *k;
         if (!mp_array(&r, &fields) || fields < 4 || !mp_bytes(&r, &key, &key_len)) {
             return CAIRN_EMALFORMED;
@@ -1236,10 +1407,11 @@ static int snapshot_decode_into(struct kv *kv, const char *data, size_t len)
             return CAIRN_ENOMEM;
         }
         prev_key = k;
-        if (!mp_uint(&r, &k->floor_rev) || !mp_bool(&r, &k->floor_deleted) ||
+        if (!mp_uint(&r, &floor_rev) || !mp_bool(&r, &floor_deleted) ||
             !mp_array(&r, &n_versions) || n_versions == 0) {
             return CAIRN_EMALFORMED;
         }
+        set_floor(kv, k, floor_rev, floor_deleted);
         for (j = 0; j < n_versions; j++) {
             struct kv_version v;
             uint32_t vf;
@@ -1323,49 +1495,28 @@ void kv_to_cairn_kv(const struct kv_key *k, const struct kv_version *v, struct c
     to_cairn_kv(k, v, out);
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    size_t i;
-    for (i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 uint64_t kv_hash(const struct kv *kv)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    return state_hash(kv, kv->items_hash);
+}
+
+uint64_t kv_hash_full(const struct kv *kv)
+{
+    uint64_t items = 0;
     const struct kv_key *k;
     uint32_t i;
-    /* Everything a snapshot carries, since all of it changes answers: the
-     * retention policies (how later writes trim), each key's floor (absent or
-     * ECOMPACTED below its oldest version) and each version's time. */
-    h = fnv(h, &kv->rev, sizeof(kv->rev));
-    h = fnv(h, &kv->compact_rev, sizeof(kv->compact_rev));
+    /* Recomputes every item from its fields; never reads the item_hash
+     * cached in each version, which is what this checks. */
     for (i = 0; i < kv->n_policies; i++) {
-        const struct kv_retention *p = &kv->policies[i];
-        h = fnv(h, &p->prefix_len, sizeof(p->prefix_len));
-        h = fnv(h, p->prefix != NULL ? p->prefix : "", p->prefix_len);
-        h = fnv(h, &p->max_versions, sizeof(p->max_versions));
-        h = fnv(h, &p->max_age_ms, sizeof(p->max_age_ms));
+        items += policy_hash(&kv->policies[i]);
     }
     for (k = kv->head->next[0]; k != NULL; k = k->next[0]) {
-        h = fnv(h, &k->key_len, sizeof(k->key_len));
-        h = fnv(h, k->key, k->key_len);
-        h = fnv(h, &k->floor_rev, sizeof(k->floor_rev));
-        h = fnv(h, &k->floor_deleted, sizeof(k->floor_deleted));
+        if (k->floor_rev != 0) {
+            items += floor_hash(k);
+        }
         for (i = 0; i < k->n_versions; i++) {
-            const struct kv_version *v = &k->versions[i];
-            h = fnv(h, &v->mod_rev, sizeof(v->mod_rev));
-            h = fnv(h, &v->create_rev, sizeof(v->create_rev));
-            h = fnv(h, &v->version, sizeof(v->version));
-            h = fnv(h, &v->time_ms, sizeof(v->time_ms));
-            h = fnv(h, &v->deleted, sizeof(v->deleted));
-            h = fnv(h, &v->value_len, sizeof(v->value_len));
-            h = fnv(h, v->value != NULL ? v->value : "", v->value_len);
+            items += version_hash(k, &k->versions[i]);
         }
     }
-    return h;
+    return state_hash(kv, items);
 }

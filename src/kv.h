@@ -30,6 +30,18 @@
  * CAIRN_ECOMPACTED rather than a wrong value. Keys are ordered bytewise in a
  * skip list, so prefix ranges are ordered scans.
  *
+ * The state also holds a cluster id: 0 until the first PROTO_INIT entry with
+ * a nonzero number sets it, and never changed after. It is replicated like
+ * everything else (snapshots carry it), so every node, and every backup made
+ * from any node, names the cluster whose history it holds.
+ *
+ * kv_hash() identifies the whole state in O(1): it mixes the revisions and
+ * the cluster id with a sum (mod 2^64) of one 64-bit hash per item (every
+ * retained version, every key's floor, every retention policy). The sum is
+ * kept up to date by every change, so the hash can be read after each
+ * applied entry or on every status request; kv_hash_full() computes the
+ * same value from scratch.
+ *
  * Results are written straight into a protocol response (proto_writer), so
  * no intermediate copy of values is made.
  */
@@ -55,7 +67,8 @@ struct kv_version
     kv_rev create_rev;
     uint64_t version;
     int64_t time_ms;
-    char *value; /* owned; NULL for tombstones and empty values */
+    uint64_t item_hash; /* this version's term of kv->items_hash, kept so removal needs no rehash */
+    char *value;        /* owned; NULL for tombstones and empty values */
     uint32_t value_len;
     bool deleted; /* a tombstone */
 };
@@ -105,6 +118,7 @@ struct kv
     uint8_t level;       /* highest level in use */
     kv_rev rev;
     kv_rev compact_rev;
+    uint64_t cluster_id; /* 0 until PROTO_INIT sets it; then never changes */
     /* owned: sorted bytewise by prefix, so policies[0] is the one for "" */
     struct kv_retention *policies;
     uint32_t n_policies;
@@ -113,7 +127,11 @@ struct kv
     uint64_t nodes;           /* keys with any retained version */
     uint64_t value_bytes;     /* bytes of keys and values over all retained versions */
     uint64_t total_versions;  /* retained versions over all keys */
-    uint64_t rng;             /* skip list level choice; not part of the state */
+    /* Sum (mod 2^64) of the item hashes of every retained version, every key
+     * floor and every retention policy: what kv_hash() needs beyond the
+     * revisions and the cluster id. Kept by every change. */
+    uint64_t items_hash;
+    uint64_t rng; /* skip list level choice; not part of the state */
     /* Snapshot captures alive, and memory whose release waits for them. */
     unsigned captures;
     void **deferred; /* owned */
@@ -132,8 +150,8 @@ struct kv_capture;
 int kv_init(struct kv *kv);
 void kv_close(struct kv *kv);
 
-/* Apply a committed write request (PUT, DEL, TXN, COMPACT, RETENTION, SWEEP)
- * with the proposer's wall clock time_ms. When w is not NULL, the full
+/* Apply a committed write request (PUT, DEL, TXN, COMPACT, RETENTION, SWEEP,
+ * INIT) with the proposer's wall clock time_ms. When w is not NULL, the full
  * response for request id is packed into it (the caller began it and ends
  * it). Returns 0, or a CAIRN_E* code when the request was refused without
  * changing anything (then nothing was packed and the caller packs an error).
@@ -146,7 +164,10 @@ void kv_close(struct kv *kv);
  * there is none), or for "" restores the default. It refuses more than
  * UINT32_MAX versions (CAIRN_EINVAL) and a new policy beyond
  * KV_RETENTION_POLICIES_MAX (CAIRN_ETOOLARGE). SWEEP trims every key by its
- * policy at time_ms. Neither creates a revision. */
+ * policy at time_ms. INIT sets the cluster id to `number` when it is still 0
+ * and number is not (otherwise it changes nothing, and still succeeds).
+ * RETENTION, SWEEP and INIT create no revision; like COMPACT they answer an
+ * empty success. */
 int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
              struct proto_writer *w);
 
@@ -157,8 +178,8 @@ int kv_read(struct kv *kv, const struct proto_request *req, struct proto_writer 
 /* True when a TXN request contains no put or delete. */
 bool kv_txn_is_read_only(const struct proto_request *req);
 
-/* Serialize the whole state (keys, retained history, revisions, settings) as
- * msgpack into out. Returns 0 or CAIRN_ENOMEM. */
+/* Serialize the whole state (keys, retained history, revisions, settings,
+ * cluster id) as msgpack into out. Returns 0 or CAIRN_ENOMEM. */
 int kv_snapshot_encode(struct kv *kv, struct buf *out);
 
 /* The same in three steps, so that the encoding can run on another thread:
@@ -188,7 +209,18 @@ const struct kv_retention *kv_retention_find(const struct kv *kv, const char *pr
 /* The policy that decides for key: the one with the longest prefix of it. */
 const struct kv_retention *kv_retention_for(const struct kv *kv, const char *key, uint32_t len);
 
-/* A 64-bit hash of the whole state, equal on replicas with equal state. */
+/* A 64-bit hash of the whole state, equal on replicas with equal state: the
+ * revision, the compact revision, the cluster id, the retention policies, and
+ * every retained version and key floor (with its time and value), which is
+ * all a snapshot carries. O(1): it reads the incrementally kept items_hash.
+ * The value is only meaningful between nodes running the same definition (it
+ * changed when it became incremental). */
 uint64_t kv_hash(const struct kv *kv);
+
+/* The same value as kv_hash(), computed from scratch by walking every policy,
+ * key and version: O(keys + versions + bytes). For tests and debugging (a
+ * mismatch with kv_hash() means a change forgot to update items_hash), not
+ * for the loop thread. */
+uint64_t kv_hash_full(const struct kv *kv);
 
 #endif /* CAIRN_KV_H */
