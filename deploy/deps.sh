@@ -9,9 +9,9 @@ set -euo pipefail
 
 runtime=(build-essential cmake pkg-config clang-format
          libraft-dev libuv1-dev liblz4-dev libmsgpack-dev libcivetweb-dev
-         libcurl4-openssl-dev)
+         libcurl4-openssl-dev libssl-dev)
 testing=(libcmocka-dev clang libclang-rt-14-dev etcd-server etcd-client iproute2 iptables
-         e2fsprogs procps psmisc gnuplot-nox)
+         e2fsprogs procps psmisc gnuplot-nox python3-botocore)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -19,8 +19,10 @@ if [[ "${1:-}" == "--test" ]]; then
 fi
 
 # The Node test projects: the console's browser tests (tests/console:
-# Debian's chromium driven by playwright-core) and the OpenAPI tests
-# (tests/openapi: swagger-parser and ajv). They need node and npm from Debian
+# Debian's chromium driven by playwright-core), the OpenAPI tests
+# (tests/openapi: swagger-parser and ajv) and the disaster-recovery tests
+# (tests/dr: s3rver, behind a proxy that checks signatures with
+# python3-botocore). They need node and npm from Debian
 # unless a node is already installed (one from elsewhere bundles npm and
 # conflicts with Debian's npm package), then `npm ci` from each lockfile,
 # run again only when the lockfile changes.
@@ -38,7 +40,7 @@ npm_ci() { # --test? project-directory
   (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   cp "$dir/package-lock.json" "$dir/node_modules/.cairn-lock"
 }
-npm_projects() { npm_ci "${1:-}" console && npm_ci "${1:-}" openapi; }
+npm_projects() { npm_ci "${1:-}" console && npm_ci "${1:-}" openapi && npm_ci "${1:-}" dr; }
 
 missing=()
 for p in "${want[@]}"; do
