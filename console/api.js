@@ -73,6 +73,11 @@ export const api = {
   rollback: (key, revision) => call("POST", "/v1/rollback/" + keyPath(key), { body: { revision } }),
   cluster: () => call("GET", "/v1/cluster"),
   status: () => call("GET", "/v1/status"),
+  // Disaster recovery, asked of the leader (http.md, "Backups"). A snapshot
+  // or a verification may take a while: the node waits up to 120 s.
+  backup: () => call("GET", "/v1/backup"),
+  backupSnapshot: () => call("POST", "/v1/backup/snapshot"),
+  backupVerify: () => call("POST", "/v1/backup/verify"),
 };
 
 // Values: the API sends UTF-8 text as is and anything else as base64.

@@ -6,19 +6,21 @@
 //   #/key/KEY                                      one key: value, metadata, history
 //   #/new/PREFIX                                   create a key
 //   #/cluster                                      members, roles, indexes, lag
+//   #/backups                                      snapshots, the log archive, verify
 
 import { h, nextId } from "./dom.js";
 import * as keysView from "./keys.js";
 import * as keyView from "./key.js";
 import * as clusterView from "./cluster.js";
-import { newHref } from "./routes.js";
+import * as backupsView from "./backups.js";
+import { backupsHref, clusterHref, newHref } from "./routes.js";
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/keys/";
   const qi = raw.indexOf("?");
   const path = qi >= 0 ? raw.slice(0, qi) : raw;
   const query = new URLSearchParams(qi >= 0 ? raw.slice(qi + 1) : "");
-  const m = /^\/(keys|key|new|cluster)(?:\/(.*))?$/.exec(path);
+  const m = /^\/(keys|key|new|cluster|backups)(?:\/(.*))?$/.exec(path);
   if (!m) return { view: "notfound", path };
   let arg = "";
   try {
@@ -79,6 +81,7 @@ function route() {
   else if (r.view === "key") cleanup = keyView.render(main, { key: r.arg }, ctx);
   else if (r.view === "new") cleanup = keyView.renderNew(main, { prefix: r.arg, key: r.query.get("key") }, ctx);
   else if (r.view === "cluster") cleanup = clusterView.render(main, {}, ctx);
+  else if (r.view === "backups") cleanup = backupsView.render(main, {}, ctx);
   else {
     main.append(
       h("section", { class: "view" }, [
@@ -113,6 +116,7 @@ const shortcuts = [
   ["h", "Jump to the key's history"],
   ["g k", "Go to the keys"],
   ["g c", "Go to the cluster"],
+  ["g b", "Go to the backups"],
   ["?", "Show these shortcuts"],
 ];
 
@@ -160,7 +164,8 @@ function onKey(ev) {
   if (pendingG && Date.now() - pendingG < 1500) {
     pendingG = 0;
     if (ev.key === "k") location.hash = "#/keys/";
-    else if (ev.key === "c") location.hash = "#/cluster";
+    else if (ev.key === "c") location.hash = clusterHref();
+    else if (ev.key === "b") location.hash = backupsHref();
     return;
   }
   switch (ev.key) {

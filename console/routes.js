@@ -15,3 +15,9 @@ export function keyHref(key) {
 export function newHref(prefix) {
   return "#/new/" + encodeKeyForHash(prefix || "");
 }
+export function clusterHref() {
+  return "#/cluster";
+}
+export function backupsHref() {
+  return "#/backups";
+}

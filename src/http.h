@@ -87,6 +87,7 @@ void http_free(struct http *h);
     X(HTTP_ROUTE_RETENTION, "retention") \
     X(HTTP_ROUTE_STATUS, "status")       \
     X(HTTP_ROUTE_CLUSTER, "cluster")     \
+    X(HTTP_ROUTE_BACKUP, "backup")       \
     X(HTTP_ROUTE_WATCH, "watch")         \
     X(HTTP_ROUTE_OPENAPI, "openapi")     \
     X(HTTP_ROUTE_HEALTH, "health")       \
@@ -178,6 +179,11 @@ void http_api_cluster(struct http_request *r);
 void http_api_health(struct http_request *r);
 void http_api_ready(struct http_request *r);
 void http_api_openapi(struct http_request *r);
+/* GET /v1/backup, POST /v1/backup/snapshot, POST /v1/backup/verify:
+ * cairn_backup() with "status", "save", "verify". */
+void http_api_backup_status(struct http_request *r);
+void http_api_backup_snapshot(struct http_request *r);
+void http_api_backup_verify(struct http_request *r);
 
 /* src/openapi.json, embedded at build time (src/embed_openapi.cmake): len
  * bytes, NUL-terminated. */

@@ -1087,6 +1087,41 @@ void http_api_ready(struct http_request *r)
     cairn_status_free(st);
 }
 
+/* /v1/backup: the leader's disaster recovery, relayed. The node answers
+ * with a JSON document of its own (docs/http.md, "Backups"), sent on as it
+ * is: the gateway adds nothing and leaves nothing out, so the console and
+ * curl see exactly what cairn_backup() returns. The call goes to the leader
+ * on the worker's leader client, which waits up to CAIRN_BACKUP_TIMEOUT_MS
+ * for a snapshot's upload or a verification: that worker is busy meanwhile
+ * (one of --http-threads). */
+static void backup_relay(struct http_request *r, const char *verb)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rv = cairn_backup(r->leader, verb, &json, &len);
+    if (rv != 0) {
+        reply_client_error(r, r->leader, rv);
+        return;
+    }
+    http_reply(r, 200, "application/json", json, len);
+    free(json);
+}
+
+void http_api_backup_status(struct http_request *r)
+{
+    backup_relay(r, "status");
+}
+
+void http_api_backup_snapshot(struct http_request *r)
+{
+    backup_relay(r, "save");
+}
+
+void http_api_backup_verify(struct http_request *r)
+{
+    backup_relay(r, "verify");
+}
+
 /* /v1/openapi.json: src/openapi.json, embedded at build time (and checked
  * to be JSON then: src/CMakeLists.txt). tests/openapi holds it to the
  * routes of http.c and to what the server answers; docs/http.md has the

@@ -338,6 +338,39 @@ int cairn_status(cairn_client *c, const char *endpoint, struct cairn_status **ou
  * know the request answers CAIRN_EMALFORMED. */
 int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_t *len);
 
+/* Disaster recovery: the cluster's leader takes snapshots to object storage
+ * (--backup-url) and archives the Raft log behind them. This asks it, by
+ * verb:
+ *
+ *   "status"  what is stored, the window it can restore, how far the
+ *             archive has come, the last snapshot and verification;
+ *   "save"    take a snapshot now and upload it;
+ *   "verify"  check now that the newest snapshot and the archived log after
+ *             it restore.
+ *
+ * The answer is a JSON document (its fields are listed in docs/http.md,
+ * "Backups"): "status" the whole state, "save" {"snapshot": {...}} with the
+ * snapshot just stored, "verify" the verification's result (its "ok" and
+ * "error" members say whether it passed).
+ * On success *json is a NUL-terminated string from malloc() that the caller
+ * releases with free(), and *len (if len is not NULL) its length; on
+ * failure *json is NULL and the code says why: CAIRN_EINVAL for a verb that
+ * is empty, longer than 16 bytes or unknown to the node, or for "save" and
+ * "verify" when the cluster has no backup location (--backup-url; "status"
+ * answers then, with "enabled" false); CAIRN_EIO with the object store's
+ * error; CAIRN_EUNKNOWN when the answer to "save" was lost (a snapshot may
+ * or may not have been taken: ask "status"). CAIRN_EBUSY, should the node
+ * refuse for load, is returned at once rather than retried.
+ *
+ * Sent to the leader, following redirects like a write (never answered
+ * stale). Reaching the leader takes at most the client's timeout_ms, as for
+ * any call; once the request is sent its answer is awaited for
+ * max(timeout_ms, CAIRN_BACKUP_TIMEOUT_MS), long enough for a snapshot's
+ * upload or a verification. The client's mutex is held meanwhile: give
+ * backups a client of their own if other calls must not wait. */
+#define CAIRN_BACKUP_TIMEOUT_MS 120000
+int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
+
 /*
  * Watches.
  *

@@ -430,12 +430,33 @@ static int recv_response(struct cairn_client *c, uint64_t id, int64_t deadline,
     }
 }
 
-/* One call with retries. is_write says whether a lost answer leaves the
- * outcome unknown; endpoint pins the call to one node (status). */
-static int call(struct cairn_client *c, struct proto_request *req, bool is_write,
-                const char *endpoint, struct proto_response *resp)
+/* How call() treats one request. */
+struct call_spec
+{
+    bool is_write;        /* a lost answer leaves the outcome unknown */
+    const char *endpoint; /* pins the call to one node (NULL: follow the leader) */
+    /* Once the request is sent, wait at least this long for its answer (0:
+     * the client's timeout_ms). Finding a node, redirects and retries stay
+     * within timeout_ms: only a slow answer gets the longer wait. */
+    int64_t answer_wait_ms;
+    bool busy_is_final; /* CAIRN_EBUSY answers the call; otherwise retried */
+};
+
+/* The deadline for an answer to a request sent now: the call's, or later
+ * when the request takes long by nature (answer_wait_ms). */
+static int64_t answer_deadline(int64_t deadline, int64_t answer_wait_ms)
+{
+    int64_t longer = mono_ms() + answer_wait_ms;
+    return longer > deadline ? longer : deadline;
+}
+
+/* One call with retries (see struct call_spec). */
+static int call_with(struct cairn_client *c, struct proto_request *req,
+                     const struct call_spec *spec, struct proto_response *resp)
 {
     int64_t deadline = mono_ms() + c->opts.timeout_ms;
+    const char *endpoint = spec->endpoint;
+    bool is_write = spec->is_write;
     unsigned attempt = 0;
     int rv;
     memset(resp, 0, sizeof(*resp));
@@ -476,7 +497,7 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
             return set_err(c, CAIRN_ENOMEM, NULL);
         }
         if (send_all(c, deadline, &sent_any) != 0 ||
-            recv_response(c, req->id, deadline, resp) != 0) {
+            recv_response(c, req->id, answer_deadline(deadline, spec->answer_wait_ms), resp) != 0) {
             int code = c->err;
             char failed[ENDPOINT_MAX];
             snprintf(failed, sizeof(failed), "%s", c->connected);
@@ -509,7 +530,8 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
             proto_response_free(resp);
             continue;
         }
-        if ((rv == CAIRN_ENOLEADER || rv == CAIRN_ESHUTDOWN || rv == CAIRN_EBUSY) &&
+        if ((rv == CAIRN_ENOLEADER || rv == CAIRN_ESHUTDOWN ||
+             (rv == CAIRN_EBUSY && !spec->busy_is_final)) &&
             endpoint == NULL) {
             set_err(c, rv, "%s: %s", c->connected,
                     resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
@@ -536,6 +558,16 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
         c->errmsg[0] = '\0';
         return 0;
     }
+}
+
+static int call(struct cairn_client *c, struct proto_request *req, bool is_write,
+                const char *endpoint, struct proto_response *resp)
+{
+    struct call_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.is_write = is_write;
+    spec.endpoint = endpoint;
+    return call_with(c, req, &spec, resp);
 }
 
 static int finish(int rv, struct proto_response *resp, struct cairn_result **out)
@@ -917,6 +949,60 @@ int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_
     }
     if (endpoint != NULL) {
         disconnect(c); /* do not stay pinned to that node */
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
+{
+    struct proto_request req;
+    struct proto_response resp;
+    struct call_spec spec;
+    char *copy = NULL;
+    size_t verb_len = verb != NULL ? strlen(verb) : 0;
+    int rv;
+    if (json != NULL) {
+        *json = NULL;
+    }
+    if (len != NULL) {
+        *len = 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (json == NULL || verb_len == 0 || verb_len > PROTO_BACKUP_VERB_MAX) {
+        rv = set_err(c, CAIRN_EINVAL, "a backup verb is 1 to %d bytes (status, save, verify)",
+                     PROTO_BACKUP_VERB_MAX);
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_BACKUP;
+    set_slice(&req.op.key, verb, verb_len);
+    memset(&spec, 0, sizeof(spec));
+    /* A snapshot whose answer is lost may or may not have been taken:
+     * report that rather than take another. Status and verify change
+     * nothing and are retried like reads. */
+    spec.is_write = strcmp(verb, "save") == 0;
+    spec.answer_wait_ms = CAIRN_BACKUP_TIMEOUT_MS;
+    /* Should the node refuse a backup for load, say so at once rather than
+     * retry it for as long as a snapshot may take. */
+    spec.busy_is_final = true;
+    rv = call_with(c, &req, &spec, &resp);
+    if (rv == 0) {
+        if (resp.text == NULL) {
+            rv = set_err(c, CAIRN_EMALFORMED, "backup response carries no text");
+        } else if ((copy = malloc(resp.text_len + 1)) == NULL) {
+            rv =
+                set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of backup status", resp.text_len);
+        } else {
+            /* Plain malloc: the caller frees with free(). */
+            memcpy(copy, resp.text, resp.text_len + 1);
+            *json = copy;
+            if (len != NULL) {
+                *len = resp.text_len;
+            }
+        }
+        proto_response_free(&resp);
     }
     pthread_mutex_unlock(&c->mu);
     return rv;

@@ -286,6 +286,11 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
         (n > 8 && !mp_uint(&r, &out->age_ms)) || !skip_rest(&r, n, 9) || !mp_done(&r)) {
         return r.nomem ? CAIRN_ENOMEM : CAIRN_EMALFORMED;
     }
+    /* A verb is a short word: anything else is not a request of ours. */
+    if (out->type == PROTO_BACKUP &&
+        (out->op.key.len == 0 || out->op.key.len > PROTO_BACKUP_VERB_MAX)) {
+        return CAIRN_EMALFORMED;
+    }
     return 0;
 }
 
@@ -498,8 +503,8 @@ int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, con
     return proto_writer_end(&w);
 }
 
-int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const char *text,
-                         size_t len)
+int proto_encode_text(struct buf *out, uint64_t id, uint8_t type, uint64_t revision,
+                      const char *text, size_t len)
 {
     struct proto_writer w;
     struct proto_response_head h;
@@ -508,7 +513,7 @@ int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const 
     }
     memset(&h, 0, sizeof(h));
     h.id = id;
-    h.type = PROTO_METRICS;
+    h.type = type;
     h.revision = revision;
     h.succeeded = true;
     proto_writer_begin(&w, out);
@@ -518,6 +523,12 @@ int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const 
     msgpack_pack_str(&w.pk, len);
     msgpack_pack_str_body(&w.pk, text, len);
     return proto_writer_end(&w);
+}
+
+int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const char *text,
+                         size_t len)
+{
+    return proto_encode_text(out, id, PROTO_METRICS, revision, text, len);
 }
 
 /* Response decoding: everything is copied into an arena that the returned
@@ -886,9 +897,9 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
             goto err;
         }
     }
-    /* The text is a METRICS answer's; in any other response a thirteenth
-     * element is a later version's field, skipped like any other. */
-    if (n > 12 && out->type == PROTO_METRICS) {
+    /* The text is a METRICS or BACKUP answer's; in any other response a
+     * thirteenth element is a later version's field, skipped like any other. */
+    if (n > 12 && (out->type == PROTO_METRICS || out->type == PROTO_BACKUP)) {
         known = 13;
         if (!mp_try_nil(&r)) {
             const char *p;

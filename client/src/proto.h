@@ -19,7 +19,7 @@
  *   status   = {"id": .., "state": .., ...} (a map: it grows most often)
  *   watch    = [kind, more, part, [event...]]   (watch messages only)
  *   event    = [kv, prev_kv|nil]
- *   text     = a string                         (METRICS answers only)
+ *   text     = a string                         (METRICS and BACKUP answers only)
  *
  * Ids are chosen by the client and echoed by the server, so any number of
  * requests may be in flight on one connection (pipelining); a server answers
@@ -55,8 +55,16 @@ enum proto_type {
     PROTO_PROGRESS = 11,
     PROTO_SWEEP = 12,   /* apply retention age limits at the entry's time */
     PROTO_METRICS = 13, /* the node's metrics, as Prometheus text (any node answers) */
-    PROTO_TYPE_MAX = 13,
+    PROTO_INIT = 14,    /* internal log entry: number = cluster id (set once) */
+    PROTO_BACKUP = 15,  /* disaster recovery: op.key = verb; answered with JSON text */
+    PROTO_TYPE_MAX = 15,
 };
+
+/* A BACKUP request's verb (op.key): "status", "save" or "verify" today. The
+ * decoder refuses an empty verb or one longer than this (CAIRN_EMALFORMED);
+ * the server answers a verb it does not know with CAIRN_EINVAL, so that
+ * later verbs need no change here. */
+#define PROTO_BACKUP_VERB_MAX 16
 
 /* What a watch message (a response to PROTO_WATCH, sent any number of times
  * with the watch's id) carries. Its head revision R always means "every
@@ -104,7 +112,7 @@ struct proto_request
 {
     uint64_t id;
     uint8_t type;           /* enum proto_type */
-    struct proto_op op;     /* GET, PUT, DEL, HISTORY */
+    struct proto_op op;     /* GET, PUT, DEL, HISTORY; RETENTION and BACKUP use op.key */
     struct proto_cmp *cmps; /* TXN; arena memory */
     uint32_t n_cmps;
     struct proto_op *then_ops;
@@ -113,7 +121,8 @@ struct proto_request
     uint32_t n_else;
     uint64_t number; /* COMPACT: revision; RETENTION: versions; WATCH: progress
                       * interval in ms (0: server default); WATCH_CANCEL: the
-                      * watch id; PROGRESS: a watch id, 0 for all */
+                      * watch id; PROGRESS: a watch id, 0 for all; INIT: the
+                      * cluster id */
     uint64_t age_ms; /* RETENTION: maximum age of past versions (0: none);
                       * the prefix is op.key */
 };
@@ -128,7 +137,8 @@ int proto_encode_request(struct buf *out, const struct proto_request *req);
 
 /* Decode a request payload (no frame header). Slices point into payload;
  * arrays come from arena a. Returns 0, CAIRN_EMALFORMED or CAIRN_EVERSION;
- * on error *id is set when the id could be read (else 0). */
+ * on error *id is set when the id could be read (else 0). The only check
+ * beyond the layout is a BACKUP verb's length (PROTO_BACKUP_VERB_MAX). */
 int proto_decode_request(const char *payload, size_t len, struct arena *a,
                          struct proto_request *out);
 
@@ -202,10 +212,15 @@ void proto_pack_raw(struct proto_writer *w, const void *bytes, size_t len);
 int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, const char *message,
                        const char *leader);
 
-/* A whole METRICS answer frame: the head (code 0, revision), no results, no
- * status, no watch, and text (len bytes, copied; UTF-8 by contract, not
- * checked). Returns 0, or CAIRN_ENOMEM (CAIRN_ETOOLARGE beyond 4 GiB of
- * text) with out as it was. */
+/* A whole answer frame that carries text: the head (code 0, revision), no
+ * results, no status, no watch, and text (len bytes, copied; UTF-8 by
+ * contract, not checked). type is PROTO_METRICS (Prometheus text) or
+ * PROTO_BACKUP (a JSON document): the only types whose text a decoder reads.
+ * Returns 0, or CAIRN_ENOMEM (CAIRN_ETOOLARGE beyond 4 GiB of text) with out
+ * as it was. */
+int proto_encode_text(struct buf *out, uint64_t id, uint8_t type, uint64_t revision,
+                      const char *text, size_t len);
+/* The same for PROTO_METRICS (the form server.c calls). */
 int proto_encode_metrics(struct buf *out, uint64_t id, uint64_t revision, const char *text,
                          size_t len);
 
@@ -220,7 +235,7 @@ struct proto_response
     struct cairn_result *result;   /* owned; NULL when the response carried none */
     struct cairn_status *status;   /* owned; NULL when none */
     struct proto_watch_msg *watch; /* owned; NULL unless a watch message */
-    const char *text;              /* METRICS: NUL-terminated (arena); NULL when none */
+    const char *text;              /* METRICS, BACKUP: NUL-terminated (arena); NULL when none */
     size_t text_len;               /* bytes of text before the NUL (it may hold NULs) */
 };
 

@@ -5,6 +5,9 @@
 // base + 100 + N and HTTP on base + 200 + N; base is 24000 unless
 // CAIRN_CONSOLE_PORT_BASE says otherwise (ports 24000-24999 are the
 // console tests' own; see base_step below).
+//
+// Every node also gets --backup-url file://DIR/backups (one backup
+// location in the cluster's temporary directory).
 
 import { spawn, execFile } from "node:child_process";
 import net from "node:net";
@@ -124,6 +127,8 @@ async function startClusterAt(buildDir, base) {
   const initial = ids.map((n) => `${n}=${raft(n)}/${client(n)}`).join(",");
   const endpoints = ids.map(client).join(",");
   const procs = new Map();
+  const backupUrl = `file://${path.join(dir, "backups")}`;
+  if (backupUrl) fs.mkdirSync(path.join(dir, "backups")); // a file:// location must exist
 
   function start(n) {
     const log = fs.openSync(path.join(dir, `node${n}.log`), "a");
@@ -136,6 +141,7 @@ async function startClusterAt(buildDir, base) {
         "--client-addr", client(n),
         "--http-addr", httpAddr(n),
         "--initial-cluster", initial,
+        ...(backupUrl ? ["--backup-url", backupUrl] : []),
       ],
       { stdio: ["ignore", log, log] },
     );
@@ -201,6 +207,7 @@ async function startClusterAt(buildDir, base) {
     url: `http://${httpAddr(1)}`,
     urls: ids.map((n) => `http://${httpAddr(n)}`),
     dir,
+    backupUrl, // null: the nodes run without --backup-url
     // The changes "made elsewhere" go through cairnctl and the native protocol.
     put: (key, value) => ctl("put", key, value),
     del: (key) => ctl("del", key),

@@ -413,6 +413,28 @@ check("API errors show their message and code; binary values show as base64", as
   await bin.close();
 });
 
+check("backups: take a snapshot and verify from the Backups page", async () => {
+  const page = await open("/keys/");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Backups" }).click();
+  await page.getByRole("heading", { name: "Backups", exact: true }).waitFor();
+  const snap = page.getByRole("button", { name: "Take snapshot now" });
+  const verify = page.getByRole("button", { name: "Verify now" });
+  await until(async () => (await page.locator("#backup-url").textContent()) === cluster.backupUrl, "the backup URL");
+  const rev = await seed("backup/probe", "1");
+  await until(async () => !(await snap.isDisabled()), "the snapshot button");
+  await snap.click();
+  // The snapshot of the cluster's current revision, first (newest) in the table.
+  await page.locator(`tr.snapshot-row[data-revision="${rev}"]`).waitFor({ timeout: 60000 });
+  assert.equal(await page.locator("tr.snapshot-row").first().getAttribute("data-revision"), String(rev));
+  await page.locator(".backup-action").getByText(`Snapshot of revision ${rev}`).waitFor();
+  await until(async () => !(await verify.isDisabled()), "the verify button");
+  await verify.click();
+  await until(async () => (await page.locator("#verify-result").textContent()) === "ok", "the verification", 60000);
+  await until(async () => (await page.locator("#verify-badge").textContent()) === "ok", "the last verification shown ok");
+  await page.screenshot({ path: path.join(shots, "backups.png"), fullPage: true });
+  await page.close();
+});
+
 check("phone width: one column, nothing wider than the screen", async () => {
   const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
   phone.on("request", (r) => requests.push(r.url()));

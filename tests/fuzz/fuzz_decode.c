@@ -22,7 +22,9 @@
  *    accepts, with the request's id and type; reads change nothing;
  *  - a snapshot decode that fails leaves the target as it was; one that
  *    succeeds, and the snapshot of any state the requests reached, survive
- *    an encode / decode round trip with an equal kv_hash.
+ *    an encode / decode round trip with an equal kv_hash;
+ *  - after every applied request and decoded snapshot, kv_hash (kept
+ *    incrementally) equals kv_hash_full (recomputed from scratch).
  *
  * Work is bounded: the state grows by at most one version per op in the
  * input, and every op's cost is linear in the state.
@@ -123,6 +125,8 @@ static void check_snapshot_round_trip(struct kv *kv)
     check(kv_init(&copy) == 0, "kv_init");
     check(kv_snapshot_decode(&copy, s.data, s.len) == 0, "a snapshot of a valid state decodes");
     check(kv_hash(&copy) == kv_hash(kv), "a decoded snapshot has the hash of its source");
+    check(kv_hash(kv) == kv_hash_full(kv), "the kept hash is the one computed from scratch");
+    check(kv_hash(&copy) == kv_hash_full(&copy), "so it is in the decoded copy");
     kv_close(&copy);
     buf_free(&s);
 }
@@ -142,6 +146,7 @@ static void run_request(struct kv *kv, const struct proto_request *req, int64_t 
     switch (req->type) {
         case PROTO_STATUS:
         case PROTO_METRICS:
+        case PROTO_BACKUP:
             return; /* answered by the server, not the key space */
         case PROTO_GET:
         case PROTO_HISTORY:
@@ -174,6 +179,7 @@ static void run_request(struct kv *kv, const struct proto_request *req, int64_t 
           "a response answers its request");
     check(resp.result != NULL, "a response carries a result");
     check(resp.result->revision <= kv->rev, "a response's revision is not in the future");
+    check(kv_hash(kv) == kv_hash_full(kv), "every change keeps the hash up to date");
     if (read) {
         check(kv_hash(kv) == before, "a read changes nothing");
     }
@@ -237,8 +243,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (proto_decode_response(bytes, size, &resp) == 0) {
         check(resp.result != NULL, "a decoded response has a result");
-        check(resp.text == NULL || (resp.type == PROTO_METRICS && resp.text[resp.text_len] == '\0'),
-              "only a METRICS answer has text, NUL-terminated");
+        check(resp.text == NULL || ((resp.type == PROTO_METRICS || resp.type == PROTO_BACKUP) &&
+                                    resp.text[resp.text_len] == '\0'),
+              "only a METRICS or BACKUP answer has text, NUL-terminated");
         proto_response_free(&resp);
     }
     seed_state(&scratch);

@@ -90,7 +90,7 @@ static void apply_stream(struct kv *kv, const struct buf *stream)
         arena_init(&a);
         if (proto_decode_request(stream->data + off + PROTO_FRAME_HEADER_SIZE, n, &a, &req) == 0 &&
             req.type != PROTO_GET && req.type != PROTO_HISTORY && req.type != PROTO_STATUS &&
-            req.type != PROTO_METRICS) {
+            req.type != PROTO_METRICS && req.type != PROTO_BACKUP) {
             kv_apply(kv, &req, t++, NULL);
         }
         arena_free(&a);
@@ -193,6 +193,9 @@ int main(int argc, char **argv)
     emit(&stream, &req, "req_status");
     req = request(id++, PROTO_METRICS);
     emit(&stream, &req, "req_metrics");
+    req = request(id++, PROTO_BACKUP);
+    req.op = op(0, "status", "");
+    emit(&stream, &req, "req_backup");
     req = request(id++, PROTO_PUT);
     req.op = op(CAIRN_OP_PUT, "app/port", "again");
     emit(&stream, &req, NULL);
@@ -292,6 +295,17 @@ int main(int argc, char **argv)
         }
     }
     write_seed("resp_metrics", out.data + PROTO_FRAME_HEADER_SIZE,
+               out.len - PROTO_FRAME_HEADER_SIZE);
+    buf_free(&out);
+
+    {
+        static const char json[] = "{\"snapshot\": {\"revision\": 3, \"keys\": 2}}";
+        buf_init(&out);
+        if (proto_encode_text(&out, 11, PROTO_BACKUP, kv.rev, json, sizeof(json) - 1) != 0) {
+            die("backup");
+        }
+    }
+    write_seed("resp_backup", out.data + PROTO_FRAME_HEADER_SIZE,
                out.len - PROTO_FRAME_HEADER_SIZE);
     buf_free(&out);
 

@@ -680,7 +680,7 @@ static void check_cluster_routes(unsigned leader, unsigned follower)
 {
     struct resp *r;
     size_t i;
-    it_log("status, cluster, retention, metrics, openapi, health, ready");
+    it_log("status, cluster, retention, backup, metrics, openapi, health, ready");
     r = get(follower, "/v1/status");
     EXPECT(r, 200);
     IT_ASSERT(juint(r, "id") == follower && juint(r, "leader_id") == leader);
@@ -718,9 +718,25 @@ static void check_cluster_routes(unsigned leader, unsigned follower)
     resp_free(r);
     expect_error(http(leader, "DELETE", "/v1/retention/cfg/", NULL, 0, NULL), 404, "not_found");
 
+    /* This cluster has no --backup-url: the status says so, the actions
+     * answer 400; all counted under route "backup". */
+    r = get(follower, "/v1/backup");
+    EXPECT(r, 200);
+    IT_ASSERT(!jbool(r, "enabled") && jlen(r, "snapshots") == 0);
+    resp_free(r);
+    expect_error(http(follower, "POST", "/v1/backup/snapshot", NULL, 0, NULL), 400, "bad_request");
+    expect_error(http(leader, "POST", "/v1/backup/verify", NULL, 0, NULL), 400, "bad_request");
+    expect_error(get(follower, "/v1/backup/snapshot"), 405, "method_not_allowed");
+
     r = get(follower, "/metrics");
     EXPECT(r, 200);
     IT_ASSERT(strstr(r->body, "cairn_http_requests_total{route=\"kv\",code=\"200\"}") != NULL);
+    IT_ASSERT(strstr(r->body, "cairn_http_requests_total{route=\"backup\",code=\"200\"} 1") !=
+              NULL);
+    IT_ASSERT(strstr(r->body, "cairn_http_requests_total{route=\"backup\",code=\"400\"} 1") !=
+              NULL);
+    IT_ASSERT(strstr(r->body, "cairn_http_requests_total{route=\"backup\",code=\"405\"} 1") !=
+              NULL);
     IT_ASSERT(strstr(r->body, "cairn_http_workers 6") != NULL, "%s", r->body);
     IT_ASSERT(strstr(r->body, "cairn_http_watch_streams ") != NULL);
     IT_ASSERT(strstr(r->body, "cairn_http_workers_busy ") != NULL);
@@ -738,6 +754,40 @@ static void check_cluster_routes(unsigned leader, unsigned follower)
     EXPECT(r, 200);
     IT_ASSERT(strcmp(jstr(r, "status"), "ready") == 0);
     resp_free(r);
+}
+
+/* cairn_backup() itself, on a cluster without --backup-url: bad verbs are
+ * refused before anything is sent, the status answers (enabled false), an
+ * action or an unknown verb is refused by the node. */
+static void check_backup_client(struct it_cluster *c)
+{
+    static const char *const local[] = {"", "seventeen-bytes!!", NULL};
+    char *json = (char *)"unset";
+    size_t len = 1;
+    size_t i;
+    it_log("cairn_backup");
+    for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        IT_ASSERT(cairn_backup(c->admin, local[i], &json, &len) == CAIRN_EINVAL);
+        IT_ASSERT(json == NULL && len == 0);
+    }
+    IT_ASSERT(cairn_backup(c->admin, "status", NULL, NULL) == CAIRN_EINVAL);
+    IT_ASSERT_OK(cairn_backup(c->admin, "status", &json, &len), c->admin);
+    IT_ASSERT(json != NULL && len == strlen(json));
+    {
+        struct arena a;
+        struct json_value *doc = NULL;
+        const struct json_value *enabled;
+        char why[128];
+        arena_init(&a);
+        IT_ASSERT(json_parse(json, len, &a, &doc, why, sizeof(why)) == 0, "%s: %s", why, json);
+        enabled = json_get(doc, "enabled");
+        IT_ASSERT(enabled != NULL && enabled->type == JSON_BOOL && !enabled->boolean, "%s", json);
+        arena_free(&a);
+    }
+    free(json);
+    IT_ASSERT(cairn_backup(c->admin, "save", &json, NULL) == CAIRN_EINVAL && json == NULL);
+    IT_ASSERT(strstr(cairn_errmsg(c->admin), "--backup-url") != NULL, "%s", cairn_errmsg(c->admin));
+    IT_ASSERT(cairn_backup(c->admin, "frob", &json, NULL) == CAIRN_EINVAL && json == NULL);
 }
 
 static void check_watch(struct it_cluster *c, unsigned leader, unsigned follower)
@@ -982,6 +1032,7 @@ int main(void)
     check_txn(follower);
     check_history(leader, follower);
     check_cluster_routes(leader, follower);
+    check_backup_client(c);
     check_watch(c, leader, follower);
     leader = it_wait_leader(c, 0, 20000);
     check_ready_cut_off(c, leader);

@@ -11,8 +11,13 @@
 //     Each GET is sent as HEAD too; each path is sent a method it does not
 //     list (405 with the documented methods in Allow). Every documented
 //     status of every operation must be seen, or the test fails.
+//
+// Backups: the main cluster runs without --backup-url, so the backup actions
+// answer 400 there (the status answers, with enabled false). A second
+// cluster, with --backup-url file://TMP/backups, gives their 200s and 503s.
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import SwaggerParser from "@apidevtools/swagger-parser";
@@ -358,6 +363,13 @@ try {
   }
   await get(u, "/console/no-such-file.js", { status: 404 });
 
+  // Backups: this cluster has no --backup-url. Its status says so; the
+  // actions are refused.
+  const off = await get(u, "/v1/backup", { status: 200 });
+  if (off.json?.enabled !== false) fail(`GET /v1/backup without --backup-url: enabled ${off.json?.enabled}`);
+  await check(u, "POST", "/v1/backup/snapshot", { status: 400 });
+  await check(u, "POST", "/v1/backup/verify", { status: 400 });
+
   // Watches: events of every kind but snapshot and error, validated.
   const w = watchEvents(u, `prefix=oa%2Fw%2F&prev_kv=true&progress_ms=100&rev=1`, (ev) => ev.some((e) => e.event === "delete") && ev.some((e) => e.event === "progress"));
   await sleep(300);
@@ -415,6 +427,39 @@ try {
   await get(u, "/v1/kv/oa/bin?stale=true", { status: 404 });
 } finally {
   await cluster.stop();
+}
+
+// Backups, with a location: a cluster of its own.
+{
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), "cairn-openapi-backups-"));
+  fs.mkdirSync(path.join(store, "backups")); // a file:// location must exist
+  const bc = await startCluster(buildDir, ["--backup-url", `file://${store}/backups`]);
+  try {
+    const leaderId = (await (await fetch(new URL("/v1/status", bc.urls[0]))).json()).leader_id;
+    const b = bc.urls[leaderId - 1];
+    const others = [1, 2, 3].filter((n) => n !== leaderId);
+    const rev = (await check(b, "PUT", "/v1/kv/oa/backed-up", { body: { value: "1" }, status: 200 })).json.revision;
+    const on = await get(b, "/v1/backup", { status: 200 });
+    if (on.json?.enabled !== true || !on.json?.url?.startsWith("file://")) fail(`GET /v1/backup with --backup-url: ${on.text.slice(0, 300)}`);
+    const saved = await check(b, "POST", "/v1/backup/snapshot", { status: 200 });
+    if (!(saved.json?.snapshot?.revision >= rev)) fail(`POST /v1/backup/snapshot: snapshot of revision ${saved.json?.snapshot?.revision}, want at least ${rev}`);
+    const verified = await check(b, "POST", "/v1/backup/verify", { status: 200 });
+    if (verified.json?.ok !== true) fail(`POST /v1/backup/verify: ${verified.text.slice(0, 300)}`);
+    // Asked of a follower, answered by the leader.
+    const st = await get(bc.urls[others[0] - 1], "/v1/backup", { status: 200 });
+    if (!st.json?.snapshots?.some((s) => s.revision === saved.json?.snapshot?.revision)) fail(`GET /v1/backup: the snapshot just taken is not listed: ${st.text.slice(0, 300)}`);
+    for (const n of others) bc.kill(n);
+    const until = Date.now() + 20000;
+    while ((await fetch(new URL("/ready", b))).status !== 503 && Date.now() < until) await sleep(200);
+    await Promise.all([
+      get(b, "/v1/backup", { status: 503 }),
+      check(b, "POST", "/v1/backup/snapshot", { status: 503 }),
+      check(b, "POST", "/v1/backup/verify", { status: 503 }),
+    ]);
+  } finally {
+    await bc.stop();
+    fs.rmSync(store, { recursive: true, force: true });
+  }
 }
 
 // Every documented status of every operation was seen.
