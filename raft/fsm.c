@@ -8,7 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "mpread.h"
+#include "entry.h"
 
 static int entry_write_cb(void *data, const char *bytes, size_t len)
 {
@@ -24,7 +24,7 @@ int fsm_encode_entry(raft_id origin, int64_t time_ms, const char *payload, size_
     buf_init(&b);
     msgpack_packer_init(&pk, &b, entry_write_cb);
     rv |= msgpack_pack_array(&pk, 4);
-    rv |= msgpack_pack_uint32(&pk, FSM_ENTRY_FORMAT);
+    rv |= msgpack_pack_uint32(&pk, ENTRY_FORMAT);
     rv |= msgpack_pack_uint64(&pk, origin);
     rv |= msgpack_pack_int64(&pk, time_ms);
     rv |= msgpack_pack_bin(&pk, len);
@@ -62,9 +62,6 @@ static void fatal(const char *what)
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     struct fsm *f = rf->data;
-    struct mp_reader r;
-    uint32_t n;
-    uint64_t format;
     uint64_t origin;
     int64_t time_ms;
     const char *payload;
@@ -79,9 +76,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     f->applied_commands++;
     f->reply.len = 0;
     f->reply_code = 0;
-    mp_init(&r, buf->base, buf->len);
-    if (!mp_array(&r, &n) || n < 4 || !mp_uint(&r, &format) || format != FSM_ENTRY_FORMAT ||
-        !mp_uint(&r, &origin) || !mp_int(&r, &time_ms) || !mp_bytes(&r, &payload, &len)) {
+    if (!entry_parse(buf->base, buf->len, &origin, &time_ms, &payload, &len)) {
         return 0; /* not ours to judge: a no-op everywhere */
     }
     arena_init(&a);
@@ -97,6 +92,10 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     rv = kv_apply(&f->kv, &req, time_ms, mine ? &w : NULL);
     if (rv == CAIRN_ENOMEM) {
         fatal("out of memory");
+    }
+    if (f->hooks.applied != NULL && f->raft != NULL) {
+        /* raft sets last_applied once apply returns (0.15 applyCommand). */
+        f->hooks.applied(f->hooks.data, f->raft->last_applied + 1, time_ms, buf->base, buf->len);
     }
     if (mine) {
         if (rv != 0) {
@@ -134,6 +133,9 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     int rv;
     if (f->capture != NULL) {
         return RAFT_BUSY; /* raft retries at the next threshold */
+    }
+    if (f->hooks.before_snapshot != NULL) {
+        f->hooks.before_snapshot(f->hooks.data);
     }
     *bufs = raft_calloc(1, sizeof(**bufs));
     if (*bufs == NULL) {
@@ -214,6 +216,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     }
     /* On success the restore callback owns the buffer (raft.h). */
     raft_free(buf->base);
+    if (f->hooks.replaced != NULL) {
+        f->hooks.replaced(f->hooks.data);
+    }
     f->snapshots_restored++;
     metrics_observe(f->snapshot_restore_ns, metrics_now_ns() - started_ns);
     return 0;

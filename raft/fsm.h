@@ -28,13 +28,27 @@
 #include "kv.h"
 #include "metrics.h"
 
-#define FSM_ENTRY_FORMAT 1
+/* Who else learns of applied entries (disaster recovery, src/dr.h). Every
+ * callback may be NULL. */
+struct fsm_hooks
+{
+    void *data;
+    /* A command entry was applied: its raft index, the proposer's time and
+     * the entry's bytes (valid during the call). */
+    void (*applied)(void *data, uint64_t index, int64_t time_ms, const char *entry, size_t len);
+    /* The state was replaced by a snapshot raft installed. */
+    void (*replaced)(void *data);
+    /* raft is taking a snapshot: the log before it may go. */
+    void (*before_snapshot)(void *data);
+};
 
 struct fsm
 {
     struct raft_fsm raft_fsm; /* what raft calls */
     struct kv kv;
-    raft_id id;                 /* this node */
+    raft_id id;        /* this node */
+    struct raft *raft; /* borrowed, for the index being applied; NULL in tests */
+    struct fsm_hooks hooks;
     struct buf reply;           /* the last response packed for a local proposal */
     struct kv_capture *capture; /* owned: the snapshot being encoded, if any */
     int reply_code;             /* 0 or the CAIRN_E* code of the reply packed last */

@@ -15,52 +15,83 @@
 #define CONFIG_STR_MAX 4096
 
 /* X(name, kind, default, help): kind is U64 or STR. */
-#define CONFIG_SETTINGS(X)                                                                        \
-    X(id, U64, "0", "this node's id, a positive integer unique in the cluster (required)")        \
-    X(data_dir, STR, "",                                                                          \
-      "directory for the Raft log, snapshots and metadata (required; "                            \
-      "created if missing)")                                                                      \
-    X(raft_addr, STR, "127.0.0.1:7101", "host:port peers use for Raft traffic")                   \
-    X(client_addr, STR, "127.0.0.1:7001", "host:port clients (cairnctl, libcairn) connect to")    \
-    X(initial_cluster, STR, "",                                                                   \
-      "members of a new cluster, ID=RAFT_ADDR/CLIENT_ADDR,... (default: this node alone); "       \
-      "ignored when the data directory already holds a cluster")                                  \
-    X(election_timeout_ms, U64, "1000", "Raft election timeout")                                  \
-    X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                \
-    X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")   \
-    X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")     \
-    X(install_snapshot_timeout_ms, U64, "10000",                                                  \
-      "how long a leader waits for a follower to install a snapshot before sending it again")     \
-    X(retention_sweep_ms, U64, "60000",                                                           \
-      "how often the leader applies retention age limits to keys nobody writes (0: never)")       \
-    X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")           \
-    X(max_key_bytes, U64, "4096", "largest key accepted")                                         \
-    X(max_value_bytes, U64, "1048576", "largest value accepted")                                  \
-    X(max_txn_ops, U64, "128", "most compares, and most operations per branch, in a transaction") \
-    X(max_request_bytes, U64, "2097152", "largest request frame accepted")                        \
-    X(session_output_max_bytes, U64, "67108864",                                                  \
-      "pending output per client connection beyond which cairnd stops reading from it")           \
-    X(watch_queue_events_max, U64, "1024",                                                        \
-      "events one watcher may have in its connection's unsent output before it falls back to "    \
-      "catching up from history")                                                                 \
-    X(watch_output_max_bytes, U64, "4194304",                                                     \
-      "unsent output of a connection beyond which its watchers stop taking live events and "      \
-      "catch up from history once it drains")                                                     \
-    X(watch_max_per_connection, U64, "100000", "most watches on one client connection")           \
-    X(watch_progress_ms, U64, "1000",                                                             \
-      "how often an idle watcher is told the revision the node has reached")                      \
-    X(shutdown_transfer_timeout_ms, U64, "3000",                                                  \
-      "on SIGTERM, how long a leader waits to hand leadership over before stopping")              \
-    X(http_addr, STR, "127.0.0.1:8001",                                                           \
-      "host:port of the HTTP API, console, /health, /ready and /metrics (loopback by default: "   \
-      "there is no authentication; empty: no HTTP)")                                              \
-    X(http_threads, U64, "16", "CivetWeb worker threads: HTTP requests served at once")           \
-    X(http_watch_streams_max, U64, "8",                                                           \
-      "most open HTTP watch streams (SSE); each holds a worker thread, so fewer than "            \
-      "--http-threads")                                                                           \
-    X(ready_lag_max, U64, "1000",                                                                 \
-      "/ready fails while this node's applied index is more than this many entries behind the "   \
-      "commit index it knows")                                                                    \
+#define CONFIG_SETTINGS(X)                                                                         \
+    X(id, U64, "0", "this node's id, a positive integer unique in the cluster (required)")         \
+    X(data_dir, STR, "",                                                                           \
+      "directory for the Raft log, snapshots and metadata (required; "                             \
+      "created if missing)")                                                                       \
+    X(raft_addr, STR, "127.0.0.1:7101", "host:port peers use for Raft traffic")                    \
+    X(client_addr, STR, "127.0.0.1:7001", "host:port clients (cairnctl, libcairn) connect to")     \
+    X(initial_cluster, STR, "",                                                                    \
+      "members of a new cluster, ID=RAFT_ADDR/CLIENT_ADDR,... (default: this node alone); "        \
+      "ignored when the data directory already holds a cluster")                                   \
+    X(election_timeout_ms, U64, "1000", "Raft election timeout")                                   \
+    X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                 \
+    X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")    \
+    X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")      \
+    X(install_snapshot_timeout_ms, U64, "10000",                                                   \
+      "how long a leader waits for a follower to install a snapshot before sending it again")      \
+    X(retention_sweep_ms, U64, "60000",                                                            \
+      "how often the leader applies retention age limits to keys nobody writes (0: never)")        \
+    X(segment_size_bytes, U64, "8388608", "size of each preallocated Raft log segment")            \
+    X(max_key_bytes, U64, "4096", "largest key accepted")                                          \
+    X(max_value_bytes, U64, "1048576", "largest value accepted")                                   \
+    X(max_txn_ops, U64, "128", "most compares, and most operations per branch, in a transaction")  \
+    X(max_request_bytes, U64, "2097152", "largest request frame accepted")                         \
+    X(session_output_max_bytes, U64, "67108864",                                                   \
+      "pending output per client connection beyond which cairnd stops reading from it")            \
+    X(watch_queue_events_max, U64, "1024",                                                         \
+      "events one watcher may have in its connection's unsent output before it falls back to "     \
+      "catching up from history")                                                                  \
+    X(watch_output_max_bytes, U64, "4194304",                                                      \
+      "unsent output of a connection beyond which its watchers stop taking live events and "       \
+      "catch up from history once it drains")                                                      \
+    X(watch_max_per_connection, U64, "100000", "most watches on one client connection")            \
+    X(watch_progress_ms, U64, "1000",                                                              \
+      "how often an idle watcher is told the revision the node has reached")                       \
+    X(shutdown_transfer_timeout_ms, U64, "3000",                                                   \
+      "on SIGTERM, how long a leader waits to hand leadership over before stopping")               \
+    X(http_addr, STR, "127.0.0.1:8001",                                                            \
+      "host:port of the HTTP API, console, /health, /ready and /metrics (loopback by default: "    \
+      "there is no authentication; empty: no HTTP)")                                               \
+    X(http_threads, U64, "16", "CivetWeb worker threads: HTTP requests served at once")            \
+    X(http_watch_streams_max, U64, "8",                                                            \
+      "most open HTTP watch streams (SSE); each holds a worker thread, so fewer than "             \
+      "--http-threads")                                                                            \
+    X(ready_lag_max, U64, "1000",                                                                  \
+      "/ready fails while this node's applied index is more than this many entries behind the "    \
+      "commit index it knows")                                                                     \
+    X(backup_url, STR, "",                                                                         \
+      "object store for disaster recovery: file:///DIR or s3://BUCKET/PREFIX (empty: no backups)") \
+    X(backup_endpoint, STR, "",                                                                    \
+      "S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (empty: AWS for the region)")         \
+    X(backup_region, STR, "", "S3 region (empty: $AWS_REGION, else us-east-1)")                    \
+    X(backup_addressing, STR, "auto",                                                              \
+      "S3 addressing: path, virtual-host, or auto (path when --backup-endpoint is set)")           \
+    X(backup_credentials_file, STR, "",                                                            \
+      "AWS credentials file (empty: the AWS_* environment variables, else ~/.aws/credentials)")    \
+    X(backup_snapshot_interval_ms, U64, "3600000",                                                 \
+      "how often the leader uploads a snapshot when the store changed (0: only on demand)")        \
+    X(backup_ship_interval_ms, U64, "500",                                                         \
+      "how often the leader ships newly committed entries to the log archive (the recovery "       \
+      "point lags by about this plus one upload)")                                                 \
+    X(backup_backlog_max, U64, "268435456",                                                        \
+      "bytes of applied entries each node keeps on disk for shipping; beyond, the oldest go "      \
+      "and the archive restarts from a snapshot")                                                  \
+    X(backup_retention, STR, "48h:all,30d:1d,365d:30d",                                            \
+      "retention tiers WINDOW:all|EVERY: keep every snapshot (and the log, for point-in-time "     \
+      "restore) for the first window, then one per EVERY; the newest snapshot always stays")       \
+    X(backup_verify_interval_ms, U64, "3600000",                                                   \
+      "how often the leader restores the newest snapshot plus archive in scratch space and "       \
+      "checks its state hash (0: only on demand)")                                                 \
+    X(backup_lag_alert_ms, U64, "10000",                                                           \
+      "cairn_backup_behind turns 1 when the recovery point lags more than this")                   \
+    X(restore_from, STR, "",                                                                       \
+      "when the data directory is new, restore it from this object store (a backup URL) before "   \
+      "starting")                                                                                  \
+    X(restore_revision, U64, "0", "with --restore-from: restore to this revision (0: latest)")     \
+    X(restore_time, STR, "",                                                                       \
+      "with --restore-from: restore to this time, RFC 3339 or Unix milliseconds")                  \
     X(log_level, STR, "info", "trace, info, warn or error")
 
 struct config

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
          * open and free what main owns, so that a refused start ends as
          * cleanly as a stop: the sanitizer builds report any leak at exit,
          * and the operator's error must not drown in that report. */
+        dr_close(&srv->dr);
         uv_walk(&loop, close_walk_cb, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);

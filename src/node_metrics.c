@@ -309,5 +309,6 @@ int node_metrics_render(struct server *s, struct buf *out)
     metrics_gauge_set(nm->connections, (double)s->n_sessions);
     metrics_gauge_set(nm->output_bytes, (double)pending);
     metrics_gauge_set(nm->resident_bytes, (double)resident_bytes());
+    dr_metrics_update(&s->dr);
     return metrics_render(&nm->reg, out);
 }

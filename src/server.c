@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -691,6 +692,19 @@ void server_handle_request(struct server *s, struct session *session, const char
         case PROTO_METRICS:
             rv = answer_metrics(s, session, &req);
             break;
+        case PROTO_BACKUP:
+            /* The leader is responsible for backups (src/dr.h). */
+            if (leader) {
+                dr_handle(&s->dr, session, &req);
+            } else {
+                rv = redirect(s, session, &req);
+            }
+            break;
+        case PROTO_INIT:
+            rv = CAIRN_EINVAL;
+            session_send_error(session, req.id, req.type, rv,
+                               "INIT is proposed by the leader, not by clients", NULL);
+            break;
         case PROTO_GET:
         case PROTO_HISTORY:
             if (req.op.stale) {
@@ -766,11 +780,35 @@ static void sweep_cb(struct raft_apply *req, int status, void *result)
     }
 }
 
+/* Propose an entry the leader makes itself (no client waits for it).
+ * Returns 0 or a raft / CAIRN_E* code. */
+static int propose_internal(struct server *s, const struct proto_request *req,
+                            struct raft_apply *apply, raft_apply_cb cb)
+{
+    struct buf frame;
+    struct raft_buffer entry;
+    int rv;
+    buf_init(&frame);
+    rv = proto_encode_request(&frame, req);
+    if (rv == 0) {
+        rv = fsm_encode_entry(s->cfg->id, now_ms(), frame.data + PROTO_FRAME_HEADER_SIZE,
+                              frame.len - PROTO_FRAME_HEADER_SIZE, &entry);
+    }
+    buf_free(&frame);
+    if (rv != 0) {
+        return rv;
+    }
+    apply->data = s;
+    rv = raft_apply(&s->raft, apply, &entry, 1, cb);
+    if (rv != 0) {
+        raft_free(entry.base);
+    }
+    return rv;
+}
+
 static void propose_sweep(struct server *s)
 {
     struct proto_request req;
-    struct buf frame;
-    struct raft_buffer entry;
     uint64_t now = uv_now(s->loop);
     int rv;
     if (s->cfg->retention_sweep_ms == 0 || s->sweep_in_flight || s->state != SERVER_RUNNING ||
@@ -781,26 +819,91 @@ static void propose_sweep(struct server *s)
     s->last_sweep_ms = now;
     memset(&req, 0, sizeof(req));
     req.type = PROTO_SWEEP;
-    buf_init(&frame);
-    rv = proto_encode_request(&frame, &req);
-    if (rv == 0) {
-        rv = fsm_encode_entry(s->cfg->id, now_ms(), frame.data + PROTO_FRAME_HEADER_SIZE,
-                              frame.len - PROTO_FRAME_HEADER_SIZE, &entry);
-    }
-    buf_free(&frame);
+    rv = propose_internal(s, &req, &s->sweep, sweep_cb);
     if (rv != 0) {
-        log_warn("retention sweep: out of memory; trying again in %llu ms",
+        log_warn("retention sweep not proposed (%s); trying again in %llu ms",
+                 rv < 0 ? cairn_strerror(rv) : raft_strerror(rv),
                  (unsigned long long)s->cfg->retention_sweep_ms);
         return;
     }
-    s->sweep.data = s;
-    rv = raft_apply(&s->raft, &s->sweep, &entry, 1, sweep_cb);
-    if (rv != 0) {
-        raft_free(entry.base);
-        log_warn("retention sweep not proposed: %s", raft_strerror(rv));
+    s->sweep_in_flight = true;
+}
+
+/* Disaster recovery (src/dr.h). */
+
+static void fsm_applied_hook(void *data, uint64_t index, int64_t time_ms, const char *entry,
+                             size_t len)
+{
+    dr_entry_applied(data, index, time_ms, entry, len);
+}
+
+static void fsm_replaced_hook(void *data)
+{
+    dr_state_replaced(data);
+}
+
+static void fsm_before_snapshot_hook(void *data)
+{
+    dr_before_raft_snapshot(data);
+}
+
+/* True when the data directory holds nothing of a node yet. */
+static bool data_dir_is_fresh(const struct config *cfg)
+{
+    char path[CONFIG_STR_MAX + 64];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, NODE_ID_FILE);
+    if (stat(path, &st) == 0) {
+        return false;
+    }
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, DR_SEED_FILE);
+    return stat(path, &st) != 0;
+}
+
+static int restore_from(const struct config *cfg, char *errmsg, size_t len)
+{
+    int64_t time_ms = 0;
+    if (cfg->restore_time[0] != '\0' && dr_parse_time(cfg->restore_time, &time_ms) != 0) {
+        errf(errmsg, len,
+             "--restore-time \"%s\" is not RFC 3339 (2026-11-22T10:00:00Z) or milliseconds",
+             cfg->restore_time);
+        return -1;
+    }
+    log_info("restoring %s from %s", cfg->data_dir, cfg->restore_from);
+    return dr_bootstrap(cfg, time_ms, errmsg, len);
+}
+
+static void init_cb(struct raft_apply *req, int status, void *result)
+{
+    struct server *s = req->data;
+    (void)result;
+    s->init_in_flight = false;
+    if (status != 0) {
+        log_info("cluster id not committed (%s); proposing again", raft_strerror(status));
+    }
+}
+
+/* A new cluster's first leader names it: a random id in the replicated
+ * state, so every node and every backup agrees on it. */
+static void propose_init(struct server *s)
+{
+    struct proto_request req;
+    uint64_t id = 0;
+    if (s->fsm.kv.cluster_id != 0 || s->init_in_flight || s->state != SERVER_RUNNING ||
+        raft_state(&s->raft) != RAFT_LEADER) {
         return;
     }
-    s->sweep_in_flight = true;
+    while (id == 0) {
+        if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+            id = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+        }
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_INIT;
+    req.number = id;
+    if (propose_internal(s, &req, &s->init, init_cb) == 0) {
+        s->init_in_flight = true;
+    }
 }
 
 static void ticker_cb(uv_timer_t *h)
@@ -837,6 +940,7 @@ static void ticker_cb(uv_timer_t *h)
         s->last_leader = leader;
     }
     propose_sweep(s);
+    propose_init(s);
 }
 
 static void close_handles(struct server *s);
@@ -964,6 +1068,7 @@ static void close_handles(struct server *s)
         }
     }
     watch_hub_close(&s->hub);
+    dr_close(&s->dr);
 }
 
 static void connection_cb(uv_stream_t *listener, int status)
@@ -1055,6 +1160,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
 {
     struct raft_configuration conf;
     struct watch_limits limits;
+    bool fresh;
     int rv;
 
     memset(s, 0, sizeof(*s));
@@ -1075,6 +1181,16 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     raft_configuration_close(&conf);
     if (rv != 0) {
         return -1;
+    }
+    /* A new data directory restored from object storage gets its seed
+     * first; an existing one keeps its data (restarts reuse the flags). */
+    fresh = data_dir_is_fresh(cfg);
+    if (cfg->restore_from[0] != '\0') {
+        if (!fresh) {
+            log_info("--restore-from ignored: %s already holds this node's data", cfg->data_dir);
+        } else if (restore_from(cfg, errmsg, errmsg_len) != 0) {
+            return -1;
+        }
     }
     if (prepare_data_dir(cfg, errmsg, errmsg_len) != 0) {
         return -1;
@@ -1098,6 +1214,19 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     }
     s->fsm.snapshot_take_ns = s->metrics.snapshot_take_ns;
     s->fsm.snapshot_restore_ns = s->metrics.snapshot_restore_ns;
+    /* A data directory restored from object storage starts from its seed;
+     * raft's own snapshot, if any, replaces it when raft starts. */
+    rv = dr_load_seed(cfg->data_dir, &s->fsm.kv, errmsg, errmsg_len);
+    if (rv < 0) {
+        return -1;
+    }
+    if (rv == 0) {
+        log_info("loaded the restored state (revision %llu) from %s/%s",
+                 (unsigned long long)s->fsm.kv.rev, cfg->data_dir, DR_SEED_FILE);
+    }
+    if (dr_init(&s->dr, s, &s->metrics.reg, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
     limits.queue_events_max = cfg->watch_queue_events_max;
     limits.output_max_bytes = cfg->watch_output_max_bytes;
     limits.per_connection_max = cfg->watch_max_per_connection;
@@ -1164,6 +1293,19 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     rv = raft_start(&s->raft);
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft start: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    /* Hooks only now: raft_start restored its snapshot (if any) and applies
+     * entries only later; dr_start reconciles the backlog with it. */
+    s->fsm.raft = &s->raft;
+    if (s->dr.enabled) {
+        s->fsm.hooks.data = &s->dr;
+        s->fsm.hooks.applied = fsm_applied_hook;
+        s->fsm.hooks.replaced = fsm_replaced_hook;
+        s->fsm.hooks.before_snapshot = fsm_before_snapshot_hook;
+    }
+    if (dr_start(&s->dr) != 0) {
+        errf(errmsg, errmsg_len, "backup: cannot start its worker");
         return -1;
     }
     uv_signal_init(loop, &s->sigterm);

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "dr.h"
 #include "fsm.h"
 #include "leader_guard.h"
 #include "node_metrics.h"
@@ -77,6 +78,10 @@ struct server
     uint64_t last_sweep_ms;  /* loop time of the last proposal */
     char leader_client[256]; /* cache for server_leader_client_address */
     struct node_metrics metrics;
+    struct dr dr; /* disaster recovery: backlog and object-store shipping */
+    /* The cluster id (PROTO_INIT): proposed once by the first leader. */
+    struct raft_apply init;
+    bool init_in_flight;
     int exit_code;
     struct http *http; /* borrowed from main (NULL without HTTP): stopped first */
 };

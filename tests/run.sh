@@ -3,7 +3,8 @@
 # test group in three builds.
 #
 #   build/       RelWithDebInfo: lint, unit, integration, smoke (README),
-#                console (the web console in chromium)
+#                console (the web console in chromium), dr (disaster
+#                recovery against s3rver and a directory)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
 #   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
 #   build/       again: chaos (jepsen/README.md), the short profile: six
@@ -41,6 +42,11 @@ step "tests: lint, unit, raft, integration, smoke"
 # (tests/console; docs/console.md). Skipped, and said so, without chromium.
 step "tests: console (a real browser)"
 (cd build && ctest --output-on-failure -L console)
+
+# Disaster recovery (tests/dr; docs/disaster-recovery.md): the object store
+# client, backups and restores of real clusters against s3rver.
+step "tests: dr (disaster recovery)"
+(cd build && ctest --output-on-failure -L dr)
 
 step "build (ASan + UBSan)"
 cmake -S . -B build-asan -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

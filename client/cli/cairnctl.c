@@ -14,6 +14,7 @@
 
 #include "cairn.h"
 #include "diff.h"
+#include "snapshot.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -29,10 +30,11 @@ struct opts
     uint64_t rev;
     uint64_t limit;
     const char *after;
-    const char *endpoint; /* status, metrics: one node */
-    bool progress;        /* watch: print progress updates */
-    const char *versions; /* retention set: --versions N */
-    const char *age;      /* retention set: --age DURATION */
+    const char *endpoint;      /* status, metrics: one node */
+    bool progress;             /* watch: print progress updates */
+    const char *versions;      /* retention set: --versions N */
+    const char *age;           /* retention set: --age DURATION */
+    struct snapshot_opts snap; /* snapshot: --from, --data-dir, ... */
     char *args[8];
     int n_args;
 };
@@ -67,6 +69,17 @@ static void usage(FILE *f)
             "                             --endpoint HOST:PORT asks one node\n"
             "  metrics                    print a node's metrics (Prometheus text format);\n"
             "                             --endpoint HOST:PORT chooses the node\n"
+            "  snapshot save              the leader uploads a snapshot to the backup store now\n"
+            "  snapshot list              snapshots and the restorable window (--from URL reads\n"
+            "                             a store directly: file:///DIR or s3://BUCKET/PREFIX)\n"
+            "  snapshot verify            restore the newest snapshot plus log in memory and\n"
+            "                             check its state hash (--from URL: locally)\n"
+            "  snapshot restore           --from URL --data-dir DIR [--revision R | --time T]\n"
+            "                             [--fallback]: a new member's data directory\n"
+            "  snapshot status            the cluster's backup state (JSON)\n"
+            "                             S3 flags: --backup-endpoint URL, --backup-region R,\n"
+            "                             --backup-addressing path|virtual-host,\n"
+            "                             --backup-credentials-file F; --cluster ID\n"
             "\n"
             "Global flags:\n"
             "  --endpoints H:P,...        cluster endpoints (default: $CAIRN_ENDPOINTS, else\n"
@@ -1451,6 +1464,28 @@ int main(int argc, char **argv)
             o.endpoint = argv[++i];
         } else if (strcmp(a, "--after") == 0 && has_next) {
             o.after = argv[++i];
+        } else if (strcmp(a, "--from") == 0 && has_next) {
+            o.snap.from = argv[++i];
+        } else if (strcmp(a, "--data-dir") == 0 && has_next) {
+            o.snap.data_dir = argv[++i];
+        } else if (strcmp(a, "--cluster") == 0 && has_next) {
+            o.snap.cluster = argv[++i];
+        } else if (strcmp(a, "--time") == 0 && has_next) {
+            o.snap.time = argv[++i];
+        } else if (strcmp(a, "--fallback") == 0) {
+            o.snap.fallback = true;
+        } else if (strcmp(a, "--backup-endpoint") == 0 && has_next) {
+            o.snap.backup_endpoint = argv[++i];
+        } else if (strcmp(a, "--backup-region") == 0 && has_next) {
+            o.snap.backup_region = argv[++i];
+        } else if (strcmp(a, "--backup-addressing") == 0 && has_next) {
+            o.snap.backup_addressing = argv[++i];
+        } else if (strcmp(a, "--backup-credentials-file") == 0 && has_next) {
+            o.snap.backup_credentials_file = argv[++i];
+        } else if (strcmp(a, "--revision") == 0 && has_next) {
+            if (parse_u64(argv[++i], &o.snap.revision, a) != 0) {
+                return EXIT_USAGE;
+            }
         } else if (strcmp(a, "--versions") == 0 && has_next) {
             o.versions = argv[++i]; /* parsed by retention set */
         } else if (strcmp(a, "--age") == 0 && has_next) {
@@ -1519,6 +1554,10 @@ int main(int argc, char **argv)
         rv = cmd_metrics(c, &o);
     } else if (strcmp(cmd, "watch") == 0) {
         rv = cmd_watch(c, &o);
+    } else if (strcmp(cmd, "snapshot") == 0) {
+        o.snap.verb = o.n_args > 0 ? o.args[0] : NULL;
+        o.snap.json = o.json;
+        rv = cmd_snapshot(c, &o.snap);
     } else {
         fprintf(stderr, "cairnctl: unknown command \"%s\" (see --help)\n", cmd);
         rv = EXIT_USAGE;

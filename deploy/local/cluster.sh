@@ -10,11 +10,13 @@
 # when given no --endpoints), Raft on 127.0.0.1:710N, and HTTP (the JSON API,
 # /health, /ready, /metrics and the console) on http://127.0.0.1:800N, all on
 # loopback only. Data and logs live in $CAIRN_LOCAL_DIR (default:
-# .local-cluster/ in the repository).
+# .local-cluster/ in the repository); backups (docs/disaster-recovery.md) go
+# to the file:// store in its backups/ directory, or to $CAIRN_LOCAL_BACKUP_URL.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dir=${CAIRN_LOCAL_DIR:-$repo/.local-cluster}
+[[ $dir == /* ]] || dir=$PWD/$dir # file:// URLs need an absolute path
 # Tests may run another build tree's binaries with CAIRN_BUILD_DIR.
 build_dir=${CAIRN_BUILD_DIR:-$repo/build}
 bin=$build_dir/bin
@@ -28,6 +30,7 @@ caddr() { echo "127.0.0.1:$((cbase + $1))"; }
 raddr() { echo "127.0.0.1:$((rbase + $1))"; }
 haddr() { echo "127.0.0.1:$((hbase + $1))"; }
 initial="1=$(raddr 1)/$(caddr 1),2=$(raddr 2)/$(caddr 2),3=$(raddr 3)/$(caddr 3)"
+backup_url=${CAIRN_LOCAL_BACKUP_URL:-file://$dir/backups}
 export CAIRN_ENDPOINTS="$(caddr 1),$(caddr 2),$(caddr 3)"
 
 pid_of() {
@@ -52,6 +55,7 @@ build() {
 up() {
   build
   mkdir -p "$dir"
+  [[ $backup_url == file://* ]] && mkdir -p "${backup_url#file://}"
   local started=0
   for n in "${nodes[@]}"; do
     if pid=$(pid_of "$n"); then
@@ -60,7 +64,7 @@ up() {
     fi
     "$bin"/cairnd --id "$n" --data-dir "$dir/node$n" \
       --raft-addr "$(raddr "$n")" --client-addr "$(caddr "$n")" --http-addr "$(haddr "$n")" \
-      --initial-cluster "$initial" >>"$dir/node$n.log" 2>&1 &
+      --initial-cluster "$initial" --backup-url "$backup_url" >>"$dir/node$n.log" 2>&1 &
     echo $! >"$dir/node$n.pid"
     started=1
   done
@@ -99,6 +103,7 @@ status() {
     fi
   done
   echo "data: $dir"
+  echo "backups: $backup_url"
 }
 
 down() {

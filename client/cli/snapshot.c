@@ -1,0 +1,460 @@
+/*
+ * cairnctl snapshot: disaster recovery from the command line
+ * (docs/disaster-recovery.md).
+ *
+ *   save                 the cluster's leader takes a snapshot now
+ *   status               the cluster's backup state, as JSON
+ *   list    [--from URL] snapshots and the restorable window
+ *   verify  [--from URL] restore the newest snapshot plus archive in memory
+ *                        and compare state hashes
+ *   restore --from URL --data-dir DIR [--revision R | --time T] [--fallback]
+ *                        prepare a new cluster member's data directory
+ *
+ * Without --from, list and verify ask the cluster (which knows its store);
+ * with it, cairnctl reads the store itself, so they work when no cluster is
+ * left. restore always reads the store itself.
+ */
+#include "snapshot.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dr_archive.h"
+#include "json.h"
+#include "objstore.h"
+
+static void fmt_time(int64_t ms, char *out, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, len, "-");
+        return;
+    }
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void fmt_bytes(uint64_t n, char *out, size_t len)
+{
+    if (n >= 10ull << 30) {
+        snprintf(out, len, "%.1f GiB", (double)n / (1 << 30));
+    } else if (n >= 10ull << 20) {
+        snprintf(out, len, "%.1f MiB", (double)n / (1 << 20));
+    } else if (n >= 10ull << 10) {
+        snprintf(out, len, "%.1f KiB", (double)n / (1 << 10));
+    } else {
+        snprintf(out, len, "%" PRIu64 " B", n);
+    }
+}
+
+static int open_store(const struct snapshot_opts *o, struct objstore **st)
+{
+    struct objstore_options opt;
+    char err[512];
+    memset(&opt, 0, sizeof(opt));
+    opt.path_style = -1;
+    opt.endpoint = o->backup_endpoint;
+    opt.region = o->backup_region;
+    opt.credentials_file = o->backup_credentials_file;
+    if (o->backup_addressing != NULL) {
+        if (strcmp(o->backup_addressing, "path") == 0) {
+            opt.path_style = 1;
+        } else if (strcmp(o->backup_addressing, "virtual-host") == 0) {
+            opt.path_style = 0;
+        } else if (strcmp(o->backup_addressing, "auto") != 0) {
+            fprintf(stderr, "cairnctl: --backup-addressing wants path, virtual-host or auto\n");
+            return -1;
+        }
+    }
+    if (objstore_open(o->from, &opt, st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int load(const struct snapshot_opts *o, struct objstore **st, struct dr_catalog *cat)
+{
+    char err[512];
+    uint64_t cluster = 0;
+    if (o->cluster != NULL && !dr_parse_hex64(o->cluster, strlen(o->cluster), &cluster)) {
+        fprintf(stderr, "cairnctl: --cluster wants 16 hex digits\n");
+        return -1;
+    }
+    if (open_store(o, st) != 0) {
+        return -1;
+    }
+    if (dr_catalog_load(*st, cluster, cat, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot: %s\n", err);
+        objstore_close(*st);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_catalog_json(const struct objstore *st, const struct dr_catalog *cat)
+{
+    struct buf out;
+    struct json_writer w;
+    char hex[17];
+    unsigned i;
+    buf_init(&out);
+    json_writer_init(&w, &out);
+    json_object_begin(&w);
+    json_key(&w, "url");
+    json_cstring(&w, objstore_url(st));
+    dr_hex64(cat->cluster_id, hex);
+    json_key(&w, "cluster_id");
+    json_cstring(&w, hex);
+    json_key(&w, "snapshots");
+    json_array_begin(&w);
+    for (i = 0; i < cat->n_snaps; i++) {
+        struct buf m;
+        buf_init(&m);
+        if (dr_manifest_json(&cat->snaps[i], true, &m) == 0) {
+            json_raw(&w, m.data, m.len);
+        }
+        buf_free(&m);
+    }
+    json_array_end(&w);
+    json_key(&w, "segments");
+    json_uint(&w, cat->n_segs);
+    json_key(&w, "ranges");
+    json_array_begin(&w);
+    for (i = 0; i < cat->n_ranges; i++) {
+        const struct dr_range *r = &cat->ranges[i];
+        json_object_begin(&w);
+        json_key(&w, "earliest_revision");
+        json_uint(&w, r->from_revision);
+        json_key(&w, "earliest_time_ms");
+        json_int(&w, r->from_time_ms);
+        json_key(&w, "latest_revision");
+        json_uint(&w, r->to_revision);
+        json_key(&w, "latest_time_ms");
+        json_int(&w, r->to_time_ms);
+        json_object_end(&w);
+    }
+    json_array_end(&w);
+    json_object_end(&w);
+    fwrite(out.data, 1, out.len, stdout);
+    printf("\n");
+    buf_free(&out);
+}
+
+static void print_catalog(const struct objstore *st, const struct dr_catalog *cat)
+{
+    unsigned i;
+    printf("%s, cluster %016" PRIx64 ": %u snapshots, %u log segments\n", objstore_url(st),
+           cat->cluster_id, cat->n_snaps, cat->n_segs);
+    printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
+           "STATE HASH", "SHA-256");
+    for (i = 0; i < cat->n_snaps; i++) {
+        const struct dr_snapshot *s = &cat->snaps[i];
+        char t[32];
+        char b[32];
+        fmt_time(s->time_ms, t, sizeof(t));
+        fmt_bytes(s->bytes_stored, b, sizeof(b));
+        printf("%-10" PRIu64 " %-10" PRIu64 " %-20s %-9" PRIu64 " %-10s %016" PRIx64 " %.16s\n",
+               s->revision, s->index, t, s->keys, b, s->state_hash, s->sha256);
+    }
+    for (i = 0; i < cat->n_ranges; i++) {
+        const struct dr_range *r = &cat->ranges[i];
+        char a[32];
+        char z[32];
+        fmt_time(r->from_time_ms, a, sizeof(a));
+        fmt_time(r->to_time_ms, z, sizeof(z));
+        printf("restorable: revision %" PRIu64 " (%s) to revision %" PRIu64 " (%s)\n",
+               r->from_revision, a, r->to_revision, z);
+    }
+    if (cat->n_ranges == 0) {
+        printf("restorable: nothing (no snapshot)\n");
+    }
+}
+
+static int cluster_call(cairn_client *c, const char *verb)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rv = cairn_backup(c, verb, &json, &len);
+    if (rv != 0) {
+        fprintf(stderr, "cairnctl: snapshot %s: %s (%s)\n", verb, cairn_errmsg(c),
+                cairn_errname(rv));
+        return 1;
+    }
+    fwrite(json, 1, len, stdout);
+    printf("\n");
+    free(json);
+    return 0;
+}
+
+/* verify answers {"ok": ...}: the exit status follows it. */
+static int cluster_verify(cairn_client *c, const struct snapshot_opts *o)
+{
+    char *json = NULL;
+    size_t len = 0;
+    struct arena a;
+    struct json_value *root;
+    const struct json_value *ok;
+    const struct json_value *e;
+    char msg[128];
+    int rv = cairn_backup(c, "verify", &json, &len);
+    if (rv != 0) {
+        fprintf(stderr, "cairnctl: snapshot verify: %s (%s)\n", cairn_errmsg(c), cairn_errname(rv));
+        return 1;
+    }
+    arena_init(&a);
+    rv = 1;
+    if (json_parse(json, len, &a, &root, msg, sizeof(msg)) == 0 &&
+        (ok = json_get(root, "ok")) != NULL && ok->type == JSON_BOOL) {
+        rv = ok->boolean ? 0 : 1;
+        if (o->json) {
+            fwrite(json, 1, len, stdout);
+            printf("\n");
+        } else if (ok->boolean) {
+            printf("verified: %s\n", json);
+        } else {
+            e = json_get(root, "error");
+            fprintf(stderr, "cairnctl: snapshot verify: FAILED: %s\n",
+                    e != NULL && e->type == JSON_STRING ? e->str : "(no reason given)");
+        }
+    } else {
+        fprintf(stderr, "cairnctl: snapshot verify: the answer is not the JSON expected\n");
+    }
+    arena_free(&a);
+    free(json);
+    return rv;
+}
+
+static int local_verify(const struct snapshot_opts *o)
+{
+    struct objstore *st;
+    struct dr_catalog cat;
+    struct dr_target t;
+    struct dr_result res;
+    struct kv kv;
+    char err[512];
+    int rv;
+    if (load(o, &st, &cat) != 0) {
+        return 1;
+    }
+    memset(&t, 0, sizeof(t));
+    t.verify = true;
+    t.fallback = o->fallback;
+    kv_init(&kv);
+    rv = dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "cairnctl: snapshot verify: FAILED: %s\n", err);
+    } else if (o->json) {
+        printf("{\"ok\":true,\"revision\":%" PRIu64 ",\"snapshot_revision\":%" PRIu64
+               ",\"entries\":%" PRIu64 ",\"segments\":%" PRIu64 ",\"state_hash\":\"%016" PRIx64
+               "\"}\n",
+               res.revision, res.snapshot->revision, res.entries, res.segments, res.hash);
+    } else {
+        printf("verified: snapshot at revision %" PRIu64 " plus %" PRIu64 " entries from %" PRIu64
+               " segments restore to revision %" PRIu64 " with state hash %016" PRIx64
+               ", as recorded\n",
+               res.snapshot->revision, res.entries, res.segments, res.revision, res.hash);
+    }
+    kv_close(&kv);
+    dr_catalog_free(&cat);
+    objstore_close(st);
+    return rv == 0 ? 0 : 1;
+}
+
+static int local_restore(const struct snapshot_opts *o)
+{
+    struct objstore *st;
+    struct dr_catalog cat;
+    struct dr_target t;
+    struct dr_result res;
+    struct kv kv;
+    char err[512];
+    int rv = 1;
+    memset(&t, 0, sizeof(t));
+    if (o->data_dir == NULL) {
+        fprintf(stderr, "cairnctl: snapshot restore wants --data-dir DIR (a new member's data "
+                        "directory)\n");
+        return 2;
+    }
+    if (o->revision != 0 && o->time != NULL) {
+        fprintf(stderr, "cairnctl: snapshot restore: give --revision or --time, not both\n");
+        return 2;
+    }
+    if (o->time != NULL && dr_parse_time(o->time, &t.time_ms) != 0) {
+        fprintf(stderr,
+                "cairnctl: --time \"%s\" is not RFC 3339 (2026-11-22T10:00:00Z) or Unix "
+                "milliseconds\n",
+                o->time);
+        return 2;
+    }
+    t.revision = o->revision;
+    t.fallback = o->fallback;
+    t.verify = true;
+    if (load(o, &st, &cat) != 0) {
+        return 1;
+    }
+    kv_init(&kv);
+    if (dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
+    } else if (dr_write_seed(o->data_dir, &kv, &res, cat.cluster_id, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
+    } else {
+        char when[32];
+        fmt_time(res.time_ms, when, sizeof(when));
+        if (o->json) {
+            printf("{\"revision\":%" PRIu64 ",\"time_ms\":%" PRId64
+                   ",\"snapshot_revision\":%" PRIu64 ",\"entries\":%" PRIu64
+                   ",\"cluster_id\":\"%016" PRIx64 "\",\"state_hash\":\"%016" PRIx64
+                   "\",\"skipped_snapshots\":%u}\n",
+                   res.revision, res.time_ms, res.snapshot->revision, res.entries, kv.cluster_id,
+                   kv_hash(&kv), res.skipped_snapshots);
+        } else {
+            printf("restored revision %" PRIu64 " (%s) into %s: snapshot at revision %" PRIu64
+                   " plus %" PRIu64 " archived entries; new cluster id %016" PRIx64 "\n",
+                   res.revision, when, o->data_dir, res.snapshot->revision, res.entries,
+                   kv.cluster_id);
+            printf("start cairnd with --data-dir %s and the new cluster's --initial-cluster; "
+                   "restore every member to the same point\n",
+                   o->data_dir);
+        }
+        rv = 0;
+    }
+    kv_close(&kv);
+    dr_catalog_free(&cat);
+    objstore_close(st);
+    return rv;
+}
+
+/* The cluster's status JSON, for list without --from. */
+static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
+{
+    char *json = NULL;
+    size_t len = 0;
+    struct arena a;
+    struct json_value *root;
+    const struct json_value *v;
+    const struct json_value *s;
+    char msg[128];
+    int rv = cairn_backup(c, "status", &json, &len);
+    if (rv != 0) {
+        fprintf(stderr, "cairnctl: snapshot list: %s (%s)\n", cairn_errmsg(c), cairn_errname(rv));
+        return 1;
+    }
+    if (o->json) {
+        fwrite(json, 1, len, stdout);
+        printf("\n");
+        free(json);
+        return 0;
+    }
+    arena_init(&a);
+    rv = 1;
+    if (json_parse(json, len, &a, &root, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot list: the answer is not JSON (%s)\n", msg);
+        goto out;
+    }
+    v = json_get(root, "enabled");
+    if (v == NULL || v->type != JSON_BOOL || !v->boolean) {
+        fprintf(stderr, "cairnctl: snapshot list: backups are not configured on this cluster "
+                        "(cairnd --backup-url)\n");
+        goto out;
+    }
+    v = json_get(root, "url");
+    printf("%s\n", v != NULL && v->type == JSON_STRING ? v->str : "?");
+    printf("%-10s %-10s %-20s %-9s %-10s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
+           "STATE HASH");
+    v = json_get(root, "snapshots");
+    for (s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL; s != NULL; s = s->next) {
+        const struct json_value *f[6] = {json_get(s, "revision"),     json_get(s, "raft_index"),
+                                         json_get(s, "time_ms"),      json_get(s, "keys"),
+                                         json_get(s, "bytes_stored"), json_get(s, "state_hash")};
+        char t[32];
+        char b[32];
+        unsigned k;
+        for (k = 0; k < 6; k++) {
+            if (f[k] == NULL) {
+                break;
+            }
+        }
+        if (k < 6) {
+            continue;
+        }
+        fmt_time((int64_t)f[2]->uint, t, sizeof(t));
+        fmt_bytes(f[4]->uint, b, sizeof(b));
+        printf("%-10" PRIu64 " %-10" PRIu64 " %-20s %-9" PRIu64 " %-10s %s\n", f[0]->uint,
+               f[1]->uint, t, f[3]->uint, b, f[5]->str);
+    }
+    v = json_get(root, "window");
+    if (v != NULL && v->type == JSON_OBJECT) {
+        const struct json_value *er = json_get(v, "earliest_revision");
+        const struct json_value *et = json_get(v, "earliest_time_ms");
+        const struct json_value *lr = json_get(v, "latest_revision");
+        const struct json_value *lt = json_get(v, "latest_time_ms");
+        char a1[32];
+        char a2[32];
+        if (er != NULL && et != NULL && lr != NULL && lt != NULL) {
+            fmt_time((int64_t)et->uint, a1, sizeof(a1));
+            fmt_time((int64_t)lt->uint, a2, sizeof(a2));
+            printf("restorable: revision %" PRIu64 " (%s) to revision %" PRIu64 " (%s)\n", er->uint,
+                   a1, lr->uint, a2);
+        }
+    } else {
+        printf("restorable: nothing yet (no snapshot)\n");
+    }
+    rv = 0;
+out:
+    arena_free(&a);
+    free(json);
+    return rv;
+}
+
+int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
+{
+    const char *verb = o->verb;
+    if (verb == NULL) {
+        fprintf(stderr, "cairnctl: snapshot wants save, status, list, verify or restore\n");
+        return 2;
+    }
+    if (strcmp(verb, "save") == 0) {
+        return cluster_call(c, "save");
+    }
+    if (strcmp(verb, "status") == 0) {
+        return cluster_call(c, "status");
+    }
+    if (strcmp(verb, "list") == 0) {
+        struct objstore *st;
+        struct dr_catalog cat;
+        if (o->from == NULL) {
+            return cluster_list(c, o);
+        }
+        if (load(o, &st, &cat) != 0) {
+            return 1;
+        }
+        if (o->json) {
+            print_catalog_json(st, &cat);
+        } else {
+            print_catalog(st, &cat);
+        }
+        dr_catalog_free(&cat);
+        objstore_close(st);
+        return 0;
+    }
+    if (strcmp(verb, "verify") == 0) {
+        return o->from == NULL ? cluster_verify(c, o) : local_verify(o);
+    }
+    if (strcmp(verb, "restore") == 0) {
+        if (o->from == NULL) {
+            fprintf(stderr, "cairnctl: snapshot restore wants --from URL (the backup store: "
+                            "file:///DIR or s3://BUCKET/PREFIX)\n");
+            return 2;
+        }
+        return local_restore(o);
+    }
+    fprintf(stderr,
+            "cairnctl: unknown snapshot verb \"%s\" (save, status, list, verify, "
+            "restore)\n",
+            verb);
+    return 2;
+}

@@ -1,0 +1,1289 @@
+#include "dr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "artifact.h"
+#include "json.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+/* Listing and pruning the store at most this often. */
+#define DR_PRUNE_INTERVAL_MS 60000
+/* Waits after failures double from 1 s up to this. */
+#define DR_RETRY_MAX_MS 30000
+/* How long a stopping node waits for a job in flight. */
+#define DR_CLOSE_WAIT_MS 5000
+
+enum job_kind { JOB_SYNC, JOB_SHIP, JOB_SNAPSHOT, JOB_PRUNE, JOB_VERIFY };
+static const char *const job_names[] = {"sync", "ship", "snapshot", "prune", "verify"};
+
+struct dr_job
+{
+    enum job_kind kind;
+    uint64_t cluster_id;
+    const char *spool_dir; /* borrowed from struct dr */
+    /* ship: every record in (after, through] */
+    uint64_t after;
+    uint64_t through;
+    /* snapshot */
+    struct kv_capture *cap;
+    struct dr_snapshot snap;
+    char tmp_path[4096];
+    /* prune */
+    int64_t now_wall_ms;
+    struct dr_tier tiers[DR_TIERS_MAX];
+    unsigned n_tiers;
+    /* results */
+    int rv;
+    char err[512];
+    uint64_t out_index;
+    uint64_t out_revision;
+    int64_t out_time_ms;
+    uint64_t out_bytes;
+    struct dr_catalog cat;
+    bool have_cat;
+    struct dr_result vres;
+    uint64_t vsnap_revision;
+    uint64_t started_ns;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Parsing settings. */
+
+/* The worker thread. */
+
+static int fd_sink(void *arg, const void *data, size_t len)
+{
+    int fd = *(int *)arg;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+struct seg_builder
+{
+    struct buf body;
+    uint64_t entries;
+    uint64_t first_rev;
+    uint64_t last_rev;
+    int64_t first_time;
+    int64_t last_time;
+    uint64_t last_index;
+    uint64_t last_hash;
+};
+
+static int seg_record_cb(void *arg, const struct spool_record *r)
+{
+    struct seg_builder *b = arg;
+    unsigned char len[4];
+    size_t at = b->body.len;
+    size_t n;
+    if (buf_append(&b->body, "\0\0\0\0", 4) != 0 || spool_record_encode(&b->body, r) != 0) {
+        return -1;
+    }
+    n = b->body.len - at - 4;
+    len[0] = (unsigned char)(n >> 24);
+    len[1] = (unsigned char)(n >> 16);
+    len[2] = (unsigned char)(n >> 8);
+    len[3] = (unsigned char)n;
+    memcpy(b->body.data + at, len, 4);
+    if (b->entries == 0) {
+        b->first_rev = r->revision;
+        b->first_time = r->time_ms;
+    }
+    b->entries++;
+    b->last_rev = r->revision;
+    b->last_time = r->time_ms;
+    b->last_index = r->index;
+    b->last_hash = r->hash;
+    return 0;
+}
+
+static void job_ship(struct dr *d, struct dr_job *j)
+{
+    struct seg_builder b;
+    struct buf header;
+    struct buf out;
+    struct artifact_writer w;
+    struct json_writer jw;
+    char name[OBJSTORE_NAME_MAX];
+    char hex[17];
+    memset(&b, 0, sizeof(b));
+    buf_init(&b.body);
+    buf_init(&header);
+    buf_init(&out);
+    j->rv = -1;
+    if (spool_read(j->spool_dir, j->after, j->through, seg_record_cb, &b, j->err, sizeof(j->err)) !=
+        0) {
+        if (j->err[0] == '\0') {
+            errf(j->err, sizeof(j->err), "out of memory building a segment");
+        }
+        goto out;
+    }
+    if (b.entries == 0) {
+        errf(j->err, sizeof(j->err), "backlog holds nothing in (%" PRIu64 ", %" PRIu64 "]",
+             j->after, j->through);
+        goto out;
+    }
+    json_writer_init(&jw, &header);
+    json_object_begin(&jw);
+    json_key(&jw, "format");
+    json_uint(&jw, DR_FORMAT);
+    json_key(&jw, "kind");
+    json_cstring(&jw, "segment");
+    dr_hex64(j->cluster_id, hex);
+    json_key(&jw, "cluster_id");
+    json_cstring(&jw, hex);
+    json_key(&jw, "after_index");
+    json_uint(&jw, j->after);
+    json_key(&jw, "last_index");
+    json_uint(&jw, j->through);
+    json_key(&jw, "entries");
+    json_uint(&jw, b.entries);
+    json_key(&jw, "first_revision");
+    json_uint(&jw, b.first_rev);
+    json_key(&jw, "last_revision");
+    json_uint(&jw, b.last_rev);
+    json_key(&jw, "first_time_ms");
+    json_int(&jw, b.first_time);
+    json_key(&jw, "last_time_ms");
+    json_int(&jw, b.last_time);
+    dr_hex64(b.last_hash, hex);
+    json_key(&jw, "state_hash");
+    json_cstring(&jw, hex);
+    json_object_end(&jw);
+    if (json_writer_error(&jw) != 0 ||
+        artifact_writer_begin(&w, ARTIFACT_SEGMENT, header.data, header.len, artifact_sink_buf,
+                              &out) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory building a segment");
+        goto out;
+    }
+    if (artifact_writer_write(&w, b.body.data, b.body.len) != 0 ||
+        artifact_writer_end(&w, NULL) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory building a segment");
+        goto out;
+    }
+    dr_name_segment(j->cluster_id, j->after, j->through, b.last_rev, b.last_time, name,
+                    sizeof(name));
+    if (objstore_put(d->store, name, out.data, out.len, j->err, sizeof(j->err)) != 0) {
+        goto out;
+    }
+    j->out_index = j->through;
+    j->out_revision = b.last_rev;
+    j->out_time_ms = b.last_time;
+    j->out_bytes = out.len;
+    j->rv = 0;
+out:
+    buf_free(&b.body);
+    buf_free(&header);
+    buf_free(&out);
+}
+
+static void job_snapshot(struct dr *d, struct dr_job *j)
+{
+    struct buf body;
+    struct buf header;
+    struct buf manifest;
+    struct artifact_writer w;
+    unsigned char sha[32];
+    char name[OBJSTORE_NAME_MAX];
+    int fd = -1;
+    buf_init(&body);
+    buf_init(&header);
+    buf_init(&manifest);
+    j->rv = -1;
+    if (kv_capture_encode(j->cap, &body) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory encoding the snapshot");
+        goto out;
+    }
+    j->snap.bytes_raw = body.len;
+    if (dr_manifest_json(&j->snap, false, &header) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory");
+        goto out;
+    }
+    /* Compressed to a file, so that memory holds the encoding only once. */
+    fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        errf(j->err, sizeof(j->err), "%s: %s", j->tmp_path, strerror(errno));
+        goto out;
+    }
+    if (artifact_writer_begin(&w, ARTIFACT_SNAPSHOT, header.data, header.len, fd_sink, &fd) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory");
+        goto out;
+    }
+    if (artifact_writer_write(&w, body.data, body.len) != 0) {
+        artifact_writer_abort(&w);
+        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, strerror(errno));
+        goto out;
+    }
+    buf_free(&body);
+    if (artifact_writer_end(&w, sha) != 0) {
+        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, strerror(errno));
+        goto out;
+    }
+    j->snap.bytes_stored = w.stored_bytes; /* the trailer included */
+    artifact_hex(sha, 32, j->snap.sha256);
+    dr_name_snapshot(j->cluster_id, j->snap.index, j->snap.name, sizeof(j->snap.name));
+    if (objstore_put_file(d->store, j->snap.name, fd, j->snap.bytes_stored, j->err,
+                          sizeof(j->err)) != 0) {
+        goto out;
+    }
+    /* The manifest last: a snapshot exists once it does. */
+    if (dr_manifest_json(&j->snap, true, &manifest) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory");
+        goto out;
+    }
+    dr_name_manifest(j->cluster_id, j->snap.index, name, sizeof(name));
+    if (objstore_put(d->store, name, manifest.data, manifest.len, j->err, sizeof(j->err)) != 0) {
+        goto out;
+    }
+    j->out_bytes = j->snap.bytes_stored;
+    j->rv = 0;
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(j->tmp_path);
+    }
+    buf_free(&body);
+    buf_free(&header);
+    buf_free(&manifest);
+}
+
+static void job_sync(struct dr *d, struct dr_job *j)
+{
+    j->rv = dr_catalog_load(d->store, j->cluster_id, &j->cat, j->err, sizeof(j->err));
+    j->have_cat = j->rv == 0;
+}
+
+/* Retention: which snapshots stay (docs/disaster-recovery.md). */
+static void job_prune(struct dr *d, struct dr_job *j)
+{
+    struct dr_catalog *cat = &j->cat;
+    bool *keep;
+    uint64_t pitr_floor = 0; /* segments ending at or before this go */
+    int i;
+    unsigned k;
+    char name[OBJSTORE_NAME_MAX];
+    unsigned deleted = 0;
+    if (dr_catalog_load(d->store, j->cluster_id, cat, j->err, sizeof(j->err)) != 0) {
+        j->rv = -1;
+        return;
+    }
+    j->have_cat = true;
+    j->rv = 0;
+    if (cat->n_snaps == 0) {
+        return;
+    }
+    keep = calloc(cat->n_snaps, sizeof(*keep));
+    if (keep == NULL) {
+        return;
+    }
+    dr_retention_plan(cat, j->tiers, j->n_tiers, j->now_wall_ms, keep, &pitr_floor);
+    for (i = 0; i < (int)cat->n_snaps; i++) {
+        if (keep[i]) {
+            continue;
+        }
+        dr_name_manifest(cat->cluster_id, cat->snaps[i].index, name, sizeof(name));
+        if (objstore_delete(d->store, name, j->err, sizeof(j->err)) != 0) {
+            j->rv = -1;
+            goto out;
+        }
+        if (objstore_delete(d->store, cat->snaps[i].name, j->err, sizeof(j->err)) != 0) {
+            j->rv = -1;
+            goto out;
+        }
+        deleted++;
+    }
+    for (k = 0; k < cat->n_segs; k++) {
+        if (cat->segs[k].last <= pitr_floor) {
+            if (objstore_delete(d->store, cat->segs[k].name, j->err, sizeof(j->err)) != 0) {
+                j->rv = -1;
+                goto out;
+            }
+            deleted++;
+        }
+    }
+out:
+    free(keep);
+    if (deleted > 0) {
+        log_info("backup: retention removed %u objects", deleted);
+        dr_catalog_free(cat);
+        if (dr_catalog_load(d->store, j->cluster_id, cat, j->rv == 0 ? j->err : name,
+                            j->rv == 0 ? sizeof(j->err) : sizeof(name)) != 0) {
+            j->have_cat = false;
+            if (j->rv == 0) {
+                j->rv = -1;
+            }
+        }
+    }
+}
+
+static void job_verify(struct dr *d, struct dr_job *j)
+{
+    struct kv kv;
+    struct dr_target t;
+    j->rv = -1;
+    if (dr_catalog_load(d->store, j->cluster_id, &j->cat, j->err, sizeof(j->err)) != 0) {
+        return;
+    }
+    j->have_cat = true;
+    if (kv_init(&kv) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory");
+        return;
+    }
+    memset(&t, 0, sizeof(t));
+    t.verify = true;
+    j->rv = dr_restore(d->store, &j->cat, &t, &kv, &j->vres, j->err, sizeof(j->err));
+    if (j->vres.snapshot != NULL) {
+        j->vsnap_revision = j->vres.snapshot->revision;
+    }
+    kv_close(&kv);
+}
+
+static void *worker_main(void *arg)
+{
+    struct dr *d = arg;
+    for (;;) {
+        struct dr_job *j;
+        pthread_mutex_lock(&d->mu);
+        while (d->job == NULL && !d->stop) {
+            pthread_cond_wait(&d->cond, &d->mu);
+        }
+        if (d->job == NULL) {
+            pthread_mutex_unlock(&d->mu);
+            break;
+        }
+        j = d->job;
+        pthread_mutex_unlock(&d->mu);
+        j->err[0] = '\0';
+        switch (j->kind) {
+            case JOB_SYNC:
+                job_sync(d, j);
+                break;
+            case JOB_SHIP:
+                job_ship(d, j);
+                break;
+            case JOB_SNAPSHOT:
+                job_snapshot(d, j);
+                break;
+            case JOB_PRUNE:
+                job_prune(d, j);
+                break;
+            case JOB_VERIFY:
+                job_verify(d, j);
+                break;
+        }
+        pthread_mutex_lock(&d->mu);
+        d->job = NULL;
+        d->done = j;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->mu);
+        uv_async_send(&d->async);
+    }
+    return NULL;
+}
+
+/* The loop thread. */
+
+static bool job_in_flight(struct dr *d)
+{
+    bool busy;
+    pthread_mutex_lock(&d->mu);
+    busy = d->job != NULL || d->done != NULL;
+    pthread_mutex_unlock(&d->mu);
+    return busy;
+}
+
+static void submit(struct dr *d, struct dr_job *j)
+{
+    j->cluster_id = d->cluster_id;
+    j->spool_dir = d->spool_dir;
+    j->started_ns = metrics_now_ns();
+    pthread_mutex_lock(&d->mu);
+    d->job = j;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static struct dr_job *new_job(enum job_kind kind)
+{
+    struct dr_job *j = calloc(1, sizeof(*j));
+    if (j != NULL) {
+        j->kind = kind;
+    }
+    return j;
+}
+
+static void job_free(struct dr_job *j)
+{
+    if (j != NULL) {
+        dr_catalog_free(&j->cat);
+        free(j);
+    }
+}
+
+static void reply_json(struct dr *d, struct session *session, uint64_t id, const struct buf *json)
+{
+    if (!session_is_open(session)) {
+        return;
+    }
+    if (proto_encode_text(session_output(session), id, PROTO_BACKUP, d->srv->fsm.kv.rev, json->data,
+                          json->len) != 0) {
+        session_send_error(session, id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory", NULL);
+        return;
+    }
+    session_output_done(session);
+}
+
+static void answer_waiters(struct dr *d, struct dr_waiter **list, int code, const char *message,
+                           const struct buf *json)
+{
+    struct dr_waiter *w = *list;
+    *list = NULL;
+    while (w != NULL) {
+        struct dr_waiter *next = w->next;
+        if (code != 0) {
+            if (session_is_open(w->session)) {
+                session_send_error(w->session, w->id, PROTO_BACKUP, code, message, NULL);
+            }
+        } else {
+            reply_json(d, w->session, w->id, json);
+        }
+        session_unref(w->session);
+        free(w);
+        w = next;
+    }
+}
+
+static void snapshot_json(struct json_writer *w, const struct dr_snapshot *s)
+{
+    struct buf tmp;
+    buf_init(&tmp);
+    if (dr_manifest_json(s, true, &tmp) == 0) {
+        json_raw(w, tmp.data, tmp.len);
+    } else {
+        json_null(w);
+    }
+    buf_free(&tmp);
+}
+
+static void verify_json(struct dr *d, struct json_writer *w)
+{
+    json_object_begin(w);
+    json_key(w, "ok");
+    json_bool(w, d->last_verify.ok);
+    json_key(w, "time_ms");
+    json_int(w, d->last_verify.time_ms);
+    json_key(w, "revision");
+    json_uint(w, d->last_verify.revision);
+    json_key(w, "snapshot_revision");
+    json_uint(w, d->verify_snapshot_revision);
+    json_key(w, "entries");
+    json_uint(w, d->verify_entries);
+    json_key(w, "error");
+    json_cstring(w, d->last_verify.error);
+    json_object_end(w);
+}
+
+static uint64_t lag_ms(struct dr *d)
+{
+    uint64_t now = uv_now(d->srv->loop);
+    if (!d->responsible || d->pending_since_ms == 0 || now < d->pending_since_ms) {
+        return 0;
+    }
+    return now - d->pending_since_ms;
+}
+
+static bool behind(struct dr *d)
+{
+    const struct config *c = d->srv->cfg;
+    int64_t age;
+    if (!d->enabled || !d->responsible) {
+        return false;
+    }
+    if (lag_ms(d) > c->backup_lag_alert_ms) {
+        return true;
+    }
+    age = wall_ms() - d->last_snapshot_taken_ms;
+    return c->backup_snapshot_interval_ms > 0 &&
+           (!d->have_snapshot || age > 2 * (int64_t)c->backup_snapshot_interval_ms);
+}
+
+static void status_json(struct dr *d, struct buf *out)
+{
+    struct json_writer w;
+    char hex[17];
+    unsigned i;
+    const struct dr_catalog *cat = &d->catalog;
+    json_writer_init(&w, out);
+    json_object_begin(&w);
+    json_key(&w, "enabled");
+    json_bool(&w, d->enabled);
+    json_key(&w, "url");
+    json_cstring(&w, d->enabled ? objstore_url(d->store) : "");
+    dr_hex64(d->srv->fsm.kv.cluster_id, hex);
+    json_key(&w, "cluster_id");
+    json_cstring(&w, hex);
+    json_key(&w, "responsible");
+    json_bool(&w, d->responsible);
+    json_key(&w, "snapshots");
+    json_array_begin(&w);
+    for (i = 0; i < cat->n_snaps; i++) {
+        snapshot_json(&w, &cat->snaps[i]);
+    }
+    json_array_end(&w);
+    json_key(&w, "window");
+    if (cat->n_ranges > 0) {
+        const struct dr_range *first = &cat->ranges[0];
+        const struct dr_range *last = &cat->ranges[cat->n_ranges - 1];
+        uint64_t to_rev = last->to_revision;
+        int64_t to_time = last->to_time_ms;
+        /* Shipped since the store was listed: the chain reaches further. */
+        if (d->responsible && d->synced && d->archived_index > last->to_index) {
+            to_rev = d->archived_revision;
+            to_time = d->archived_time_ms;
+        }
+        json_object_begin(&w);
+        json_key(&w, "earliest_revision");
+        json_uint(&w, first->from_revision);
+        json_key(&w, "earliest_time_ms");
+        json_int(&w, first->from_time_ms);
+        json_key(&w, "latest_revision");
+        json_uint(&w, to_rev);
+        json_key(&w, "latest_time_ms");
+        json_int(&w, to_time);
+        json_key(&w, "gaps");
+        json_uint(&w, cat->n_ranges - 1);
+        json_object_end(&w);
+    } else {
+        json_null(&w);
+    }
+    json_key(&w, "archive");
+    json_object_begin(&w);
+    json_key(&w, "archived_index");
+    json_uint(&w, d->archived_index);
+    json_key(&w, "archived_revision");
+    json_uint(&w, d->archived_revision);
+    json_key(&w, "archived_time_ms");
+    json_int(&w, d->archived_time_ms);
+    json_key(&w, "lag_ms");
+    json_uint(&w, lag_ms(d));
+    json_key(&w, "backlog_bytes");
+    json_uint(&w, d->spool.bytes);
+    json_key(&w, "backlog_max_bytes");
+    json_uint(&w, d->spool.max_bytes);
+    json_key(&w, "behind");
+    json_bool(&w, behind(d));
+    json_object_end(&w);
+    json_key(&w, "last_snapshot");
+    if (d->have_last_snapshot) {
+        json_object_begin(&w);
+        json_key(&w, "ok");
+        json_bool(&w, d->last_snapshot.ok);
+        json_key(&w, "time_ms");
+        json_int(&w, d->last_snapshot.time_ms);
+        json_key(&w, "revision");
+        json_uint(&w, d->last_snapshot.revision);
+        json_key(&w, "error");
+        json_cstring(&w, d->last_snapshot.error);
+        json_object_end(&w);
+    } else {
+        json_null(&w);
+    }
+    json_key(&w, "last_verify");
+    if (d->have_last_verify) {
+        verify_json(d, &w);
+    } else {
+        json_null(&w);
+    }
+    json_key(&w, "failures");
+    json_uint(&w, d->failures);
+    json_object_end(&w);
+}
+
+static void take_catalog(struct dr *d, struct dr_job *j)
+{
+    if (j->have_cat) {
+        dr_catalog_free(&d->catalog);
+        d->catalog = j->cat;
+        memset(&j->cat, 0, sizeof(j->cat));
+        j->have_cat = false;
+    }
+}
+
+static void failed(struct dr *d, struct dr_job *j)
+{
+    unsigned shift = d->failure_streak < 5 ? d->failure_streak : 5;
+    uint64_t wait = 1000ull << shift;
+    d->failures++;
+    d->failure_streak++;
+    metrics_counter_add(d->m_failures[j->kind], 1);
+    d->retry_at_ms = uv_now(d->srv->loop) + (wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS);
+    log_warn("backup: %s failed (%s); retrying in %llu ms", job_names[j->kind], j->err,
+             (unsigned long long)(wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS));
+}
+
+static void finish(struct dr *d, struct dr_job *j)
+{
+    struct kv *kv = &d->srv->fsm.kv;
+    uint64_t now = uv_now(d->srv->loop);
+    struct buf json;
+    buf_init(&json);
+    if (j->rv == 0) {
+        d->failure_streak = 0;
+    } else {
+        failed(d, j);
+    }
+    switch (j->kind) {
+        case JOB_SYNC:
+            if (j->rv == 0 && d->responsible) {
+                const struct dr_snapshot *newest = dr_catalog_newest(&j->cat);
+                d->synced = true;
+                d->have_snapshot = newest != NULL;
+                if (newest != NULL && j->cat.n_ranges > 0) {
+                    const struct dr_range *r = &j->cat.ranges[j->cat.n_ranges - 1];
+                    d->archived_index = r->to_index;
+                    d->archived_revision = r->to_revision;
+                    d->archived_time_ms = r->to_time_ms;
+                    d->last_snapshot_taken_ms = newest->time_ms;
+                    d->last_snapshot_hash = newest->state_hash;
+                    d->last_snapshot_index = newest->index;
+                } else {
+                    d->archived_index = 0;
+                }
+                log_info("backup: %s holds %u snapshots and %u segments; archive reaches index "
+                         "%llu",
+                         objstore_url(d->store), j->cat.n_snaps, j->cat.n_segs,
+                         (unsigned long long)d->archived_index);
+            }
+            take_catalog(d, j);
+            break;
+        case JOB_SHIP:
+            if (j->rv == 0) {
+                d->archived_index = j->out_index;
+                d->archived_revision = j->out_revision;
+                d->archived_time_ms = j->out_time_ms;
+                d->segments_uploaded++;
+                d->bytes_uploaded += j->out_bytes;
+                spool_trim(&d->spool, d->archived_index);
+                /* Entries after `through` arrived after the job began. */
+                d->pending_since_ms = d->spool.last > d->archived_index ? d->last_ship_ms : 0;
+            }
+            break;
+        case JOB_SNAPSHOT:
+            kv_capture_release(kv, j->cap);
+            j->cap = NULL;
+            d->have_last_snapshot = true;
+            d->last_snapshot.ok = j->rv == 0;
+            d->last_snapshot.time_ms = wall_ms();
+            d->last_snapshot.revision = j->snap.revision;
+            snprintf(d->last_snapshot.error, sizeof(d->last_snapshot.error), "%s",
+                     j->rv == 0 ? "" : j->err);
+            if (j->rv == 0) {
+                struct json_writer w;
+                d->have_snapshot = true;
+                d->last_snapshot_taken_ms = j->snap.time_ms;
+                d->last_snapshot_hash = j->snap.state_hash;
+                d->last_snapshot_index = j->snap.index;
+                d->snapshots_uploaded++;
+                d->bytes_uploaded += j->out_bytes;
+                metrics_observe(d->m_snapshot_ns, metrics_now_ns() - j->started_ns);
+                if ((d->rebase || d->spool.base > d->archived_index) &&
+                    d->archived_index < j->snap.index) {
+                    /* The first snapshot, or one after a gap: the chain
+                     * starts here, and older entries serve nothing. */
+                    d->archived_index = j->snap.index;
+                    d->archived_revision = j->snap.revision;
+                    d->archived_time_ms = j->snap.time_ms;
+                    spool_trim(&d->spool, d->archived_index);
+                }
+                log_info("backup: snapshot at revision %llu uploaded (%llu bytes, %.0f ms)",
+                         (unsigned long long)j->snap.revision, (unsigned long long)j->out_bytes,
+                         (double)(metrics_now_ns() - j->started_ns) / 1e6);
+                d->last_prune_ms = 0; /* list and prune next */
+                dr_catalog_add(&d->catalog, &j->snap);
+                json_writer_init(&w, &json);
+                json_object_begin(&w);
+                json_key(&w, "snapshot");
+                snapshot_json(&w, &j->snap);
+                json_object_end(&w);
+                answer_waiters(d, &d->save_waiters, 0, NULL, &json);
+            } else {
+                answer_waiters(d, &d->save_waiters, CAIRN_EIO, j->err, NULL);
+            }
+            break;
+        case JOB_PRUNE:
+            d->last_prune_ms = now;
+            take_catalog(d, j);
+            break;
+        case JOB_VERIFY: {
+            struct json_writer w;
+            d->last_verify_ms = now;
+            d->have_last_verify = true;
+            d->last_verify.ok = j->rv == 0;
+            d->last_verify.time_ms = wall_ms();
+            d->last_verify.revision = j->vres.revision;
+            d->verify_snapshot_revision = j->vsnap_revision;
+            d->verify_entries = j->vres.entries;
+            snprintf(d->last_verify.error, sizeof(d->last_verify.error), "%s",
+                     j->rv == 0 ? "" : j->err);
+            if (j->rv == 0) {
+                log_info("backup: verified: snapshot at revision %llu plus %llu archived entries "
+                         "restore to revision %llu with the state hash the cluster recorded",
+                         (unsigned long long)j->vsnap_revision, (unsigned long long)j->vres.entries,
+                         (unsigned long long)j->vres.revision);
+            } else {
+                log_error("backup: verification FAILED: %s", j->err);
+            }
+            take_catalog(d, j);
+            json_writer_init(&w, &json);
+            verify_json(d, &w);
+            /* A verification that ran and failed is still an answer. */
+            answer_waiters(d, &d->verify_waiters, 0, NULL, &json);
+            break;
+        }
+    }
+    buf_free(&json);
+    job_free(j);
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct dr *d = h->data;
+    struct dr_job *j;
+    pthread_mutex_lock(&d->mu);
+    j = d->done;
+    d->done = NULL;
+    pthread_mutex_unlock(&d->mu);
+    if (j != NULL) {
+        finish(d, j);
+    }
+}
+
+static void start_snapshot(struct dr *d)
+{
+    struct server *s = d->srv;
+    struct kv *kv = &s->fsm.kv;
+    struct dr_job *j = new_job(JOB_SNAPSHOT);
+    if (j == NULL) {
+        return;
+    }
+    if (kv_capture(kv, &j->cap) != 0) {
+        job_free(j);
+        return;
+    }
+    j->snap.cluster_id = d->cluster_id;
+    j->snap.revision = kv->rev;
+    j->snap.index = raft_last_applied(&s->raft);
+    j->snap.term = s->raft.current_term;
+    j->snap.time_ms = wall_ms();
+    j->snap.keys = kv->nodes;
+    j->snap.versions = kv->total_versions;
+    j->snap.state_hash = kv_hash(kv);
+    snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
+    d->save_requested = false;
+    d->rebase = !d->have_snapshot || d->spool.base > d->archived_index;
+    submit(d, j);
+}
+
+static void tick(struct dr *d)
+{
+    struct server *s = d->srv;
+    const struct config *c = s->cfg;
+    uint64_t now = uv_now(s->loop);
+    bool responsible;
+    struct dr_job *j;
+    spool_flush(&d->spool, false);
+    if (d->spool.gaps != d->seen_gaps) {
+        /* On followers the backlog turns over by design; only the node
+         * that ships loses something to it. */
+        if (d->responsible) {
+            log_warn("backup: the backlog lost entries never shipped (over --backup-backlog-max, "
+                     "or a snapshot installed); the archive restarts from a new snapshot");
+        }
+        d->seen_gaps = d->spool.gaps;
+    }
+    if (d->spool.last > d->archived_index && d->pending_since_ms == 0) {
+        d->pending_since_ms = now;
+    }
+    responsible = raft_state(&s->raft) == RAFT_LEADER && s->state == SERVER_RUNNING &&
+                  s->fsm.kv.cluster_id != 0;
+    if (!responsible) {
+        if (d->responsible) {
+            log_info("backup: no longer responsible for shipping (not the leader)");
+            d->responsible = false;
+            d->synced = false;
+            d->pending_since_ms = 0;
+            answer_waiters(d, &d->save_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
+            answer_waiters(d, &d->verify_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
+        }
+        return;
+    }
+    if (!d->responsible) {
+        log_info("backup: this node (the leader) now ships to %s", objstore_url(d->store));
+        d->responsible = true;
+        d->synced = false;
+        d->cluster_id = s->fsm.kv.cluster_id;
+        d->pending_since_ms = d->spool.last > 0 ? now : 0;
+    }
+    if (job_in_flight(d) || now < d->retry_at_ms) {
+        return;
+    }
+    if (!d->synced) {
+        j = new_job(JOB_SYNC);
+        if (j != NULL) {
+            submit(d, j);
+        }
+        return;
+    }
+    if (d->save_requested || !d->have_snapshot || d->spool.base > d->archived_index ||
+        (c->backup_snapshot_interval_ms > 0 &&
+         wall_ms() - d->last_snapshot_taken_ms >= (int64_t)c->backup_snapshot_interval_ms &&
+         kv_hash(&s->fsm.kv) != d->last_snapshot_hash)) {
+        start_snapshot(d);
+        return;
+    }
+    if (d->spool.last > d->archived_index && now - d->last_ship_ms >= c->backup_ship_interval_ms) {
+        j = new_job(JOB_SHIP);
+        if (j != NULL) {
+            spool_flush(&d->spool, false);
+            j->after = d->archived_index;
+            j->through = d->spool.last;
+            d->last_ship_ms = now;
+            submit(d, j);
+        }
+        return;
+    }
+    if (d->last_prune_ms == 0 || now - d->last_prune_ms >= DR_PRUNE_INTERVAL_MS) {
+        j = new_job(JOB_PRUNE);
+        if (j != NULL) {
+            j->now_wall_ms = wall_ms();
+            memcpy(j->tiers, d->tiers, sizeof(j->tiers));
+            j->n_tiers = d->n_tiers;
+            d->last_prune_ms = now;
+            submit(d, j);
+        }
+        return;
+    }
+    if (d->verify_requested ||
+        (c->backup_verify_interval_ms > 0 && d->have_snapshot &&
+         (d->last_verify_ms == 0 || now - d->last_verify_ms >= c->backup_verify_interval_ms))) {
+        j = new_job(JOB_VERIFY);
+        if (j != NULL) {
+            d->verify_requested = false;
+            d->last_verify_ms = now;
+            submit(d, j);
+        }
+    }
+}
+
+static void timer_cb(uv_timer_t *h)
+{
+    tick(h->data);
+}
+
+/* The object store's options from cairnd's settings (backups and
+ * --restore-from alike). */
+static int store_options(const struct config *c, struct objstore_options *opt, char *errmsg,
+                         size_t len)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->endpoint = c->backup_endpoint[0] != '\0' ? c->backup_endpoint : NULL;
+    opt->region = c->backup_region[0] != '\0' ? c->backup_region : NULL;
+    opt->credentials_file =
+        c->backup_credentials_file[0] != '\0' ? c->backup_credentials_file : NULL;
+    if (strcmp(c->backup_addressing, "auto") == 0) {
+        opt->path_style = -1;
+    } else if (strcmp(c->backup_addressing, "path") == 0) {
+        opt->path_style = 1;
+    } else if (strcmp(c->backup_addressing, "virtual-host") == 0) {
+        opt->path_style = 0;
+    } else {
+        errf(errmsg, len, "--backup-addressing \"%s\": auto, path or virtual-host",
+             c->backup_addressing);
+        return -1;
+    }
+    return 0;
+}
+
+int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg, size_t len)
+{
+    const struct config *c = srv->cfg;
+    struct objstore_options opt;
+    char err[512];
+    struct metrics_family *fails;
+    unsigned i;
+    memset(d, 0, sizeof(*d));
+    d->srv = srv;
+    d->spool.fd = -1;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    if (c->backup_url[0] == '\0') {
+        return 0;
+    }
+    if (dr_parse_retention(c->backup_retention, d->tiers, &d->n_tiers, errmsg, len) != 0) {
+        return -1;
+    }
+    if (c->backup_ship_interval_ms == 0) {
+        errf(errmsg, len, "--backup-ship-interval-ms must be positive");
+        return -1;
+    }
+    if (store_options(c, &opt, errmsg, len) != 0) {
+        return -1;
+    }
+    if (objstore_open(c->backup_url, &opt, &d->store, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "--backup-url: %s", err);
+        return -1;
+    }
+    d->enabled = true; /* from here on dr_close frees what there is */
+    d->spool_dir = malloc(strlen(c->data_dir) + sizeof("/backlog"));
+    if (d->spool_dir == NULL) {
+        errf(errmsg, len, "out of memory");
+        return -1;
+    }
+    sprintf(d->spool_dir, "%s/backlog", c->data_dir);
+    if (spool_open(&d->spool, d->spool_dir, c->backup_backlog_max, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "%s", err);
+        return -1;
+    }
+
+    d->m_enabled = metrics_add(reg, METRICS_GAUGE, "cairn_backup_enabled",
+                               "1 when --backup-url is set.", NULL);
+    d->m_responsible =
+        metrics_add(reg, METRICS_GAUGE, "cairn_backup_responsible",
+                    "1 on the node that ships to the object store (the leader).", NULL);
+    d->m_lag = metrics_add(reg, METRICS_GAUGE, "cairn_backup_recovery_point_lag_seconds",
+                           "How long the oldest committed entry not yet in the object store has "
+                           "waited (0 when everything is shipped).",
+                           NULL);
+    d->m_snapshot_age =
+        metrics_add(reg, METRICS_GAUGE, "cairn_backup_last_snapshot_age_seconds",
+                    "Age of the newest snapshot in the object store (-1: none).", NULL);
+    d->m_archived_rev = metrics_add(reg, METRICS_GAUGE, "cairn_backup_archived_revision",
+                                    "The newest revision in the object store's log archive.", NULL);
+    d->m_backlog =
+        metrics_add(reg, METRICS_GAUGE, "cairn_backup_backlog_bytes",
+                    "Bytes of applied entries spooled on this node's disk for shipping.", NULL);
+    d->m_backlog_max = metrics_add(reg, METRICS_GAUGE, "cairn_backup_backlog_max_bytes",
+                                   "The backlog's bound (--backup-backlog-max).", NULL);
+    d->m_behind = metrics_add(reg, METRICS_GAUGE, "cairn_backup_behind",
+                              "1 when backups are behind: the recovery point lags more than "
+                              "--backup-lag-alert-ms, or the newest snapshot is older than twice "
+                              "--backup-snapshot-interval-ms. Alert on it.",
+                              NULL);
+    d->m_verify_ok = metrics_add(reg, METRICS_GAUGE, "cairn_backup_verify_ok",
+                                 "1 when the last verification restored the newest snapshot plus "
+                                 "archive to the recorded state hash, 0 when it failed, -1 before "
+                                 "the first.",
+                                 NULL);
+    d->m_verify_time = metrics_add(reg, METRICS_GAUGE, "cairn_backup_last_verify_timestamp_seconds",
+                                   "When the last verification ended (Unix time).", NULL);
+    fails = metrics_register(reg, METRICS_COUNTER, "cairn_backup_failures_total",
+                             "Object-store jobs that failed, by job.", NULL);
+    for (i = 0; i < 5; i++) {
+        d->m_failures[i] =
+            metrics_series_get(fails, 1, (const char *[]){"job"}, (const char *[]){job_names[i]});
+    }
+    d->m_snapshots = metrics_add(reg, METRICS_COUNTER, "cairn_backup_snapshots_total",
+                                 "Snapshots this node uploaded.", NULL);
+    d->m_segments = metrics_add(reg, METRICS_COUNTER, "cairn_backup_segments_total",
+                                "Log segments this node uploaded.", NULL);
+    d->m_bytes = metrics_add(reg, METRICS_COUNTER, "cairn_backup_uploaded_bytes_total",
+                             "Bytes this node uploaded to the object store.", NULL);
+    d->m_gaps = metrics_add(reg, METRICS_COUNTER, "cairn_backup_backlog_gaps_total",
+                            "Times the backlog lost continuity (over its bound, or a snapshot "
+                            "installed from the leader); shipping then starts from a snapshot.",
+                            NULL);
+    d->m_snapshot_ns =
+        metrics_add(reg, METRICS_HISTOGRAM, "cairn_backup_snapshot_duration_seconds",
+                    "From capture to the manifest uploaded.", &metrics_duration_buckets);
+    return 0;
+}
+
+int dr_start(struct dr *d)
+{
+    struct server *s = d->srv;
+    uint64_t applied = raft_last_applied(&s->raft);
+    int rv;
+    if (!d->enabled) {
+        return 0;
+    }
+    if (d->spool.last < applied) {
+        /* raft restored a snapshot beyond what the spool holds. */
+        if (d->spool.last > 0) {
+            log_info("backup: backlog ends at index %llu, before the restored %llu: starting "
+                     "after it",
+                     (unsigned long long)d->spool.last, (unsigned long long)applied);
+        }
+        spool_reset(&d->spool, applied);
+    }
+    d->seen_gaps = d->spool.gaps;
+    uv_timer_init(s->loop, &d->timer);
+    d->handles = true;
+    d->timer.data = d;
+    rv = uv_async_init(s->loop, &d->async, async_cb);
+    if (rv != 0) {
+        return -1;
+    }
+    d->async.data = d;
+    if (pthread_create(&d->thread, NULL, worker_main, d) != 0) {
+        return -1;
+    }
+    d->thread_started = true;
+    /* Ticks finer than the ship interval, so shipments start on time. */
+    uv_timer_start(&d->timer, timer_cb, 50,
+                   s->cfg->backup_ship_interval_ms < 250 ? s->cfg->backup_ship_interval_ms / 5 + 1
+                                                         : 50);
+    return 0;
+}
+
+void dr_close(struct dr *d)
+{
+    struct timespec until;
+    bool abandoned = false;
+    if (d->thread_started) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += DR_CLOSE_WAIT_MS / 1000;
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_broadcast(&d->cond);
+        while (d->job != NULL) {
+            if (pthread_cond_timedwait(&d->cond, &d->mu, &until) == ETIMEDOUT) {
+                abandoned = true;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&d->mu);
+        if (abandoned) {
+            /* An upload stuck on a slow store: the process is ending, and
+             * the entries stay in the backlog for whoever ships next. */
+            log_warn("backup: abandoning a %s in flight to stop", "job");
+            pthread_detach(d->thread);
+        } else {
+            pthread_join(d->thread, NULL);
+            if (d->done != NULL) {
+                if (d->done->cap != NULL) {
+                    kv_capture_release(&d->srv->fsm.kv, d->done->cap);
+                }
+                job_free(d->done);
+                d->done = NULL;
+            }
+        }
+        d->thread_started = false;
+    }
+    answer_waiters(d, &d->save_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    answer_waiters(d, &d->verify_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    if (d->handles) {
+        d->handles = false;
+        if (!uv_is_closing((uv_handle_t *)&d->timer)) {
+            uv_close((uv_handle_t *)&d->timer, NULL);
+        }
+        if (!uv_is_closing((uv_handle_t *)&d->async)) {
+            uv_close((uv_handle_t *)&d->async, NULL);
+        }
+    }
+    if (d->enabled && !abandoned) {
+        d->enabled = false;
+        spool_close(&d->spool); /* flushes */
+        objstore_close(d->store);
+        d->store = NULL;
+        dr_catalog_free(&d->catalog);
+        free(d->spool_dir);
+        d->spool_dir = NULL;
+    }
+}
+
+void dr_entry_applied(struct dr *d, uint64_t index, int64_t time_ms, const char *entry, size_t len)
+{
+    struct spool_record r;
+    const struct kv *kv = &d->srv->fsm.kv;
+    if (!d->enabled) {
+        return;
+    }
+    r.index = index;
+    r.time_ms = time_ms;
+    r.revision = kv->rev;
+    r.hash = kv_hash(kv);
+    r.entry = entry;
+    r.entry_len = (uint32_t)len;
+    if (spool_append(&d->spool, &r) != 0) {
+        log_warn("backup: cannot spool index %llu; the archive will restart from a snapshot",
+                 (unsigned long long)index);
+        spool_reset(&d->spool, index);
+    }
+}
+
+void dr_state_replaced(struct dr *d)
+{
+    if (d->enabled) {
+        spool_reset(&d->spool, raft_last_applied(&d->srv->raft));
+    }
+}
+
+void dr_before_raft_snapshot(struct dr *d)
+{
+    if (d->enabled) {
+        spool_flush(&d->spool, true);
+    }
+}
+
+static void add_waiter(struct dr_waiter **list, struct session *session, uint64_t id)
+{
+    struct dr_waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        session_send_error(session, id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory", NULL);
+        return;
+    }
+    session_ref(session);
+    w->session = session;
+    w->id = id;
+    w->next = *list;
+    *list = w;
+}
+
+void dr_handle(struct dr *d, struct session *session, const struct proto_request *req)
+{
+    const struct proto_slice *verb = &req->op.key;
+    struct buf json;
+    if (verb->len == 6 && memcmp(verb->ptr, "status", 6) == 0) {
+        buf_init(&json);
+        status_json(d, &json);
+        reply_json(d, session, req->id, &json);
+        buf_free(&json);
+        return;
+    }
+    if (!d->enabled) {
+        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
+                           "backups are not configured (--backup-url)", NULL);
+        return;
+    }
+    if (verb->len == 4 && memcmp(verb->ptr, "save", 4) == 0) {
+        d->save_requested = true;
+        add_waiter(&d->save_waiters, session, req->id);
+        tick(d);
+        return;
+    }
+    if (verb->len == 6 && memcmp(verb->ptr, "verify", 6) == 0) {
+        d->verify_requested = true;
+        add_waiter(&d->verify_waiters, session, req->id);
+        tick(d);
+        return;
+    }
+    session_send_error(session, req->id, req->type, CAIRN_EINVAL,
+                       "unknown backup verb (status, save or verify)", NULL);
+}
+
+void dr_metrics_update(struct dr *d)
+{
+    int64_t age = -1;
+    if (!d->enabled) {
+        return;
+    }
+    metrics_gauge_set(d->m_enabled, 1);
+    metrics_gauge_set(d->m_responsible, d->responsible ? 1 : 0);
+    metrics_gauge_set(d->m_lag, (double)lag_ms(d) / 1000.0);
+    if (d->have_snapshot) {
+        age = (wall_ms() - d->last_snapshot_taken_ms) / 1000;
+    }
+    metrics_gauge_set(d->m_snapshot_age, (double)age);
+    metrics_gauge_set(d->m_archived_rev, (double)d->archived_revision);
+    metrics_gauge_set(d->m_backlog, (double)d->spool.bytes);
+    metrics_gauge_set(d->m_backlog_max, (double)d->spool.max_bytes);
+    metrics_gauge_set(d->m_behind, behind(d) ? 1 : 0);
+    metrics_gauge_set(d->m_verify_ok, d->have_last_verify ? (d->last_verify.ok ? 1 : 0) : -1);
+    metrics_gauge_set(d->m_verify_time,
+                      d->have_last_verify ? (double)d->last_verify.time_ms / 1000.0 : 0);
+    metrics_counter_set(d->m_snapshots, d->snapshots_uploaded);
+    metrics_counter_set(d->m_segments, d->segments_uploaded);
+    metrics_counter_set(d->m_bytes, d->bytes_uploaded);
+    metrics_counter_set(d->m_gaps, d->spool.gaps);
+}
+
+int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t len)
+{
+    const char *url = c->restore_from;
+    const char *data_dir = c->data_dir;
+    struct objstore_options opt;
+    struct objstore *st = NULL;
+    struct dr_catalog cat;
+    struct dr_target t;
+    struct dr_result res;
+    struct kv kv;
+    char err[512];
+    int rv = -1;
+    if (store_options(c, &opt, errmsg, len) != 0) {
+        return -1;
+    }
+    if (objstore_open(url, &opt, &st, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "--restore-from: %s", err);
+        return -1;
+    }
+    if (dr_catalog_load(st, 0, &cat, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "--restore-from: %s", err);
+        objstore_close(st);
+        return -1;
+    }
+    memset(&t, 0, sizeof(t));
+    t.revision = c->restore_revision;
+    t.time_ms = time_ms;
+    t.verify = true;
+    if (kv_init(&kv) != 0) {
+        errf(errmsg, len, "out of memory");
+        goto out;
+    }
+    if (dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "--restore-from %s: %s", url, err);
+        kv_close(&kv);
+        goto out;
+    }
+    if (dr_write_seed(data_dir, &kv, &res, cat.cluster_id, err, sizeof(err)) != 0) {
+        errf(errmsg, len, "--restore-from: %s", err);
+        kv_close(&kv);
+        goto out;
+    }
+    log_info("restored revision %llu (snapshot at revision %llu plus %llu archived entries) from "
+             "%s into %s",
+             (unsigned long long)res.revision, (unsigned long long)res.snapshot->revision,
+             (unsigned long long)res.entries, url, data_dir);
+    kv_close(&kv);
+    rv = 0;
+out:
+    dr_catalog_free(&cat);
+    objstore_close(st);
+    return rv;
+}

@@ -1,0 +1,155 @@
+/*
+ * dr: disaster recovery inside cairnd (docs/disaster-recovery.md). Every
+ * node spools the entries it applies (src/spool.h); the leader is
+ * responsible for the object store: it ships the spool as log segments every
+ * --backup-ship-interval-ms, takes snapshots on --backup-snapshot-interval-ms
+ * and on demand, prunes by --backup-retention and verifies the newest
+ * snapshot plus archive on --backup-verify-interval-ms. A new leader lists
+ * the store to learn where its predecessor stopped and carries on from its
+ * own spool.
+ *
+ * Threads: the loop thread owns struct dr and decides; one worker thread
+ * does every object-store call, encoding and compression, one job at a time,
+ * and hands results back through a uv_async_t. A snapshot is captured on the
+ * loop (kv_capture: no value copied) and encoded on the worker, so reads and
+ * writes go on meanwhile.
+ *
+ *   loop:   tick --> job (sync | ship | snapshot | prune | verify) --> worker
+ *   worker: objstore calls --> result --> uv_async --> loop: apply result
+ */
+#ifndef CAIRN_DR_H
+#define CAIRN_DR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "dr_archive.h"
+#include "metrics.h"
+#include "proto.h"
+#include "spool.h"
+
+struct server;
+struct session;
+struct dr_job;
+
+/* A request waiting for a job's end. */
+struct dr_waiter
+{
+    struct dr_waiter *next;
+    struct session *session; /* referenced */
+    uint64_t id;
+};
+
+struct dr_status_snap
+{
+    bool ok;
+    int64_t time_ms;
+    uint64_t revision;
+    char error[512];
+};
+
+struct dr
+{
+    struct server *srv; /* borrowed */
+    bool enabled;
+    char *spool_dir; /* owned */
+    struct spool spool;
+    struct objstore *store; /* owned; used by the worker only */
+    uv_timer_t timer;
+    uv_async_t async;
+    pthread_t thread;
+    bool thread_started;
+    bool handles; /* timer and async initialized */
+    uint64_t seen_gaps;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct dr_job *job;  /* in flight (worker's until done) */
+    struct dr_job *done; /* finished, for the loop */
+    bool stop;
+    bool closing;
+    /* Loop-thread state. */
+    bool responsible;
+    bool synced;
+    uint64_t cluster_id;
+    uint64_t archived_index;
+    uint64_t archived_revision;
+    int64_t archived_time_ms;
+    uint64_t pending_since_ms; /* loop time the oldest unshipped entry arrived; 0: none */
+    uint64_t last_ship_ms;
+    int64_t last_snapshot_taken_ms; /* wall clock, from the store or ours */
+    uint64_t last_snapshot_hash;
+    uint64_t last_snapshot_index;
+    bool have_snapshot;
+    bool rebase; /* the snapshot in flight starts the archive's chain again */
+    uint64_t last_prune_ms;
+    uint64_t last_verify_ms;
+    uint64_t retry_at_ms; /* after a failure, no job before this */
+    unsigned failure_streak;
+    bool save_requested;
+    bool verify_requested;
+    struct dr_waiter *save_waiters;
+    struct dr_waiter *verify_waiters;
+    /* What status shows. */
+    struct dr_catalog catalog; /* the store as last listed */
+    struct dr_status_snap last_snapshot;
+    bool have_last_snapshot;
+    struct dr_status_snap last_verify;
+    bool have_last_verify;
+    uint64_t verify_snapshot_revision;
+    uint64_t verify_entries;
+    uint64_t failures;
+    uint64_t snapshots_uploaded;
+    uint64_t segments_uploaded;
+    uint64_t bytes_uploaded;
+    /* Retention tiers, parsed from --backup-retention. */
+    struct dr_tier tiers[DR_TIERS_MAX];
+    unsigned n_tiers;
+    /* Metrics. */
+    struct metrics_series *m_enabled;
+    struct metrics_series *m_responsible;
+    struct metrics_series *m_lag;
+    struct metrics_series *m_snapshot_age;
+    struct metrics_series *m_archived_rev;
+    struct metrics_series *m_backlog;
+    struct metrics_series *m_backlog_max;
+    struct metrics_series *m_behind;
+    struct metrics_series *m_verify_ok;
+    struct metrics_series *m_verify_time;
+    struct metrics_series *m_failures[5];
+    struct metrics_series *m_snapshots;
+    struct metrics_series *m_segments;
+    struct metrics_series *m_bytes;
+    struct metrics_series *m_gaps;
+    struct metrics_series *m_snapshot_ns;
+};
+
+/* Set up from the server's configuration: opens the store (validating the
+ * URL) and the spool. Runs before raft starts. Returns 0 or -1 with errmsg. */
+int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg, size_t len);
+/* After raft_start: reconcile the spool with what raft restored and start
+ * the worker and timer. */
+int dr_start(struct dr *d);
+/* Stop the worker (joins it) and close handles. */
+void dr_close(struct dr *d);
+
+/* From the state machine, for every applied command entry. */
+void dr_entry_applied(struct dr *d, uint64_t index, int64_t time_ms, const char *entry, size_t len);
+/* raft installed a snapshot: the spool has a gap. */
+void dr_state_replaced(struct dr *d);
+/* raft is about to take a snapshot: the spool must be on disk. */
+void dr_before_raft_snapshot(struct dr *d);
+
+/* A PROTO_BACKUP request (on the leader). */
+void dr_handle(struct dr *d, struct session *session, const struct proto_request *req);
+/* Mirror the state into the metrics before rendering. */
+void dr_metrics_update(struct dr *d);
+
+/* Bootstrap the data directory from --restore-from (to --restore-revision
+ * or time_ms; the S3 settings are --backup-*'s), blocking, before the loop
+ * runs. Returns 0 or -1 with errmsg. */
+int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t len);
+
+#endif /* CAIRN_DR_H */

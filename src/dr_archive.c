@@ -1,0 +1,1127 @@
+#include "dr_archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "artifact.h"
+#include "entry.h"
+#include "json.h"
+#include "spool.h"
+
+static void errf(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || len == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+void dr_hex64(uint64_t v, char out[17])
+{
+    snprintf(out, 17, "%016" PRIx64, v);
+}
+
+bool dr_parse_hex64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i;
+    if (len != 16) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9') {
+            d = (unsigned)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            d = (unsigned)(c - 'a' + 10);
+        } else {
+            return false;
+        }
+        v = v << 4 | d;
+    }
+    *out = v;
+    return true;
+}
+
+void dr_name_snapshot(uint64_t cluster_id, uint64_t index, char *out, size_t len)
+{
+    snprintf(out, len, "%016" PRIx64 "/snap/%020" PRIu64 ".snap", cluster_id, index);
+}
+
+void dr_name_manifest(uint64_t cluster_id, uint64_t index, char *out, size_t len)
+{
+    snprintf(out, len, "%016" PRIx64 "/snap/%020" PRIu64 ".json", cluster_id, index);
+}
+
+void dr_name_segment(uint64_t cluster_id, uint64_t after, uint64_t last, uint64_t revision,
+                     int64_t time_ms, char *out, size_t len)
+{
+    snprintf(out, len,
+             "%016" PRIx64 "/log/%020" PRIu64 "-%020" PRIu64 "-%020" PRIu64 "-%013" PRId64 ".seg",
+             cluster_id, after, last, revision, time_ms < 0 ? 0 : time_ms);
+}
+
+int dr_manifest_json(const struct dr_snapshot *s, bool full, struct buf *out)
+{
+    struct json_writer w;
+    char hex[17];
+    json_writer_init(&w, out);
+    json_object_begin(&w);
+    if (full) {
+        json_key(&w, "name");
+        json_cstring(&w, s->name);
+    }
+    json_key(&w, "format");
+    json_uint(&w, DR_FORMAT);
+    json_key(&w, "kind");
+    json_cstring(&w, "snapshot");
+    dr_hex64(s->cluster_id, hex);
+    json_key(&w, "cluster_id");
+    json_cstring(&w, hex);
+    json_key(&w, "revision");
+    json_uint(&w, s->revision);
+    json_key(&w, "raft_index");
+    json_uint(&w, s->index);
+    json_key(&w, "raft_term");
+    json_uint(&w, s->term);
+    json_key(&w, "time_ms");
+    json_int(&w, s->time_ms);
+    json_key(&w, "keys");
+    json_uint(&w, s->keys);
+    json_key(&w, "versions");
+    json_uint(&w, s->versions);
+    json_key(&w, "bytes_raw");
+    json_uint(&w, s->bytes_raw);
+    if (full) {
+        json_key(&w, "bytes_stored");
+        json_uint(&w, s->bytes_stored);
+        json_key(&w, "sha256");
+        json_cstring(&w, s->sha256);
+    }
+    dr_hex64(s->state_hash, hex);
+    json_key(&w, "state_hash");
+    json_cstring(&w, hex);
+    json_object_end(&w);
+    return json_writer_error(&w);
+}
+
+static bool get_uint(const struct json_value *o, const char *name, uint64_t *out)
+{
+    const struct json_value *v = json_get(o, name);
+    if (v == NULL || v->type != JSON_NUMBER || !v->is_uint) {
+        return false;
+    }
+    *out = v->uint;
+    return true;
+}
+
+static bool get_hex(const struct json_value *o, const char *name, uint64_t *out)
+{
+    const struct json_value *v = json_get(o, name);
+    return v != NULL && v->type == JSON_STRING && dr_parse_hex64(v->str, v->len, out);
+}
+
+int dr_manifest_parse(const char *text, size_t len, struct dr_snapshot *s, char *err, size_t errlen)
+{
+    struct arena a;
+    struct json_value *root;
+    const struct json_value *v;
+    uint64_t format = 0;
+    uint64_t t = 0;
+    int rv = -1;
+    char msg[160];
+    memset(s, 0, sizeof(*s));
+    arena_init(&a);
+    if (json_parse(text, len, &a, &root, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "manifest is not JSON: %s", msg);
+        goto out;
+    }
+    if (!get_uint(root, "format", &format) || format != DR_FORMAT) {
+        errf(err, errlen, "manifest format is not %d", DR_FORMAT);
+        goto out;
+    }
+    if (!get_hex(root, "cluster_id", &s->cluster_id) || !get_uint(root, "revision", &s->revision) ||
+        !get_uint(root, "raft_index", &s->index) || !get_uint(root, "raft_term", &s->term) ||
+        !get_uint(root, "time_ms", &t) || !get_uint(root, "keys", &s->keys) ||
+        !get_uint(root, "versions", &s->versions) || !get_uint(root, "bytes_raw", &s->bytes_raw) ||
+        !get_hex(root, "state_hash", &s->state_hash)) {
+        errf(err, errlen, "manifest lacks a field or has one of the wrong type");
+        goto out;
+    }
+    s->time_ms = (int64_t)t;
+    get_uint(root, "bytes_stored", &s->bytes_stored);
+    v = json_get(root, "sha256");
+    if (v != NULL && v->type == JSON_STRING && v->len == 64) {
+        memcpy(s->sha256, v->str, 64);
+    }
+    v = json_get(root, "name");
+    if (v != NULL && v->type == JSON_STRING && v->len < sizeof(s->name)) {
+        memcpy(s->name, v->str, v->len);
+    }
+    rv = 0;
+out:
+    arena_free(&a);
+    return rv;
+}
+
+/* Durations and times. */
+
+int dr_parse_duration(const char *text, size_t len, uint64_t *ms)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    uint64_t unit = 1;
+    if (len == 0) {
+        return -1;
+    }
+    while (i < len && text[i] >= '0' && text[i] <= '9') {
+        if (v > UINT64_MAX / 10 - 10) {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(text[i] - '0');
+        i++;
+    }
+    if (i == 0) {
+        return -1;
+    }
+    if (i < len) {
+        const char *u = text + i;
+        size_t ul = len - i;
+        if (ul == 2 && memcmp(u, "ms", 2) == 0) {
+            unit = 1;
+        } else if (ul == 1 && *u == 's') {
+            unit = 1000;
+        } else if (ul == 1 && *u == 'm') {
+            unit = 60000;
+        } else if (ul == 1 && *u == 'h') {
+            unit = 3600000;
+        } else if (ul == 1 && *u == 'd') {
+            unit = 86400000;
+        } else if (ul == 1 && *u == 'w') {
+            unit = 7 * 86400000ull;
+        } else if (ul == 1 && *u == 'y') {
+            unit = 365 * 86400000ull;
+        } else {
+            return -1;
+        }
+    }
+    if (v > UINT64_MAX / unit) {
+        return -1;
+    }
+    *ms = v * unit;
+    return 0;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned day)
+{
+    /* Howard Hinnant's well-known algorithm (public domain). */
+    int64_t era;
+    unsigned yoe;
+    unsigned doy;
+    unsigned doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+int dr_parse_time(const char *text, int64_t *ms)
+{
+    int y;
+    unsigned mo;
+    unsigned d;
+    unsigned h;
+    unsigned mi;
+    unsigned s;
+    int n = 0;
+    const char *p;
+    int64_t frac = 0;
+    int64_t off = 0;
+    char *end;
+    unsigned long long v;
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (*text >= '0' && *text <= '9' && *end == '\0' && errno == 0) {
+        *ms = (int64_t)v;
+        return 0;
+    }
+    if (sscanf(text, "%4d-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 || mo < 1 ||
+        mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
+        return -1;
+    }
+    p = text + n;
+    if (*p == '.') {
+        int digits = 0;
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+            }
+            digits++;
+            p++;
+        }
+        while (digits > 0 && digits < 3) {
+            frac *= 10;
+            digits++;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        unsigned oh;
+        unsigned om;
+        int sign = *p == '-' ? -1 : 1;
+        if (sscanf(p + 1, "%2u:%2u", &oh, &om) != 2) {
+            return -1;
+        }
+        off = sign * (int64_t)(oh * 60 + om) * 60000;
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0') {
+        return -1;
+    }
+    *ms = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000 + frac - off;
+    return 0;
+}
+
+/* Listing. */
+
+struct lister
+{
+    struct dr_catalog *cat;
+    uint64_t cluster_id; /* 0: every cluster */
+    char **manifests;    /* names of manifests to fetch */
+    unsigned n_manifests;
+    unsigned cap_manifests;
+    unsigned cap_segs;
+    int failed;
+};
+
+static int list_cb(void *arg, const char *name, uint64_t size)
+{
+    struct lister *l = arg;
+    uint64_t cid;
+    const char *rest;
+    if (strlen(name) < 17 || name[16] != '/' || !dr_parse_hex64(name, 16, &cid)) {
+        return 0; /* not ours */
+    }
+    if (l->cluster_id != 0 && cid != l->cluster_id) {
+        return 0;
+    }
+    rest = name + 17;
+    if (strncmp(rest, "snap/", 5) == 0 && strlen(rest) == 5 + 20 + 5 &&
+        strcmp(rest + 25, ".json") == 0) {
+        if (l->n_manifests == l->cap_manifests) {
+            unsigned cap = l->cap_manifests == 0 ? 16 : l->cap_manifests * 2;
+            char **m = realloc(l->manifests, cap * sizeof(*m));
+            if (m == NULL) {
+                l->failed = 1;
+                return 1;
+            }
+            l->manifests = m;
+            l->cap_manifests = cap;
+        }
+        l->manifests[l->n_manifests] = strdup(name);
+        if (l->manifests[l->n_manifests] == NULL) {
+            l->failed = 1;
+            return 1;
+        }
+        l->n_manifests++;
+    } else if (strncmp(rest, "log/", 4) == 0) {
+        struct dr_segment sg;
+        unsigned long long after;
+        unsigned long long last;
+        unsigned long long rev;
+        long long t;
+        int used = 0;
+        memset(&sg, 0, sizeof(sg));
+        if (sscanf(rest + 4, "%20llu-%20llu-%20llu-%13lld.seg%n", &after, &last, &rev, &t, &used) !=
+                4 ||
+            rest[4 + used] != '\0' || last <= after || strlen(name) >= sizeof(sg.name)) {
+            return 0;
+        }
+        if (l->cat->n_segs == l->cap_segs) {
+            unsigned cap = l->cap_segs == 0 ? 64 : l->cap_segs * 2;
+            struct dr_segment *s = realloc(l->cat->segs, cap * sizeof(*s));
+            if (s == NULL) {
+                l->failed = 1;
+                return 1;
+            }
+            l->cat->segs = s;
+            l->cap_segs = cap;
+        }
+        strcpy(sg.name, name);
+        sg.after = after;
+        sg.last = last;
+        sg.revision = rev;
+        sg.time_ms = t;
+        sg.size = size;
+        /* Remember the cluster of the first object, to pick one later. */
+        l->cat->segs[l->cat->n_segs++] = sg;
+    }
+    return 0;
+}
+
+static int cmp_snap(const void *a, const void *b)
+{
+    const struct dr_snapshot *x = a;
+    const struct dr_snapshot *y = b;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+    const struct dr_segment *x = a;
+    const struct dr_segment *y = b;
+    if (x->after != y->after) {
+        return x->after < y->after ? -1 : 1;
+    }
+    return x->last < y->last ? -1 : x->last > y->last;
+}
+
+/* The segment that continues a chain at index cur (after <= cur < last),
+ * reaching furthest; NULL when the chain ends. */
+static const struct dr_segment *next_segment(const struct dr_catalog *cat, uint64_t cur)
+{
+    const struct dr_segment *best = NULL;
+    unsigned i;
+    for (i = 0; i < cat->n_segs; i++) {
+        const struct dr_segment *s = &cat->segs[i];
+        if (s->after > cur) {
+            break; /* sorted by after */
+        }
+        if (s->last > cur && (best == NULL || s->last > best->last)) {
+            best = s;
+        }
+    }
+    return best;
+}
+
+uint64_t dr_catalog_chain_end(const struct dr_catalog *cat, const struct dr_snapshot *from)
+{
+    uint64_t cur = from->index;
+    const struct dr_segment *s;
+    while ((s = next_segment(cat, cur)) != NULL) {
+        cur = s->last;
+    }
+    return cur;
+}
+
+static void build_ranges(struct dr_catalog *cat)
+{
+    unsigned i;
+    cat->ranges = calloc(cat->n_snaps > 0 ? cat->n_snaps : 1, sizeof(*cat->ranges));
+    if (cat->ranges == NULL) {
+        return;
+    }
+    for (i = 0; i < cat->n_snaps; i++) {
+        const struct dr_snapshot *sn = &cat->snaps[i];
+        struct dr_range r = {sn->revision, sn->time_ms, sn->revision, sn->time_ms, sn->index};
+        uint64_t cur = sn->index;
+        const struct dr_segment *s;
+        while ((s = next_segment(cat, cur)) != NULL) {
+            cur = s->last;
+            r.to_revision = s->revision;
+            r.to_time_ms = s->time_ms;
+            r.to_index = s->last;
+        }
+        if (cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= sn->index) {
+            struct dr_range *prev = &cat->ranges[cat->n_ranges - 1];
+            if (r.to_index > prev->to_index) {
+                prev->to_revision = r.to_revision;
+                prev->to_time_ms = r.to_time_ms;
+                prev->to_index = r.to_index;
+            }
+        } else {
+            cat->ranges[cat->n_ranges++] = r;
+        }
+    }
+}
+
+int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog *cat, char *err,
+                    size_t errlen)
+{
+    struct lister l;
+    unsigned i;
+    int rv;
+    memset(cat, 0, sizeof(*cat));
+    memset(&l, 0, sizeof(l));
+    l.cat = cat;
+    l.cluster_id = cluster_id;
+    rv = objstore_list(st, "", list_cb, &l, err, errlen);
+    if (rv != 0 || l.failed) {
+        if (l.failed) {
+            errf(err, errlen, "out of memory listing %s", objstore_url(st));
+        }
+        goto fail;
+    }
+    cat->snaps = calloc(l.n_manifests > 0 ? l.n_manifests : 1, sizeof(*cat->snaps));
+    if (cat->snaps == NULL) {
+        errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (i = 0; i < l.n_manifests; i++) {
+        void *data = NULL;
+        size_t len = 0;
+        char msg[256];
+        struct dr_snapshot s;
+        rv = objstore_get(st, l.manifests[i], &data, &len, msg, sizeof(msg));
+        if (rv == OBJSTORE_ENOTFOUND) {
+            continue; /* pruned meanwhile */
+        }
+        if (rv != 0) {
+            errf(err, errlen, "%s", msg);
+            goto fail;
+        }
+        rv = dr_manifest_parse(data, len, &s, msg, sizeof(msg));
+        free(data);
+        if (rv != 0) {
+            cat->bad_manifests++;
+            fprintf(stderr, "cairn: ignoring manifest %s: %s\n", l.manifests[i], msg);
+            continue;
+        }
+        dr_name_snapshot(s.cluster_id, s.index, s.name, sizeof(s.name));
+        cat->snaps[cat->n_snaps++] = s;
+    }
+    /* Several clusters share the root: keep the one with the newest
+     * snapshot (or the first found). */
+    if (cluster_id == 0) {
+        uint64_t pick = 0;
+        int64_t newest = -1;
+        unsigned j = 0;
+        for (i = 0; i < cat->n_snaps; i++) {
+            if (cat->snaps[i].time_ms > newest) {
+                newest = cat->snaps[i].time_ms;
+                pick = cat->snaps[i].cluster_id;
+            }
+        }
+        if (pick == 0 && cat->n_segs > 0) {
+            dr_parse_hex64(cat->segs[0].name, 16, &pick);
+        }
+        for (i = 0; i < cat->n_snaps; i++) {
+            if (cat->snaps[i].cluster_id == pick) {
+                cat->snaps[j++] = cat->snaps[i];
+            }
+        }
+        cat->n_snaps = j;
+        j = 0;
+        for (i = 0; i < cat->n_segs; i++) {
+            uint64_t cid = 0;
+            dr_parse_hex64(cat->segs[i].name, 16, &cid);
+            if (cid == pick) {
+                cat->segs[j++] = cat->segs[i];
+            }
+        }
+        cat->n_segs = j;
+        cluster_id = pick;
+    }
+    cat->cluster_id = cluster_id;
+    if (cat->n_snaps > 1) {
+        qsort(cat->snaps, cat->n_snaps, sizeof(*cat->snaps), cmp_snap);
+    }
+    if (cat->n_segs > 1) {
+        qsort(cat->segs, cat->n_segs, sizeof(*cat->segs), cmp_seg);
+    }
+    build_ranges(cat);
+    for (i = 0; i < l.n_manifests; i++) {
+        free(l.manifests[i]);
+    }
+    free(l.manifests);
+    return 0;
+fail:
+    for (i = 0; i < l.n_manifests; i++) {
+        free(l.manifests[i]);
+    }
+    free(l.manifests);
+    dr_catalog_free(cat);
+    return -1;
+}
+
+void dr_catalog_free(struct dr_catalog *cat)
+{
+    free(cat->snaps);
+    free(cat->segs);
+    free(cat->ranges);
+    memset(cat, 0, sizeof(*cat));
+}
+
+void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s)
+{
+    struct dr_snapshot *snaps = realloc(cat->snaps, (cat->n_snaps + 1) * sizeof(*snaps));
+    if (snaps == NULL) {
+        return; /* shown at the next listing */
+    }
+    cat->snaps = snaps;
+    cat->snaps[cat->n_snaps++] = *s;
+    if (cat->cluster_id == 0) {
+        cat->cluster_id = s->cluster_id;
+    }
+    qsort(cat->snaps, cat->n_snaps, sizeof(*cat->snaps), cmp_snap);
+    free(cat->ranges);
+    cat->ranges = NULL;
+    cat->n_ranges = 0;
+    build_ranges(cat);
+}
+
+const struct dr_snapshot *dr_catalog_newest(const struct dr_catalog *cat)
+{
+    return cat->n_snaps > 0 ? &cat->snaps[cat->n_snaps - 1] : NULL;
+}
+
+int dr_parse_retention(const char *text, struct dr_tier *tiers, unsigned *n_tiers, char *errmsg,
+                       size_t len)
+{
+    const char *p = text;
+    *n_tiers = 0;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        const char *colon;
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        uint64_t window;
+        uint64_t every = 0;
+        colon = memchr(p, ':', n);
+        if (colon == NULL || dr_parse_duration(p, (size_t)(colon - p), &window) != 0 ||
+            window == 0) {
+            errf(errmsg, len,
+                 "--backup-retention \"%s\": each tier is WINDOW:all or WINDOW:EVERY, like "
+                 "48h:all,30d:1d,365d:30d",
+                 text);
+            return -1;
+        }
+        if (!((size_t)(p + n - colon - 1) == 3 && memcmp(colon + 1, "all", 3) == 0) &&
+            (dr_parse_duration(colon + 1, (size_t)(p + n - colon - 1), &every) != 0 ||
+             every == 0)) {
+            errf(errmsg, len, "--backup-retention \"%s\": \"%.*s\" is not all or a duration", text,
+                 (int)(p + n - colon - 1), colon + 1);
+            return -1;
+        }
+        if (*n_tiers == DR_TIERS_MAX) {
+            errf(errmsg, len, "--backup-retention \"%s\": at most 8 tiers", text);
+            return -1;
+        }
+        if (*n_tiers > 0 && window <= tiers[*n_tiers - 1].window_ms) {
+            errf(errmsg, len, "--backup-retention \"%s\": windows must grow from tier to tier",
+                 text);
+            return -1;
+        }
+        tiers[*n_tiers].window_ms = window;
+        tiers[*n_tiers].every_ms = every;
+        (*n_tiers)++;
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    if (*n_tiers == 0) {
+        errf(errmsg, len, "--backup-retention is empty");
+        return -1;
+    }
+    return 0;
+}
+
+void dr_retention_plan(const struct dr_catalog *cat, const struct dr_tier *tiers, unsigned n_tiers,
+                       int64_t now_ms, bool *keep, uint64_t *log_floor)
+{
+    int64_t bucket_seen[DR_TIERS_MAX];
+    bool bucket_any[DR_TIERS_MAX];
+    uint64_t oldest_kept = UINT64_MAX;
+    unsigned i;
+    unsigned k;
+    *log_floor = 0;
+    if (cat->n_snaps == 0) {
+        return;
+    }
+    memset(bucket_any, 0, sizeof(bucket_any));
+    /* Oldest first, so that the snapshot kept in each bucket of a tier is
+     * the first one, which stays put as newer ones come and go. */
+    for (i = 0; i < cat->n_snaps; i++) {
+        const struct dr_snapshot *s = &cat->snaps[i];
+        int64_t age = now_ms - s->time_ms;
+        keep[i] = false;
+        for (k = 0; k < n_tiers; k++) {
+            if (age <= (int64_t)tiers[k].window_ms) {
+                break;
+            }
+        }
+        if (k == n_tiers) {
+            continue; /* older than every tier */
+        }
+        if (tiers[k].every_ms == 0) {
+            keep[i] = true;
+        } else {
+            int64_t bucket = s->time_ms / (int64_t)tiers[k].every_ms;
+            if (!bucket_any[k] || bucket_seen[k] != bucket) {
+                keep[i] = true;
+                bucket_any[k] = true;
+                bucket_seen[k] = bucket;
+            }
+        }
+    }
+    keep[cat->n_snaps - 1] = true; /* never the newest */
+    /* Point-in-time restore covers the first tier if it keeps everything:
+     * the log from the newest kept snapshot before its window stays. */
+    if (n_tiers > 0 && tiers[0].every_ms == 0) {
+        for (i = cat->n_snaps; i-- > 0;) {
+            if (keep[i] && now_ms - cat->snaps[i].time_ms > (int64_t)tiers[0].window_ms) {
+                *log_floor = cat->snaps[i].index;
+                break;
+            }
+        }
+    } else {
+        *log_floor = cat->snaps[cat->n_snaps - 1].index;
+    }
+    /* Segments before the oldest snapshot kept serve no restore. */
+    for (i = 0; i < cat->n_snaps; i++) {
+        if (keep[i] && cat->snaps[i].index < oldest_kept) {
+            oldest_kept = cat->snaps[i].index;
+        }
+    }
+    if (oldest_kept != UINT64_MAX && oldest_kept > *log_floor) {
+        *log_floor = oldest_kept;
+    }
+}
+
+/* Restore. */
+
+static bool before_target(const struct dr_target *t, uint64_t revision, int64_t time_ms)
+{
+    if (t->revision != 0 && revision > t->revision) {
+        return false;
+    }
+    if (t->time_ms != 0 && time_ms > t->time_ms) {
+        return false;
+    }
+    return true;
+}
+
+/* Download and check one snapshot into kv. */
+static int load_snapshot(struct objstore *st, const struct dr_snapshot *sn, struct kv *kv,
+                         char *err, size_t errlen)
+{
+    void *data = NULL;
+    size_t len = 0;
+    struct artifact a;
+    struct buf body;
+    char hex[65];
+    char msg[256];
+    int rv;
+    buf_init(&body);
+    rv = objstore_get(st, sn->name, &data, &len, msg, sizeof(msg));
+    if (rv != 0) {
+        errf(err, errlen, "snapshot %s: %s", sn->name,
+             rv == OBJSTORE_ENOTFOUND ? "missing (its manifest exists)" : msg);
+        return -1;
+    }
+    rv = -1;
+    if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "snapshot %s: %s", sn->name, msg);
+        goto out;
+    }
+    artifact_hex(a.sha256, 32, hex);
+    if (sn->sha256[0] != '\0' && strcmp(hex, sn->sha256) != 0) {
+        errf(err, errlen, "snapshot %s: SHA-256 %s differs from the manifest's %s", sn->name, hex,
+             sn->sha256);
+        goto out;
+    }
+    if (a.kind != ARTIFACT_SNAPSHOT) {
+        errf(err, errlen, "snapshot %s: not a snapshot artifact", sn->name);
+        goto out;
+    }
+    if (artifact_body(&a, &body, DR_SNAPSHOT_RAW_MAX, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "snapshot %s: %s", sn->name, msg);
+        goto out;
+    }
+    free(data);
+    data = NULL;
+    if (kv_snapshot_decode(kv, body.data, body.len) != 0) {
+        errf(err, errlen, "snapshot %s: the key space does not decode", sn->name);
+        goto out;
+    }
+    if (kv_hash(kv) != sn->state_hash || kv->rev != sn->revision) {
+        errf(err, errlen, "snapshot %s: state hash or revision differs from its manifest",
+             sn->name);
+        goto out;
+    }
+    rv = 0;
+out:
+    free(data);
+    buf_free(&body);
+    return rv;
+}
+
+struct replay
+{
+    struct kv *kv;
+    const struct dr_target *t;
+    struct dr_result *res;
+    uint64_t cur; /* last index applied */
+    bool done;    /* the target is reached */
+    const char *segment;
+    char *err;
+    size_t errlen;
+};
+
+static int replay_cb(void *arg, const struct spool_record *r)
+{
+    struct replay *rp = arg;
+    if (r->index <= rp->cur) {
+        return 0; /* overlap with what was applied */
+    }
+    if (!before_target(rp->t, r->revision, r->time_ms)) {
+        rp->done = true;
+        return 1;
+    }
+    if (entry_apply(rp->kv, r->entry, r->entry_len) != 0) {
+        errf(rp->err, rp->errlen, "out of memory replaying index %" PRIu64, r->index);
+        return -1;
+    }
+    rp->cur = r->index;
+    rp->res->entries++;
+    rp->res->index = r->index;
+    rp->res->time_ms = r->time_ms;
+    rp->res->expected = r->hash;
+    if (rp->kv->rev != r->revision || (rp->t->verify && kv_hash(rp->kv) != r->hash)) {
+        errf(rp->err, rp->errlen,
+             "segment %s: replaying index %" PRIu64 " gave revision %" PRIu64 " hash %016" PRIx64
+             " where the cluster recorded revision %" PRIu64 " hash %016" PRIx64,
+             rp->segment, r->index, rp->kv->rev, kv_hash(rp->kv), r->revision, r->hash);
+        return -1;
+    }
+    return 0;
+}
+
+/* Records of a segment body: the spool's record framing. */
+static int each_record(const char *data, size_t len, spool_read_cb cb, void *arg, char *err,
+                       size_t errlen, const char *name)
+{
+    size_t off = 0;
+    while (off < len) {
+        const unsigned char *p = (const unsigned char *)data + off;
+        size_t n;
+        struct spool_record r;
+        int rv;
+        if (len - off < 4) {
+            errf(err, errlen, "segment %s: a record is cut short", name);
+            return -1;
+        }
+        n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (n > len - off - 4 || !spool_record_decode(data + off + 4, n, &r)) {
+            errf(err, errlen, "segment %s: a record does not decode", name);
+            return -1;
+        }
+        rv = cb(arg, &r);
+        if (rv != 0) {
+            return rv;
+        }
+        off += 4 + n;
+    }
+    return 0;
+}
+
+static int replay_segment(struct objstore *st, const struct dr_segment *sg, struct replay *rp)
+{
+    void *data = NULL;
+    size_t len = 0;
+    struct artifact a;
+    struct buf body;
+    char msg[256];
+    int rv;
+    buf_init(&body);
+    rv = objstore_get(st, sg->name, &data, &len, msg, sizeof(msg));
+    if (rv != 0) {
+        errf(rp->err, rp->errlen, "segment %s: %s", sg->name,
+             rv == OBJSTORE_ENOTFOUND ? "missing" : msg);
+        return -1;
+    }
+    rv = -1;
+    if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0 ||
+        (a.kind != ARTIFACT_SEGMENT && snprintf(msg, sizeof(msg), "not a log segment") > 0) ||
+        artifact_body(&a, &body, (size_t)1 << 32, msg, sizeof(msg)) != 0) {
+        errf(rp->err, rp->errlen, "segment %s: %s", sg->name, msg);
+        goto out;
+    }
+    rp->segment = sg->name;
+    rv = each_record(body.data, body.len, replay_cb, rp, rp->err, rp->errlen, sg->name);
+    if (rv > 0) {
+        rv = 0; /* the target was reached */
+    }
+    rp->res->segments++;
+out:
+    free(data);
+    buf_free(&body);
+    return rv;
+}
+
+int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct dr_target *t,
+               struct kv *kv, struct dr_result *res, char *err, size_t errlen)
+{
+    int i;
+    char first_err[512] = "";
+    memset(res, 0, sizeof(*res));
+    if (cat->n_snaps == 0) {
+        errf(err, errlen, "%s holds no snapshot to restore from", objstore_url(st));
+        return -1;
+    }
+    for (i = (int)cat->n_snaps - 1; i >= 0; i--) {
+        const struct dr_snapshot *sn = &cat->snaps[i];
+        struct replay rp;
+        const struct dr_segment *sg;
+        if (!before_target(t, sn->revision, sn->time_ms)) {
+            continue;
+        }
+        if (res->snapshot != NULL) {
+            /* A later snapshot failed: start again on a fresh key space. */
+            kv_close(kv);
+            if (kv_init(kv) != 0) {
+                errf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
+        res->snapshot = sn;
+        if (load_snapshot(st, sn, kv, err, errlen) != 0) {
+            if (!t->fallback) {
+                return -1;
+            }
+            if (first_err[0] == '\0') {
+                snprintf(first_err, sizeof(first_err), "%s", err);
+            }
+            res->skipped_snapshots++;
+            fprintf(stderr, "cairn: %s; falling back to an earlier snapshot\n", err);
+            continue;
+        }
+        res->revision = sn->revision;
+        res->index = sn->index;
+        res->time_ms = sn->time_ms;
+        res->expected = sn->state_hash;
+        memset(&rp, 0, sizeof(rp));
+        rp.kv = kv;
+        rp.t = t;
+        rp.res = res;
+        rp.cur = sn->index;
+        rp.err = err;
+        rp.errlen = errlen;
+        while (!rp.done && (sg = next_segment(cat, rp.cur)) != NULL) {
+            if (replay_segment(st, sg, &rp) != 0) {
+                return -1;
+            }
+        }
+        res->revision = kv->rev;
+        res->hash = kv_hash(kv);
+        if (t->revision != 0 && res->revision < t->revision) {
+            errf(err, errlen,
+                 "revision %" PRIu64 " is beyond what the archive holds (it reaches %" PRIu64 ")",
+                 t->revision, res->revision);
+            return -1;
+        }
+        if (res->hash != res->expected) {
+            errf(err, errlen,
+                 "restored state hash %016" PRIx64 " differs from the recorded %016" PRIx64,
+                 res->hash, res->expected);
+            return -1;
+        }
+        return 0;
+    }
+    if (first_err[0] != '\0') {
+        errf(err, errlen, "%s; and no earlier snapshot restores", first_err);
+    } else {
+        errf(err, errlen,
+             "no snapshot in %s is at or before the point asked for (the oldest is "
+             "revision %" PRIu64 ")",
+             objstore_url(st), cat->snaps[0].revision);
+    }
+    return -1;
+}
+
+/* Seeds. */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    char *p;
+    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (p = tmp + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *res,
+                  uint64_t old_cluster_id, char *err, size_t errlen)
+{
+    struct buf body;
+    struct buf out;
+    struct buf header;
+    struct artifact_writer w;
+    struct dr_snapshot m;
+    char path[4096];
+    char tmp[4096];
+    int fd;
+    int rv = -1;
+    uint64_t id = mix64(old_cluster_id ^ mix64(res->revision ^ mix64(res->hash ^ 0x5eed)));
+    buf_init(&body);
+    buf_init(&out);
+    buf_init(&header);
+    if (mkdir_p(data_dir) != 0) {
+        errf(err, errlen, "data directory %s: %s", data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/cairn-node-id", data_dir);
+    if (access(path, F_OK) == 0) {
+        errf(err, errlen,
+             "data directory %s already holds a node's data: restore into a new, empty "
+             "directory",
+             data_dir);
+        return -1;
+    }
+    kv->cluster_id = id != 0 ? id : 1;
+    memset(&m, 0, sizeof(m));
+    m.cluster_id = kv->cluster_id;
+    m.revision = kv->rev;
+    m.index = res->index;
+    m.time_ms = res->time_ms;
+    m.keys = kv->nodes;
+    m.versions = kv->total_versions;
+    m.state_hash = kv_hash(kv);
+    if (kv_snapshot_encode(kv, &body) != 0) {
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    m.bytes_raw = body.len;
+    if (dr_manifest_json(&m, false, &header) != 0 ||
+        artifact_writer_begin(&w, ARTIFACT_SNAPSHOT, header.data, header.len, artifact_sink_buf,
+                              &out) != 0) {
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (artifact_writer_write(&w, body.data, body.len) != 0 || artifact_writer_end(&w, NULL) != 0) {
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
+    snprintf(tmp, sizeof(tmp), "%s/" DR_SEED_FILE ".tmp", data_dir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, out.data, out.len) != 0 || fsync(fd) != 0) {
+        errf(err, errlen, "%s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    rv = 0;
+out:
+    buf_free(&body);
+    buf_free(&out);
+    buf_free(&header);
+    return rv;
+}
+
+int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
+{
+    char path[4096];
+    int fd;
+    struct stat st;
+    char *data;
+    size_t got = 0;
+    struct artifact a;
+    struct buf body;
+    struct dr_snapshot m;
+    char msg[256];
+    int rv = -1;
+    snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return 1;
+        }
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || (data = malloc((size_t)st.st_size + 1)) == NULL) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    buf_init(&body);
+    if (artifact_parse(data, got, &a, msg, sizeof(msg)) != 0 ||
+        dr_manifest_parse(a.header, a.header_len, &m, msg, sizeof(msg)) != 0 ||
+        artifact_body(&a, &body, DR_SNAPSHOT_RAW_MAX, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "%s: %s", path, msg);
+        goto out;
+    }
+    if (kv_snapshot_decode(kv, body.data, body.len) != 0 || kv_hash(kv) != m.state_hash) {
+        errf(err, errlen, "%s: the key space does not decode to its recorded state hash", path);
+        goto out;
+    }
+    rv = 0;
+out:
+    free(data);
+    buf_free(&body);
+    return rv;
+}

@@ -1,0 +1,177 @@
+/*
+ * dr_archive: what lies in the object store and how to get a key space back
+ * from it (docs/disaster-recovery.md). Shared by cairnd (shipping,
+ * verification, bootstrap from object storage) and cairnctl (snapshot list,
+ * verify, restore). Blocking: never call it on the loop thread.
+ *
+ * Layout under the store's root, per cluster (id in 16 hex digits):
+ *
+ *   <cluster>/snap/<index>.snap   a snapshot artifact (src/artifact.h)
+ *   <cluster>/snap/<index>.json   its manifest, written after the artifact:
+ *                                 a snapshot exists once its manifest does
+ *   <cluster>/log/<after>-<last>-<revision>-<time_ms>.seg
+ *                                 a log segment: every command entry with a
+ *                                 raft index in (after, last]; revision and
+ *                                 time are those after its last entry
+ *
+ * Numbers are zero-padded decimal (20 digits, time 13), so names sort in
+ * index order. A chain is a snapshot followed by segments whose ranges join
+ * up; overlapping segments (two nodes shipped around a leader change) hold
+ * the same committed entries, and the replay skips indexes it has applied.
+ */
+#ifndef CAIRN_DR_ARCHIVE_H
+#define CAIRN_DR_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "kv.h"
+#include "objstore.h"
+
+#define DR_FORMAT 1
+/* The most a snapshot's body may decompress to. */
+#define DR_SNAPSHOT_RAW_MAX ((size_t)16 << 30)
+
+struct dr_snapshot
+{
+    char name[96]; /* the artifact's object name */
+    uint64_t cluster_id;
+    uint64_t revision;
+    uint64_t index;
+    uint64_t term;
+    int64_t time_ms;
+    uint64_t keys;
+    uint64_t versions;
+    uint64_t bytes_raw;
+    uint64_t bytes_stored;
+    uint64_t state_hash;
+    char sha256[65];
+};
+
+struct dr_segment
+{
+    char name[128];
+    uint64_t after;
+    uint64_t last;
+    uint64_t revision; /* after its last entry */
+    int64_t time_ms;
+    uint64_t size;
+};
+
+/* A contiguous stretch that can be restored to any point of. */
+struct dr_range
+{
+    uint64_t from_revision;
+    int64_t from_time_ms;
+    uint64_t to_revision;
+    int64_t to_time_ms;
+    uint64_t to_index;
+};
+
+struct dr_catalog
+{
+    uint64_t cluster_id;
+    struct dr_snapshot *snaps; /* oldest first */
+    unsigned n_snaps;
+    struct dr_segment *segs; /* by after, then last */
+    unsigned n_segs;
+    struct dr_range *ranges; /* oldest first, disjoint */
+    unsigned n_ranges;
+    unsigned bad_manifests; /* manifests that did not parse (named in the log) */
+};
+
+/* Object names. */
+void dr_name_snapshot(uint64_t cluster_id, uint64_t index, char *out, size_t len);
+void dr_name_manifest(uint64_t cluster_id, uint64_t index, char *out, size_t len);
+void dr_name_segment(uint64_t cluster_id, uint64_t after, uint64_t last, uint64_t revision,
+                     int64_t time_ms, char *out, size_t len);
+
+/* Manifests as JSON: for the store (with name, size and checksum) and for
+ * the artifact's header (without). */
+int dr_manifest_json(const struct dr_snapshot *s, bool full, struct buf *out);
+int dr_manifest_parse(const char *text, size_t len, struct dr_snapshot *s, char *err,
+                      size_t errlen);
+
+/* List the store. cluster_id 0: the only cluster there, or the one with the
+ * newest snapshot when there are several. Returns 0 (an empty catalog when
+ * nothing is there) or -1 with err. */
+int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog *cat, char *err,
+                    size_t errlen);
+void dr_catalog_free(struct dr_catalog *cat);
+/* Add a snapshot just uploaded (the listing is refreshed later). */
+void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s);
+/* The newest snapshot, NULL when none. */
+const struct dr_snapshot *dr_catalog_newest(const struct dr_catalog *cat);
+/* The newest index the archive reaches on from that snapshot. */
+uint64_t dr_catalog_chain_end(const struct dr_catalog *cat, const struct dr_snapshot *from);
+
+/* Retention tiers (--backup-retention "48h:all,30d:1d,365d:30d"): keep
+ * every snapshot younger than window_ms when every_ms is 0, else one per
+ * every_ms bucket (the oldest in it). */
+#define DR_TIERS_MAX 8
+struct dr_tier
+{
+    uint64_t window_ms;
+    uint64_t every_ms;
+};
+int dr_parse_retention(const char *text, struct dr_tier *tiers, unsigned *n_tiers, char *errmsg,
+                       size_t len);
+/* What retention keeps: keep[i] for cat->snaps[i] (the newest always), and
+ * *log_floor, the index at or below which log segments may go: those
+ * before the kept snapshot that starts the point-in-time window (the first
+ * tier, when it keeps all), and always those before the oldest kept. */
+void dr_retention_plan(const struct dr_catalog *cat, const struct dr_tier *tiers, unsigned n_tiers,
+                       int64_t now_ms, bool *keep, uint64_t *log_floor);
+
+/* What to restore to. */
+struct dr_target
+{
+    uint64_t revision; /* 0: not by revision */
+    int64_t time_ms;   /* 0: not by time */
+    bool fallback;     /* a bad snapshot: use an earlier one and more log */
+    bool verify;       /* stop at the first state hash that differs */
+};
+
+struct dr_result
+{
+    const struct dr_snapshot *snapshot; /* the one used (in the catalog) */
+    uint64_t revision;
+    uint64_t index;
+    int64_t time_ms;
+    uint64_t entries; /* replayed from segments */
+    uint64_t segments;
+    uint64_t hash;     /* kv_hash at the end */
+    uint64_t expected; /* what the cluster recorded there */
+    unsigned skipped_snapshots;
+};
+
+/* Build in kv (freshly initialized by the caller) the store as it was at
+ * the target: the newest snapshot at or before it, then archived entries.
+ * Checks every artifact's checksum, the snapshot's state hash, and the
+ * revision and state hash after every replayed entry. Returns 0 or -1 with a
+ * sentence in err naming the object at fault. */
+int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct dr_target *t,
+               struct kv *kv, struct dr_result *res, char *err, size_t errlen);
+
+/* The data directory of a new cluster member from a restored key space: a
+ * seed file cairnd loads before raft starts (src/server.c). The key space
+ * gets a new cluster id derived from the old one and the point restored, so
+ * every member restored to the same point agrees on it. */
+#define DR_SEED_FILE "seed.cairnsnap"
+int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *res,
+                  uint64_t old_cluster_id, char *err, size_t errlen);
+/* Load a seed into kv; returns 1 when there was none, 0 loaded, -1 error. */
+int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen);
+
+/* Parse "90s", "15m", "48h", "30d", "1y" or milliseconds. */
+int dr_parse_duration(const char *text, size_t len, uint64_t *ms);
+/* Parse RFC 3339 ("2026-11-22T10:00:00Z", offsets allowed) or milliseconds
+ * since the epoch. */
+int dr_parse_time(const char *text, int64_t *ms);
+
+/* 16 lowercase hex digits, and back. */
+void dr_hex64(uint64_t v, char out[17]);
+bool dr_parse_hex64(const char *s, size_t len, uint64_t *out);
+
+#endif /* CAIRN_DR_ARCHIVE_H */
