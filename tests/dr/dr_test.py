@@ -13,6 +13,8 @@ backend. Each check below fails without the behaviour it names:
                    that point is within a few seconds of the last write
   s3_mid_revision  a restore to a revision in the middle equals the store as
                    it was at that revision (read then with get --rev)
+  s3_failover      the leader is killed: the next leader ships on from its
+                   own backlog, and the archive has no gap
   s3_store_down    the object store stops for a while: the cluster keeps
                    serving, /ready stays up, cairn_backup_behind turns 1;
                    when it returns shipping catches up and nothing is lost
@@ -130,10 +132,19 @@ class Env:
                     "--initial-cluster", ic, "--segment-size-bytes", "1048576"] + extra
             log = open(self.path("%s-n%d.log" % (tag, i)), "a")
             p = subprocess.Popen(args, stdout=log, stderr=log, env=self.env())
+            p.cairn_args = args
+            p.cairn_log = log
             nodes.append(p)
             self.procs.append(p)
         self.wait_leader()
         return nodes
+
+    def restart(self, p):
+        q = subprocess.Popen(p.cairn_args, stdout=p.cairn_log, stderr=p.cairn_log, env=self.env())
+        q.cairn_args = p.cairn_args
+        q.cairn_log = p.cairn_log
+        self.procs.append(q)
+        return q
 
     def kill(self, nodes):
         for p in nodes:
@@ -250,6 +261,29 @@ def run_s3(env, only):
           "disagrees with the write log")
     for i in range(30):
         log.append(("k/%03d" % i, "v%d-2" % i, put(env, "k/%03d" % i, "v%d-2" % i)))
+
+    # s3_failover: the responsible node dies mid-stream.
+    status = json.loads(env.ctl("--json", "status").stdout)
+    leader = [s["id"] for s in status if s["state"] == "leader"][0]
+    env.kill([nodes[leader - 1]])
+    env.wait_leader()
+    for i in range(30):
+        log.append(("k/%03d" % i, "v%d-f" % i, put(env, "k/%03d" % i, "v%d-f" % i)))
+    end = time.time() + 20
+    while time.time() < end:
+        st = env.backup_status()
+        if st["responsible"] and st["archive"]["archived_revision"] >= log[-1][2]:
+            break
+        time.sleep(0.3)
+    check(st["archive"]["archived_revision"] >= log[-1][2],
+          "s3_failover: the new leader did not ship the writes made after the failover")
+    nodes[leader - 1] = env.restart(nodes[leader - 1])
+    listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url,
+                                 *env.s3_args()).stdout)
+    check(len(listing["ranges"]) == 1 and listing["ranges"][0]["latest_revision"] >= log[-1][2],
+          "s3_failover: the archive has a gap or stops short: %s" % listing["ranges"])
+    print("ok s3_failover: node %d (leader) killed; the next leader shipped on to revision %d "
+          "with no gap" % (leader, listing["ranges"][0]["latest_revision"]))
 
     # s3_store_down: the store goes away; writes go on.
     env.stop_proxy()
