@@ -21,6 +21,8 @@ backend. Each check below fails without the behaviour it names:
   file_corrupt     a corrupted snapshot is refused with a clear error; with
                    --fallback the restore uses the earlier snapshot plus
                    more log and reaches the same state
+  file_retention   retention tiers prune snapshots and the log they no
+                   longer need, and never the newest snapshot
   signatures       the proxy accepted many requests and rejected none
 
 Usage: dr_test.py BUILD_DIR [CHECK...]   (exit 77: cannot run here)
@@ -413,6 +415,70 @@ def run_file(env):
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
 
+def run_retention(env):
+    store = env.path("retained")
+    os.makedirs(store)
+    url = "file://" + store
+    # Everything for 2 s, then one snapshot per hour (the oldest of its hour).
+    nodes = env.start_cluster("r", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                    "--backup-verify-interval-ms", "0",
+                                    "--backup-retention", "2s:all,1h:1h"])
+    end = time.time() + 10
+    while not json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)["snapshots"]:
+        check(time.time() < end, "file_retention: no first snapshot")
+        time.sleep(0.2)
+    first = json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)["snapshots"][0]
+    saved = []
+    for round_ in range(3):
+        for i in range(5):
+            put(env, "k/%03d" % i, "r%d-%d" % (round_, i))
+        saved.append(json.loads(env.ctl("snapshot", "save").stdout)["snapshot"])
+        time.sleep(2.5)
+    put(env, "k/last", "x")
+    last = json.loads(env.ctl("snapshot", "save").stdout)["snapshot"]
+    time.sleep(1.5)  # the prune that follows a snapshot
+    listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)
+    names = [sn["name"] for sn in listing["snapshots"]]
+    # What the tiers keep: the newest, the 2 s window (only the newest is that
+    # young by now), and the oldest snapshot of each hour.
+    hour = 3600 * 1000
+    every = [first] + saved + [last]
+    expected = {last["name"]}
+    seen_hours = set()
+    for sn in every:
+        if sn["time_ms"] // hour not in seen_hours:
+            seen_hours.add(sn["time_ms"] // hour)
+            expected.add(sn["name"])
+    check(set(names) == expected, "file_retention: kept %s, expected %s" %
+          (sorted(names), sorted(expected)))
+    # The log: with every snapshot kept past the window (1 ms buckets), the
+    # log before the newest snapshot older than the window goes.
+    env.kill(nodes)
+    nodes = env.start_cluster("r", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                    "--backup-verify-interval-ms", "0",
+                                    "--backup-retention", "2s:all,1h:1ms"])
+    time.sleep(2.5)
+    put(env, "k/final", "y")
+    env.ctl("snapshot", "save")
+    time.sleep(1.5)
+
+    def segments():
+        found = []
+        for _, _, files in os.walk(store):
+            found += [f for f in files if f.endswith(".seg")]
+        return found
+
+    segs = segments()
+    old_segs = [f for f in segs if int(f.split("-")[1]) <= last["raft_index"]]
+    check(not old_segs, "file_retention: log segments before the point-in-time window stayed: %s"
+          % old_segs)
+    check(env.ctl("snapshot", "verify", "--from", url, ok=False).returncode == 0,
+          "file_retention: the store no longer verifies after pruning")
+    env.kill(nodes)
+    print("ok file_retention: %d snapshots kept of %d; the log before revision %d pruned, %d "
+          "segments left" % (len(names), len(every), last["revision"], len(segs)))
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -425,6 +491,7 @@ def main():
     try:
         if not only or "file" in only:
             run_file(env)
+            run_retention(env)
         if not only or "s3" in only:
             run_s3(env, only)
     except Fail as e:
