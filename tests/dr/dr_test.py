@@ -494,6 +494,13 @@ def main():
             run_retention(env)
         if not only or "s3" in only:
             run_s3(env, only)
+        # Sanitizer builds: a node's report counts even if the others carried on.
+        for name in os.listdir(env.tmp):
+            if name.endswith(".log"):
+                with open(env.path(name), errors="replace") as f:
+                    text = f.read()
+                check("Sanitizer" not in text and "runtime error:" not in text,
+                      "%s holds a sanitizer report" % name)
     except Fail as e:
         print("FAIL: %s (logs in %s)" % (e, env.tmp))
         env.close()
