@@ -90,6 +90,9 @@
       "when the data directory is new, restore it from this object store (a backup URL) before "   \
       "starting")                                                                                  \
     X(restore_revision, U64, "0", "with --restore-from: restore to this revision (0: latest)")     \
+    X(restore_cluster, STR, "",                                                                    \
+      "with --restore-from: the cluster id to restore when the store holds several (default: "     \
+      "the one with the newest snapshot)")                                                         \
     X(restore_time, STR, "",                                                                       \
       "with --restore-from: restore to this time, RFC 3339 or Unix milliseconds")                  \
     X(log_level, STR, "info", "trace, info, warn or error")

@@ -1239,6 +1239,7 @@ int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t l
     const char *url = c->restore_from;
     const char *data_dir = c->data_dir;
     struct objstore_options opt;
+    uint64_t cluster = 0;
     struct objstore *st = NULL;
     struct dr_catalog cat;
     struct dr_target t;
@@ -1253,7 +1254,13 @@ int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t l
         errf(errmsg, len, "--restore-from: %s", err);
         return -1;
     }
-    if (dr_catalog_load(st, 0, &cat, err, sizeof(err)) != 0) {
+    if (c->restore_cluster[0] != '\0' &&
+        !dr_parse_hex64(c->restore_cluster, strlen(c->restore_cluster), &cluster)) {
+        errf(errmsg, len, "--restore-cluster \"%s\" is not 16 hex digits", c->restore_cluster);
+        objstore_close(st);
+        return -1;
+    }
+    if (dr_catalog_load(st, cluster, &cat, err, sizeof(err)) != 0) {
         errf(errmsg, len, "--restore-from: %s", err);
         objstore_close(st);
         return -1;

@@ -320,6 +320,14 @@ static int list_cb(void *arg, const char *name, uint64_t size)
     if (strlen(name) < 17 || name[16] != '/' || !dr_parse_hex64(name, 16, &cid)) {
         return 0; /* not ours */
     }
+    {
+        unsigned i;
+        for (i = 0; i < l->cat->n_clusters && l->cat->clusters[i] != cid; i++) {
+        }
+        if (i == l->cat->n_clusters && i < sizeof(l->cat->clusters) / sizeof(l->cat->clusters[0])) {
+            l->cat->clusters[l->cat->n_clusters++] = cid;
+        }
+    }
     if (l->cluster_id != 0 && cid != l->cluster_id) {
         return 0;
     }
@@ -940,9 +948,13 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
         errf(err, errlen, "%s; and no earlier snapshot restores", first_err);
     } else {
         errf(err, errlen,
-             "no snapshot in %s is at or before the point asked for (the oldest is "
-             "revision %" PRIu64 ")",
-             objstore_url(st), cat->snaps[0].revision);
+             "no snapshot of cluster %016" PRIx64 " in %s is at or before the point asked for (the "
+             "oldest is revision %" PRIu64 ")%s",
+             cat->cluster_id, objstore_url(st), cat->snaps[0].revision,
+             cat->n_clusters > 1 ? "; the store holds other clusters too (snapshot list --from "
+                                   "shows them): pick one with --cluster ID "
+                                   "(cairnd: --restore-cluster ID)"
+                                 : "");
     }
     return -1;
 }

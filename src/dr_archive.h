@@ -79,6 +79,10 @@ struct dr_catalog
     struct dr_range *ranges; /* oldest first, disjoint */
     unsigned n_ranges;
     unsigned bad_manifests; /* manifests that did not parse (named in the log) */
+    /* Every cluster with objects in the store (a restored cluster backs up
+     * under its own id), the chosen one included; at most 16 listed. */
+    uint64_t clusters[16];
+    unsigned n_clusters;
 };
 
 /* Object names. */

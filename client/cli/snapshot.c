@@ -122,6 +122,13 @@ static void print_catalog_json(const struct objstore *st, const struct dr_catalo
     json_array_end(&w);
     json_key(&w, "segments");
     json_uint(&w, cat->n_segs);
+    json_key(&w, "clusters");
+    json_array_begin(&w);
+    for (i = 0; i < cat->n_clusters; i++) {
+        dr_hex64(cat->clusters[i], hex);
+        json_cstring(&w, hex);
+    }
+    json_array_end(&w);
     json_key(&w, "ranges");
     json_array_begin(&w);
     for (i = 0; i < cat->n_ranges; i++) {
@@ -171,6 +178,12 @@ static void print_catalog(const struct objstore *st, const struct dr_catalog *ca
     }
     if (cat->n_ranges == 0) {
         printf("restorable: nothing (no snapshot)\n");
+    }
+    for (i = 0; i < cat->n_clusters; i++) {
+        if (cat->clusters[i] != cat->cluster_id) {
+            printf("also in this store: cluster %016" PRIx64 " (--cluster %016" PRIx64 ")\n",
+                   cat->clusters[i], cat->clusters[i]);
+        }
     }
 }
 

@@ -4,7 +4,12 @@
 #   deploy/local/cluster.sh up       install what is missing, build, start 3 nodes
 #   deploy/local/cluster.sh status   each node's endpoints, pid and role
 #   deploy/local/cluster.sh down     stop the nodes (data is kept)
-#   deploy/local/cluster.sh wipe     stop the nodes and delete their data
+#   deploy/local/cluster.sh wipe     stop the nodes and delete their data (backups stay)
+#   deploy/local/cluster.sh restore [REVISION [CLUSTER]]
+#                                    wipe, then start a new cluster restored from
+#                                    the backups (latest, or at REVISION; CLUSTER
+#                                    picks among several: cairnctl snapshot list
+#                                    --from URL names them)
 #
 # Node N (1..3) serves clients on 127.0.0.1:700N (the defaults cairnctl uses
 # when given no --endpoints), Raft on 127.0.0.1:710N, and HTTP (the JSON API,
@@ -31,6 +36,7 @@ raddr() { echo "127.0.0.1:$((rbase + $1))"; }
 haddr() { echo "127.0.0.1:$((hbase + $1))"; }
 initial="1=$(raddr 1)/$(caddr 1),2=$(raddr 2)/$(caddr 2),3=$(raddr 3)/$(caddr 3)"
 backup_url=${CAIRN_LOCAL_BACKUP_URL:-file://$dir/backups}
+restore_args=()
 export CAIRN_ENDPOINTS="$(caddr 1),$(caddr 2),$(caddr 3)"
 
 pid_of() {
@@ -64,7 +70,8 @@ up() {
     fi
     "$bin"/cairnd --id "$n" --data-dir "$dir/node$n" \
       --raft-addr "$(raddr "$n")" --client-addr "$(caddr "$n")" --http-addr "$(haddr "$n")" \
-      --initial-cluster "$initial" --backup-url "$backup_url" >>"$dir/node$n.log" 2>&1 &
+      --initial-cluster "$initial" --backup-url "$backup_url" "${restore_args[@]}" \
+      >>"$dir/node$n.log" 2>&1 &
     echo $! >"$dir/node$n.pid"
     started=1
   done
@@ -131,10 +138,30 @@ down() {
   echo "stopped; data kept in $dir"
 }
 
+# Node data and logs go; the backups (if under $dir) stay.
+wipe() {
+  down
+  for n in "${nodes[@]}"; do
+    rm -rf "$dir/node$n" "$dir/node$n.log" "$dir/node$n.pid"
+  done
+  echo "wiped the nodes' data in $dir; backups kept at $backup_url"
+}
+
 case "${1:-}" in
   up) up ;;
   status) status ;;
   down) down ;;
-  wipe) down; rm -rf "$dir"; echo "wiped $dir" ;;
-  *) echo "usage: $0 up|status|down|wipe" >&2; exit 2 ;;
+  wipe) wipe ;;
+  restore)
+    wipe
+    restore_args=(--restore-from "$backup_url")
+    if [[ -n ${2:-} ]]; then
+      restore_args+=(--restore-revision "$2")
+    fi
+    if [[ -n ${3:-} ]]; then
+      restore_args+=(--restore-cluster "$3")
+    fi
+    up
+    ;;
+  *) echo "usage: $0 up|status|down|wipe|restore [REVISION [CLUSTER]]" >&2; exit 2 ;;
 esac
