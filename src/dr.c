@@ -1092,8 +1092,10 @@ void dr_close(struct dr *d)
         if (abandoned) {
             /* An upload stuck on a slow store: the process is ending, and
              * the entries stay in the backlog for whoever ships next. */
-            log_warn("backup: abandoning a %s in flight to stop", "job");
+            log_warn("backup: abandoning a job in flight to stop (the object store is slow); "
+                     "its entries stay in the backlog");
             pthread_detach(d->thread);
+            d->abandoned = true;
         } else {
             pthread_join(d->thread, NULL);
             if (d->done != NULL) {
@@ -1135,6 +1137,12 @@ void dr_entry_applied(struct dr *d, uint64_t index, int64_t time_ms, const char 
     if (!d->enabled) {
         return;
     }
+    if (d->replaced) {
+        /* The first entry after a snapshot raft installed: the backlog
+         * holds nothing between its last record and this index. */
+        d->replaced = false;
+        spool_reset(&d->spool, index - 1);
+    }
     r.index = index;
     r.time_ms = time_ms;
     r.revision = kv->rev;
@@ -1150,9 +1158,10 @@ void dr_entry_applied(struct dr *d, uint64_t index, int64_t time_ms, const char 
 
 void dr_state_replaced(struct dr *d)
 {
-    if (d->enabled) {
-        spool_reset(&d->spool, raft_last_applied(&d->srv->raft));
-    }
+    /* raft sets last_applied only after restore returns: the gap's end is
+     * known at the next applied entry. Until then the backlog still holds
+     * a continuous run, which may be shipped. */
+    d->replaced = true;
 }
 
 void dr_before_raft_snapshot(struct dr *d)

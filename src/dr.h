@@ -62,7 +62,10 @@ struct dr
     uv_async_t async;
     pthread_t thread;
     bool thread_started;
-    bool handles; /* timer and async initialized */
+    bool handles;   /* timer and async initialized */
+    bool replaced;  /* raft installed a snapshot: a gap at the next entry */
+    bool abandoned; /* a stuck worker was left running at close: the key space
+                     * it may read must not be freed */
     uint64_t seen_gaps;
     pthread_mutex_t mu;
     pthread_cond_t cond;

@@ -95,6 +95,12 @@ int main(int argc, char **argv)
     uv_loop_close(&loop);
     http_free(srv->http);
     rv = srv->exit_code;
+    if (srv->dr.abandoned) {
+        /* A backup upload still runs on its thread and may read the key
+         * space: exit without freeing it. */
+        config_free(&cfg);
+        return rv;
+    }
     watch_hub_free(&srv->hub);
     fsm_close(&srv->fsm);
     node_metrics_close(&srv->metrics);
