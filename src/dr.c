@@ -35,6 +35,7 @@ struct dr_job
     /* ship: every record in (after, through] */
     uint64_t after;
     uint64_t through;
+    uint64_t asked_through; /* through as submitted (a full segment stops short) */
     /* snapshot */
     struct kv_capture *cap;
     struct dr_snapshot snap;
@@ -107,9 +108,17 @@ struct seg_builder
     uint64_t last_hash;
 };
 
+/* The most raw bytes one segment holds: after an outage the backlog goes
+ * out in pieces of this size, so shipping never holds the whole backlog in
+ * memory. */
+#define DR_SEGMENT_MAX_BYTES (16u << 20)
+
 static int seg_record_cb(void *arg, const struct spool_record *r)
 {
     struct seg_builder *b = arg;
+    if (b->body.len >= DR_SEGMENT_MAX_BYTES) {
+        return 1; /* full: the rest goes in the next segment */
+    }
     unsigned char len[4];
     size_t at = b->body.len;
     size_t n;
@@ -148,12 +157,18 @@ static void job_ship(struct dr *d, struct dr_job *j)
     buf_init(&header);
     buf_init(&out);
     j->rv = -1;
-    if (spool_read(j->spool_dir, j->after, j->through, seg_record_cb, &b, j->err, sizeof(j->err)) !=
-        0) {
-        if (j->err[0] == '\0') {
-            errf(j->err, sizeof(j->err), "out of memory building a segment");
-        }
-        goto out;
+    switch (
+        spool_read(j->spool_dir, j->after, j->through, seg_record_cb, &b, j->err, sizeof(j->err))) {
+        case 0:
+            break;
+        case 1:
+            j->through = b.last_index; /* a full segment; more follow */
+            break;
+        default:
+            if (j->err[0] == '\0') {
+                errf(j->err, sizeof(j->err), "out of memory building a segment");
+            }
+            goto out;
     }
     if (b.entries == 0) {
         errf(j->err, sizeof(j->err), "backlog holds nothing in (%" PRIu64 ", %" PRIu64 "]",
@@ -703,6 +718,10 @@ static void finish(struct dr *d, struct dr_job *j)
                 spool_trim(&d->spool, d->archived_index);
                 /* Entries after `through` arrived after the job began. */
                 d->pending_since_ms = d->spool.last > d->archived_index ? d->last_ship_ms : 0;
+                /* A backlog larger than one segment: ship on at once. */
+                if (d->spool.last > d->archived_index && j->out_index < j->asked_through) {
+                    d->last_ship_ms = 0;
+                }
             }
             break;
         case JOB_SNAPSHOT:
@@ -884,6 +903,7 @@ static void tick(struct dr *d)
             spool_flush(&d->spool, false);
             j->after = d->archived_index;
             j->through = d->spool.last;
+            j->asked_through = j->through;
             d->last_ship_ms = now;
             submit(d, j);
         }

@@ -28,6 +28,7 @@ backend. Each check below fails without the behaviour it names:
 Usage: dr_test.py BUILD_DIR [CHECK...]   (exit 77: cannot run here)
 """
 
+import base64
 import json
 import os
 import shutil
@@ -154,11 +155,11 @@ class Env:
                 p.send_signal(signal.SIGKILL)
             p.wait()
 
-    def ctl(self, *args, ok=True, n=3):
+    def ctl(self, *args, ok=True, n=3, stdin=None):
         e = self.env()
         e["CAIRN_ENDPOINTS"] = self.endpoints(n)
         r = subprocess.run([os.path.join(self.bin, "cairnctl")] + list(args), env=e,
-                           capture_output=True, text=True, timeout=180)
+                           capture_output=True, text=True, timeout=180, input=stdin)
         if ok and r.returncode != 0:
             raise Fail("cairnctl %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr))
         return r
@@ -200,17 +201,37 @@ class Env:
 
 
 def put(env, key, value):
-    r = env.ctl("--json", "put", key, value)
+    if len(value) > 4096:  # big values go through stdin
+        r = env.ctl("--json", "put", key, stdin=value)
+    else:
+        r = env.ctl("--json", "put", key, value)
     return json.loads(r.stdout)["revision"]
 
 
 def dump(env, rev=None, n=3):
     """Every key's value, as cairnctl get --prefix shows it (at rev)."""
-    args = ["--json", "get", "--prefix", "k/", "--limit", "100000"]
-    if rev is not None:
-        args += ["--rev", str(rev)]
-    out = json.loads(env.ctl(*args, n=n).stdout)
-    return {kv["key"]: kv["value"] for kv in out["results"][0]["kvs"]}
+    state = {}
+    after = None
+    while True:
+        args = ["--json", "get", "--prefix", "k/", "--limit", "100000"]
+        if rev is not None:
+            args += ["--rev", str(rev)]
+        if after is not None:
+            args += ["--after", after]
+        res = json.loads(env.ctl(*args, n=n).stdout)["results"][0]
+        state.update({kv["key"]: kv["value"] for kv in res["kvs"]})
+        if not res["more"] or not res["kvs"]:
+            return state
+        after = res["kvs"][-1]["key"]
+
+
+def differences(got, want):
+    """A short account of how two stores differ."""
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    changed = sorted(k for k in set(got) & set(want) if got[k] != want[k])
+    return "missing %s, extra %s, different %s" % (missing[:5], extra[:5], [
+        (k, got[k][:20], want[k][:20]) for k in changed[:5]])
 
 
 def metric(text, name):
@@ -293,6 +314,10 @@ def run_s3(env, only):
     for i in range(40):
         log.append(("k/%03d" % (i % 30), "v%d-3" % i, put(env, "k/%03d" % (i % 30), "v%d-3" % i)))
         time.sleep(0.1)
+    # More than one segment's worth (16 MiB) of backlog: it must go out in pieces.
+    for i in range(20):
+        big = base64.b64encode(os.urandom(700 * 1024)).decode()
+        log.append(("k/big%02d" % i, big, put(env, "k/big%02d" % i, big)))
     behind = None
     while time.time() - down_since < 15:
         leader_metrics = [env.metrics(n) for n in (1, 2, 3)]
@@ -315,7 +340,15 @@ def run_s3(env, only):
             break
         time.sleep(0.5)
     check(caught_up, "s3_store_down: shipping did not catch up after the store came back")
-    print("ok s3_store_down: %d ship failures while down, caught up after" % failures)
+    sizes = []
+    for root, _, files in os.walk(env.path("s3rver")):
+        if "/log/" in root + "/":
+            sizes += [os.path.getsize(os.path.join(root, f)) for f in files
+                      if f.endswith(".seg._S3rver_object")]
+    check(sizes and max(sizes) < 18 << 20 and sum(1 for z in sizes if z > 8 << 20) >= 1,
+          "s3_store_down: the backlog did not go out in bounded segments: %s" % sorted(sizes)[-5:])
+    print("ok s3_store_down: %d ship failures while down, caught up after in segments of at "
+          "most %.1f MiB" % (failures, max(sizes) / 1048576))
 
     # s3_lost_cluster: a last burst, then everything is lost at once.
     for i in range(20):
@@ -337,7 +370,8 @@ def run_s3(env, only):
           "acknowledged %.1f s before the kill (last %d)" % (rev, killed - last_ack,
                                                              max(acked_before)))
     check(restored == expected_at(log, rev), "s3_lost_cluster: the restored store differs from "
-          "every write acknowledged up to revision %d" % rev)
+          "every write acknowledged up to revision %d: %s" %
+          (rev, differences(restored, expected_at(log, rev))))
     print("ok s3_lost_cluster: restored revision %d (last acknowledged %d) in %.1f s" %
           (rev, max(acked_before), restore_s))
     # The new cluster writes on, with a cluster id of its own.
