@@ -30,6 +30,7 @@ static const char *const job_names[] = {"sync", "ship", "snapshot", "prune", "ve
 struct dr_job
 {
     enum job_kind kind;
+    int lane; /* DR_SHIP or DR_KEEP */
     uint64_t cluster_id;
     const char *spool_dir; /* borrowed from struct dr */
     /* ship: every record in (after, through] */
@@ -143,7 +144,7 @@ static int seg_record_cb(void *arg, const struct spool_record *r)
     return 0;
 }
 
-static void job_ship(struct dr *d, struct dr_job *j)
+static void job_ship(struct objstore *st, struct dr_job *j)
 {
     struct seg_builder b;
     struct buf header;
@@ -215,7 +216,7 @@ static void job_ship(struct dr *d, struct dr_job *j)
     }
     dr_name_segment(j->cluster_id, j->after, j->through, b.last_rev, b.last_time, name,
                     sizeof(name));
-    if (objstore_put(d->store, name, out.data, out.len, j->err, sizeof(j->err)) != 0) {
+    if (objstore_put(st, name, out.data, out.len, j->err, sizeof(j->err)) != 0) {
         goto out;
     }
     j->out_index = j->through;
@@ -229,7 +230,7 @@ out:
     buf_free(&out);
 }
 
-static void job_snapshot(struct dr *d, struct dr_job *j)
+static void job_snapshot(struct objstore *st, struct dr_job *j)
 {
     struct buf body;
     struct buf header;
@@ -274,8 +275,8 @@ static void job_snapshot(struct dr *d, struct dr_job *j)
     j->snap.bytes_stored = w.stored_bytes; /* the trailer included */
     artifact_hex(sha, 32, j->snap.sha256);
     dr_name_snapshot(j->cluster_id, j->snap.index, j->snap.name, sizeof(j->snap.name));
-    if (objstore_put_file(d->store, j->snap.name, fd, j->snap.bytes_stored, j->err,
-                          sizeof(j->err)) != 0) {
+    if (objstore_put_file(st, j->snap.name, fd, j->snap.bytes_stored, j->err, sizeof(j->err)) !=
+        0) {
         goto out;
     }
     /* The manifest last: a snapshot exists once it does. */
@@ -284,7 +285,7 @@ static void job_snapshot(struct dr *d, struct dr_job *j)
         goto out;
     }
     dr_name_manifest(j->cluster_id, j->snap.index, name, sizeof(name));
-    if (objstore_put(d->store, name, manifest.data, manifest.len, j->err, sizeof(j->err)) != 0) {
+    if (objstore_put(st, name, manifest.data, manifest.len, j->err, sizeof(j->err)) != 0) {
         goto out;
     }
     j->out_bytes = j->snap.bytes_stored;
@@ -299,14 +300,14 @@ out:
     buf_free(&manifest);
 }
 
-static void job_sync(struct dr *d, struct dr_job *j)
+static void job_sync(struct objstore *st, struct dr_job *j)
 {
-    j->rv = dr_catalog_load(d->store, j->cluster_id, &j->cat, j->err, sizeof(j->err));
+    j->rv = dr_catalog_load(st, j->cluster_id, &j->cat, j->err, sizeof(j->err));
     j->have_cat = j->rv == 0;
 }
 
 /* Retention: which snapshots stay (docs/disaster-recovery.md). */
-static void job_prune(struct dr *d, struct dr_job *j)
+static void job_prune(struct objstore *st, struct dr_job *j)
 {
     struct dr_catalog *cat = &j->cat;
     bool *keep;
@@ -315,7 +316,7 @@ static void job_prune(struct dr *d, struct dr_job *j)
     unsigned k;
     char name[OBJSTORE_NAME_MAX];
     unsigned deleted = 0;
-    if (dr_catalog_load(d->store, j->cluster_id, cat, j->err, sizeof(j->err)) != 0) {
+    if (dr_catalog_load(st, j->cluster_id, cat, j->err, sizeof(j->err)) != 0) {
         j->rv = -1;
         return;
     }
@@ -334,11 +335,11 @@ static void job_prune(struct dr *d, struct dr_job *j)
             continue;
         }
         dr_name_manifest(cat->cluster_id, cat->snaps[i].index, name, sizeof(name));
-        if (objstore_delete(d->store, name, j->err, sizeof(j->err)) != 0) {
+        if (objstore_delete(st, name, j->err, sizeof(j->err)) != 0) {
             j->rv = -1;
             goto out;
         }
-        if (objstore_delete(d->store, cat->snaps[i].name, j->err, sizeof(j->err)) != 0) {
+        if (objstore_delete(st, cat->snaps[i].name, j->err, sizeof(j->err)) != 0) {
             j->rv = -1;
             goto out;
         }
@@ -346,7 +347,7 @@ static void job_prune(struct dr *d, struct dr_job *j)
     }
     for (k = 0; k < cat->n_segs; k++) {
         if (cat->segs[k].last <= pitr_floor) {
-            if (objstore_delete(d->store, cat->segs[k].name, j->err, sizeof(j->err)) != 0) {
+            if (objstore_delete(st, cat->segs[k].name, j->err, sizeof(j->err)) != 0) {
                 j->rv = -1;
                 goto out;
             }
@@ -358,7 +359,7 @@ out:
     if (deleted > 0) {
         log_info("backup: retention removed %u objects", deleted);
         dr_catalog_free(cat);
-        if (dr_catalog_load(d->store, j->cluster_id, cat, j->rv == 0 ? j->err : name,
+        if (dr_catalog_load(st, j->cluster_id, cat, j->rv == 0 ? j->err : name,
                             j->rv == 0 ? sizeof(j->err) : sizeof(name)) != 0) {
             j->have_cat = false;
             if (j->rv == 0) {
@@ -368,12 +369,12 @@ out:
     }
 }
 
-static void job_verify(struct dr *d, struct dr_job *j)
+static void job_verify(struct objstore *st, struct dr_job *j)
 {
     struct kv kv;
     struct dr_target t;
     j->rv = -1;
-    if (dr_catalog_load(d->store, j->cluster_id, &j->cat, j->err, sizeof(j->err)) != 0) {
+    if (dr_catalog_load(st, j->cluster_id, &j->cat, j->err, sizeof(j->err)) != 0) {
         return;
     }
     j->have_cat = true;
@@ -383,7 +384,7 @@ static void job_verify(struct dr *d, struct dr_job *j)
     }
     memset(&t, 0, sizeof(t));
     t.verify = true;
-    j->rv = dr_restore(d->store, &j->cat, &t, &kv, &j->vres, j->err, sizeof(j->err));
+    j->rv = dr_restore(st, &j->cat, &t, &kv, &j->vres, j->err, sizeof(j->err));
     if (j->vres.snapshot != NULL) {
         j->vsnap_revision = j->vres.snapshot->revision;
     }
@@ -392,40 +393,41 @@ static void job_verify(struct dr *d, struct dr_job *j)
 
 static void *worker_main(void *arg)
 {
-    struct dr *d = arg;
+    struct dr_lane *lane = arg;
+    struct dr *d = lane->d;
     for (;;) {
         struct dr_job *j;
         pthread_mutex_lock(&d->mu);
-        while (d->job == NULL && !d->stop) {
+        while (lane->job == NULL && !d->stop) {
             pthread_cond_wait(&d->cond, &d->mu);
         }
-        if (d->job == NULL) {
+        if (lane->job == NULL) {
             pthread_mutex_unlock(&d->mu);
             break;
         }
-        j = d->job;
+        j = lane->job;
         pthread_mutex_unlock(&d->mu);
         j->err[0] = '\0';
         switch (j->kind) {
             case JOB_SYNC:
-                job_sync(d, j);
+                job_sync(lane->store, j);
                 break;
             case JOB_SHIP:
-                job_ship(d, j);
+                job_ship(lane->store, j);
                 break;
             case JOB_SNAPSHOT:
-                job_snapshot(d, j);
+                job_snapshot(lane->store, j);
                 break;
             case JOB_PRUNE:
-                job_prune(d, j);
+                job_prune(lane->store, j);
                 break;
             case JOB_VERIFY:
-                job_verify(d, j);
+                job_verify(lane->store, j);
                 break;
         }
         pthread_mutex_lock(&d->mu);
-        d->job = NULL;
-        d->done = j;
+        lane->job = NULL;
+        lane->done = j;
         pthread_cond_broadcast(&d->cond);
         pthread_mutex_unlock(&d->mu);
         uv_async_send(&d->async);
@@ -435,22 +437,23 @@ static void *worker_main(void *arg)
 
 /* The loop thread. */
 
-static bool job_in_flight(struct dr *d)
+static bool lane_busy(struct dr *d, int lane)
 {
     bool busy;
     pthread_mutex_lock(&d->mu);
-    busy = d->job != NULL || d->done != NULL;
+    busy = d->lanes[lane].job != NULL || d->lanes[lane].done != NULL;
     pthread_mutex_unlock(&d->mu);
     return busy;
 }
 
-static void submit(struct dr *d, struct dr_job *j)
+static void submit(struct dr *d, int lane, struct dr_job *j)
 {
     j->cluster_id = d->cluster_id;
     j->spool_dir = d->spool_dir;
     j->started_ns = metrics_now_ns();
+    j->lane = lane;
     pthread_mutex_lock(&d->mu);
-    d->job = j;
+    d->lanes[lane].job = j;
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->mu);
 }
@@ -570,7 +573,7 @@ static void status_json(struct dr *d, struct buf *out)
     json_key(&w, "enabled");
     json_bool(&w, d->enabled);
     json_key(&w, "url");
-    json_cstring(&w, d->enabled ? objstore_url(d->store) : "");
+    json_cstring(&w, d->enabled ? objstore_url(d->lanes[DR_KEEP].store) : "");
     dr_hex64(d->srv->fsm.kv.cluster_id, hex);
     json_key(&w, "cluster_id");
     json_cstring(&w, hex);
@@ -663,12 +666,13 @@ static void take_catalog(struct dr *d, struct dr_job *j)
 
 static void failed(struct dr *d, struct dr_job *j)
 {
-    unsigned shift = d->failure_streak < 5 ? d->failure_streak : 5;
+    struct dr_lane *lane = &d->lanes[j->lane];
+    unsigned shift = lane->failure_streak < 5 ? lane->failure_streak : 5;
     uint64_t wait = 1000ull << shift;
     d->failures++;
-    d->failure_streak++;
+    lane->failure_streak++;
     metrics_counter_add(d->m_failures[j->kind], 1);
-    d->retry_at_ms = uv_now(d->srv->loop) + (wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS);
+    lane->retry_at_ms = uv_now(d->srv->loop) + (wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS);
     log_warn("backup: %s failed (%s); retrying in %llu ms", job_names[j->kind], j->err,
              (unsigned long long)(wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS));
 }
@@ -680,7 +684,7 @@ static void finish(struct dr *d, struct dr_job *j)
     struct buf json;
     buf_init(&json);
     if (j->rv == 0) {
-        d->failure_streak = 0;
+        d->lanes[j->lane].failure_streak = 0;
     } else {
         failed(d, j);
     }
@@ -703,13 +707,13 @@ static void finish(struct dr *d, struct dr_job *j)
                 }
                 log_info("backup: %s holds %u snapshots and %u segments; archive reaches index "
                          "%llu",
-                         objstore_url(d->store), j->cat.n_snaps, j->cat.n_segs,
+                         objstore_url(d->lanes[DR_KEEP].store), j->cat.n_snaps, j->cat.n_segs,
                          (unsigned long long)d->archived_index);
             }
             take_catalog(d, j);
             break;
         case JOB_SHIP:
-            if (j->rv == 0) {
+            if (j->rv == 0 && j->out_index > d->archived_index) {
                 d->archived_index = j->out_index;
                 d->archived_revision = j->out_revision;
                 d->archived_time_ms = j->out_time_ms;
@@ -804,13 +808,16 @@ static void finish(struct dr *d, struct dr_job *j)
 static void async_cb(uv_async_t *h)
 {
     struct dr *d = h->data;
-    struct dr_job *j;
-    pthread_mutex_lock(&d->mu);
-    j = d->done;
-    d->done = NULL;
-    pthread_mutex_unlock(&d->mu);
-    if (j != NULL) {
-        finish(d, j);
+    int i;
+    for (i = 0; i < 2; i++) {
+        struct dr_job *j;
+        pthread_mutex_lock(&d->mu);
+        j = d->lanes[i].done;
+        d->lanes[i].done = NULL;
+        pthread_mutex_unlock(&d->mu);
+        if (j != NULL) {
+            finish(d, j);
+        }
     }
 }
 
@@ -837,7 +844,7 @@ static void start_snapshot(struct dr *d)
     snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
     d->save_requested = false;
     d->rebase = !d->have_snapshot || d->spool.base > d->archived_index;
-    submit(d, j);
+    submit(d, DR_KEEP, j);
 }
 
 static void tick(struct dr *d)
@@ -874,20 +881,33 @@ static void tick(struct dr *d)
         return;
     }
     if (!d->responsible) {
-        log_info("backup: this node (the leader) now ships to %s", objstore_url(d->store));
+        log_info("backup: this node (the leader) now ships to %s",
+                 objstore_url(d->lanes[DR_KEEP].store));
         d->responsible = true;
         d->synced = false;
         d->cluster_id = s->fsm.kv.cluster_id;
         d->pending_since_ms = d->spool.last > 0 ? now : 0;
     }
-    if (job_in_flight(d) || now < d->retry_at_ms) {
+    if (!d->synced) {
+        if (!lane_busy(d, DR_KEEP) && now >= d->lanes[DR_KEEP].retry_at_ms &&
+            (j = new_job(JOB_SYNC)) != NULL) {
+            submit(d, DR_KEEP, j);
+        }
         return;
     }
-    if (!d->synced) {
-        j = new_job(JOB_SYNC);
-        if (j != NULL) {
-            submit(d, j);
-        }
+    /* Shipping, on its own lane: once a snapshot starts the chain and the
+     * backlog joins the archive (no gap). */
+    if (!lane_busy(d, DR_SHIP) && now >= d->lanes[DR_SHIP].retry_at_ms && d->have_snapshot &&
+        d->spool.base <= d->archived_index && d->spool.last > d->archived_index &&
+        now - d->last_ship_ms >= c->backup_ship_interval_ms && (j = new_job(JOB_SHIP)) != NULL) {
+        spool_flush(&d->spool, false);
+        j->after = d->archived_index;
+        j->through = d->spool.last;
+        j->asked_through = j->through;
+        d->last_ship_ms = now;
+        submit(d, DR_SHIP, j);
+    }
+    if (lane_busy(d, DR_KEEP) || now < d->lanes[DR_KEEP].retry_at_ms) {
         return;
     }
     if (d->save_requested || !d->have_snapshot || d->spool.base > d->archived_index ||
@@ -897,18 +917,6 @@ static void tick(struct dr *d)
         start_snapshot(d);
         return;
     }
-    if (d->spool.last > d->archived_index && now - d->last_ship_ms >= c->backup_ship_interval_ms) {
-        j = new_job(JOB_SHIP);
-        if (j != NULL) {
-            spool_flush(&d->spool, false);
-            j->after = d->archived_index;
-            j->through = d->spool.last;
-            j->asked_through = j->through;
-            d->last_ship_ms = now;
-            submit(d, j);
-        }
-        return;
-    }
     if (d->last_prune_ms == 0 || now - d->last_prune_ms >= DR_PRUNE_INTERVAL_MS) {
         j = new_job(JOB_PRUNE);
         if (j != NULL) {
@@ -916,7 +924,7 @@ static void tick(struct dr *d)
             memcpy(j->tiers, d->tiers, sizeof(j->tiers));
             j->n_tiers = d->n_tiers;
             d->last_prune_ms = now;
-            submit(d, j);
+            submit(d, DR_KEEP, j);
         }
         return;
     }
@@ -927,7 +935,7 @@ static void tick(struct dr *d)
         if (j != NULL) {
             d->verify_requested = false;
             d->last_verify_ms = now;
-            submit(d, j);
+            submit(d, DR_KEEP, j);
         }
     }
 }
@@ -986,9 +994,14 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
     if (store_options(c, &opt, errmsg, len) != 0) {
         return -1;
     }
-    if (objstore_open(c->backup_url, &opt, &d->store, err, sizeof(err)) != 0) {
-        errf(errmsg, len, "--backup-url: %s", err);
-        return -1;
+    for (i = 0; i < 2; i++) {
+        d->lanes[i].d = d;
+        if (objstore_open(c->backup_url, &opt, &d->lanes[i].store, err, sizeof(err)) != 0) {
+            errf(errmsg, len, "--backup-url: %s", err);
+            objstore_close(d->lanes[0].store);
+            d->lanes[0].store = NULL;
+            return -1;
+        }
     }
     d->enabled = true; /* from here on dr_close frees what there is */
     d->spool_dir = malloc(strlen(c->data_dir) + sizeof("/backlog"));
@@ -1060,6 +1073,7 @@ int dr_start(struct dr *d)
     struct server *s = d->srv;
     uint64_t applied = raft_last_applied(&s->raft);
     int rv;
+    int i;
     if (!d->enabled) {
         return 0;
     }
@@ -1081,10 +1095,12 @@ int dr_start(struct dr *d)
         return -1;
     }
     d->async.data = d;
-    if (pthread_create(&d->thread, NULL, worker_main, d) != 0) {
-        return -1;
+    for (i = 0; i < 2; i++) {
+        if (pthread_create(&d->lanes[i].thread, NULL, worker_main, &d->lanes[i]) != 0) {
+            return -1;
+        }
+        d->lanes[i].started = true;
     }
-    d->thread_started = true;
     /* Ticks finer than the ship interval, so shipments start on time. */
     uv_timer_start(&d->timer, timer_cb, 50,
                    s->cfg->backup_ship_interval_ms < 250 ? s->cfg->backup_ship_interval_ms / 5 + 1
@@ -1096,37 +1112,45 @@ void dr_close(struct dr *d)
 {
     struct timespec until;
     bool abandoned = false;
-    if (d->thread_started) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += DR_CLOSE_WAIT_MS / 1000;
-        pthread_mutex_lock(&d->mu);
-        d->stop = true;
-        pthread_cond_broadcast(&d->cond);
-        while (d->job != NULL) {
+    int i;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DR_CLOSE_WAIT_MS / 1000;
+    pthread_mutex_lock(&d->mu);
+    d->stop = true;
+    pthread_cond_broadcast(&d->cond);
+    for (i = 0; i < 2; i++) {
+        while (d->lanes[i].started && d->lanes[i].job != NULL && !abandoned) {
             if (pthread_cond_timedwait(&d->cond, &d->mu, &until) == ETIMEDOUT) {
                 abandoned = true;
-                break;
             }
         }
-        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    for (i = 0; i < 2; i++) {
+        struct dr_lane *lane = &d->lanes[i];
+        if (!lane->started) {
+            continue;
+        }
+        lane->started = false;
         if (abandoned) {
             /* An upload stuck on a slow store: the process is ending, and
              * the entries stay in the backlog for whoever ships next. */
-            log_warn("backup: abandoning a job in flight to stop (the object store is slow); "
-                     "its entries stay in the backlog");
-            pthread_detach(d->thread);
-            d->abandoned = true;
-        } else {
-            pthread_join(d->thread, NULL);
-            if (d->done != NULL) {
-                if (d->done->cap != NULL) {
-                    kv_capture_release(&d->srv->fsm.kv, d->done->cap);
-                }
-                job_free(d->done);
-                d->done = NULL;
-            }
+            pthread_detach(lane->thread);
+            continue;
         }
-        d->thread_started = false;
+        pthread_join(lane->thread, NULL);
+        if (lane->done != NULL) {
+            if (lane->done->cap != NULL) {
+                kv_capture_release(&d->srv->fsm.kv, lane->done->cap);
+            }
+            job_free(lane->done);
+            lane->done = NULL;
+        }
+    }
+    if (abandoned) {
+        log_warn("backup: abandoning a job in flight to stop (the object store is slow); "
+                 "unshipped entries stay in the backlog");
+        d->abandoned = true;
     }
     answer_waiters(d, &d->save_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     answer_waiters(d, &d->verify_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
@@ -1142,8 +1166,10 @@ void dr_close(struct dr *d)
     if (d->enabled && !abandoned) {
         d->enabled = false;
         spool_close(&d->spool); /* flushes */
-        objstore_close(d->store);
-        d->store = NULL;
+        for (i = 0; i < 2; i++) {
+            objstore_close(d->lanes[i].store);
+            d->lanes[i].store = NULL;
+        }
         dr_catalog_free(&d->catalog);
         free(d->spool_dir);
         d->spool_dir = NULL;

@@ -8,14 +8,17 @@
  * the store to learn where its predecessor stopped and carries on from its
  * own spool.
  *
- * Threads: the loop thread owns struct dr and decides; one worker thread
- * does every object-store call, encoding and compression, one job at a time,
- * and hands results back through a uv_async_t. A snapshot is captured on the
- * loop (kv_capture: no value copied) and encoded on the worker, so reads and
- * writes go on meanwhile.
+ * Threads: the loop thread owns struct dr and decides; two worker threads
+ * do every object-store call, encoding and compression, one job each at a
+ * time, and hand results back through a uv_async_t. Lane DR_SHIP only ships
+ * log segments, so the recovery point never waits behind lane DR_KEEP's
+ * slower work (sync, snapshot, prune, verify). A snapshot is captured on
+ * the loop (kv_capture: no value copied) and encoded on DR_KEEP, so reads
+ * and writes go on meanwhile.
  *
- *   loop:   tick --> job (sync | ship | snapshot | prune | verify) --> worker
- *   worker: objstore calls --> result --> uv_async --> loop: apply result
+ *   loop:    tick --> ship job ---------------------------> DR_SHIP
+ *                 --> sync | snapshot | prune | verify ---> DR_KEEP
+ *   workers: objstore calls --> result --> uv_async --> loop: apply result
  */
 #ifndef CAIRN_DR_H
 #define CAIRN_DR_H
@@ -34,6 +37,8 @@
 struct server;
 struct session;
 struct dr_job;
+
+enum { DR_SHIP = 0, DR_KEEP = 1 };
 
 /* A request waiting for a job's end. */
 struct dr_waiter
@@ -57,20 +62,29 @@ struct dr
     bool enabled;
     char *spool_dir; /* owned */
     struct spool spool;
-    struct objstore *store; /* owned; used by the worker only */
+    /* Two workers, so that shipping never waits behind a snapshot upload,
+     * a pruning or a verification: lane DR_SHIP ships log segments, lane
+     * DR_KEEP does everything else. */
+    struct dr_lane
+    {
+        struct dr *d;
+        struct objstore *store; /* owned; used by this lane's thread only */
+        pthread_t thread;
+        bool started;
+        struct dr_job *job;   /* in flight (the thread's until done) */
+        struct dr_job *done;  /* finished, for the loop */
+        uint64_t retry_at_ms; /* after a failure, no job before this */
+        unsigned failure_streak;
+    } lanes[2];
     uv_timer_t timer;
     uv_async_t async;
-    pthread_t thread;
-    bool thread_started;
     bool handles;   /* timer and async initialized */
     bool replaced;  /* raft installed a snapshot: a gap at the next entry */
     bool abandoned; /* a stuck worker was left running at close: the key space
                      * it may read must not be freed */
     uint64_t seen_gaps;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards lanes' job and done, and stop */
     pthread_cond_t cond;
-    struct dr_job *job;  /* in flight (worker's until done) */
-    struct dr_job *done; /* finished, for the loop */
     bool stop;
     bool closing;
     /* Loop-thread state. */
@@ -89,8 +103,6 @@ struct dr
     bool rebase; /* the snapshot in flight starts the archive's chain again */
     uint64_t last_prune_ms;
     uint64_t last_verify_ms;
-    uint64_t retry_at_ms; /* after a failure, no job before this */
-    unsigned failure_streak;
     bool save_requested;
     bool verify_requested;
     struct dr_waiter *save_waiters;
