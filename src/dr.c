@@ -695,7 +695,21 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->synced = true;
                 d->have_snapshot = newest != NULL;
                 if (newest != NULL && j->cat.n_ranges > 0) {
+                    /* Resume where the archive ends. A predecessor that
+                     * died after uploading a snapshot but before shipping
+                     * the entries leading up to it left a gap just before
+                     * that snapshot: when the stretch before the gap was
+                     * being shipped (it ends in log, not at a bare
+                     * snapshot, as stretches pruned by retention do) and
+                     * this backlog reaches back to its end, resume there
+                     * and fill the gap. */
                     const struct dr_range *r = &j->cat.ranges[j->cat.n_ranges - 1];
+                    if (j->cat.n_ranges >= 2) {
+                        const struct dr_range *prev = &j->cat.ranges[j->cat.n_ranges - 2];
+                        if (prev->to_index > prev->from_index && d->spool.base <= prev->to_index) {
+                            r = prev;
+                        }
+                    }
                     d->archived_index = r->to_index;
                     d->archived_revision = r->to_revision;
                     d->archived_time_ms = r->to_time_ms;

@@ -439,7 +439,8 @@ static void build_ranges(struct dr_catalog *cat)
     }
     for (i = 0; i < cat->n_snaps; i++) {
         const struct dr_snapshot *sn = &cat->snaps[i];
-        struct dr_range r = {sn->revision, sn->time_ms, sn->revision, sn->time_ms, sn->index};
+        struct dr_range r = {sn->index,    sn->revision, sn->time_ms,
+                             sn->revision, sn->time_ms,  sn->index};
         uint64_t cur = sn->index;
         const struct dr_segment *s;
         while ((s = next_segment(cat, cur)) != NULL) {

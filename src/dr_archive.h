@@ -62,6 +62,7 @@ struct dr_segment
 /* A contiguous stretch that can be restored to any point of. */
 struct dr_range
 {
+    uint64_t from_index; /* its first snapshot's */
     uint64_t from_revision;
     int64_t from_time_ms;
     uint64_t to_revision;
