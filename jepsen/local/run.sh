@@ -7,14 +7,16 @@
 #                       [--duration 60] [--interval 10] [--settle 10]
 #                       [--rate 100] [--threads 5] [--seed N] [--build DIR]
 #                       [--subnet 10.77.0] [--results DIR] [--heal-bound 5]
-#                       [--snapshot-threshold 2048]
-#                       [--sabotage no-drop,crash,stall]  (tests the harness)
+#                       [--snapshot-threshold 2048] [--backup]
+#                       [--sabotage no-drop,crash,stall,corrupt-archive]  (tests the harness)
 #   jepsen/local/run.sh --cleanup      remove what an interrupted run left
 #
 # Faults: partition (one, leader, half, ring, oneway in turn), partition-KIND,
 # kill, kill-leader, pause, pause-leader, mixed (a partition plus a kill or
-# pause), all, none. Exit status: 0 the run is VALID, 1 INVALID, 77 skipped.
-# Needs root (namespaces, iptables).
+# pause), all, none. --backup: every node backs up to RESULTS/backups
+# (file://), and the run must end with an archive that verifies and restores
+# to the cluster's final revision and state hash. Exit status: 0 the run is
+# VALID, 1 INVALID, 77 skipped. Needs root (namespaces, iptables).
 set -uo pipefail
 # The whole script is one compound command, so bash reads all of it before
 # running any: editing run.sh while a run goes on cannot change that run.
@@ -36,6 +38,8 @@ heal_bound=5
 # default is 32768 entries; bugs hide at the boundaries: docs/raft.md).
 snap_threshold=2048
 sabotage=""
+# --backup: disaster recovery under faults (docs/disaster-recovery.md).
+backup=0
 cleanup_only=0
 results=
 # Every object this harness creates carries this prefix (interface names are
@@ -58,9 +62,10 @@ while (($#)); do
     --heal-bound) heal_bound=$2; shift 2 ;;
     --snapshot-threshold) snap_threshold=$2; shift 2 ;;
     --sabotage) sabotage=$2; shift 2 ;;
+    --backup) backup=1; shift ;;
     --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -97,16 +102,22 @@ done
 worker="$build/bin/cairn-chaos-worker"
 cairnd="$build/bin/cairnd"
 checker="$build/bin/cairn-check"
-if [[ ! -x $worker || ! -x $cairnd || ! -x $checker ]]; then
+cairnctl="$build/bin/cairnctl"
+if [[ ! -x $worker || ! -x $cairnd || ! -x $checker ]] || { ((backup)) && [[ ! -x $cairnctl ]]; }; then
   # The same build the README's commands make; configure it if needed.
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target cairnd cairn-chaos-worker cairn-check >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target cairnd cairn-chaos-worker cairn-check cairnctl >/dev/null
 fi
-for b in "$worker" "$cairnd"; do
+needed=("$worker" "$cairnd")
+((backup)) && needed+=("$cairnctl")
+for b in "${needed[@]}"; do
   [[ -x $b ]] || { echo "run.sh: $b not built (cmake --build $build)" >&2; exit 1; }
 done
 if [[ $nodes != 3 && $nodes != 5 ]]; then
   echo "run.sh: --nodes must be 3 or 5" >&2; exit 2
+fi
+if [[ ",$sabotage," == *,corrupt-archive,* ]] && ((!backup)); then
+  echo "run.sh: --sabotage corrupt-archive needs --backup" >&2; exit 2
 fi
 if ip -o addr show | grep " $subnet.254/" >/dev/null; then
   echo "run.sh: $subnet.254 is in use: another run is going on (or run --cleanup)" >&2
@@ -128,6 +139,18 @@ if [[ -d $results ]] && [[ -n $(ls -A "$results") ]]; then
 fi
 mkdir -p "$results"
 RANDOM=$seed
+# --backup: one file:// store for the whole cluster, a directory on the host
+# that every namespace sees (the URL needs an absolute path). Snapshots every
+# 15 s, so that a one-minute run crosses several; no scheduled verification
+# (the harness verifies at the end, from the store itself).
+backup_args=()
+if ((backup)); then
+  backup_dir="$(cd "$results" && pwd)/backups"
+  mkdir -p "$backup_dir"
+  backup_url="file://$backup_dir"
+  backup_args=(--backup-url "$backup_url" --backup-snapshot-interval-ms 15000
+               --backup-verify-interval-ms 0)
+fi
 
 ns_of() { echo "${pfx}n$1"; }
 ip_of() { echo "$subnet.$1"; }
@@ -176,7 +199,8 @@ start_node() {
     --raft-addr "$(ip_of "$i"):7101" --client-addr "$(ip_of "$i"):7001" \
     --http-addr "$(ip_of "$i"):8001" \
     --initial-cluster "$initial" --snapshot-threshold "$snap_threshold" \
-    --snapshot-trailing "$((snap_threshold / 4))" >>"$results/node$i.log" 2>&1 &
+    --snapshot-trailing "$((snap_threshold / 4))" ${backup_args[@]+"${backup_args[@]}"} \
+    >>"$results/node$i.log" 2>&1 &
   pid[$i]=$!
   echo "${pid[$i]}" >"$results/node$i.pid"
 }
@@ -223,7 +247,9 @@ bg_pids+=($!)
 # --sabotage breaks the run on purpose, to show that the validation below
 # notices (tests/scripts/chaos_selftest.sh): no-drop installs partitions
 # that drop nothing, crash kills a node with SIGSEGV outside the schedule,
-# stall stops every node for longer than --heal-bound at the final heal.
+# stall stops every node for longer than --heal-bound at the final heal,
+# corrupt-archive (with --backup) flips a byte in the backup store's objects
+# after the nodes stop, before the backup is verified.
 sabotaged() { [[ ",$sabotage," == *",$1,"* ]]; }
 cut_link() { # a b: drop everything from b at a and everything from a to b
   sabotaged no-drop && return
@@ -518,6 +544,28 @@ for _ in $(seq 1 40); do
   fi
   sleep 0.5
 done
+# --backup: the cluster's final revision and state hash (the highest revision
+# any node reports; with convergence, every node's), and a bounded wait, while
+# the nodes still run, for the archive to reach that revision (the leader
+# ships every 500 ms). cairnctl reads the store directly (--from).
+if ((backup)); then
+  read -r final_rev final_hash < <(awk 'NF >= 9 && (h == "" || $8 + 0 > r) {r = $8 + 0; h = $9}
+                                        END {print r + 0, (h == "" ? "-" : h)}' "$results/final-status.txt")
+  archive_rev=
+  archive_reached=0
+  wait_t=$(now_ns)
+  for _ in $(seq 1 40); do
+    "$cairnctl" --json snapshot list --from "$backup_url" >"$results/backup-list.json" 2>"$results/backup-list.err"
+    archive_rev=$(grep -o '"latest_revision":[0-9]*' "$results/backup-list.json" | tail -n 1 | cut -d: -f2)
+    if [[ -n $archive_rev ]] && ((archive_rev >= final_rev)); then
+      archive_reached=1
+      break
+    fi
+    sleep 0.5
+  done
+  archive_wait=$(awk -v a="$wait_t" -v b="$(now_ns)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')
+  log "backup: archive at revision ${archive_rev:-none} (cluster: $final_rev) after ${archive_wait}s"
+fi
 kill "${bg_pids[0]}" 2>/dev/null
 for i in $(seq 1 "$nodes"); do kill -TERM "${pid[$i]}" 2>/dev/null; done
 for i in $(seq 1 "$nodes"); do
@@ -527,6 +575,51 @@ for i in $(seq 1 "$nodes"); do
   fi
 done
 log "nodes stopped"
+
+# --- backups (--backup): with the nodes stopped, the store is still. List it,
+# verify the newest snapshot plus the archive (every replayed entry against the
+# revision and state hash the cluster recorded), and restore the latest point
+# into a scratch data directory. The validation below judges the results.
+if ((backup)); then
+  if sabotaged corrupt-archive; then
+    # Flip one byte in the middle of every log segment that ends after the
+    # newest snapshot (what verify replays), or of that snapshot when no
+    # segment follows it: the objects' SHA-256 no longer match.
+    snap_last=$(find "$backup_dir" -path '*/snap/*.snap' | sort | tail -n 1)
+    snap_idx=$(basename "${snap_last:-0.snap}" .snap)
+    corrupt=()
+    while read -r seg; do
+      seg_last=$(basename "$seg" .seg | cut -d- -f2)
+      ((10#$seg_last > 10#$snap_idx)) && corrupt+=("$seg")
+    done < <(find "$backup_dir" -path '*/log/*.seg' | sort)
+    ((${#corrupt[@]} == 0)) && [[ -n $snap_last ]] && corrupt=("$snap_last")
+    for f in "${corrupt[@]}"; do
+      off=$(($(stat -c %s "$f") / 2))
+      byte=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
+      printf "\\x$(printf %02x $((255 - byte)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+      log "sabotage: corrupted $f at byte $off"
+    done
+  fi
+  "$cairnctl" --json snapshot list --from "$backup_url" >"$results/backup-list.json" 2>"$results/backup-list.err"
+  "$cairnctl" --json snapshot verify --from "$backup_url" >"$results/backup-verify.json" 2>"$results/backup-verify.err"
+  verify_rc=$?
+  rm -rf "$results/backup-restore"
+  "$cairnctl" --json snapshot restore --from "$backup_url" --data-dir "$results/backup-restore" \
+    >"$results/backup-restore.json" 2>"$results/backup-restore.err"
+  restore_rc=$?
+  json_field() { # file key: a number or string field of cairnctl's compact JSON
+    grep -o "\"$2\":\"\?[0-9a-f]*" "$1" 2>/dev/null | head -n 1 | sed 's/.*:"\?//'
+  }
+  n_ranges=$(grep -o '"earliest_revision"' "$results/backup-list.json" | wc -l)
+  ranges_desc=$(grep -o '"earliest_revision":[0-9]*\|"latest_revision":[0-9]*' "$results/backup-list.json" |
+                cut -d: -f2 | paste -d- - - | paste -sd, -)
+  n_snaps=$(grep -o '"sha256"' "$results/backup-list.json" | wc -l)
+  n_segs=$(json_field "$results/backup-list.json" segments)
+  verify_rev=$(json_field "$results/backup-verify.json" revision)
+  verify_hash=$(json_field "$results/backup-verify.json" state_hash)
+  restore_rev=$(json_field "$results/backup-restore.json" revision)
+  log "backup: $n_snaps snapshots, ${n_segs:-0} segments, $n_ranges ranges ($ranges_desc); verify exit $verify_rc (revision ${verify_rev:--}, hash ${verify_hash:--}); restore exit $restore_rc (revision ${restore_rev:--})"
+fi
 
 # --- histories: each workload's events with the nemesis's, ordered by time.
 merge() { # raw out
@@ -615,6 +708,34 @@ fi
 grep -H -n -i -E "assert|abort|sanitizer|segmentation fault|core dumped|stack-buffer|heap-use" \
   "$results"/node*.log >"$results/log-scan.txt" 2>/dev/null
 [[ -s $results/log-scan.txt ]] && problem "node logs report assertion failures or crashes (log-scan.txt)"
+# 7. Backups (--backup): the archive reached the final revision; the newest
+# snapshot plus the archive verify; the latest point restores to the final
+# revision; the verified state hash at that revision is the cluster's; the
+# archive has no gap (a backlog overflow could cause one legitimately, but
+# not with the default bound in a short run).
+if ((backup)); then
+  if ((!archive_reached)); then
+    problem "backup: the archive reached revision ${archive_rev:-none}, not the cluster's final revision $final_rev, within 20 s (backup-list.json, backup-list.err)"
+  fi
+  if ((verify_rc != 0)); then
+    problem "backup: snapshot verify failed (exit $verify_rc): $(head -n 1 "$results/backup-verify.err")"
+  elif [[ $verify_rev != "$final_rev" ]]; then
+    problem "backup: snapshot verify replayed to revision ${verify_rev:-none}, the cluster ended at revision $final_rev (backup-verify.json)"
+  elif [[ $verify_hash != "$final_hash" ]]; then
+    problem "backup: at revision $final_rev the archive's state hash is ${verify_hash:-none}, the cluster's is $final_hash (backup-verify.json, final-status.txt)"
+  fi
+  if ((restore_rc != 0)); then
+    problem "backup: snapshot restore failed (exit $restore_rc): $(head -n 1 "$results/backup-restore.err")"
+  elif [[ $restore_rev != "$final_rev" ]]; then
+    problem "backup: the latest point restored to revision ${restore_rev:-none}, the cluster ended at revision $final_rev (backup-restore.json)"
+  fi
+  if ((n_ranges == 0)); then
+    problem "backup: nothing restorable: no snapshot in the store (backup-list.json, backup-list.err)"
+  elif ((n_ranges > 1)); then
+    lost=$(cat "$results"/node*.log 2>/dev/null | grep -c "backup: the backlog lost entries")
+    problem "backup: the archive has a gap: $n_ranges restorable ranges (revisions $ranges_desc); only a backlog overflow excuses one, not expected within the default --backup-backlog-max in a short run; the node logs report $lost backlog losses (backup-list.json)"
+  fi
+fi
 
 if [[ -s $results/validation.txt ]]; then
   verdict="INVALID (run validation: see validation.txt; checks: $verdict)"
@@ -625,7 +746,7 @@ fi
   echo "Cairn local fault run $(basename "$results")"
   echo "nodes: $nodes   faults: $faults   duration: ${duration}s   interval: ${interval}s   settle: ${settle}s   seed: $seed"
   echo "rate: $rate ops/s per workload, $threads threads each"
-  echo "replay the schedule: jepsen/local/run.sh --nodes $nodes --faults $faults --duration $duration --interval $interval --settle $settle --rate $rate --threads $threads --seed $seed"
+  echo "replay the schedule: jepsen/local/run.sh --nodes $nodes --faults $faults --duration $duration --interval $interval --settle $settle --rate $rate --threads $threads --seed $seed$( ((backup)) && echo " --backup")"
   echo
   for h in history.edn set-history.edn; do
     awk -v name="$h" '
@@ -666,8 +787,32 @@ fi
   echo "node logs: assertion failures, aborts, sanitizer reports:"
   if [[ -s $results/log-scan.txt ]]; then head -n 20 "$results/log-scan.txt" | sed 's/^/    /'; else echo "    none"; fi
   echo
+  if ((backup)); then
+    echo "backups ($backup_url):"
+    echo "    archive reached revision ${archive_rev:-none} after ${archive_wait}s (the cluster's final revision: $final_rev)"
+    echo "    store: $n_snaps snapshots, ${n_segs:-0} log segments, $n_ranges restorable range(s): revisions ${ranges_desc:-none}$( ((n_ranges > 1)) && echo " (GAP)")"
+    if ((verify_rc == 0)); then
+      echo "    verify: newest snapshot plus archive replayed to revision $verify_rev, state hash $verify_hash (cluster: $final_hash)"
+    else
+      echo "    verify: FAILED: $(head -n 1 "$results/backup-verify.err")"
+    fi
+    if ((restore_rc == 0)); then
+      echo "    restore: latest point restored to revision $restore_rev in backup-restore/"
+    else
+      echo "    restore: FAILED: $(head -n 1 "$results/backup-restore.err")"
+    fi
+    cat "$results"/node*.log 2>/dev/null | awk '
+      /backup: this node \(the leader\) now ships/ {ships++}
+      /backup: snapshot at revision .* uploaded/ {snaps++}
+      /backup: .* failed \(/ {failed++}
+      /backup: the backlog lost entries/ {gaps++}
+      /backup: backlog ends at index/ {reset++}
+      END {printf "    node logs: %d leaders took over shipping, %d snapshots uploaded, %d failed backup jobs (retried), %d backlog gaps on the shipping node, %d backlogs restarted after an installed snapshot\n",
+                  ships, snaps, failed, gaps, reset}'
+    echo
+  fi
   echo "run validation:"
-  if [[ -s $results/validation.txt ]]; then sed 's/^/    /' "$results/validation.txt"; else echo "    valid: throughput floor reached, every fault applied, leadership moved where implied, writes resumed, converged, no crash"; fi
+  if [[ -s $results/validation.txt ]]; then sed 's/^/    /' "$results/validation.txt"; else echo "    valid: throughput floor reached, every fault applied, leadership moved where implied, writes resumed, converged, no crash$( ((backup)) && echo ", backup archive complete, verified and restored to the final revision and state hash, no gap")"; fi
   echo
   echo "verdict: $verdict"
   echo "plot: $results/latency.png"
