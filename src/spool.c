@@ -360,7 +360,7 @@ static void drop_oldest(struct spool *sp)
 
 int spool_append(struct spool *sp, const struct spool_record *r)
 {
-    size_t at = sp->pending.len;
+    size_t at;
     unsigned char len[4];
     size_t n;
     if (r->index <= sp->last) {
@@ -384,6 +384,7 @@ int spool_append(struct spool *sp, const struct spool_record *r)
             return -1;
         }
     }
+    at = sp->pending.len; /* after the roll-over above, which flushes */
     if (buf_append(&sp->pending, "\0\0\0\0", 4) != 0 || spool_record_encode(&sp->pending, r) != 0) {
         sp->pending.len = at;
         return -1;

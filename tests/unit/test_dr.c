@@ -196,6 +196,15 @@ static void test_spool(void **state)
     remove_tmpdir();
 }
 
+static int count_cb(void *arg, const struct spool_record *r)
+{
+    uint64_t *count = arg;
+    assert_int_equal(r->entry_len, 4096);
+    assert_int_equal(r->revision, r->index);
+    (*count)++;
+    return 0;
+}
+
 static void test_spool_bound(void **state)
 {
     struct spool sp;
@@ -222,6 +231,12 @@ static void test_spool_bound(void **state)
     assert_true(sp.base > 0);
     assert_true(sp.gaps > 0);
     assert_int_equal(sp.last, 10000);
+    /* Every record left reads back, across the files' boundaries. */
+    {
+        uint64_t count = 0;
+        assert_int_equal(spool_read(dir, sp.base, sp.last, count_cb, &count, err, sizeof(err)), 0);
+        assert_int_equal(count, sp.last - sp.base);
+    }
     /* Trimming what was shipped removes whole files only. */
     spool_trim(&sp, 9000);
     assert_true(sp.n_files >= 1);
