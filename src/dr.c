@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@
 #define DR_PRUNE_INTERVAL_MS 60000
 /* Waits after failures double from 1 s up to this. */
 #define DR_RETRY_MAX_MS 30000
+/* Nice value of the snapshot and verification worker. */
+#define DR_KEEP_NICE 10
 /* How long a stopping node waits for a job in flight. */
 #define DR_CLOSE_WAIT_MS 5000
 
@@ -395,6 +399,16 @@ static void *worker_main(void *arg)
 {
     struct dr_lane *lane = arg;
     struct dr *d = lane->d;
+    if (lane == &d->lanes[DR_KEEP]) {
+        /* Snapshots and verifications encode, compress, hash and replay a
+         * whole store: at a low CPU priority, so that the loop threads
+         * serving clients (on a small machine, every node's) go first.
+         * Linux applies setpriority to one thread given its id. Shipping
+         * keeps the normal priority: the recovery point depends on it. */
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DR_KEEP_NICE) != 0) {
+            log_warn("backup: cannot lower the snapshot worker's priority: %s", strerror(errno));
+        }
+    }
     for (;;) {
         struct dr_job *j;
         pthread_mutex_lock(&d->mu);

@@ -1,0 +1,1192 @@
+#!/usr/bin/python3
+"""The disaster-recovery benchmark (issue 6; docs/performance.md, "Disaster recovery").
+
+Prints the figures behind the issue's four targets, measured on real processes:
+a 3-node cairnd cluster of this build backing up to s3rver (tests/dr/node_modules)
+on loopback, cairnctl, cairn-bench, and with --etcd a 3-member etcd 3.4 cluster.
+
+  1. snapshot   `cairnctl snapshot save` end to end on a quiet cluster (the
+                manifest's bytes_raw / bytes_stored, the leader's
+                cairn_backup_snapshot_duration_seconds and its log line); then
+                cairn-bench (closed loop, --bench-clients, put=20,get=80 on the
+                data set's keys) for --window seconds without snapshots, and
+                again with snapshots back to back from 2 s into the window:
+                p50 / p99 side by side.
+  2. lag        --rate writes/s (open loop, HTTP PUTs from Python threads, each
+                ack's time and revision recorded) for --lag-seconds while
+                GET /v1/backup on the leader is polled every 50 ms: for every
+                acknowledged revision, how long after its ack the archive
+                reached it. Then the same with one snapshot taken mid-run.
+  3. restore    the cluster is killed and its data wiped; 3 nodes start with
+                --restore-from and the time until a linearizable
+                `cairnctl get` returns a key written just before the kill is
+                measured; also `cairnctl snapshot restore --data-dir` alone
+                (latest, and a point-in-time restore that replays the log).
+  4. etcd       (--etcd) the same data set in etcd: `etcdctl snapshot save`,
+                and `etcdctl snapshot restore` of 3 members plus their start
+                until a get succeeds.
+
+The data set: --keys keys bench/NNNNN (cairn-bench's names) with --value-size
+values of random letters and digits, every value different (cairn-bench's own
+values come from a pool of 16, which LZ4 would compress away). Loaded through
+the leader's HTTP API from 16 threads.
+
+Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--etcd] [--runs 3]
+                   [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
+                   [--port-base P] [--json FILE] [--keep]
+Exit status: 0 when everything ran (targets are not judged here), 1 when
+something failed to run, 77 when s3rver is not installed.
+"""
+
+import argparse
+import base64
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ACCESS, SECRET = "S3RVER", "S3RVER"
+BUCKET = "cairn-bench"
+ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+TO_ALNUM = bytes(ALNUM[i % len(ALNUM)] for i in range(256))
+
+
+class Fail(Exception):
+    pass
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Fail("port %d did not open" % port)
+
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pct(values, p):
+    """Nearest-rank percentile, as cairn-bench computes it."""
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(-(-p * len(v) // 100)) - 1))
+    return v[k]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(v, digits=1):
+    if v is None or v != v:
+        return "-"
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+def msr(values, digits=1):
+    """median [min-max] of a run's figures."""
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt(values[0], digits)
+    return "%s [%s-%s]" % (fmt(med(values), digits), fmt(min(values), digits),
+                           fmt(max(values), digits))
+
+
+def random_values(n, size):
+    raw = os.urandom(n * size).translate(TO_ALNUM)
+    return [raw[i * size:(i + 1) * size].decode() for i in range(n)]
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection (not shared between threads)."""
+
+    def __init__(self, port, timeout=30):
+        self.port = port
+        self.timeout = timeout
+        self.c = None
+
+    def request(self, method, path, body=None):
+        for attempt in range(3):
+            try:
+                if self.c is None:
+                    self.c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                        timeout=self.timeout)
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.c.request(method, path, body=body, headers=headers)
+                r = self.c.getresponse()
+                data = r.read()
+                return r.status, data
+            except (OSError, http.client.HTTPException):
+                if self.c is not None:
+                    self.c.close()
+                self.c = None
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+
+    def json(self, method, path, body=None):
+        status, data = self.request(method, path, body)
+        if status != 200:
+            raise Fail("%s %s: HTTP %d: %s" % (method, path, status, data[:300]))
+        return json.loads(data)
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
+
+
+class Env:
+    def __init__(self, args):
+        self.a = args
+        self.bin = os.path.join(os.path.abspath(args.build_dir), "bin")
+        self.tmp = tempfile.mkdtemp(prefix="cairn-dr-bench-")
+        self.pb = args.port_base
+        self.procs = []
+        self.nodes = []
+        self.s3 = None
+        self.etcd = []
+        self.leader_id = None
+
+    def path(self, *p):
+        return os.path.join(self.tmp, *p)
+
+    # ports
+    def client_port(self, i):
+        return self.pb + i
+
+    def raft_port(self, i):
+        return self.pb + 10 + i
+
+    def http_port(self, i):
+        return self.pb + 20 + i
+
+    def s3_port(self):
+        return self.pb + 90
+
+    def etcd_client_port(self, i):
+        return self.pb + 100 + i
+
+    def etcd_peer_port(self, i):
+        return self.pb + 110 + i
+
+    def all_ports(self):
+        ports = [f(i) for i in (1, 2, 3) for f in (self.client_port, self.raft_port,
+                                                    self.http_port)]
+        ports.append(self.s3_port())
+        if self.a.etcd:
+            ports += [f(i) for i in (1, 2, 3) for f in (self.etcd_client_port,
+                                                        self.etcd_peer_port)]
+        return ports
+
+    def url(self, prefix):
+        return "s3://%s/%s" % (BUCKET, prefix)
+
+    def s3_args(self):
+        return ["--backup-endpoint", "http://127.0.0.1:%d" % self.s3_port()]
+
+    def env(self):
+        e = dict(os.environ)
+        e.update(AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1")
+        e["CAIRN_ENDPOINTS"] = self.endpoints()
+        return e
+
+    def endpoints(self):
+        return ",".join("127.0.0.1:%d" % self.client_port(i) for i in (1, 2, 3))
+
+    def start_s3(self):
+        d = self.path("s3rver")
+        os.makedirs(d, exist_ok=True)
+        self.s3 = subprocess.Popen(
+            [os.path.join(HERE, "node_modules", ".bin", "s3rver"), "-d", d, "-a", "127.0.0.1",
+             "-p", str(self.s3_port()), "--silent", "--configure-bucket", BUCKET],
+            cwd=HERE, stdout=subprocess.DEVNULL, stderr=open(self.path("s3rver.log"), "w"))
+        wait_port(self.s3_port())
+
+    def start_cluster(self, tag, extra):
+        ic = ",".join("%d=127.0.0.1:%d/127.0.0.1:%d" % (i, self.raft_port(i), self.client_port(i))
+                      for i in (1, 2, 3))
+        self.nodes = []
+        for i in (1, 2, 3):
+            args = [os.path.join(self.bin, "cairnd"), "--id", str(i),
+                    "--data-dir", self.path(tag, "n%d" % i),
+                    "--client-addr", "127.0.0.1:%d" % self.client_port(i),
+                    "--raft-addr", "127.0.0.1:%d" % self.raft_port(i),
+                    "--http-addr", "127.0.0.1:%d" % self.http_port(i),
+                    "--initial-cluster", ic] + extra
+            out = open(self.path("%s-n%d.log" % (tag, i)), "a")
+            p = subprocess.Popen(args, stdout=out, stderr=out, env=self.env())
+            self.nodes.append(p)
+            self.procs.append(p)
+        return self.nodes
+
+    def kill_cluster(self):
+        for p in self.nodes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
+        self.nodes = []
+        self.leader_id = None
+
+    def ctl(self, *args, ok=True, timeout=300):
+        r = subprocess.run([os.path.join(self.bin, "cairnctl")] + list(args), env=self.env(),
+                           capture_output=True, text=True, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise Fail("cairnctl %s: exit %d: %s" % (" ".join(args), r.returncode,
+                                                     r.stderr.strip()))
+        return r
+
+    def wait_leader(self, timeout=60):
+        end = time.time() + timeout
+        while time.time() < end:
+            r = self.ctl("--json", "status", ok=False)
+            if r.returncode == 0 or r.stdout.startswith("["):
+                try:
+                    st = json.loads(r.stdout)
+                except ValueError:
+                    st = []
+                for s in st:
+                    if s.get("state") == "leader":
+                        self.leader_id = s["id"]
+                        return self.leader_id
+            time.sleep(0.1)
+        raise Fail("no leader elected")
+
+    def leader_http(self):
+        if self.leader_id is None:
+            self.wait_leader()
+        return self.http_port(self.leader_id)
+
+    def metrics(self, node):
+        status, data = Http(self.http_port(node), timeout=10).request("GET", "/metrics")
+        return data.decode()
+
+    def node_log(self, tag, node):
+        try:
+            with open(self.path("%s-n%d.log" % (tag, node))) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        for p in self.procs + self.etcd:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.s3 is not None and self.s3.poll() is None:
+            self.s3.kill()
+            self.s3.wait()
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def histogram(text, name):
+    """{le: count}, sum, count of a Prometheus histogram."""
+    buckets = {}
+    for m in re.finditer(r'^%s_bucket\{le="([^"]+)"\} (\S+)$' % re.escape(name), text, re.M):
+        buckets[m.group(1)] = float(m.group(2))
+    return buckets, metric_value(text, name + "_sum"), metric_value(text, name + "_count")
+
+
+def log_time(stamp):
+    """A cairnd log line's time (2026-01-02T03:04:05.678Z) as Unix seconds."""
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def key_name(i, keys):
+    return "bench/%0*d" % (len(str(max(keys - 1, 1))), i)
+
+
+def load_http(port, keys, values, threads=16):
+    """PUT keys[i] = values[i] through the HTTP API. Returns (seconds, last revision)."""
+    nxt = [0]
+    lock = threading.Lock()
+    errors = []
+    last_rev = [0]
+
+    def worker():
+        h = Http(port)
+        try:
+            while True:
+                with lock:
+                    i = nxt[0]
+                    nxt[0] += 1
+                if i >= len(keys) or errors:
+                    return
+                body = json.dumps({"value": values[i]})
+                out = h.json("PUT", "/v1/kv/" + urllib.parse.quote(keys[i], safe=""), body)
+                with lock:
+                    last_rev[0] = max(last_rev[0], out["revision"])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            h.close()
+
+    t0 = time.time()
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise Fail("load: %s" % errors[0])
+    return time.time() - t0, last_rev[0]
+
+
+# ---------------------------------------------------------------------------
+# Cairn
+
+
+def start_main_cluster(env):
+    env.start_cluster("a", ["--backup-url", env.url("main")] + env.s3_args() + [
+        "--backup-snapshot-interval-ms", "0"])
+    env.wait_leader()
+    # The first (empty) snapshot and verification happen on their own at start.
+    end = time.time() + 30
+    while time.time() < end:
+        st = backup_status(env)
+        if st.get("snapshots") and st.get("last_verify"):
+            return
+        time.sleep(0.2)
+
+
+def backup_status(env):
+    return Http(env.leader_http(), timeout=10).json("GET", "/v1/backup")
+
+
+def wait_applied(env, timeout=120):
+    """Until every node has applied what the leader has."""
+    end = time.time() + timeout
+    while time.time() < end:
+        st = json.loads(env.ctl("--json", "status").stdout)
+        top = max(s["commit_index"] for s in st)
+        if len(st) == 3 and all(s["applied_index"] >= top for s in st):
+            return
+        time.sleep(0.2)
+    raise Fail("the followers did not catch up")
+
+
+def ship_failed(env):
+    """Shipping failed: fail with the leader's words."""
+    lines = []
+    for n in (1, 2, 3):
+        lines += re.findall(r"^.*backup: \w+ failed.*$", env.node_log("a", n), re.M)
+    raise Fail("the leader failed to ship to the object store: %s" %
+               (sorted(lines)[-1] if lines else "see the logs"))
+
+
+def wait_archived(env, rev, timeout=120):
+    end = time.time() + timeout
+    failures0 = backup_status(env)["failures"]
+    while time.time() < end:
+        st = backup_status(env)
+        if st["archive"]["archived_revision"] >= rev:
+            return
+        if st["failures"] > failures0:
+            ship_failed(env)
+        time.sleep(0.05)
+    raise Fail("the archive did not reach revision %d" % rev)
+
+
+def snapshot_save(env):
+    """`cairnctl snapshot save` end to end: (seconds, manifest)."""
+    t0 = time.time()
+    r = env.ctl("--json", "snapshot", "save", timeout=600)
+    dt = time.time() - t0
+    return dt, json.loads(r.stdout)["snapshot"]
+
+
+def snapshot_log_lines(env, tag):
+    """The leader's "backup: snapshot at revision R uploaded (N bytes, M ms)" lines."""
+    out = []
+    for n in (1, 2, 3):
+        for m in re.finditer(r"snapshot at revision (\d+) uploaded \((\d+) bytes, (\d+) ms\)",
+                             env.node_log(tag, n)):
+            out.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
+    return out
+
+
+def cairn_bench(env, window, extra_during=None):
+    """cairn-bench for warm-up 2 s + window s; extra_during(t_window_start, t_window_end) runs
+    in this thread while it does. Returns the JSON result."""
+    a = env.a
+    args = [os.path.join(env.bin, "cairn-bench"), "--endpoints", env.endpoints(),
+            "--clients", str(a.bench_clients), "--mix", "put=20,get=80", "--keys", str(a.keys),
+            "--value-size", str(a.value_size), "--warmup", "2", "--duration", str(window),
+            "--seed", str(int(time.time())), "--json"]
+    t0 = time.time()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    extra = None
+    if extra_during is not None:
+        extra = extra_during(t0 + 2, t0 + 2 + window)
+    out, err = p.communicate(timeout=window + 120)
+    if p.returncode != 0:
+        raise Fail("cairn-bench: exit %d: %s" % (p.returncode, err.strip()))
+    return json.loads(out), extra
+
+
+def phase_snapshot(env, res):
+    a = env.a
+    log("snapshot: %d x cairnctl snapshot save on a quiet cluster" % a.runs)
+    quiet = []
+    for r in range(a.runs):
+        env.ctl("put", "dr-bench/marker", "quiet-%d" % r)  # a new index: a new snapshot name
+        dt, snap = snapshot_save(env)
+        quiet.append({"seconds": dt, "manifest": snap})
+        log("  save %.2f s: revision %d, %d keys, %d versions, raw %d B, stored %d B" %
+            (dt, snap["revision"], snap["keys"], snap["versions"], snap["bytes_raw"],
+             snap["bytes_stored"]))
+    res["snapshot_quiet"] = quiet
+
+    log("snapshot: %d x (cairn-bench %d s without snapshots, then %d s with)" %
+        (a.runs, a.window, a.window))
+    pairs = []
+    for r in range(a.runs):
+        idle, _ = cairn_bench(env, a.window)
+
+        def snap_loop(w0, w1):
+            saves = []
+            time.sleep(max(0, w0 + 2 - time.time()))
+            while True:
+                t = time.time()
+                # Stop when a snapshot would run well past the window.
+                if saves and t + 0.5 * med([s["seconds"] for s in saves]) > w1:
+                    break
+                if t >= w1:
+                    break
+                env.ctl("put", "dr-bench/marker", "load-%d-%d" % (r, len(saves)))
+                dt, snap = snapshot_save(env)
+                saves.append({"start": t - w0, "seconds": dt, "manifest": snap})
+            return saves
+
+        loaded, saves = cairn_bench(env, a.window, snap_loop)
+        busy = sum(min(s["start"] + s["seconds"], a.window) - s["start"] for s in saves)
+        pairs.append({"idle": idle, "snapshots": loaded, "saves": saves,
+                      "snapshot_share": busy / a.window})
+        log("  idle p50 %.2f p99 %.2f ms (%.0f ops/s); with %d snapshots (%.0f%% of the window)"
+            " p50 %.2f p99 %.2f ms (%.0f ops/s)" %
+            (idle["total"]["p50_ms"], idle["total"]["p99_ms"], idle["total"]["ops_per_s"],
+             len(saves), 100 * busy / a.window, loaded["total"]["p50_ms"],
+             loaded["total"]["p99_ms"], loaded["total"]["ops_per_s"]))
+    res["snapshot_load"] = pairs
+    m = env.metrics(env.leader_id)
+    res["snapshot_histogram"] = histogram(m, "cairn_backup_snapshot_duration_seconds")
+    res["snapshot_log"] = snapshot_log_lines(env, "a")
+    # The leader's own duration (capture to manifest uploaded) of each save above.
+    by_rev = {rev: ms for rev, _, ms in res["snapshot_log"]}
+    for s in quiet + [x for p in pairs for x in p["saves"]]:
+        s["server_ms"] = by_rev.get(s["manifest"]["revision"])
+
+
+class Writer:
+    """An open-loop writer: write i is due at t0 + i / rate, whatever happened to the
+    earlier ones, on one of `conns` HTTP connections. Records (revision, ack time)."""
+
+    def __init__(self, port, keys, rate, seconds, value_size, conns=16):
+        self.port, self.keys, self.rate, self.seconds = port, keys, rate, seconds
+        self.conns = conns
+        self.n = int(rate * seconds)
+        self.pool = os.urandom(value_size * 64 + 65536).translate(TO_ALNUM).decode()
+        self.value_size = value_size
+        self.lock = threading.Lock()
+        self.next = 0
+        self.acks = []  # (revision, ack time, latency)
+        self.errors = []
+        self.late = 0
+
+    def run(self):
+        self.t0 = time.time() + 0.2
+        ts = [threading.Thread(target=self.worker, args=(c,)) for c in range(self.conns)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.t_end = time.time()
+
+    def worker(self, c):
+        h = Http(self.port, timeout=10)
+        rnd = int.from_bytes(os.urandom(4), "little")
+        while True:
+            with self.lock:
+                i = self.next
+                self.next += 1
+            if i >= self.n:
+                break
+            due = self.t0 + i / self.rate
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > 0.05:
+                self.late += 1
+            rnd = (rnd * 1103515245 + 12345) & 0x7FFFFFFF
+            off = rnd % (len(self.pool) - self.value_size)
+            key = "lag/%04d" % (rnd % self.keys)
+            body = '{"value":"%s"}' % self.pool[off:off + self.value_size]
+            t_send = time.time()
+            try:
+                status, data = h.request("PUT", "/v1/kv/" + urllib.parse.quote(key, safe=""),
+                                         body)
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(str(e))
+                continue
+            t_ack = time.time()
+            if status != 200:
+                self.errors.append("HTTP %d %s" % (status, data[:200]))
+                continue
+            rev = json.loads(data)["revision"]
+            with self.lock:
+                self.acks.append((rev, t_ack, t_ack - t_send))
+        h.close()
+
+
+class Poller:
+    """GET /v1/backup on the leader every `every` s: (time, archived_revision, lag_ms);
+    /metrics every `metrics_every` s: cairn_backup_recovery_point_lag_seconds."""
+
+    def __init__(self, env, every=0.05, metrics_every=0.25):
+        self.env, self.every, self.metrics_every = env, every, metrics_every
+        self.samples = []
+        self.metric_samples = []
+        self.failures = None
+        self.stop = threading.Event()
+        self.errors = []
+        self.t = threading.Thread(target=self.loop)
+
+    def start(self):
+        self.t.start()
+
+    def loop(self):
+        h = Http(self.env.leader_http(), timeout=10)
+        mh = Http(self.env.leader_http(), timeout=10)
+        next_m = 0
+        while not self.stop.is_set():
+            t = time.time()
+            try:
+                st = h.json("GET", "/v1/backup")
+                self.samples.append((time.time(), st["archive"]["archived_revision"],
+                                     st["archive"]["lag_ms"]))
+                self.failures = st.get("failures", 0)
+                if t >= next_m:
+                    next_m = t + self.metrics_every
+                    _, data = mh.request("GET", "/metrics")
+                    v = metric_value(data.decode(), "cairn_backup_recovery_point_lag_seconds")
+                    if v is not None:
+                        self.metric_samples.append(v)
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(str(e))
+            rest = t + self.every - time.time()
+            if rest > 0:
+                self.stop.wait(rest)
+        h.close()
+        mh.close()
+
+    def finish(self):
+        self.stop.set()
+        self.t.join()
+
+
+def lag_run(env, snapshot_at=None):
+    """One run of target 2: returns its figures."""
+    a = env.a
+    port = env.leader_http()
+    failures0 = backup_status(env)["failures"]
+    # Its own 1,000 keys (lag/NNNN), so that the data set the snapshots and restores
+    # carry does not grow by a version per write here.
+    w = Writer(port, 1000, a.rate, a.lag_seconds, a.value_size)
+    poll = Poller(env)
+    poll.start()
+    time.sleep(0.3)
+    saves = []
+    snap_thread = None
+    if snapshot_at is not None:
+        def snap():
+            time.sleep(snapshot_at + 0.5)
+            saves.append(snapshot_save(env))
+        snap_thread = threading.Thread(target=snap)
+        snap_thread.start()
+    w.run()
+    if snap_thread is not None:
+        snap_thread.join()
+    if not w.acks:
+        poll.finish()
+        raise Fail("lag: no write succeeded: %s" % (w.errors[:3],))
+    top = max(r for r, _, _ in w.acks)
+    end = time.time() + 60
+    while time.time() < end and (not poll.samples or poll.samples[-1][1] < top):
+        if poll.failures is not None and poll.failures > failures0:
+            poll.finish()
+            ship_failed(env)
+        time.sleep(0.05)
+    time.sleep(0.1)
+    poll.finish()
+    samples = poll.samples
+    if not samples or samples[-1][1] < top:
+        raise Fail("lag: the archive did not reach revision %d within 60 s" % top)
+    # For each acknowledged revision: the first poll that saw the archive at or past it.
+    lags = []
+    acks = sorted(w.acks)
+    j = 0
+    for rev, t_ack, _ in acks:
+        while samples[j][1] < rev:
+            j += 1
+        # The poll that saw it may have been sent before the ack arrived: the archive
+        # already had it then, so count 0 (the poll interval bounds the error anyway).
+        lags.append(max(0.0, samples[j][0] - t_ack))
+    dur = w.t_end - w.t0
+    gaps = [samples[k + 1][0] - samples[k][0] for k in range(len(samples) - 1)]
+    return {
+        "writes": len(w.acks), "errors": len(w.errors), "late": w.late,
+        "rate": len(w.acks) / dur if dur > 0 else 0,
+        "write_p50_ms": 1000 * pct([x for _, _, x in w.acks], 50),
+        "write_p99_ms": 1000 * pct([x for _, _, x in w.acks], 99),
+        "lag_p50_ms": 1000 * pct(lags, 50), "lag_p99_ms": 1000 * pct(lags, 99),
+        "lag_max_ms": 1000 * max(lags),
+        "poll_interval_p50_ms": 1000 * pct(gaps, 50) if gaps else None,
+        "poll_interval_max_ms": 1000 * max(gaps) if gaps else None,
+        "server_lag_samples": len(poll.metric_samples),
+        "server_lag_p50_ms": 1000 * pct(poll.metric_samples, 50),
+        "server_lag_p99_ms": 1000 * pct(poll.metric_samples, 99),
+        "server_lag_max_ms": 1000 * max(poll.metric_samples) if poll.metric_samples else None,
+        "status_lag_max_ms": max(s[2] for s in samples),
+        "snapshot_seconds": saves[0][0] if saves else None,
+        "first_revision": acks[0][0], "last_revision": top,
+        "errors_sample": w.errors[:3] + poll.errors[:3],
+        # Raw samples relative to the first write's due time: (s, archived_revision, lag_ms).
+        "status_samples": [(round(t - w.t0, 3), rv, lg) for t, rv, lg in samples],
+        "acks_first_last": [(acks[0][0], round(acks[0][1] - w.t0, 3)),
+                            (acks[-1][0], round(acks[-1][1] - w.t0, 3))],
+    }
+
+
+def phase_lag(env, res):
+    a = env.a
+    for kind, snapshot_at in (("lag", None), ("lag_snapshot", a.lag_seconds / 2.0)):
+        log("lag: %d x %d writes/s for %d s%s" % (a.runs, a.rate, a.lag_seconds,
+                                                 "" if snapshot_at is None else
+                                                 ", one snapshot %.0f s in" % snapshot_at))
+        runs = []
+        for r in range(a.runs):
+            out = lag_run(env, snapshot_at)
+            runs.append(out)
+            log("  %d writes (%.0f/s, %d errors, %d sent >50 ms late), write p99 %.1f ms; "
+                "lag p50 %.0f p99 %.0f max %.0f ms; server gauge p50 %.0f p99 %.0f max %.0f ms%s"
+                % (out["writes"], out["rate"], out["errors"], out["late"], out["write_p99_ms"],
+                   out["lag_p50_ms"], out["lag_p99_ms"], out["lag_max_ms"],
+                   out["server_lag_p50_ms"], out["server_lag_p99_ms"],
+                   out["server_lag_max_ms"] or 0,
+                   "" if out["snapshot_seconds"] is None else
+                   "; snapshot %.2f s" % out["snapshot_seconds"]))
+            if out["errors"]:
+                log("  errors: %s" % out["errors_sample"])
+        res[kind] = runs
+
+
+def phase_restore(env, res, keys, values):
+    a = env.a
+    url = env.url("main")
+    # A point-in-time restore to the end of the lag runs replays their log from the
+    # snapshot before them.
+    pitr_rev = res["lag"][-1]["last_revision"] if res.get("lag") else None
+    log("restore: a fresh snapshot, a sentinel write archived, then the cluster is killed")
+    env.ctl("put", "dr-bench/marker", "final")
+    dt, snap = snapshot_save(env)
+    res["final_snapshot"] = {"seconds": dt, "manifest": snap}
+    sentinel = "sentinel-%d" % int(time.time() * 1000)
+    rev = json.loads(env.ctl("--json", "put", "dr-bench/sentinel", sentinel).stdout)["revision"]
+    wait_archived(env, rev)
+    status = backup_status(env)
+    env.kill_cluster()
+    shutil.rmtree(env.path("a"))
+
+    clean_rev = res["snapshot_quiet"][0]["manifest"]["revision"]
+    for kind, extra, key, want in (
+            ("restore_cluster", [], "dr-bench/sentinel", sentinel),
+            # The data set as loaded (the first quiet snapshot, no log): what etcd restores.
+            ("restore_cluster_dataset", ["--restore-revision", str(clean_rev)],
+             keys[-1], values[-1])):
+        res[kind] = restore_cluster_runs(env, url, kind, extra, key, want)
+    res["restore_sentinel_revision"] = rev
+    res["restore_dataset_revision"] = clean_rev
+    res["restore_archive"] = status["archive"]
+
+    for kind, extra in (("restore_ctl", []),
+                        ("restore_ctl_dataset", ["--revision", str(clean_rev)]),
+                        ("restore_ctl_pitr", ["--revision", str(pitr_rev)] if pitr_rev else None)):
+        if extra is None:
+            continue
+        runs = []
+        for r in range(a.runs):
+            d = env.path("ctl-%s-%d" % (kind, r))
+            t0 = time.time()
+            out = json.loads(env.ctl("--json", "snapshot", "restore", "--from", url,
+                                     "--data-dir", d, *extra, *env.s3_args()).stdout)
+            dt = time.time() - t0
+            seed = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+            runs.append({"seconds": dt, "out": out, "seed_bytes": seed})
+            log("  cairnctl snapshot restore%s: %.2f s (snapshot at revision %d plus %d entries"
+                " to revision %d; seed %d bytes)" % (" " + " ".join(extra) if extra else "", dt,
+                                                     out["snapshot_revision"], out["entries"],
+                                                     out["revision"], seed))
+            shutil.rmtree(d, ignore_errors=True)
+        res[kind] = runs
+
+
+def restore_cluster_runs(env, url, kind, extra, key, want):
+    a = env.a
+    runs = []
+    for r in range(a.runs):
+        tag = "%s-%d" % (kind, r)
+        t0 = time.time()
+        env.start_cluster(tag, ["--backup-url", env.url("%s-%d" % (kind, r))] + env.s3_args()
+                          + ["--restore-from", url, "--backup-snapshot-interval-ms", "0"] + extra)
+        got = None
+        deadline = t0 + 300
+        while time.time() < deadline:
+            rr = env.ctl("--timeout", "1000", "get", key, ok=False, timeout=30)
+            if rr.returncode == 0:
+                got = rr.stdout.strip()
+                break
+            if any(p.poll() is not None for p in env.nodes):
+                raise Fail("restore: a node exited: see %s" % env.path("%s-n*.log" % tag))
+            time.sleep(0.05)
+        serving = time.time() - t0
+        if got != want:
+            raise Fail("restore: get %s gave %r, not %r" % (key, (got or "")[:80], want[:80]))
+        # Where the time went, from the nodes' logs: seconds after the start of each step's
+        # end (the slowest node).
+        steps = {}
+        for n in (1, 2, 3):
+            text = env.node_log(tag, n)
+            for step, pattern in (("restored", r"restored revision \d+ \(snapshot"),
+                                  ("loaded", r"loaded the restored state")):
+                m = re.search(r"^(\S+) INFO node=\d+ " + pattern, text, re.M)
+                if m:
+                    at = log_time(m.group(1)) - t0
+                    steps[step] = max(steps.get(step, at), at)
+        st = json.loads(env.ctl("--json", "status").stdout)
+        nkeys = max(s["keys"] for s in st)
+        runs.append({"seconds": serving, "steps": steps, "keys": nkeys,
+                     "revision": max(s["revision"] for s in st)})
+        log("  %s: 3 nodes restored and serving in %.2f s (%d keys, revision %d); downloaded "
+            "and restored by %.2f s, state loaded by %.2f s" %
+            (kind, serving, nkeys, runs[-1]["revision"], steps.get("restored", -1),
+             steps.get("loaded", -1)))
+        env.kill_cluster()
+        shutil.rmtree(env.path(tag), ignore_errors=True)
+    return runs
+
+
+# ---------------------------------------------------------------------------
+# etcd
+
+
+def etcd_bin(name):
+    for d in ("/usr/bin", "/usr/local/bin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def etcd_cluster_arg(env):
+    return ",".join("e%d=http://127.0.0.1:%d" % (i, env.etcd_peer_port(i)) for i in (1, 2, 3))
+
+
+def etcd_endpoints(env):
+    return ",".join("127.0.0.1:%d" % env.etcd_client_port(i) for i in (1, 2, 3))
+
+
+def start_etcd(env, tag):
+    env.etcd = []
+    for i in (1, 2, 3):
+        args = [etcd_bin("etcd"), "--name", "e%d" % i, "--data-dir", env.path(tag, "e%d" % i),
+                "--listen-client-urls", "http://127.0.0.1:%d" % env.etcd_client_port(i),
+                "--advertise-client-urls", "http://127.0.0.1:%d" % env.etcd_client_port(i),
+                "--listen-peer-urls", "http://127.0.0.1:%d" % env.etcd_peer_port(i),
+                "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % env.etcd_peer_port(i),
+                "--initial-cluster", etcd_cluster_arg(env), "--initial-cluster-state", "new",
+                "--initial-cluster-token", "cairn-dr-bench", "--logger", "zap",
+                "--log-outputs", "stderr"]
+        out = open(env.path("%s-e%d.log" % (tag, i)), "a")
+        env.etcd.append(subprocess.Popen(args, stdout=out, stderr=out))
+
+
+def stop_etcd(env):
+    for p in env.etcd:
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+    env.etcd = []
+
+
+def etcdctl(env, *args, ok=True, endpoints=None, timeout=600):
+    e = dict(os.environ)
+    e["ETCDCTL_API"] = "3"
+    r = subprocess.run([etcd_bin("etcdctl"), "--endpoints", endpoints or etcd_endpoints(env)]
+                       + list(args), env=e, capture_output=True, text=True, timeout=timeout)
+    if ok and r.returncode != 0:
+        raise Fail("etcdctl %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+    return r
+
+
+def etcd_leader(env, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        r = etcdctl(env, "endpoint", "status", "-w", "json", ok=False, timeout=10)
+        try:
+            for s in json.loads(r.stdout):
+                if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
+                    return s["Endpoint"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.1)
+    raise Fail("etcd: no leader")
+
+
+def etcd_load(env, keys, values, threads=16):
+    ep = etcd_leader(env)
+    port = int(ep.rsplit(":", 1)[1])
+    nxt = [0]
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        h = Http(port)
+        try:
+            while True:
+                with lock:
+                    i = nxt[0]
+                    nxt[0] += 1
+                if i >= len(keys) or errors:
+                    return
+                body = json.dumps({"key": base64.b64encode(keys[i].encode()).decode(),
+                                   "value": base64.b64encode(values[i].encode()).decode()})
+                h.json("POST", "/v3/kv/put", body)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            h.close()
+
+    t0 = time.time()
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise Fail("etcd load: %s" % errors[0])
+    return time.time() - t0
+
+
+def du(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def phase_etcd(env, res, keys, values):
+    a = env.a
+    if etcd_bin("etcd") is None or etcd_bin("etcdctl") is None:
+        log("etcd: not installed (apt-get install -y etcd-server etcd-client): skipped")
+        res["etcd"] = {"skipped": "etcd or etcdctl is not installed"}
+        return
+    out = {}
+    version = subprocess.run([etcd_bin("etcd"), "--version"], capture_output=True, text=True)
+    out["version"] = version.stdout.splitlines()[0] if version.stdout else "?"
+    log("etcd: 3 members, loading %d keys x %d B through the JSON gateway" %
+        (len(keys), a.value_size))
+    start_etcd(env, "etcd")
+    etcd_leader(env)
+    out["load_seconds"] = etcd_load(env, keys, values)
+    etcdctl(env, "put", "dr-bench/sentinel", "etcd-sentinel")
+    log("  loaded in %.1f s" % out["load_seconds"])
+    leader = etcd_leader(env)
+    saves = []
+    for r in range(a.runs):
+        f = env.path("etcd-%d.db" % r)
+        t0 = time.time()
+        etcdctl(env, "snapshot", "save", f, endpoints=leader)
+        dt = time.time() - t0
+        saves.append({"seconds": dt, "bytes": os.path.getsize(f)})
+        log("  etcdctl snapshot save: %.2f s, %d bytes" % (dt, saves[-1]["bytes"]))
+    out["save"] = saves
+    out["data_dir_bytes"] = du(env.path("etcd", "e1"))
+    stop_etcd(env)
+    snap = env.path("etcd-0.db")
+    restores = []
+    for r in range(a.runs):
+        tag = "etcd-r%d" % r
+        t0 = time.time()
+        procs = []
+        for i in (1, 2, 3):
+            e = dict(os.environ)
+            e["ETCDCTL_API"] = "3"
+            procs.append(subprocess.Popen(
+                [etcd_bin("etcdctl"), "snapshot", "restore", snap, "--name", "e%d" % i,
+                 "--data-dir", env.path(tag, "e%d" % i), "--initial-cluster",
+                 etcd_cluster_arg(env), "--initial-cluster-token", "cairn-dr-bench-%d" % r,
+                 "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % env.etcd_peer_port(i)],
+                env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            if p.returncode != 0:
+                raise Fail("etcdctl snapshot restore: %s" % err.strip())
+        t_restored = time.time() - t0
+        # Start the restored members as an existing cluster.
+        env.etcd = []
+        for i in (1, 2, 3):
+            args = [etcd_bin("etcd"), "--name", "e%d" % i, "--data-dir", env.path(tag, "e%d" % i),
+                    "--listen-client-urls", "http://127.0.0.1:%d" % env.etcd_client_port(i),
+                    "--advertise-client-urls", "http://127.0.0.1:%d" % env.etcd_client_port(i),
+                    "--listen-peer-urls", "http://127.0.0.1:%d" % env.etcd_peer_port(i),
+                    "--initial-advertise-peer-urls",
+                    "http://127.0.0.1:%d" % env.etcd_peer_port(i),
+                    "--logger", "zap", "--log-outputs", "stderr"]
+            o = open(env.path("%s-e%d.log" % (tag, i)), "a")
+            env.etcd.append(subprocess.Popen(args, stdout=o, stderr=o))
+        got = None
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            rr = etcdctl(env, "--command-timeout", "1s", "get", "dr-bench/sentinel",
+                         "--print-value-only", ok=False, timeout=30)
+            if rr.returncode == 0 and rr.stdout.strip():
+                got = rr.stdout.strip()
+                break
+            time.sleep(0.05)
+        serving = time.time() - t0
+        if got != "etcd-sentinel":
+            raise Fail("etcd restore: get gave %r" % got)
+        n = etcdctl(env, "get", "bench/", "--prefix", "--limit", "1", "-w", "json")
+        count = json.loads(n.stdout).get("count", 0)
+        restores.append({"restore_seconds": t_restored, "serving_seconds": serving,
+                         "keys": count, "data_dir_bytes": du(env.path(tag, "e1"))})
+        log("  3 x etcdctl snapshot restore (in parallel) %.2f s; serving %.2f s after the "
+            "restores began (%d keys)" % (t_restored, serving, count))
+        stop_etcd(env)
+        shutil.rmtree(env.path(tag), ignore_errors=True)
+    out["restore"] = restores
+    res["etcd"] = out
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def report(env, res):
+    a = env.a
+    P = print
+    P()
+    P("Disaster-recovery benchmark: %d keys x %d B (random letters and digits, all "
+      "different), %d run(s) each; median [min-max]" % (a.keys, a.value_size, a.runs))
+    P("machine: %d CPUs, load average before %s" % (os.cpu_count(), res["loadavg_before"]))
+    P("load: %d keys through HTTP in %.1f s (%.0f puts/s)" %
+      (a.keys, res["load_seconds"], a.keys / res["load_seconds"]))
+    P()
+    P("1. Snapshot (target: taken and uploaded in < 5 s; client p99 <= 2x idle)")
+    q = res["snapshot_quiet"]
+    man = [s["manifest"] for s in q]
+    P("  cairnctl snapshot save, quiet cluster   %s s" % msr([s["seconds"] for s in q], 2))
+    P("  manifest: %d keys, %d versions, bytes_raw %s, bytes_stored %s (stored/raw %.3f)" %
+      (man[-1]["keys"], man[-1]["versions"], fmt(man[-1]["bytes_raw"], 0),
+       fmt(man[-1]["bytes_stored"], 0), man[-1]["bytes_stored"] / max(1, man[-1]["bytes_raw"])))
+    P("  the leader's log, capture to uploaded  %s ms" % msr([s.get("server_ms") for s in q], 0))
+    buckets, hsum, hcount = res["snapshot_histogram"]
+    if hcount:
+        P("  cairn_backup_snapshot_duration_seconds  count %d, mean %.2f s; buckets %s" %
+          (hcount, hsum / hcount, ", ".join("le %s: %d" % (k, v) for k, v in buckets.items()
+                                            if v and (k == "+Inf" or float(k) >= 0.1))))
+    pairs = res["snapshot_load"]
+    P("  cairn-bench, %d clients, put=20,get=80, %d s windows:" % (a.bench_clients, a.window))
+    P("    %-28s %-22s %-22s %-22s" % ("", "ops/s", "p50 ms", "p99 ms"))
+    for label, key in (("without snapshots", "idle"), ("with snapshots", "snapshots")):
+        P("    %-28s %-22s %-22s %-22s" % (
+            label, msr([p[key]["total"]["ops_per_s"] for p in pairs], 0),
+            msr([p[key]["total"]["p50_ms"] for p in pairs], 2),
+            msr([p[key]["total"]["p99_ms"] for p in pairs], 2)))
+        for op in ("put", "get"):
+            if all(op in p[key].get("ops", {}) for p in pairs):
+                P("    %-28s %-22s %-22s %-22s" % (
+                    "  " + op, msr([p[key]["ops"][op]["ops_per_s"] for p in pairs], 0),
+                    msr([p[key]["ops"][op]["p50_ms"] for p in pairs], 2),
+                    msr([p[key]["ops"][op]["p99_ms"] for p in pairs], 2)))
+    ratios = [p["snapshots"]["total"]["p99_ms"] / p["idle"]["total"]["p99_ms"] for p in pairs]
+    P("    p99 with / without: %s (per run: %s); snapshots per window: %s, covering %s%% of it" %
+      (msr(ratios, 2), ", ".join("%.2f" % x for x in ratios),
+       ", ".join(str(len(p["saves"])) for p in pairs),
+       msr([100 * p["snapshot_share"] for p in pairs], 0)))
+    under = [s for p in pairs for s in p["saves"]]
+    if under:
+        P("    snapshot save under load: %s s (the leader's log: %s ms); bytes_raw %s to %s" %
+          (msr([s["seconds"] for s in under], 2), msr([s.get("server_ms") for s in under], 0),
+           fmt(min(s["manifest"]["bytes_raw"] for s in under), 0),
+           fmt(max(s["manifest"]["bytes_raw"] for s in under), 0)))
+    P()
+    P("2. Recovery point lag at %d writes/s for %d s (target: < 1 s); ms from a write's ack "
+      "to the first 50 ms poll of GET /v1/backup showing it archived" % (a.rate, a.lag_seconds))
+    for kind, label in (("lag", "no snapshot"), ("lag_snapshot", "one snapshot mid-run")):
+        runs = res.get(kind) or []
+        if not runs:
+            continue
+        P("  %s:" % label)
+        P("    writes/s %s (errors %s), write p99 %s ms" %
+          (msr([r["rate"] for r in runs], 0), ", ".join(str(r["errors"]) for r in runs),
+           msr([r["write_p99_ms"] for r in runs], 1)))
+        P("    lag p50 %s, p99 %s, max %s ms" % (msr([r["lag_p50_ms"] for r in runs], 0),
+                                               msr([r["lag_p99_ms"] for r in runs], 0),
+                                               msr([r["lag_max_ms"] for r in runs], 0)))
+        P("    server's cairn_backup_recovery_point_lag_seconds, sampled every 250 ms (%s "
+          "samples): p50 %s, p99 %s, max %s ms" % (
+              msr([r["server_lag_samples"] for r in runs], 0),
+              msr([r["server_lag_p50_ms"] for r in runs], 0),
+              msr([r["server_lag_p99_ms"] for r in runs], 0),
+              msr([r["server_lag_max_ms"] for r in runs], 0)))
+        if kind == "lag_snapshot":
+            P("    snapshot save during the run: %s s" %
+              msr([r["snapshot_seconds"] for r in runs], 2))
+    P()
+    P("3. Restore (target: a new cluster serving in < 10 s)")
+    rc = res["restore_cluster"]
+    fs = res["final_snapshot"]["manifest"]
+    P("  from the snapshot at revision %d plus the archived log to revision %d" %
+      (fs["revision"], res["restore_sentinel_revision"]))
+    P("  3 x cairnd --restore-from, start to a linearizable get of the last write: %s s" %
+      msr([r["seconds"] for r in rc], 2))
+    for step, label in (("restored", "downloaded and restored (slowest node)"),
+                        ("loaded", "restored state loaded (slowest node)")):
+        P("    %-40s by %s s" % (label, msr([r["steps"].get(step) for r in rc], 2)))
+    P("    (the rest: an election, which waits for an election timeout, and the read)")
+    rd = res.get("restore_cluster_dataset")
+    if rd:
+        P("  the same, to the data set as loaded (revision %d, the first snapshot, no log): %s s"
+          % (res["restore_dataset_revision"], msr([r["seconds"] for r in rd], 2)))
+    for kind, label in (("restore_ctl", "latest"), ("restore_ctl_dataset", "the data set"),
+                        ("restore_ctl_pitr", "point in time")):
+        runs = res.get(kind)
+        if runs:
+            o = runs[-1]["out"]
+            P("  cairnctl snapshot restore --data-dir (%s: snapshot at revision %d + %d "
+              "entries): %s s, seed %s bytes" % (label, o["snapshot_revision"], o["entries"],
+                                                 msr([r["seconds"] for r in runs], 2),
+                                                 fmt(runs[-1]["seed_bytes"], 0)))
+    e = res.get("etcd")
+    if e:
+        P()
+        if "skipped" in e:
+            P("4. etcd: skipped (%s)" % e["skipped"])
+        else:
+            P("4. etcd (%s), 3 members, the same keys and values" % e["version"])
+            P("  load through the JSON gateway (16 threads): %.1f s" % e["load_seconds"])
+            P("  etcdctl snapshot save (local file, no upload): %s s, %s bytes" %
+              (msr([s["seconds"] for s in e["save"]], 2), fmt(e["save"][-1]["bytes"], 0)))
+            P("  3 x etcdctl snapshot restore in parallel: %s s; then 3 members started until "
+              "a get succeeds: %s s in all" %
+              (msr([r["restore_seconds"] for r in e["restore"]], 2),
+               msr([r["serving_seconds"] for r in e["restore"]], 2)))
+            P("  data dir per member: %s bytes before, %s bytes restored" %
+              (fmt(e["data_dir_bytes"], 0), fmt(e["restore"][-1]["data_dir_bytes"], 0)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build_dir")
+    ap.add_argument("--keys", type=int, default=100000)
+    ap.add_argument("--value-size", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--etcd", action="store_true")
+    ap.add_argument("--window", type=int, default=10, help="cairn-bench window, s [10]")
+    ap.add_argument("--bench-clients", type=int, default=8)
+    ap.add_argument("--rate", type=int, default=1000, help="writes/s for the lag [1000]")
+    ap.add_argument("--lag-seconds", type=int, default=30)
+    ap.add_argument("--port-base", type=int, default=29100,
+                    help="ports P+1..P+23, P+90, P+101..P+113 [29100]")
+    ap.add_argument("--json", help="write every figure here")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = ap.parse_args()
+    if not os.path.exists(os.path.join(HERE, "node_modules", ".bin", "s3rver")):
+        print("skip: s3rver is not installed (deploy/deps.sh --test)")
+        return 77
+    env = Env(a)
+    busy = [p for p in env.all_ports() if not port_free(p)]
+    if busy:
+        print("dr_bench: ports in use: %s (--port-base)" % busy, file=sys.stderr)
+        return 1
+    res = {"args": vars(a), "loadavg_before": open("/proc/loadavg").read().split()[:3],
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    ok = False
+    try:
+        env.start_s3()
+        start_main_cluster(env)
+        keys = [key_name(i, a.keys) for i in range(a.keys)]
+        values = random_values(a.keys, a.value_size)
+        log("loading %d keys x %d B" % (a.keys, a.value_size))
+        res["load_seconds"], _ = load_http(env.leader_http(), keys, values)
+        wait_applied(env)
+        log("  %.1f s (%.0f puts/s)" % (res["load_seconds"], a.keys / res["load_seconds"]))
+        phase_snapshot(env, res)
+        phase_lag(env, res)
+        phase_restore(env, res, keys, values)
+        if a.etcd:
+            phase_etcd(env, res, keys, values)
+        res["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
+        report(env, res)
+        ok = True
+    except (Fail, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
+        print("dr_bench: FAIL: %s (logs in %s)" % (e, env.tmp), file=sys.stderr)
+    finally:
+        env.close()
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(res, f, indent=1, default=str)
+        if ok and not a.keep:
+            shutil.rmtree(env.tmp, ignore_errors=True)
+        elif a.keep:
+            print("kept %s" % env.tmp)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
