@@ -85,20 +85,7 @@ static void errf(char *err, size_t len, const char *fmt, ...)
 
 static int fd_sink(void *arg, const void *data, size_t len)
 {
-    int fd = *(int *)arg;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return spool_write_all(*(int *)arg, data, len);
 }
 
 struct seg_builder

@@ -962,23 +962,6 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
 
 /* Seeds. */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int mkdir_p(const char *dir)
 {
     char tmp[4096];
@@ -1064,7 +1047,7 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
     snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
     snprintf(tmp, sizeof(tmp), "%s/" DR_SEED_FILE ".tmp", data_dir);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, out.data, out.len) != 0 || fsync(fd) != 0) {
+    if (fd < 0 || spool_write_all(fd, out.data, out.len) != 0 || fsync(fd) != 0) {
         errf(err, errlen, "%s: %s", tmp, strerror(errno));
         if (fd >= 0) {
             close(fd);
@@ -1087,8 +1070,6 @@ out:
 int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
 {
     char path[4096];
-    int fd;
-    struct stat st;
     char *data;
     size_t got = 0;
     struct artifact a;
@@ -1097,30 +1078,13 @@ int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
     char msg[256];
     int rv = -1;
     snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (spool_read_file(path, &data, &got) != 0) {
         if (errno == ENOENT) {
             return 1;
         }
         errf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) != 0 || (data = malloc((size_t)st.st_size + 1)) == NULL) {
-        errf(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
     buf_init(&body);
     if (artifact_parse(data, got, &a, msg, sizeof(msg)) != 0 ||
         dr_manifest_parse(a.header, a.header_len, &m, msg, sizeof(msg)) != 0 ||

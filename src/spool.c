@@ -34,6 +34,23 @@ static void file_path(const char *dir, uint64_t first, char *out, size_t len)
     snprintf(out, len, "%s/%020" PRIu64 SUFFIX, dir, first);
 }
 
+int spool_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 static int pack_cb(void *data, const char *bytes, size_t len)
 {
     return buf_append(data, bytes, len) == 0 ? 0 : -1;
@@ -107,7 +124,7 @@ static size_t scan(const char *data, size_t len, uint64_t *first, uint64_t *last
     return off;
 }
 
-static int read_file(const char *path, char **data, size_t *len)
+int spool_read_file(const char *path, char **data, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -292,7 +309,7 @@ int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, char *err,
         int64_t last_time = 0;
         size_t valid;
         file_path(dir, nf->first, path, sizeof(path));
-        if (read_file(path, &data, &len) != 0) {
+        if (spool_read_file(path, &data, &len) != 0) {
             errf(err, errlen, "backlog file %s: %s", path, strerror(errno));
             return -1;
         }
@@ -487,7 +504,7 @@ int spool_read(const char *dir, uint64_t after, uint64_t through, spool_read_cb 
             break;
         }
         file_path(dir, firsts[i], path, sizeof(path));
-        if (read_file(path, &data, &len) != 0) {
+        if (spool_read_file(path, &data, &len) != 0) {
             errf(err, errlen, "backlog file %s: %s", path, strerror(errno));
             rv = -1;
             break;

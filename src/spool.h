@@ -92,4 +92,9 @@ bool spool_record_decode(const char *data, size_t len, struct spool_record *r);
 /* Append one record's msgpack (no length prefix) to out. Returns 0 or -1. */
 int spool_record_encode(struct buf *out, const struct spool_record *r);
 
+/* File helpers disaster recovery shares: read a whole file (malloc'd;
+ * -1 with errno), and write all of len bytes (0 or -1 with errno). */
+int spool_read_file(const char *path, char **data, size_t *len);
+int spool_write_all(int fd, const void *data, size_t len);
+
 #endif /* CAIRN_SPOOL_H */

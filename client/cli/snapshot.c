@@ -187,14 +187,24 @@ static void print_catalog(const struct objstore *st, const struct dr_catalog *ca
     }
 }
 
+/* Ask the cluster's leader; on failure say why (as snapshot WHAT). */
+static int backup_call(cairn_client *c, const char *what, const char *verb, char **json,
+                       size_t *len)
+{
+    int rv = cairn_backup(c, verb, json, len);
+    if (rv != 0) {
+        fprintf(stderr, "cairnctl: snapshot %s: %s (%s)\n", what, cairn_errmsg(c),
+                cairn_errname(rv));
+        return -1;
+    }
+    return 0;
+}
+
 static int cluster_call(cairn_client *c, const char *verb)
 {
     char *json = NULL;
     size_t len = 0;
-    int rv = cairn_backup(c, verb, &json, &len);
-    if (rv != 0) {
-        fprintf(stderr, "cairnctl: snapshot %s: %s (%s)\n", verb, cairn_errmsg(c),
-                cairn_errname(rv));
+    if (backup_call(c, verb, verb, &json, &len) != 0) {
         return 1;
     }
     fwrite(json, 1, len, stdout);
@@ -213,9 +223,8 @@ static int cluster_verify(cairn_client *c, const struct snapshot_opts *o)
     const struct json_value *ok;
     const struct json_value *e;
     char msg[128];
-    int rv = cairn_backup(c, "verify", &json, &len);
-    if (rv != 0) {
-        fprintf(stderr, "cairnctl: snapshot verify: %s (%s)\n", cairn_errmsg(c), cairn_errname(rv));
+    int rv;
+    if (backup_call(c, "verify", "verify", &json, &len) != 0) {
         return 1;
     }
     arena_init(&a);
@@ -351,9 +360,8 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
     const struct json_value *v;
     const struct json_value *s;
     char msg[128];
-    int rv = cairn_backup(c, "status", &json, &len);
-    if (rv != 0) {
-        fprintf(stderr, "cairnctl: snapshot list: %s (%s)\n", cairn_errmsg(c), cairn_errname(rv));
+    int rv;
+    if (backup_call(c, "list", "status", &json, &len) != 0) {
         return 1;
     }
     if (o->json) {
