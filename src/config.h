@@ -70,6 +70,9 @@
       "S3 addressing: path, virtual-host, or auto (path when --backup-endpoint is set)")           \
     X(backup_credentials_file, STR, "",                                                            \
       "AWS credentials file (empty: the AWS_* environment variables, else ~/.aws/credentials)")    \
+    X(backup_part_size, U64, "8388608",                                                            \
+      "S3 objects larger than this go up in a multipart upload of parts this size (at least "      \
+      "5 MiB)")                                                                                    \
     X(backup_snapshot_interval_ms, U64, "3600000",                                                 \
       "how often the leader uploads a snapshot when the store changed (0: only on demand)")        \
     X(backup_ship_interval_ms, U64, "500",                                                         \

@@ -970,6 +970,7 @@ static int store_options(const struct config *c, struct objstore_options *opt, c
     opt->region = c->backup_region[0] != '\0' ? c->backup_region : NULL;
     opt->credentials_file =
         c->backup_credentials_file[0] != '\0' ? c->backup_credentials_file : NULL;
+    opt->part_size = (size_t)c->backup_part_size;
     if (strcmp(c->backup_addressing, "auto") == 0) {
         opt->path_style = -1;
     } else if (strcmp(c->backup_addressing, "path") == 0) {
