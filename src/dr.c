@@ -449,7 +449,7 @@ static bool lane_busy(struct dr *d, int lane)
 
 static void submit(struct dr *d, int lane, struct dr_job *j)
 {
-    j->cluster_id = d->cluster_id;
+    j->cluster_id = d->srv->fsm.kv.cluster_id;
     j->spool_dir = d->spool_dir;
     j->started_ns = metrics_now_ns();
     j->lane = lane;
@@ -716,7 +716,6 @@ static void finish(struct dr *d, struct dr_job *j)
                     d->archived_time_ms = r->to_time_ms;
                     d->last_snapshot_taken_ms = newest->time_ms;
                     d->last_snapshot_hash = newest->state_hash;
-                    d->last_snapshot_index = newest->index;
                 } else {
                     d->archived_index = 0;
                 }
@@ -757,7 +756,6 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->have_snapshot = true;
                 d->last_snapshot_taken_ms = j->snap.time_ms;
                 d->last_snapshot_hash = j->snap.state_hash;
-                d->last_snapshot_index = j->snap.index;
                 d->snapshots_uploaded++;
                 d->bytes_uploaded += j->out_bytes;
                 metrics_observe(d->m_snapshot_ns, metrics_now_ns() - j->started_ns);
@@ -848,7 +846,7 @@ static void start_snapshot(struct dr *d)
         job_free(j);
         return;
     }
-    j->snap.cluster_id = d->cluster_id;
+    j->snap.cluster_id = kv->cluster_id;
     j->snap.revision = kv->rev;
     j->snap.index = raft_last_applied(&s->raft);
     j->snap.term = s->raft.current_term;
@@ -900,7 +898,6 @@ static void tick(struct dr *d)
                  objstore_url(d->lanes[DR_KEEP].store));
         d->responsible = true;
         d->synced = false;
-        d->cluster_id = s->fsm.kv.cluster_id;
         d->pending_since_ms = d->spool.last > 0 ? now : 0;
     }
     if (!d->synced) {

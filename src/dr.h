@@ -90,7 +90,6 @@ struct dr
     /* Loop-thread state. */
     bool responsible;
     bool synced;
-    uint64_t cluster_id;
     uint64_t archived_index;
     uint64_t archived_revision;
     int64_t archived_time_ms;
@@ -98,7 +97,6 @@ struct dr
     uint64_t last_ship_ms;
     int64_t last_snapshot_taken_ms; /* wall clock, from the store or ours */
     uint64_t last_snapshot_hash;
-    uint64_t last_snapshot_index;
     bool have_snapshot;
     bool rebase; /* the snapshot in flight starts the archive's chain again */
     uint64_t last_prune_ms;

@@ -379,7 +379,6 @@ static int list_cb(void *arg, const char *name, uint64_t size)
         sg.revision = rev;
         sg.time_ms = t;
         sg.size = size;
-        /* Remember the cluster of the first object, to pick one later. */
         l->cat->segs[l->cat->n_segs++] = sg;
     }
     return 0;
@@ -418,16 +417,6 @@ static const struct dr_segment *next_segment(const struct dr_catalog *cat, uint6
         }
     }
     return best;
-}
-
-uint64_t dr_catalog_chain_end(const struct dr_catalog *cat, const struct dr_snapshot *from)
-{
-    uint64_t cur = from->index;
-    const struct dr_segment *s;
-    while ((s = next_segment(cat, cur)) != NULL) {
-        cur = s->last;
-    }
-    return cur;
 }
 
 static void build_ranges(struct dr_catalog *cat)
@@ -500,7 +489,6 @@ int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog 
         rv = dr_manifest_parse(data, len, &s, msg, sizeof(msg));
         free(data);
         if (rv != 0) {
-            cat->bad_manifests++;
             fprintf(stderr, "cairn: ignoring manifest %s: %s\n", l.manifests[i], msg);
             continue;
         }

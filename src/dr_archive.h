@@ -79,7 +79,6 @@ struct dr_catalog
     unsigned n_segs;
     struct dr_range *ranges; /* oldest first, disjoint */
     unsigned n_ranges;
-    unsigned bad_manifests; /* manifests that did not parse (named in the log) */
     /* Every cluster with objects in the store (a restored cluster backs up
      * under its own id), the chosen one included; at most 16 listed. */
     uint64_t clusters[16];
@@ -108,8 +107,6 @@ void dr_catalog_free(struct dr_catalog *cat);
 void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s);
 /* The newest snapshot, NULL when none. */
 const struct dr_snapshot *dr_catalog_newest(const struct dr_catalog *cat);
-/* The newest index the archive reaches on from that snapshot. */
-uint64_t dr_catalog_chain_end(const struct dr_catalog *cat, const struct dr_snapshot *from);
 
 /* Retention tiers (--backup-retention "48h:all,30d:1d,365d:30d"): keep
  * every snapshot younger than window_ms when every_ms is 0, else one per

@@ -92,9 +92,8 @@ bool spool_record_decode(const char *data, size_t len, struct spool_record *r)
 
 /* Walk the records of one file's bytes; returns the length of the valid
  * prefix (a torn tail is not counted). */
-static size_t scan(const char *data, size_t len, uint64_t *first, uint64_t *last,
-                   int64_t *last_time, spool_read_cb cb, void *arg, uint64_t after,
-                   uint64_t through, int *cb_rv)
+static size_t scan(const char *data, size_t len, uint64_t *first, uint64_t *last, spool_read_cb cb,
+                   void *arg, uint64_t after, uint64_t through, int *cb_rv)
 {
     size_t off = 0;
     while (len - off >= 4) {
@@ -109,9 +108,6 @@ static size_t scan(const char *data, size_t len, uint64_t *first, uint64_t *last
         }
         if (last != NULL) {
             *last = r.index;
-        }
-        if (last_time != NULL) {
-            *last_time = r.time_ms;
         }
         if (cb != NULL && r.index > after && r.index <= through) {
             *cb_rv = cb(arg, &r);
@@ -306,14 +302,13 @@ int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, char *err,
         size_t len;
         uint64_t first = 0;
         uint64_t last = 0;
-        int64_t last_time = 0;
         size_t valid;
         file_path(dir, nf->first, path, sizeof(path));
         if (spool_read_file(path, &data, &len) != 0) {
             errf(err, errlen, "backlog file %s: %s", path, strerror(errno));
             return -1;
         }
-        valid = scan(data, len, &first, &last, &last_time, NULL, NULL, 0, 0, NULL);
+        valid = scan(data, len, &first, &last, NULL, NULL, 0, 0, NULL);
         free(data);
         if (valid < len) {
             log_warn("backlog: cutting a torn record (%zu bytes) off %s", len - valid, path);
@@ -334,7 +329,6 @@ int spool_open(struct spool *sp, const char *dir, uint64_t max_bytes, char *err,
             }
         } else {
             sp->last = last;
-            sp->last_time_ms = (uint64_t)last_time;
         }
     }
     return 0;
@@ -415,7 +409,6 @@ int spool_append(struct spool *sp, const struct spool_record *r)
     sp->files[sp->n_files - 1].bytes += 4 + n;
     sp->bytes += 4 + n;
     sp->last = r->index;
-    sp->last_time_ms = (uint64_t)r->time_ms;
     while (sp->bytes > sp->max_bytes && sp->n_files > 1) {
         drop_oldest(sp); /* a gap: dr.c says so when it matters */
     }
@@ -431,7 +424,6 @@ void spool_reset(struct spool *sp, uint64_t base)
     }
     sp->base = base;
     sp->last = base;
-    sp->last_time_ms = 0;
     write_base(sp); /* first: a crash in between leaves files below it */
     while (sp->n_files > 0) {
         char path[4096];
@@ -509,7 +501,7 @@ int spool_read(const char *dir, uint64_t after, uint64_t through, spool_read_cb 
             rv = -1;
             break;
         }
-        scan(data, len, NULL, &last, NULL, cb, arg, after, through, &cb_rv);
+        scan(data, len, NULL, &last, cb, arg, after, through, &cb_rv);
         free(data);
         rv = cb_rv;
         if (last > next) {

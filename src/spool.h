@@ -55,7 +55,6 @@ struct spool
     char *dir; /* owned */
     uint64_t base;
     uint64_t last;
-    uint64_t last_time_ms; /* time of the record at last, 0 if unknown */
     uint64_t max_bytes;
     uint64_t bytes;           /* on disk and pending */
     uint64_t gaps;            /* resets since start */

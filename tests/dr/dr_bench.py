@@ -56,6 +56,8 @@ import threading
 import time
 import urllib.parse
 
+from dr_test import Fail, metric, wait_port  # the end-to-end test's helpers
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ACCESS, SECRET = "S3RVER", "S3RVER"
 BUCKET = "cairn-bench"
@@ -63,23 +65,8 @@ ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 TO_ALNUM = bytes(ALNUM[i % len(ALNUM)] for i in range(256))
 
 
-class Fail(Exception):
-    pass
-
-
 def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def wait_port(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise Fail("port %d did not open" % port)
 
 
 def port_free(port):
@@ -311,19 +298,12 @@ class Env:
             self.s3.wait()
 
 
-def metric_value(text, name):
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
 def histogram(text, name):
     """{le: count}, sum, count of a Prometheus histogram."""
     buckets = {}
     for m in re.finditer(r'^%s_bucket\{le="([^"]+)"\} (\S+)$' % re.escape(name), text, re.M):
         buckets[m.group(1)] = float(m.group(2))
-    return buckets, metric_value(text, name + "_sum"), metric_value(text, name + "_count")
+    return buckets, metric(text, name + "_sum"), metric(text, name + "_count")
 
 
 def log_time(stamp):
@@ -608,7 +588,7 @@ class Poller:
                 if t >= next_m:
                     next_m = t + self.metrics_every
                     _, data = mh.request("GET", "/metrics")
-                    v = metric_value(data.decode(), "cairn_backup_recovery_point_lag_seconds")
+                    v = metric(data.decode(), "cairn_backup_recovery_point_lag_seconds")
                     if v is not None:
                         self.metric_samples.append(v)
             except Exception as e:  # noqa: BLE001
