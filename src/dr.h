@@ -78,10 +78,12 @@ struct dr
     } lanes[2];
     uv_timer_t timer;
     uv_async_t async;
-    bool handles;   /* timer and async initialized */
-    bool replaced;  /* raft installed a snapshot: a gap at the next entry */
-    bool abandoned; /* a stuck worker was left running at close: the key space
-                     * it may read must not be freed */
+    uv_idle_t idle;           /* steps the capture below, one slice per loop turn */
+    struct dr_job *capturing; /* a snapshot whose state is being captured */
+    bool handles;             /* timer, async and idle initialized */
+    bool replaced;            /* raft installed a snapshot: a gap at the next entry */
+    bool abandoned;           /* a stuck worker was left running at close: the key space
+                               * it may read must not be freed */
     uint64_t seen_gaps;
     pthread_mutex_t mu; /* guards lanes' job and done, and stop */
     pthread_cond_t cond;

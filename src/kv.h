@@ -81,6 +81,7 @@ struct kv_key
     uint32_t cap_versions;
     struct kv_version *versions; /* owned, oldest first */
     kv_rev floor_rev;            /* newest discarded version's mod_rev, 0 if none */
+    uint32_t capture_mark;       /* the sliced capture's epoch once it holds this key */
     bool floor_deleted;          /* that version was a tombstone */
     uint8_t level;
     struct kv_key *next[]; /* skip list forward pointers, `level` of them */
@@ -134,6 +135,10 @@ struct kv
     uint64_t rng; /* skip list level choice; not part of the state */
     /* Snapshot captures alive, and memory whose release waits for them. */
     unsigned captures;
+    /* The capture being taken in slices, if any (kv_capture_begin), and the
+     * epoch that marks the keys it already holds. */
+    struct kv_capture *slicing;
+    uint32_t capture_epoch;
     void **deferred; /* owned */
     size_t n_deferred;
     size_t cap_deferred;
@@ -188,6 +193,22 @@ int kv_snapshot_encode(struct kv *kv, struct buf *out);
  * borrows, which stay alive until release), then kv_capture_release (loop
  * thread). The key space may change freely in between. */
 int kv_capture(struct kv *kv, struct kv_capture **out);
+
+/* kv_capture in slices, so that a large key space never stalls the loop:
+ * kv_capture_begin records the revision, counts and settings (O(1)); then
+ * each kv_capture_step (loop thread) walks at most `budget` more keys and
+ * returns 0 while keys remain, 1 once the capture is complete, or a CAIRN_E*
+ * code when it cannot complete (CAIRN_ESHUTDOWN: the state was replaced or
+ * closed; CAIRN_ENOMEM; CAIRN_EINTERNAL: the counts do not add up). The key
+ * space may change between steps: a change that would discard a version the
+ * capture still needs first copies that key's versions as of the capture's
+ * revision, so the result is the state at kv_capture_begin, exactly as
+ * kv_capture would have taken it then. One sliced capture at a time
+ * (CAIRN_EBUSY otherwise); kv_capture may run meanwhile. Release it with
+ * kv_capture_release, complete or not. */
+int kv_capture_begin(struct kv *kv, struct kv_capture **out);
+int kv_capture_step(struct kv *kv, struct kv_capture *cap, uint64_t budget);
+
 int kv_capture_encode(const struct kv_capture *cap, struct buf *out);
 void kv_capture_release(struct kv *kv, struct kv_capture *cap);
 

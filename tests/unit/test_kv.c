@@ -2656,6 +2656,111 @@ static void random_hash_op(struct kv *kv, uint64_t *rng, bool nested)
     }
 }
 
+/* A capture taken in slices (kv_capture_begin/step) must equal, byte for
+ * byte, the snapshot encoded when it began, whatever entries run between its
+ * steps: writes that trim history, deletes, compaction that unlinks keys the
+ * walk has or has not reached, keys created behind and ahead of it,
+ * retention changes, sweeps, and captures taken at once meanwhile. A
+ * snapshot installed over the state ends it with CAIRN_ESHUTDOWN. */
+#define SLICED_CAPTURE_ROUNDS 400
+
+static void test_capture_in_slices(void **state)
+{
+    struct kv a;
+    struct kv_capture *cap;
+    struct kv_capture *other;
+    struct buf ref;
+    struct buf got;
+    uint64_t rng = 0x51ced5ull;
+    int completed = 0;
+    int ended = 0;
+    int round;
+    int i;
+    int rv;
+    (void)state;
+    setup_kv(&a);
+    now_ms = 1700000000000;
+    for (round = 0; round < SLICED_CAPTURE_ROUNDS; round++) {
+        uint64_t hash;
+        int steps = 0;
+        for (i = 0; i < 20; i++) {
+            random_hash_op(&a, &rng, false);
+            now_ms += (int64_t)(rng_next(&rng) % 500);
+        }
+        hash = kv_hash(&a);
+        buf_init(&ref);
+        assert_int_equal(kv_snapshot_encode(&a, &ref), 0);
+        assert_int_equal(kv_capture_begin(&a, &cap), 0);
+        assert_int_equal(kv_capture_begin(&a, &other), CAIRN_EBUSY);
+        buf_init(&got);
+        assert_int_equal(kv_capture_encode(cap, &got), CAIRN_EINVAL); /* not complete */
+        for (;;) {
+            bool replaced = a.slicing == NULL;
+            rv = kv_capture_step(&a, cap, 1 + rng_next(&rng) % 3);
+            if (replaced) {
+                assert_int_equal(rv, CAIRN_ESHUTDOWN);
+                ended++;
+                break;
+            }
+            if (rv == 1) {
+                completed++;
+                break;
+            }
+            assert_int_equal(rv, 0);
+            steps++;
+            if (rng_next(&rng) % 8 == 0) {
+                /* A capture at once (raft's snapshot) meanwhile. */
+                struct buf now_ref;
+                struct buf now_got;
+                buf_init(&now_ref);
+                buf_init(&now_got);
+                assert_int_equal(kv_snapshot_encode(&a, &now_ref), 0);
+                assert_int_equal(kv_capture(&a, &other), 0);
+                assert_int_equal(kv_capture_encode(other, &now_got), 0);
+                kv_capture_release(&a, other);
+                assert_int_equal(now_got.len, now_ref.len);
+                assert_memory_equal(now_got.data, now_ref.data, now_ref.len);
+                buf_free(&now_ref);
+                buf_free(&now_got);
+            }
+            random_hash_op(&a, &rng, true);
+            now_ms += (int64_t)(rng_next(&rng) % 500);
+        }
+        if (rv == 1) {
+            assert_int_equal(kv_capture_encode(cap, &got), 0);
+            if (got.len != ref.len || memcmp(got.data, ref.data, ref.len) != 0) {
+                print_error("round %d after %d steps\n", round, steps);
+            }
+            assert_int_equal(got.len, ref.len);
+            assert_memory_equal(got.data, ref.data, ref.len);
+            expect_snapshot_hash(&got, hash);
+            assert_int_equal(kv_capture_step(&a, cap, 1), 1); /* stays complete */
+        }
+        /* Now and then released before the end, which must also do. */
+        kv_capture_release(&a, cap);
+        assert_null(a.slicing);
+        assert_int_equal(a.captures, 0);
+        buf_free(&ref);
+        buf_free(&got);
+    }
+    /* Both ends happened, and the state went through what matters. */
+    assert_true(completed > SLICED_CAPTURE_ROUNDS / 2);
+    assert_true(ended > 0);
+    assert_true(a.compact_rev > 0);
+
+    /* Released half-way, and closed half-way. */
+    assert_int_equal(kv_capture_begin(&a, &cap), 0);
+    assert_int_equal(kv_capture_step(&a, cap, 1), 0);
+    kv_capture_release(&a, cap);
+    assert_null(a.slicing);
+    assert_int_equal(kv_capture_begin(&a, &cap), 0);
+    assert_int_equal(kv_capture_step(&a, cap, 1), 0);
+    kv_close(&a);
+    assert_int_equal(kv_capture_step(&a, cap, 1), CAIRN_ESHUTDOWN);
+    kv_capture_release(&a, cap);
+    assert_int_equal(a.captures, 0);
+}
+
 static void test_hash_incremental_matches_full(void **state)
 {
     struct kv a;
@@ -2738,6 +2843,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_same_key_twice_in_txn),
         cmocka_unit_test(test_snapshot_capture_survives_changes),
+        cmocka_unit_test(test_capture_in_slices),
         cmocka_unit_test(test_snapshot_decode_corrupt),
         cmocka_unit_test(test_snapshot_decode_invalid_states),
         cmocka_unit_test(test_snapshot_decode_out_of_memory),
