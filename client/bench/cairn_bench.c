@@ -91,6 +91,7 @@ struct options
     uint64_t requests;
     bool requests_set;
     double warmup_s;
+    double rate; /* ops/s over all clients; 0: a closed loop */
     unsigned mix[OP_N];
     uint64_t keys;
     bool keys_set;
@@ -138,6 +139,7 @@ struct client
     uint64_t id;
     int64_t started;
     int64_t not_before; /* paused after an error until then */
+    int64_t next_due;   /* --rate: when its next request is due */
 };
 
 struct samples
@@ -252,6 +254,9 @@ static void usage(FILE *f)
             "  --duration S            measure for S seconds [10]\n"
             "  --requests N            measure N requests instead of a duration\n"
             "  --warmup S              load that runs first and is not recorded [2]\n"
+            "  --rate R                offer R operations/s in all, spread over the clients,\n"
+            "                          instead of a closed loop (latency is still taken from\n"
+            "                          each request's send; a late client sends at once)\n"
             "  --mix put=P,get=G,stale=S  percentages of each operation [put=20,get=80]\n"
             "                          (get: linearizable, at the leader; stale: a stale get,\n"
             "                          for etcd a serializable range, at the stale endpoint)\n"
@@ -331,6 +336,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         O_TARGET,
         O_TIMEOUT,
         O_SEED,
+        O_RATE,
         O_HELP,
     };
     static const struct option longs[] = {
@@ -349,6 +355,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"target", required_argument, NULL, O_TARGET},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"seed", required_argument, NULL, O_SEED},
+        {"rate", required_argument, NULL, O_RATE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -412,6 +419,12 @@ static void parse_options(struct options *o, int argc, char **argv)
                 break;
             case O_PRELOAD:
                 o->preload = true;
+                break;
+            case O_RATE:
+                o->rate = bench_parse_double("--rate", optarg);
+                if (!(o->rate > 0)) {
+                    bench_bad_usage("--rate: must be more than 0 operations per second");
+                }
                 break;
             case O_MEMORY_LOAD:
                 o->memory_load = true;
@@ -662,6 +675,20 @@ static void client_next(struct bench *b, struct client *cl, int64_t now)
 {
     if (cl->busy || !may_issue(b) || now < cl->not_before) {
         return;
+    }
+    if (b->o.rate > 0 && b->phase != PH_PRELOAD) {
+        /* Each client is due every clients/rate seconds, the clients spread
+         * evenly over that spacing. A client whose answer came late sends
+         * at once (so the offered rate holds while answers keep up), but
+         * never makes up more than one spacing of lost time. */
+        int64_t spacing = (int64_t)((double)b->o.clients * NS_PER_S / b->o.rate);
+        if (cl->next_due == 0) {
+            cl->next_due = now + (int64_t)((double)(cl - b->clients) * NS_PER_S / b->o.rate);
+        }
+        if (now < cl->next_due) {
+            return;
+        }
+        cl->next_due = cl->next_due + spacing < now - spacing ? now : cl->next_due + spacing;
     }
     cl->busy = true;
     cl->sent = false;
@@ -972,7 +999,7 @@ static void run(struct bench *b)
     struct epoll_event evs[256];
     int64_t next_scan = 0;
     while (b->phase != PH_DONE) {
-        int n = epoll_wait(b->epfd, evs, 256, 2);
+        int n = epoll_wait(b->epfd, evs, 256, b->o.rate > 0 ? 1 : 2);
         int i;
         int64_t now;
         if (n < 0 && errno != EINTR) {
@@ -982,9 +1009,10 @@ static void run(struct bench *b)
             conn_event(b, evs[i].data.ptr, evs[i].events);
         }
         now = bench_mono_ns();
+        /* With --rate the scan starts requests when they are due. */
         if (now >= next_scan || n <= 0) {
             scan(b, now);
-            next_scan = now + SCAN_EVERY_NS;
+            next_scan = now + (b->o.rate > 0 ? 0 : SCAN_EVERY_NS);
         }
     }
 }

@@ -11,7 +11,9 @@ on loopback, cairnctl, cairn-bench, and with --etcd a 3-member etcd 3.4 cluster.
                 cairn-bench (closed loop, --bench-clients, put=20,get=80 on the
                 data set's keys) for --window seconds without snapshots, and
                 again with snapshots back to back from 2 s into the window:
-                p50 / p99 side by side.
+                p50 / p99 side by side. Then the same pairs with the load
+                paced at --bench-rate ops/s (cairn-bench --rate), which
+                leaves the machine a spare core, as a service's load would.
   2. lag        --rate writes/s (open loop, HTTP PUTs from Python threads, each
                 ack's time and revision recorded) for --lag-seconds while
                 GET /v1/backup on the leader is polled every 50 ms: for every
@@ -33,6 +35,7 @@ the leader's HTTP API from 16 threads.
 
 Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--etcd] [--runs 3]
                    [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
+                   [--bench-rate R]
                    [--port-base P] [--json FILE] [--keep]
 Exit status: 0 when everything ran (targets are not judged here), 1 when
 something failed to run, 77 when s3rver is not installed.
@@ -425,14 +428,17 @@ def snapshot_log_lines(env, tag):
     return out
 
 
-def cairn_bench(env, window, extra_during=None):
-    """cairn-bench for warm-up 2 s + window s; extra_during(t_window_start, t_window_end) runs
-    in this thread while it does. Returns the JSON result."""
+def cairn_bench(env, window, extra_during=None, rate=0):
+    """cairn-bench for warm-up 2 s + window s, a closed loop or (rate > 0) offering rate ops/s;
+    extra_during(t_window_start, t_window_end) runs in this thread while it does. Returns the
+    JSON result."""
     a = env.a
     args = [os.path.join(env.bin, "cairn-bench"), "--endpoints", env.endpoints(),
             "--clients", str(a.bench_clients), "--mix", "put=20,get=80", "--keys", str(a.keys),
             "--value-size", str(a.value_size), "--warmup", "2", "--duration", str(window),
             "--seed", str(int(time.time())), "--json"]
+    if rate > 0:
+        args += ["--rate", str(rate)]
     t0 = time.time()
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     extra = None
@@ -442,6 +448,43 @@ def cairn_bench(env, window, extra_during=None):
     if p.returncode != 0:
         raise Fail("cairn-bench: exit %d: %s" % (p.returncode, err.strip()))
     return json.loads(out), extra
+
+
+def snapshot_pairs(env, rate):
+    """Pairs of cairn-bench windows, without snapshots then with them back to back; a closed
+    loop (rate 0) or rate ops/s offered."""
+    a = env.a
+    log("snapshot: %d x (cairn-bench %d s without snapshots, then %d s with), %s" %
+        (a.runs, a.window, a.window, "%d ops/s offered" % rate if rate else "closed loop"))
+    pairs = []
+    for r in range(a.runs):
+        idle, _ = cairn_bench(env, a.window, rate=rate)
+
+        def snap_loop(w0, w1):
+            saves = []
+            time.sleep(max(0, w0 + 2 - time.time()))
+            while True:
+                t = time.time()
+                # Stop when a snapshot would run well past the window.
+                if saves and t + 0.5 * med([s["seconds"] for s in saves]) > w1:
+                    break
+                if t >= w1:
+                    break
+                env.ctl("put", "dr-bench/marker", "load-%d-%d-%d" % (rate, r, len(saves)))
+                dt, snap = snapshot_save(env)
+                saves.append({"start": t - w0, "seconds": dt, "manifest": snap})
+            return saves
+
+        loaded, saves = cairn_bench(env, a.window, snap_loop, rate=rate)
+        busy = sum(min(s["start"] + s["seconds"], a.window) - s["start"] for s in saves)
+        pairs.append({"idle": idle, "snapshots": loaded, "saves": saves,
+                      "snapshot_share": busy / a.window, "rate": rate})
+        log("  idle p50 %.2f p99 %.2f ms (%.0f ops/s); with %d snapshots (%.0f%% of the window)"
+            " p50 %.2f p99 %.2f ms (%.0f ops/s)" %
+            (idle["total"]["p50_ms"], idle["total"]["p99_ms"], idle["total"]["ops_per_s"],
+             len(saves), 100 * busy / a.window, loaded["total"]["p50_ms"],
+             loaded["total"]["p99_ms"], loaded["total"]["ops_per_s"]))
+    return pairs
 
 
 def phase_snapshot(env, res):
@@ -457,42 +500,15 @@ def phase_snapshot(env, res):
              snap["bytes_stored"]))
     res["snapshot_quiet"] = quiet
 
-    log("snapshot: %d x (cairn-bench %d s without snapshots, then %d s with)" %
-        (a.runs, a.window, a.window))
-    pairs = []
-    for r in range(a.runs):
-        idle, _ = cairn_bench(env, a.window)
-
-        def snap_loop(w0, w1):
-            saves = []
-            time.sleep(max(0, w0 + 2 - time.time()))
-            while True:
-                t = time.time()
-                # Stop when a snapshot would run well past the window.
-                if saves and t + 0.5 * med([s["seconds"] for s in saves]) > w1:
-                    break
-                if t >= w1:
-                    break
-                env.ctl("put", "dr-bench/marker", "load-%d-%d" % (r, len(saves)))
-                dt, snap = snapshot_save(env)
-                saves.append({"start": t - w0, "seconds": dt, "manifest": snap})
-            return saves
-
-        loaded, saves = cairn_bench(env, a.window, snap_loop)
-        busy = sum(min(s["start"] + s["seconds"], a.window) - s["start"] for s in saves)
-        pairs.append({"idle": idle, "snapshots": loaded, "saves": saves,
-                      "snapshot_share": busy / a.window})
-        log("  idle p50 %.2f p99 %.2f ms (%.0f ops/s); with %d snapshots (%.0f%% of the window)"
-            " p50 %.2f p99 %.2f ms (%.0f ops/s)" %
-            (idle["total"]["p50_ms"], idle["total"]["p99_ms"], idle["total"]["ops_per_s"],
-             len(saves), 100 * busy / a.window, loaded["total"]["p50_ms"],
-             loaded["total"]["p99_ms"], loaded["total"]["ops_per_s"]))
-    res["snapshot_load"] = pairs
+    res["snapshot_load"] = snapshot_pairs(env, 0)
+    if a.bench_rate > 0:
+        res["snapshot_paced"] = snapshot_pairs(env, a.bench_rate)
     m = env.metrics(env.leader_id)
     res["snapshot_histogram"] = histogram(m, "cairn_backup_snapshot_duration_seconds")
     res["snapshot_log"] = snapshot_log_lines(env, "a")
     # The leader's own duration (capture to manifest uploaded) of each save above.
     by_rev = {rev: ms for rev, _, ms in res["snapshot_log"]}
+    pairs = res["snapshot_load"] + res.get("snapshot_paced", [])
     for s in quiet + [x for p in pairs for x in p["saves"]]:
         s["server_ms"] = by_rev.get(s["manifest"]["revision"])
 
@@ -996,6 +1012,30 @@ def phase_etcd(env, res, keys, values):
 # Report
 
 
+def report_pairs(a, pairs):
+    P = print
+    rate = pairs[0]["rate"]
+    P("  cairn-bench, %d clients, put=20,get=80, %d s windows, %s:" %
+      (a.bench_clients, a.window, "%d ops/s offered" % rate if rate else "closed loop"))
+    P("    %-28s %-22s %-22s %-22s" % ("", "ops/s", "p50 ms", "p99 ms"))
+    for label, key in (("without snapshots", "idle"), ("with snapshots", "snapshots")):
+        P("    %-28s %-22s %-22s %-22s" % (
+            label, msr([p[key]["total"]["ops_per_s"] for p in pairs], 0),
+            msr([p[key]["total"]["p50_ms"] for p in pairs], 2),
+            msr([p[key]["total"]["p99_ms"] for p in pairs], 2)))
+        for op in ("put", "get"):
+            if all(op in p[key].get("ops", {}) for p in pairs):
+                P("    %-28s %-22s %-22s %-22s" % (
+                    "  " + op, msr([p[key]["ops"][op]["ops_per_s"] for p in pairs], 0),
+                    msr([p[key]["ops"][op]["p50_ms"] for p in pairs], 2),
+                    msr([p[key]["ops"][op]["p99_ms"] for p in pairs], 2)))
+    ratios = [p["snapshots"]["total"]["p99_ms"] / p["idle"]["total"]["p99_ms"] for p in pairs]
+    P("    p99 with / without: %s (per run: %s); snapshots per window: %s, covering %s%% of it" %
+      (msr(ratios, 2), ", ".join("%.2f" % x for x in ratios),
+       ", ".join(str(len(p["saves"])) for p in pairs),
+       msr([100 * p["snapshot_share"] for p in pairs], 0)))
+
+
 def report(env, res):
     a = env.a
     P = print
@@ -1019,25 +1059,10 @@ def report(env, res):
         P("  cairn_backup_snapshot_duration_seconds  count %d, mean %.2f s; buckets %s" %
           (hcount, hsum / hcount, ", ".join("le %s: %d" % (k, v) for k, v in buckets.items()
                                             if v and (k == "+Inf" or float(k) >= 0.1))))
-    pairs = res["snapshot_load"]
-    P("  cairn-bench, %d clients, put=20,get=80, %d s windows:" % (a.bench_clients, a.window))
-    P("    %-28s %-22s %-22s %-22s" % ("", "ops/s", "p50 ms", "p99 ms"))
-    for label, key in (("without snapshots", "idle"), ("with snapshots", "snapshots")):
-        P("    %-28s %-22s %-22s %-22s" % (
-            label, msr([p[key]["total"]["ops_per_s"] for p in pairs], 0),
-            msr([p[key]["total"]["p50_ms"] for p in pairs], 2),
-            msr([p[key]["total"]["p99_ms"] for p in pairs], 2)))
-        for op in ("put", "get"):
-            if all(op in p[key].get("ops", {}) for p in pairs):
-                P("    %-28s %-22s %-22s %-22s" % (
-                    "  " + op, msr([p[key]["ops"][op]["ops_per_s"] for p in pairs], 0),
-                    msr([p[key]["ops"][op]["p50_ms"] for p in pairs], 2),
-                    msr([p[key]["ops"][op]["p99_ms"] for p in pairs], 2)))
-    ratios = [p["snapshots"]["total"]["p99_ms"] / p["idle"]["total"]["p99_ms"] for p in pairs]
-    P("    p99 with / without: %s (per run: %s); snapshots per window: %s, covering %s%% of it" %
-      (msr(ratios, 2), ", ".join("%.2f" % x for x in ratios),
-       ", ".join(str(len(p["saves"])) for p in pairs),
-       msr([100 * p["snapshot_share"] for p in pairs], 0)))
+    for key in ("snapshot_load", "snapshot_paced"):
+        if key in res:
+            report_pairs(a, res[key])
+    pairs = res["snapshot_load"] + res.get("snapshot_paced", [])
     under = [s for p in pairs for s in p["saves"]]
     if under:
         P("    snapshot save under load: %s s (the leader's log: %s ms); bytes_raw %s to %s" %
@@ -1118,6 +1143,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--etcd", action="store_true")
     ap.add_argument("--window", type=int, default=10, help="cairn-bench window, s [10]")
+    ap.add_argument("--bench-rate", type=int, default=1000,
+                    help="ops/s the paced pairs offer (0: closed-loop pairs only) [1000]")
     ap.add_argument("--bench-clients", type=int, default=8)
     ap.add_argument("--rate", type=int, default=1000, help="writes/s for the lag [1000]")
     ap.add_argument("--lag-seconds", type=int, default=30)
