@@ -517,7 +517,11 @@ class Writer:
     """An open-loop writer: write i is due at t0 + i / rate, whatever happened to the
     earlier ones, on one of `conns` HTTP connections. Records (revision, ack time)."""
 
-    def __init__(self, port, keys, rate, seconds, value_size, conns=16):
+    # 12 connections: with the two pollers' that is 14, under cairnd's 16 HTTP workers
+    # (--http-threads). CivetWeb gives each keep-alive connection a worker of its own, so a
+    # 17th connection waits for a worker to come free, and two writes once timed out at 10 s
+    # that way.
+    def __init__(self, port, keys, rate, seconds, value_size, conns=12):
         self.port, self.keys, self.rate, self.seconds = port, keys, rate, seconds
         self.conns = conns
         self.n = int(rate * seconds)
