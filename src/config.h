@@ -98,6 +98,10 @@
       "the one with the newest snapshot)")                                                         \
     X(restore_time, STR, "",                                                                       \
       "with --restore-from: restore to this time, RFC 3339 or Unix milliseconds")                  \
+    X(recover_members, STR, "",                                                                    \
+      "after a majority is lost for good: replace the cluster's configuration with these "         \
+      "members, ID=RAFT_ADDR/CLIENT_ADDR,... (usually this node alone), on the survivor with "     \
+      "the newest log; applied once (docs/operations.md)")                                         \
     X(log_level, STR, "info", "trace, info, warn or error")
 
 struct config

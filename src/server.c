@@ -20,6 +20,9 @@
 #define TICK_MS 100
 #define DRAIN_MAX_MS 1000
 #define NODE_ID_FILE "cairn-node-id"
+/* What --recover-members last forced, so that the flag left in place applies
+ * only once (docs/operations.md). */
+#define RECOVERED_FILE "cairn-recovered"
 /* Members listed in a status answer; a Raft configuration beyond this is
  * reported truncated (membership changes are a later issue). */
 #define STATUS_MEMBERS_MAX 16
@@ -136,16 +139,14 @@ static int prepare_data_dir(const struct config *cfg, char *errmsg, size_t len)
 }
 
 /* Initial membership: "ID=RAFT_ADDR/CLIENT_ADDR,..." */
-static int parse_initial_cluster(struct server *s, struct raft_configuration *conf, char *errmsg,
-                                 size_t len)
+/* A member list ID=RAFT_HOST:PORT/CLIENT_HOST:PORT,... given to `flag`, every
+ * member a voter; it must list this node, with its own address. */
+static int parse_members(struct server *s, const char *spec, const char *flag,
+                         struct raft_configuration *conf, char *errmsg, size_t len)
 {
-    const char *spec = s->cfg->initial_cluster;
     char item[600];
     bool found_self = false;
     raft_configuration_init(conf);
-    if (spec[0] == '\0') {
-        return raft_configuration_add(conf, s->cfg->id, s->address, RAFT_VOTER) == 0 ? 0 : -1;
-    }
     while (*spec != '\0') {
         const char *comma = strchr(spec, ',');
         size_t n = comma != NULL ? (size_t)(comma - spec) : strlen(spec);
@@ -154,7 +155,7 @@ static int parse_initial_cluster(struct server *s, struct raft_configuration *co
         unsigned long long id;
         int rv;
         if (n >= sizeof(item)) {
-            errf(errmsg, len, "--initial-cluster: member entry too long");
+            errf(errmsg, len, "%s: member entry too long", flag);
             return -1;
         }
         memcpy(item, spec, n);
@@ -162,38 +163,46 @@ static int parse_initial_cluster(struct server *s, struct raft_configuration *co
         spec += n + (comma != NULL ? 1 : 0);
         eq = strchr(item, '=');
         if (eq == NULL || strchr(eq, '/') == NULL || strchr(eq, ':') == NULL) {
-            errf(errmsg, len, "--initial-cluster: \"%s\" is not ID=RAFT_HOST:PORT/CLIENT_HOST:PORT",
-                 item);
+            errf(errmsg, len, "%s: \"%s\" is not ID=RAFT_HOST:PORT/CLIENT_HOST:PORT", flag, item);
             return -1;
         }
         *eq = '\0';
         errno = 0;
         id = strtoull(item, &end, 10);
         if (errno != 0 || *end != '\0' || id == 0) {
-            errf(errmsg, len, "--initial-cluster: bad member id \"%s\"", item);
+            errf(errmsg, len, "%s: bad member id \"%s\"", flag, item);
             return -1;
         }
         if (id == s->cfg->id) {
             if (strcmp(eq + 1, s->address) != 0) {
-                errf(errmsg, len,
-                     "--initial-cluster gives node %llu the address %s, but its flags say %s", id,
-                     eq + 1, s->address);
+                errf(errmsg, len, "%s gives node %llu the address %s, but its flags say %s", flag,
+                     id, eq + 1, s->address);
                 return -1;
             }
             found_self = true;
         }
         rv = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
         if (rv != 0) {
-            errf(errmsg, len, "--initial-cluster: member %llu: %s", id, raft_strerror(rv));
+            errf(errmsg, len, "%s: member %llu: %s", flag, id, raft_strerror(rv));
             return -1;
         }
     }
     if (!found_self) {
-        errf(errmsg, len, "--initial-cluster does not list this node (id %llu)",
+        errf(errmsg, len, "%s does not list this node (id %llu)", flag,
              (unsigned long long)s->cfg->id);
         return -1;
     }
     return 0;
+}
+
+static int parse_initial_cluster(struct server *s, struct raft_configuration *conf, char *errmsg,
+                                 size_t len)
+{
+    if (s->cfg->initial_cluster[0] == '\0') {
+        raft_configuration_init(conf);
+        return raft_configuration_add(conf, s->cfg->id, s->address, RAFT_VOTER) == 0 ? 0 : -1;
+    }
+    return parse_members(s, s->cfg->initial_cluster, "--initial-cluster", conf, errmsg, len);
 }
 
 const char *server_leader_client_address(struct server *s)
@@ -860,6 +869,63 @@ static bool data_dir_is_fresh(const struct config *cfg)
     return stat(path, &st) != 0;
 }
 
+/* --recover-members: after losing a majority for good, force a new
+ * configuration onto this node's log (raft_recover appends it), so that the
+ * survivors it lists can elect a leader again. Runs between raft_init and
+ * raft_start. The same list is applied once: a restart with the flag still
+ * given would otherwise undo every membership change made since. */
+static int recover_members(struct server *s, char *errmsg, size_t len)
+{
+    const struct config *cfg = s->cfg;
+    struct raft_configuration conf;
+    char path[CONFIG_STR_MAX + 64];
+    char done[CONFIG_STR_MAX + 2];
+    size_t n = 0;
+    FILE *f;
+    int rv;
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, RECOVERED_FILE);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        n = fread(done, 1, sizeof(done) - 1, f);
+        fclose(f);
+        done[n] = '\0';
+        done[strcspn(done, "\n")] = '\0';
+        if (strcmp(done, cfg->recover_members) == 0) {
+            log_warn("--recover-members %s was applied already (%s); ignoring it: take it out of "
+                     "this node's flags",
+                     cfg->recover_members, path);
+            return 0;
+        }
+    }
+    if (parse_members(s, cfg->recover_members, "--recover-members", &conf, errmsg, len) != 0) {
+        raft_configuration_close(&conf);
+        return -1;
+    }
+    rv = raft_recover(&s->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        errf(errmsg, len, "--recover-members: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%s\n", cfg->recover_members) < 0 || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0) {
+        errf(errmsg, len,
+             "--recover-members was applied, but %s cannot be written (%s): take "
+             "the flag out before the next start",
+             path, strerror(errno));
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    log_warn("recovered: the cluster's configuration is now %s. Every former member not "
+             "listed must be wiped before it runs again, and joins as a new member",
+             cfg->recover_members);
+    return 0;
+}
+
 static int restore_from(const struct config *cfg, char *errmsg, size_t len)
 {
     int64_t time_ms = 0;
@@ -1185,6 +1251,19 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     /* A new data directory restored from object storage gets its seed
      * first; an existing one keeps its data (restarts reuse the flags). */
     fresh = data_dir_is_fresh(cfg);
+    if (cfg->recover_members[0] != '\0') {
+        rv = parse_members(s, cfg->recover_members, "--recover-members", &conf, errmsg, errmsg_len);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            return -1;
+        }
+        if (fresh) {
+            errf(errmsg, errmsg_len,
+                 "--recover-members recovers a node's existing data, and %s holds none",
+                 cfg->data_dir);
+            return -1;
+        }
+    }
     if (cfg->restore_from[0] != '\0') {
         if (!fresh) {
             log_info("--restore-from ignored: %s already holds this node's data", cfg->data_dir);
@@ -1283,6 +1362,9 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         log_info("restarting from existing data in %s", cfg->data_dir);
     } else {
         errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    if (cfg->recover_members[0] != '\0' && recover_members(s, errmsg, errmsg_len) != 0) {
         return -1;
     }
     rv = leader_guard_init(&s->guard, &s->raft, true);
