@@ -681,6 +681,12 @@ void server_handle_request(struct server *s, struct session *session, const char
         session_send_error(session, req.id, req.type, rv, msg, NULL);
         goto out;
     }
+    if (s->state == SERVER_LINGERING && req.type != PROTO_STATUS && req.type != PROTO_METRICS &&
+        raft_state(&s->raft) != RAFT_LEADER && server_leader_client_address(s) != NULL) {
+        /* Handed over: send the client to the new leader (nothing applied). */
+        rv = redirect(s, session, &req);
+        goto out;
+    }
     if (s->state != SERVER_RUNNING && req.type != PROTO_STATUS && req.type != PROTO_METRICS) {
         rv = CAIRN_ESHUTDOWN;
         session_send_error(session, req.id, req.type, rv,
@@ -1039,6 +1045,26 @@ static void begin_closing(struct server *s)
     raft_close(&s->raft, server_raft_close_cb);
 }
 
+/* How long a stopping node keeps its client connections open after its
+ * writes in flight finished (and it handed leadership over), answering every
+ * request "not the leader" with the leader's address, or "shutting down":
+ * answers that say the request was not applied. Closing at once would reset
+ * connections on which a client had just sent a request (clients following
+ * a redirect to this node while it handed over), and that client could only
+ * report the write's outcome as unknown. */
+#define LINGER_MS 250
+
+static void shutdown_timer_cb(uv_timer_t *h);
+
+static void linger(struct server *s)
+{
+    if (s->state == SERVER_LINGERING || s->state == SERVER_CLOSING) {
+        return;
+    }
+    s->state = SERVER_LINGERING;
+    uv_timer_start(&s->shutdown_timer, shutdown_timer_cb, LINGER_MS, 0);
+}
+
 static void transfer_cb(struct raft_transfer *req)
 {
     struct server *s = req->data;
@@ -1052,7 +1078,7 @@ static void transfer_cb(struct raft_transfer *req)
     } else {
         log_warn("leadership transfer did not complete; stopping anyway");
     }
-    begin_closing(s);
+    linger(s);
 }
 
 static unsigned count_voters(const struct server *s)
@@ -1089,12 +1115,16 @@ static void shutdown_timer_cb(uv_timer_t *h)
             }
             log_warn("leadership transfer failed: %s; stopping anyway", raft_strerror(rv));
         }
-        begin_closing(s);
+        linger(s);
         return;
     }
     if (s->state == SERVER_TRANSFERRING) {
         log_warn("leadership transfer did not finish in %llu ms; stopping anyway",
                  (unsigned long long)s->cfg->shutdown_transfer_timeout_ms);
+        linger(s);
+        return;
+    }
+    if (s->state == SERVER_LINGERING) {
         begin_closing(s);
     }
 }

@@ -38,6 +38,7 @@ enum server_state {
     SERVER_RUNNING,
     SERVER_DRAINING,
     SERVER_TRANSFERRING,
+    SERVER_LINGERING, /* sessions stay open a moment, pointing clients elsewhere */
     SERVER_CLOSING,
 };
 
