@@ -13,7 +13,8 @@
 #
 # Faults: partition (one, leader, half, ring, oneway in turn), partition-KIND,
 # kill, kill-leader, pause, pause-leader, mixed (a partition plus a kill or
-# pause), all, none. --backup: every node backs up to RESULTS/backups
+# pause), rolling (every node restarted in turn with SIGTERM, the leader
+# last), all, none. --backup: every node backs up to RESULTS/backups
 # (file://), and the run must end with an archive that verifies and restores
 # to the cluster's final revision and state hash. Exit status: 0 the run is
 # VALID, 1 INVALID, 77 skipped. Needs root (namespaces, iptables).
@@ -65,7 +66,7 @@ while (($#)); do
     --backup) backup=1; shift ;;
     --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -383,6 +384,40 @@ start_pause() { # node
   else proc_evidence="pid ${pid[$v]} in state '${st:-gone}'"; proc_ok=0; fi
 }
 stop_pause() { kill -CONT "${pid[$1]}" 2>/dev/null; }
+# A rolling restart, as an operator upgrades (docs/operations.md): every node
+# in turn, followers first and the leader last, each stopped with SIGTERM (a
+# leader hands leadership over first), which must exit 0, then started again
+# and waited for until it follows a leader. Sets rolling_leader (the leader
+# when it began) and rolling_leader_ns (when the leader's turn began).
+start_rolling() {
+  local l v st ok=1 exits="" order=()
+  reap_crashed
+  l=$(leader); [[ -z $l ]] && l=$(random_node)
+  for v in $(shuffled_nodes); do [[ $v != "$l" ]] && order+=("$v"); done
+  order+=("$l")
+  rolling_leader=$l
+  for v in "${order[@]}"; do
+    down[$v]=1
+    [[ $v == "$l" ]] && rolling_leader_ns=$(now_ns)
+    kill -TERM "${pid[$v]}" 2>/dev/null
+    for _ in $(seq 1 150); do kill -0 "${pid[$v]}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${pid[$v]}" 2>/dev/null; then
+      kill -9 "${pid[$v]}" 2>/dev/null; wait "${pid[$v]}" 2>/dev/null; st=killed; ok=0
+    else
+      wait "${pid[$v]}" 2>/dev/null; st=$?
+      ((st == 0)) || ok=0
+    fi
+    exits+=" $v:$st"
+    start_node "$v"
+    unset "down[$v]"
+    for _ in $(seq 1 100); do
+      status | awk -v id="$v" '$2 == id && NF >= 5 && $5 != 0 {f = 1} END {exit !f}' && break
+      sleep 0.2
+    done
+  done
+  proc_evidence="restarted ${order[*]} in turn (node:exit status$exits)"
+  proc_ok=$ok
+}
 
 # faults.tsv: KIND START_NS END_NS VICTIM APPLIED(1|0) MUST_CHANGE_LEADER(1|0) EVIDENCE
 record_fault() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results/faults.tsv"; }
@@ -425,6 +460,14 @@ run_fault() { # kind
       fi
       record_fault "$kind" "$t_start" "$(now_ns)" "$victim" "$proc_ok" "$must_change" "$proc_evidence"
       ;;
+    rolling)
+      nemesis_event rolling-restart "every node in turn, the leader last"
+      start_rolling
+      nemesis_event rolling-restart-done "$proc_evidence"
+      # The leader's turn must move leadership (it hands over on SIGTERM).
+      record_fault rolling "$rolling_leader_ns" "$(now_ns)" "$rolling_leader" "$proc_ok" 1 \
+        "$proc_evidence"
+      ;;
     mixed)
       # Two faults at once, as Jepsen's combined nemesis does: a partition
       # and a kill or pause of a random node (on either side).
@@ -461,8 +504,8 @@ IFS=, read -ra wanted <<<"$faults"
 for f in "${wanted[@]}"; do
   case "$f" in
     partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
-    kill|kill-leader|pause|pause-leader|mixed) families+=("$f") ;;
-    all) families+=(partition kill-leader pause mixed partition kill pause-leader mixed) ;;
+    kill|kill-leader|pause|pause-leader|mixed|rolling) families+=("$f") ;;
+    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed) ;;
     none) ;;
     *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
   esac
