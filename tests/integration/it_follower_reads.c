@@ -16,6 +16,10 @@
  *     read with max_staleness_ms (CAIRN_ESTALE) once it has not heard from a
  *     leader for that long, and still answers plain stale reads; the leader
  *     itself is never stale;
+ *  f. the node's own bounds, on raw connections: --read-wait-queue-max reads
+ *     park and one more is refused at once (CAIRN_EBUSY); closing the
+ *     connection releases them (the sanitizer build checks nothing leaks);
+ *     SIGTERM answers parked reads with CAIRN_ESHUTDOWN;
  *  e. a client with track_revision writes through the leader while a
  *     follower is paused; the leader is killed; the client's next stale read
  *     lands on the paused follower and carries the write's revision, so it
@@ -31,12 +35,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "harness.h"
+#include "raw.h"
 
 #define KEY "fr/key"
 #define WAIT_MAX_MS 1500 /* the nodes' --read-wait-max-ms */
+#define QUEUE_MAX 3      /* the nodes' --read-wait-queue-max */
 
-static const char *const node_flags[] = {"--read-wait-max-ms", "1500", NULL};
+static const char *const node_flags[] = {"--read-wait-max-ms", "1500", "--read-wait-queue-max", "3",
+                                         NULL};
 
 static uint64_t put(cairn_client *cl, const char *value)
 {
@@ -275,6 +284,61 @@ static void part_d(struct it_cluster *c, unsigned leader)
     cairn_client_free(l);
 }
 
+static void part_f(struct it_cluster *c, unsigned leader)
+{
+    unsigned f = a_follower(c, leader, 0);
+    struct it_node *n = it_node(c, f);
+    struct cairn_status *st = NULL;
+    struct proto_request req;
+    struct proto_response resp;
+    int fd;
+    int i;
+    IT_ASSERT(it_node_status(c, f, &st) == 0, "status of node %u", f);
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_GET;
+    req.op.type = CAIRN_OP_GET;
+    req.op.key.ptr = KEY;
+    req.op.key.len = (uint32_t)strlen(KEY);
+    req.op.value.ptr = "";
+    req.op.after.ptr = "";
+    req.op.stale = true;
+    req.min_revision = st->revision + 1000;
+    cairn_status_free(st);
+    /* The cap: QUEUE_MAX park, the next is refused at once. */
+    fd = it_raw_connect(n->client_port, 0);
+    for (i = 1; i <= QUEUE_MAX + 1; i++) {
+        req.id = (uint64_t)i;
+        it_raw_send_request(fd, &req);
+    }
+    IT_ASSERT(it_raw_read_response(fd, 1000, &resp) == 1, "no answer to the read over the cap");
+    IT_ASSERT(resp.id == QUEUE_MAX + 1 && resp.code == CAIRN_EBUSY,
+              "want CAIRN_EBUSY for read %d, got %s for read %llu: %s", QUEUE_MAX + 1,
+              cairn_errname(resp.code), (unsigned long long)resp.id, resp.message);
+    it_log("f: %s", resp.message);
+    proto_response_free(&resp);
+    /* Closing the connection frees the slots at once. */
+    close(fd);
+    it_sleep_ms(100);
+    fd = it_raw_connect(n->client_port, 0);
+    for (i = 1; i <= QUEUE_MAX; i++) {
+        req.id = (uint64_t)i;
+        it_raw_send_request(fd, &req);
+    }
+    IT_ASSERT(it_raw_read_response(fd, 300, &resp) == -1, "a parked read answered: %s (%s)",
+              resp.message, cairn_errname(resp.code));
+    /* SIGTERM answers them (the client retries elsewhere). */
+    it_node_signal(c, f, SIGTERM);
+    for (i = 1; i <= QUEUE_MAX; i++) {
+        IT_ASSERT(it_raw_read_response(fd, 3000, &resp) == 1, "no answer from the stopping node");
+        IT_ASSERT(resp.code == CAIRN_ESHUTDOWN, "want CAIRN_ESHUTDOWN, got %s: %s",
+                  cairn_errname(resp.code), resp.message);
+        proto_response_free(&resp);
+    }
+    close(fd);
+    IT_ASSERT(it_node_stop(c, f, 10000) == 0, "node %u did not stop cleanly", f);
+    it_node_start(c, f);
+}
+
 static void part_e(struct it_cluster *c, unsigned leader)
 {
     unsigned f = a_follower(c, leader, 0);
@@ -324,6 +388,9 @@ int main(void)
     part_b(c, leader);
     part_c(c, leader);
     part_d(c, leader);
+    leader = it_wait_leader(c, 0, 20000);
+    it_wait_converged(c, 20000);
+    part_f(c, leader);
     leader = it_wait_leader(c, 0, 20000);
     it_wait_converged(c, 20000);
     part_e(c, leader);
