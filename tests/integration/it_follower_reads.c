@@ -213,6 +213,15 @@ static void part_c(struct it_cluster *c, unsigned leader)
     IT_ASSERT(rv == CAIRN_ETIMEOUT && strstr(cairn_errmsg(quick), "not applied within") != NULL,
               "want the node's CAIRN_ETIMEOUT, got %s: %s", cairn_errname(rv), cairn_errmsg(quick));
     IT_ASSERT(took < 1000, "took %lld ms", (long long)took);
+    /* Its metrics count both (and nothing waits now). */
+    {
+        char *text = NULL;
+        IT_ASSERT_OK(cairn_metrics_text(r, NULL, &text, NULL), r);
+        IT_ASSERT(strstr(text, "\ncairn_read_wait_timeouts_total 2\n") != NULL &&
+                      strstr(text, "\ncairn_reads_waiting 0\n") != NULL,
+                  "metrics of node %u:\n%s", f, text);
+        free(text);
+    }
     /* The node still serves, plain and waiting reads alike. */
     IT_ASSERT_OK(cairn_get(r, KEY, strlen(KEY), &(struct cairn_get_opts){.stale = true}, &res), r);
     cairn_result_free(res);
