@@ -18,7 +18,11 @@
  * leader lost leadership while the write was in flight) returns
  * CAIRN_EUNKNOWN: the write may or may not have been committed. Read the key
  * (or use a compare-and-swap on mod_revision) to find out; never assume
- * either outcome.
+ * either outcome. A node too stale for a read's max_staleness_ms
+ * (CAIRN_ESTALE) sends the read to the next endpoint; CAIRN_ESTALE comes
+ * back only once every endpoint refused. A read whose min_revision the node
+ * did not apply in time (CAIRN_ETIMEOUT) is not retried: the wait used the
+ * call's time.
  *
  * Ownership: a struct cairn_result returned through an out parameter belongs
  * to the caller and is released with cairn_result_free(); every pointer inside
