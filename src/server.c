@@ -643,23 +643,32 @@ static int answer_local_read(struct server *s, struct session *session,
  * A leader is never stale: it is the one that decides what is committed (a
  * leader cut off from its majority believes so for up to an election
  * timeout, after which raft makes it step down). A follower or standby is
- * fresh as of the last time it heard from the current leader while it had
- * applied every entry it knew to be committed: raft 0.15 restarts
- * election_timer_start at every AppendEntries or InstallSnapshot from the
- * leader, so that is the contact time; a node still applying a backlog
- * keeps the contact time recorded when it was last caught up. A node that
- * knows no leader (a candidate, or a follower during an election) has no
- * bound. Raft's clock is the loop's (raft_uv's time is uv_now). */
+ * fresh as of the last message from the current leader (AppendEntries,
+ * heartbeat or InstallSnapshot) whose commit index it has applied: at that
+ * moment it had everything the leader had committed. The leader guard,
+ * which sees every message raft receives, keeps each one's time and commit
+ * index until this node has applied that commit (leader_guard.h; messages
+ * read together count as one, with the highest commit, so that heartbeats
+ * queued while the node was paused do not count as fresh when it resumes).
+ * The follower's own commit index would not do: raft 0.15
+ * raises it only to what the follower has stored, so a follower whose log
+ * the leader is still repairing, or that is installing a snapshot, would
+ * look caught up. A node applying a backlog keeps the time at which it was
+ * last caught up. A node that knows no leader (a candidate, or a follower
+ * during an election) has no bound. Raft's clock is the loop's (raft_uv's
+ * time is uv_now). */
 
-/* Record the freshness point if this node is caught up with what it knows. */
+/* Move the freshness point to the newest contact from the leader whose
+ * commit index this node has applied. Called on every staleness check, every
+ * applied entry and every tick, so that under a stream of writes (where each
+ * message carries a commit the node has not applied yet when it arrives) the
+ * point still follows the node's progress. */
 static void note_fresh(struct server *s)
 {
-    raft_id leader = 0;
-    const char *addr = NULL;
-    raft_leader(&s->raft, &leader, &addr);
-    if (raft_state(&s->raft) == RAFT_FOLLOWER && leader != 0 &&
-        raft_last_applied(&s->raft) >= s->raft.commit_index) {
-        s->fresh_ms = s->raft.election_timer_start;
+    uint64_t contact_ms;
+    if (leader_guard_fresh_since(&s->guard, raft_last_applied(&s->raft), &contact_ms) &&
+        (!s->fresh_known || contact_ms > s->fresh_ms)) {
+        s->fresh_ms = contact_ms;
         s->fresh_known = true;
     }
 }
@@ -742,6 +751,8 @@ static void server_advanced(void *data)
 {
     struct server *s = data;
     reads_applied(&s->reads);
+    /* raft counts the entry applied only after this returns: errs stale. */
+    note_fresh(s);
 }
 
 void server_handle_request(struct server *s, struct session *session, const char *payload,

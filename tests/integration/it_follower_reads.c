@@ -8,7 +8,9 @@
  *  b. a write through the leader while a follower is paused (SIGSTOP), then
  *     a min_revision read sent to that follower while it is still paused:
  *     once resumed it answers with the write, never with the older value
- *     it holds when the read arrives;
+ *     it holds when the read arrives; and a stale read with max_staleness_ms
+ *     below the pause, also sent during it, is refused: the heartbeats that
+ *     queued up while the follower was stopped do not make it fresh;
  *  c. a min_revision that never comes fails with CAIRN_ETIMEOUT after the
  *     node's bound (--read-wait-max-ms), or earlier when the client's own
  *     timeout is shorter; the node goes on serving;
@@ -100,13 +102,20 @@ static void *pending_main(void *arg)
     return NULL;
 }
 
-static void pending_start(struct pending_read *p, cairn_client *cl, uint64_t min_revision)
+static void pending_start_bounded(struct pending_read *p, cairn_client *cl, uint64_t min_revision,
+                                  uint64_t max_staleness_ms)
 {
     memset(p, 0, sizeof(*p));
     p->client = cl;
     p->opts.stale = true;
     p->opts.min_revision = min_revision;
+    p->opts.max_staleness_ms = max_staleness_ms;
     IT_ASSERT(pthread_create(&p->thread, NULL, pending_main, p) == 0, "thread");
+}
+
+static void pending_start(struct pending_read *p, cairn_client *cl, uint64_t min_revision)
+{
+    pending_start_bounded(p, cl, min_revision, 0);
 }
 
 static void pending_join(struct pending_read *p)
@@ -149,7 +158,9 @@ static void part_b(struct it_cluster *c, unsigned leader)
     unsigned f = a_follower(c, leader, 0);
     cairn_client *w = it_client(c, leader, 5000);
     cairn_client *r = it_client(c, f, 8000);
+    cairn_client *r2 = it_client(c, f, 8000);
     struct pending_read p;
+    struct pending_read p2;
     struct cairn_result *res = NULL;
     uint64_t rev;
     put(w, "b0");
@@ -158,6 +169,9 @@ static void part_b(struct it_cluster *c, unsigned leader)
      * this keeps the read's own timing simple. */
     IT_ASSERT_OK(cairn_get(r, KEY, strlen(KEY), &(struct cairn_get_opts){.stale = true}, &res), r);
     cairn_result_free(res);
+    IT_ASSERT_OK(cairn_get(r2, KEY, strlen(KEY), &(struct cairn_get_opts){.stale = true}, &res),
+                 r2);
+    cairn_result_free(res);
     it_node_signal(c, f, SIGSTOP);
     rev = put(w, "b1");
     it_log("b: wrote revision %llu with follower %u paused; reading it there",
@@ -165,14 +179,21 @@ static void part_b(struct it_cluster *c, unsigned leader)
     /* Sent while the follower is paused: on resume it sees the read and the
      * leader's entries together, and holds "b0" until it applies them. */
     pending_start(&p, r, rev);
-    it_sleep_ms(300);
+    pending_start_bounded(&p2, r2, 0, 200);
+    it_sleep_ms(400);
     it_node_signal(c, f, SIGCONT);
     pending_join(&p);
+    pending_join(&p2);
+    IT_ASSERT(p2.rv == CAIRN_ESTALE,
+              "a follower paused for 400 ms answered a read bounded to 200 ms: %s (%s)", p2.value,
+              cairn_errname(p2.rv));
+    it_log("b: %s", p2.value);
     IT_ASSERT(p.rv == 0, "the read failed: %s: %s", cairn_errname(p.rv), p.value);
     IT_ASSERT(strcmp(p.value, "b1") == 0, "the follower returned \"%s\", not \"b1\"", p.value);
     IT_ASSERT(p.revision >= rev, "answered at revision %llu", (unsigned long long)p.revision);
     cairn_client_free(w);
     cairn_client_free(r);
+    cairn_client_free(r2);
 }
 
 static void part_c(struct it_cluster *c, unsigned leader)
