@@ -22,6 +22,10 @@
  *     park and one more is refused at once (CAIRN_EBUSY); closing the
  *     connection releases them (the sanitizer build checks nothing leaks);
  *     SIGTERM answers parked reads with CAIRN_ESHUTDOWN;
+ *  g. the same wait for the other reads, on a raw connection to a follower:
+ *     a HISTORY and a read-only TXN with min_revision = its revision + 1 are
+ *     answered (by the follower, not redirected) after the next write, and
+ *     see it;
  *  e. a client with track_revision writes through the leader while a
  *     follower is paused; the leader is killed; the client's next stale read
  *     lands on the paused follower and carries the write's revision, so it
@@ -369,6 +373,68 @@ static void part_f(struct it_cluster *c, unsigned leader)
     it_node_start(c, f);
 }
 
+static void set_key(struct proto_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->type = CAIRN_OP_GET;
+    op->key.ptr = KEY;
+    op->key.len = (uint32_t)strlen(KEY);
+    op->value.ptr = "";
+    op->after.ptr = "";
+}
+
+static void part_g(struct it_cluster *c, unsigned leader)
+{
+    unsigned f = a_follower(c, leader, 0);
+    cairn_client *w = it_client(c, leader, 5000);
+    struct proto_request hist;
+    struct proto_request txn;
+    struct proto_op get;
+    struct proto_response resp;
+    uint64_t rev;
+    int fd;
+    int i;
+    rev = put(w, "g0");
+    it_wait_converged(c, 10000);
+    memset(&hist, 0, sizeof(hist));
+    hist.id = 1;
+    hist.type = PROTO_HISTORY;
+    set_key(&hist.op);
+    hist.min_revision = rev + 1;
+    memset(&txn, 0, sizeof(txn));
+    txn.id = 2;
+    txn.type = PROTO_TXN;
+    set_key(&txn.op);
+    set_key(&get);
+    txn.then_ops = &get;
+    txn.n_then = 1;
+    txn.min_revision = rev + 1;
+    fd = it_raw_connect(it_node(c, f)->client_port, 0);
+    it_raw_send_request(fd, &hist);
+    it_raw_send_request(fd, &txn);
+    IT_ASSERT(it_raw_read_response(fd, 300, &resp) == -1,
+              "a read answered before its revision existed: %s (%s)", resp.message,
+              cairn_errname(resp.code));
+    put(w, "g1");
+    for (i = 0; i < 2; i++) {
+        const struct cairn_op_result *op;
+        IT_ASSERT(it_raw_read_response(fd, 5000, &resp) == 1, "no answer after the write");
+        IT_ASSERT(resp.code == 0, "read %llu: %s: %s", (unsigned long long)resp.id,
+                  cairn_errname(resp.code), resp.message);
+        IT_ASSERT(resp.result->revision >= rev + 1 && resp.result->n_ops == 1,
+                  "read %llu answered at revision %llu", (unsigned long long)resp.id,
+                  (unsigned long long)resp.result->revision);
+        op = &resp.result->ops[0];
+        /* History is newest first: the write waited for comes first. */
+        IT_ASSERT(op->n_kvs >= 1 && op->kvs[0].value_len == 2 &&
+                      memcmp(op->kvs[0].value, "g1", 2) == 0,
+                  "read %llu did not see the write", (unsigned long long)resp.id);
+        proto_response_free(&resp);
+    }
+    close(fd);
+    cairn_client_free(w);
+}
+
 static void part_e(struct it_cluster *c, unsigned leader)
 {
     unsigned f = a_follower(c, leader, 0);
@@ -420,6 +486,7 @@ int main(void)
     part_d(c, leader);
     leader = it_wait_leader(c, 0, 20000);
     it_wait_converged(c, 20000);
+    part_g(c, leader);
     part_f(c, leader);
     leader = it_wait_leader(c, 0, 20000);
     it_wait_converged(c, 20000);
