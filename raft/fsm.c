@@ -97,6 +97,9 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
         /* raft sets last_applied once apply returns (0.15 applyCommand). */
         f->hooks.applied(f->hooks.data, f->raft->last_applied + 1, time_ms, buf->base, buf->len);
     }
+    if (f->advanced != NULL) {
+        f->advanced(f->advanced_data);
+    }
     if (mine) {
         if (rv != 0) {
             /* Refused (deterministically on every node): answer the error. */
@@ -218,6 +221,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     raft_free(buf->base);
     if (f->hooks.replaced != NULL) {
         f->hooks.replaced(f->hooks.data);
+    }
+    if (f->advanced != NULL) {
+        f->advanced(f->advanced_data);
     }
     f->snapshots_restored++;
     metrics_observe(f->snapshot_restore_ns, metrics_now_ns() - started_ns);

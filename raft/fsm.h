@@ -49,6 +49,11 @@ struct fsm
     raft_id id;        /* this node */
     struct raft *raft; /* borrowed, for the index being applied; NULL in tests */
     struct fsm_hooks hooks;
+    /* Told after every applied command and installed snapshot that the key
+     * space may have moved on (server.c answers the reads waiting for a
+     * revision); NULL: nobody. It may read the key space, not change it. */
+    void (*advanced)(void *data);
+    void *advanced_data;
     struct buf reply;           /* the last response packed for a local proposal */
     struct kv_capture *capture; /* owned: the snapshot being encoded, if any */
     int reply_code;             /* 0 or the CAIRN_E* code of the reply packed last */

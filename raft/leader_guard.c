@@ -92,6 +92,15 @@ struct guard_barrier
 };
 
 /* The private part of struct leader_guard. */
+/* Contacts from the leader kept until this node applies their commit. */
+#define GUARD_CONTACTS_MAX 64
+
+struct guard_contact
+{
+    raft_time time;
+    raft_index commit;
+};
+
 struct guard_impl
 {
     struct guard_impl *next_impl; /* borrowed: next entry of the process-wide table */
@@ -143,6 +152,14 @@ struct guard_impl
     bool verified_active;
     raft_index verified_index; /* last index checked against the leader's log */
     raft_term verified_term;   /* term in which it was checked, or 0 for any */
+
+    /* Contacts from the leader, as a follower: (time, leader's commit
+     * index) of AppendEntries and InstallSnapshot messages not yet covered
+     * by this node's applied index, a ring with commits strictly rising
+     * (see guard_note_contact() and leader_guard_fresh_since()). */
+    struct guard_contact contacts[GUARD_CONTACTS_MAX];
+    unsigned contacts_head;
+    unsigned n_contacts;
 };
 
 /* Every installed guard of the process, for guard_of(). */
@@ -608,9 +625,66 @@ static void guard_trim_below_snapshot(struct guard_impl *impl, struct raft_appen
     impl->n_trimmed++;
 }
 
+/* After raft handled message: note what the leader of the current term had
+ * committed when it sent it (server.c measures staleness against it; this
+ * only reads raft).
+ *
+ * Messages carry no send time, so a contact is stamped when it is read.
+ * Messages read in the same loop iteration share that time (raft_uv's time
+ * is uv_now), and only the highest commit among them counts: a node that
+ * resumes from a pause reads at once every heartbeat that queued up while
+ * it was stopped, and the old ones must not make it look fresh.
+ *
+ * A later contact with a commit no higher than one already queued is at
+ * least as useful and newer: it replaces those, so that the queue's commits
+ * rise strictly and its front is always the next one the applied index can
+ * reach. When the ring is full the newest contact replaces the last one: a
+ * staleness bound then errs on the stale side, never the other. */
+static struct guard_contact *guard_last_contact(struct guard_impl *impl)
+{
+    unsigned last = (impl->contacts_head + impl->n_contacts - 1) % GUARD_CONTACTS_MAX;
+    return impl->n_contacts > 0 ? &impl->contacts[last] : NULL;
+}
+
+static void guard_note_contact(struct guard_impl *impl, int type, raft_term term, raft_index commit)
+{
+    struct raft *r = impl->raft;
+    struct guard_contact *c;
+    raft_time now;
+    if ((type != RAFT_IO_APPEND_ENTRIES && type != RAFT_IO_INSTALL_SNAPSHOT) ||
+        term != r->current_term || raft_state(r) != RAFT_FOLLOWER) {
+        return;
+    }
+    now = impl->io->time(impl->io);
+    c = guard_last_contact(impl);
+    if (c != NULL && c->time == now) {
+        c->commit = commit > c->commit ? commit : c->commit;
+        return;
+    }
+    while ((c = guard_last_contact(impl)) != NULL && c->commit >= commit) {
+        impl->n_contacts--;
+    }
+    if (impl->n_contacts == GUARD_CONTACTS_MAX) {
+        impl->n_contacts--;
+    }
+    c = &impl->contacts[(impl->contacts_head + impl->n_contacts) % GUARD_CONTACTS_MAX];
+    c->time = now;
+    c->commit = commit;
+    impl->n_contacts++;
+}
+
 static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
 {
     struct guard_impl *impl = guard_of(io);
+    /* Read before raft takes the message over. A snapshot's last index is
+     * committed at its sender, at least. */
+    int type = message->type;
+    raft_term term = type == RAFT_IO_APPEND_ENTRIES     ? message->append_entries.term
+                     : type == RAFT_IO_INSTALL_SNAPSHOT ? message->install_snapshot.term
+                                                        : 0;
+    raft_index commit = type == RAFT_IO_APPEND_ENTRIES     ? message->append_entries.leader_commit
+                        : type == RAFT_IO_INSTALL_SNAPSHOT ? message->install_snapshot.last_index
+                                                           : 0;
 
     if (guard_should_hold(impl, message)) {
         /* The message's memory stays the io's: guard_hold() copies it. If the
@@ -632,6 +706,7 @@ static void guard_recv_cb(struct raft_io *io, struct raft_message *message)
     } else {
         impl->recv_cb(io, message);
     }
+    guard_note_contact(impl, type, term, commit);
     /* A candidate becomes leader while handling a RequestVote result; any
      * message with a higher term makes a leader step down. */
     guard_check_leadership(impl);
@@ -917,4 +992,20 @@ unsigned long leader_guard_dropped(const struct leader_guard *g)
 {
     const struct guard_impl *impl = g->impl_;
     return impl != NULL ? impl->n_dropped : 0;
+}
+
+bool leader_guard_fresh_since(struct leader_guard *g, uint64_t applied, uint64_t *time_ms)
+{
+    struct guard_impl *impl = g->impl_;
+    bool found = false;
+    if (impl == NULL) {
+        return false;
+    }
+    while (impl->n_contacts > 0 && impl->contacts[impl->contacts_head].commit <= applied) {
+        *time_ms = impl->contacts[impl->contacts_head].time;
+        found = true;
+        impl->contacts_head = (impl->contacts_head + 1) % GUARD_CONTACTS_MAX;
+        impl->n_contacts--;
+    }
+    return found;
 }

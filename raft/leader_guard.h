@@ -43,6 +43,7 @@
 
 #include <raft.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct leader_guard;
 
@@ -99,6 +100,17 @@ unsigned long leader_guard_append_failures(const struct leader_guard *g);
 unsigned long leader_guard_dropped(const struct leader_guard *g);
 
 /* The struct is public so it can be embedded; its fields are private. */
+/* Not a safety fix: what server.c needs to say how stale a follower is
+ * (docs/operations-reads.md). The guard sees every AppendEntries and
+ * InstallSnapshot this node receives as a follower from the leader of its
+ * current term, and keeps the time (raft's clock, io->time) and the
+ * leader's commit index of each (a snapshot's last index) until the node has
+ * applied that much, up to 64 of them. Given the node's applied index, this
+ * forgets every contact it covers and returns true with *time_ms the newest
+ * one's time: the node then held everything the leader had committed at
+ * that time. False when none is covered (or the guard is disabled). */
+bool leader_guard_fresh_since(struct leader_guard *g, uint64_t applied, uint64_t *time_ms);
+
 struct leader_guard
 {
     struct raft *raft; /* borrowed */

@@ -221,6 +221,12 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
              (unsigned long long)c->max_request_bytes);
         return -1;
     }
+    /* Both fit the wait list's 32-bit counts and a uv timer's range. */
+    if (c->read_wait_max_ms > 3600000 || c->read_wait_queue_max > 1000000) {
+        errf(errmsg, errmsg_len,
+             "--read-wait-max-ms is at most 3600000 and --read-wait-queue-max at most 1000000");
+        return -1;
+    }
     if (c->http_threads < 2 || c->http_threads > 1024) {
         errf(errmsg, errmsg_len, "--http-threads must be between 2 and 1024");
         return -1;

@@ -61,6 +61,11 @@
     X(ready_lag_max, U64, "1000",                                                                  \
       "/ready fails while this node's applied index is more than this many entries behind the "    \
       "commit index it knows")                                                                     \
+    X(read_wait_max_ms, U64, "5000",                                                               \
+      "longest a read with a min_revision waits for this node to apply it before failing with "    \
+      "CAIRN_ETIMEOUT (a request may ask for less; 0: never wait)")                                \
+    X(read_wait_queue_max, U64, "10000",                                                           \
+      "most reads waiting for a min_revision at once; more are refused with CAIRN_EBUSY")          \
     X(backup_url, STR, "",                                                                         \
       "object store for disaster recovery: file:///DIR or s3://BUCKET/PREFIX (empty: no backups)") \
     X(backup_endpoint, STR, "",                                                                    \

@@ -720,8 +720,8 @@ static void *init_thread_cb(const struct mg_context *ctx, int thread_type)
 {
     struct http *h = mg_get_user_data(ctx);
     struct http_worker *w;
-    struct cairn_options leader_opts = {HTTP_CALL_TIMEOUT_MS, 1000, 25, 500};
-    struct cairn_options local_opts = {HTTP_LOCAL_TIMEOUT_MS, 1000, 25, 250};
+    struct cairn_options leader_opts = {HTTP_CALL_TIMEOUT_MS, 1000, 25, 500, false};
+    struct cairn_options local_opts = {HTTP_LOCAL_TIMEOUT_MS, 1000, 25, 250, false};
     if (thread_type != 1) {
         return NULL; /* the master and timer threads serve no request */
     }

@@ -119,6 +119,8 @@ static void kv_get(struct http_request *r, const char *key, size_t key_len)
     bool keys_only = false;
     uint64_t rev = 0;
     uint64_t limit = HTTP_RANGE_LIMIT_DEFAULT;
+    uint64_t min_revision = 0;
+    uint64_t max_staleness_ms = 0;
     const char *after = NULL;
     size_t after_len = 0;
     struct cairn_get_opts o;
@@ -129,7 +131,9 @@ static void kv_get(struct http_request *r, const char *key, size_t key_len)
     int rv;
     if (http_query_bool(r, "prefix", &prefix) != 0 || http_query_bool(r, "stale", &stale) != 0 ||
         http_query_bool(r, "keys_only", &keys_only) != 0 || http_query_u64(r, "rev", &rev) != 0 ||
-        http_query_u64(r, "limit", &limit) != 0 || http_query(r, "after", &after, &after_len) < 0) {
+        http_query_u64(r, "limit", &limit) != 0 || http_query(r, "after", &after, &after_len) < 0 ||
+        http_query_u64(r, "min_revision", &min_revision) != 0 ||
+        http_query_u64(r, "max_staleness_ms", &max_staleness_ms) != 0) {
         return;
     }
     if (!prefix && key_len == 0) {
@@ -148,7 +152,11 @@ static void kv_get(struct http_request *r, const char *key, size_t key_len)
     o.limit = prefix ? limit : 0;
     o.after = after;
     o.after_len = after_len;
-    c = stale ? r->local : r->leader;
+    o.min_revision = min_revision;
+    o.max_staleness_ms = max_staleness_ms;
+    /* A read with a min_revision is answered by this node, like a stale
+     * one (it waits at most about 80% of HTTP_LOCAL_TIMEOUT_MS). */
+    c = stale || min_revision > 0 ? r->local : r->leader;
     rv = cairn_get(c, key, key_len, &o, &res);
     if (rv != 0) {
         reply_client_error(r, c, rv);

@@ -47,6 +47,11 @@ void http_status_of(int rv, int *status, const char **code)
             *status = 503;
             *code = "unavailable";
             break;
+        case CAIRN_ESTALE:
+            /* This node is staler than the read allows: another may not be. */
+            *status = 503;
+            *code = "stale";
+            break;
         case CAIRN_EUNKNOWN:
             *status = 500;
             *code = "outcome_unknown";

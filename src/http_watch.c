@@ -128,7 +128,7 @@ void http_watch_serve(struct http_request *r)
     size_t prefix_len = 0;
     const char *last_id;
     struct cairn_watch_opts o;
-    struct cairn_options copts = {HTTP_CALL_TIMEOUT_MS, 1000, 25, 1000};
+    struct cairn_options copts = {HTTP_CALL_TIMEOUT_MS, 1000, 25, 1000, false};
     cairn_client *c = NULL;
     cairn_watcher *wt = NULL;
     uint64_t rev = 0;

@@ -78,6 +78,7 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         watch_hub_free(&srv->hub);
+        reads_free(&srv->reads);
         fsm_close(&srv->fsm);
         node_metrics_close(&srv->metrics);
         free(srv);
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
         return rv;
     }
     watch_hub_free(&srv->hub);
+    reads_free(&srv->reads);
     fsm_close(&srv->fsm);
     node_metrics_close(&srv->metrics);
     free(srv);

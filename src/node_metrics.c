@@ -83,6 +83,15 @@ int node_metrics_init(struct node_metrics *nm)
                                     NULL);
     nm->linearizable_reads = metrics_add(m, METRICS_COUNTER, "cairn_linearizable_reads_total",
                                          "Linearizable reads answered after their barrier.", NULL);
+    nm->reads_waiting =
+        metrics_add(m, METRICS_GAUGE, "cairn_reads_waiting",
+                    "Reads waiting for this node to apply their min_revision.", NULL);
+    nm->read_waits_served =
+        metrics_add(m, METRICS_COUNTER, "cairn_read_waits_answered_total",
+                    "Reads answered after waiting for their min_revision.", NULL);
+    nm->read_wait_timeouts = metrics_add(
+        m, METRICS_COUNTER, "cairn_read_wait_timeouts_total",
+        "Reads failed because their min_revision was not applied within their bound.", NULL);
 
     snapshots = metrics_register(m, METRICS_COUNTER, "cairn_snapshots_total",
                                  "Raft snapshots taken by this node, and restored into it (at "
@@ -285,6 +294,9 @@ int node_metrics_render(struct server *s, struct buf *out)
     metrics_gauge_set(nm->writes_in_flight, (double)s->writes_in_flight);
     metrics_counter_set(nm->read_barriers, s->reads.barriers);
     metrics_counter_set(nm->linearizable_reads, s->reads.served);
+    metrics_gauge_set(nm->reads_waiting, (double)s->reads.parked.n);
+    metrics_counter_set(nm->read_waits_served, s->reads.waited);
+    metrics_counter_set(nm->read_wait_timeouts, s->reads.wait_timeouts);
 
     metrics_counter_set(nm->snapshots_taken, s->fsm.snapshots_taken);
     metrics_counter_set(nm->snapshots_restored, s->fsm.snapshots_restored);

@@ -74,6 +74,9 @@ struct node_metrics
     struct metrics_series *writes_in_flight;
     struct metrics_series *read_barriers;
     struct metrics_series *linearizable_reads;
+    struct metrics_series *reads_waiting;      /* parked for a min_revision now */
+    struct metrics_series *read_waits_served;  /* answered after waiting */
+    struct metrics_series *read_wait_timeouts; /* failed: the revision did not come */
     struct metrics_series *snapshots_taken;
     struct metrics_series *snapshots_restored;
     struct metrics_series *snapshot_take_ns;

@@ -647,6 +647,123 @@ static int answer_local_read(struct server *s, struct session *session,
     return 0;
 }
 
+/* Staleness (docs/operations-reads.md, "Max staleness")
+ *
+ * A leader is never stale: it is the one that decides what is committed (a
+ * leader cut off from its majority believes so for up to an election
+ * timeout, after which raft makes it step down). A follower or standby is
+ * fresh as of the last message from the current leader (AppendEntries,
+ * heartbeat or InstallSnapshot) whose commit index it has applied: at that
+ * moment it had everything the leader had committed. The leader guard,
+ * which sees every message raft receives, keeps each one's time and commit
+ * index until this node has applied that commit (leader_guard.h; messages
+ * read together count as one, with the highest commit, so that heartbeats
+ * queued while the node was paused do not count as fresh when it resumes).
+ * The follower's own commit index would not do: raft 0.15
+ * raises it only to what the follower has stored, so a follower whose log
+ * the leader is still repairing, or that is installing a snapshot, would
+ * look caught up. A node applying a backlog keeps the time at which it was
+ * last caught up. A node that knows no leader (a candidate, or a follower
+ * during an election) has no bound. Raft's clock is the loop's (raft_uv's
+ * time is uv_now). */
+
+/* Move the freshness point to the newest contact from the leader whose
+ * commit index this node has applied. Called on every staleness check, every
+ * applied entry and every tick, so that under a stream of writes (where each
+ * message carries a commit the node has not applied yet when it arrives) the
+ * point still follows the node's progress. */
+static void note_fresh(struct server *s)
+{
+    uint64_t contact_ms;
+    if (leader_guard_fresh_since(&s->guard, raft_last_applied(&s->raft), &contact_ms) &&
+        (!s->fresh_known || contact_ms > s->fresh_ms)) {
+        s->fresh_ms = contact_ms;
+        s->fresh_known = true;
+    }
+}
+
+/* How stale this node may be, in ms; UINT64_MAX when there is no bound. */
+static uint64_t staleness_ms(struct server *s)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    uint64_t now;
+    int state = raft_state(&s->raft);
+    if (state == RAFT_LEADER) {
+        return 0;
+    }
+    raft_leader(&s->raft, &leader, &addr);
+    if (state != RAFT_FOLLOWER || leader == 0) {
+        return UINT64_MAX;
+    }
+    note_fresh(s);
+    if (!s->fresh_known) {
+        return UINT64_MAX;
+    }
+    now = s->raft.io->time(s->raft.io);
+    return now > s->fresh_ms ? now - s->fresh_ms : 0;
+}
+
+/* A read answered by this node without the leader: a stale read, or one
+ * with a min_revision (which implies it). It is refused when this node is
+ * staler than max_staleness_ms, parked when min_revision is not applied
+ * yet, and otherwise answered at once. Returns the code answered now (0
+ * with *later set when reads.c answers and counts it). */
+static int local_read(struct server *s, struct session *session, const struct proto_request *req,
+                      const char *payload, size_t len, uint8_t op, uint64_t receipt_ns, bool *later)
+{
+    uint64_t wait_ms;
+    if (req->max_staleness_ms > 0) {
+        uint64_t staleness = staleness_ms(s);
+        if (staleness > req->max_staleness_ms) {
+            char msg[256];
+            raft_id leader = 0;
+            const char *addr = NULL;
+            raft_leader(&s->raft, &leader, &addr);
+            if (staleness == UINT64_MAX) {
+                snprintf(msg, sizeof(msg),
+                         "node %llu (%s) %s, so how stale it is has no bound; the read asks for "
+                         "at most %llu ms: ask another node",
+                         (unsigned long long)s->cfg->id, state_name(raft_state(&s->raft)),
+                         leader == 0 ? "knows no leader" : "has not caught up since it started",
+                         (unsigned long long)req->max_staleness_ms);
+            } else {
+                snprintf(msg, sizeof(msg),
+                         "node %llu was last up to date with leader %llu %llu ms ago; the read "
+                         "asks for at most %llu ms: ask another node",
+                         (unsigned long long)s->cfg->id, (unsigned long long)leader,
+                         (unsigned long long)staleness, (unsigned long long)req->max_staleness_ms);
+            }
+            session_send_error(session, req->id, req->type, CAIRN_ESTALE, msg,
+                               server_leader_client_address(s));
+            return CAIRN_ESTALE;
+        }
+    }
+    if (req->min_revision > s->fsm.kv.rev) {
+        /* Revisions are not raft indexes (barriers, sweeps and membership
+         * entries take indexes but no revision; a restored cluster starts
+         * at a high revision), so no node can tell a revision that is on
+         * its way from one that will never come: it waits, bounded. */
+        wait_ms = s->cfg->read_wait_max_ms;
+        if (req->wait_ms > 0 && req->wait_ms < wait_ms) {
+            wait_ms = req->wait_ms;
+        }
+        reads_park(&s->reads, session, payload, len, req->id, req->type, op, receipt_ns,
+                   req->min_revision, wait_ms);
+        *later = true;
+        return 0;
+    }
+    return answer_local_read(s, session, req);
+}
+
+static void server_advanced(void *data)
+{
+    struct server *s = data;
+    reads_applied(&s->reads);
+    /* raft counts the entry applied only after this returns: errs stale. */
+    note_fresh(s);
+}
+
 void server_handle_request(struct server *s, struct session *session, const char *payload,
                            size_t len)
 {
@@ -722,8 +839,8 @@ void server_handle_request(struct server *s, struct session *session, const char
             break;
         case PROTO_GET:
         case PROTO_HISTORY:
-            if (req.op.stale) {
-                rv = answer_local_read(s, session, &req);
+            if (req.op.stale || req.min_revision > 0) {
+                rv = local_read(s, session, &req, payload, len, op, receipt_ns, &later);
             } else if (leader) {
                 reads_submit(&s->reads, session, payload, len, req.id, req.type, op, receipt_ns);
                 later = true;
@@ -733,8 +850,8 @@ void server_handle_request(struct server *s, struct session *session, const char
             break;
         case PROTO_TXN:
             if (kv_txn_is_read_only(&req)) {
-                if (req.op.stale) {
-                    rv = answer_local_read(s, session, &req);
+                if (req.op.stale || req.min_revision > 0) {
+                    rv = local_read(s, session, &req, payload, len, op, receipt_ns, &later);
                 } else if (leader) {
                     reads_submit(&s->reads, session, payload, len, req.id, req.type, op,
                                  receipt_ns);
@@ -1004,6 +1121,7 @@ static void ticker_cb(uv_timer_t *h)
         server_stop(s);
     }
     watch_hub_tick(&s->hub);
+    note_fresh(s);
     if (leader != s->last_leader) {
         if (leader != 0) {
             s->leader_changes++;
@@ -1140,6 +1258,10 @@ void server_stop(struct server *s)
     http_stop_begin(s->http);
     s->state = SERVER_DRAINING;
     s->drain_started_ms = (uint64_t)now_ms();
+    /* Reads waiting for a revision would outlive the drain: clients retry
+     * them on another node. */
+    reads_fail_parked(&s->reads, CAIRN_ESHUTDOWN,
+                      "node is shutting down before the revision was applied; ask another node");
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_timer_start(&s->shutdown_timer, shutdown_timer_cb, 0, 10);
 }
@@ -1163,6 +1285,7 @@ static void close_handles(struct server *s)
             uv_close(handles[i], NULL);
         }
     }
+    reads_close(&s->reads);
     watch_hub_close(&s->hub);
     dr_close(&s->dr);
 }
@@ -1410,6 +1533,8 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     /* Hooks only now: raft_start restored its snapshot (if any) and applies
      * entries only later; dr_start reconciles the backlog with it. */
     s->fsm.raft = &s->raft;
+    s->fsm.advanced = server_advanced;
+    s->fsm.advanced_data = s;
     if (s->dr.enabled) {
         s->fsm.hooks.data = &s->dr;
         s->fsm.hooks.applied = fsm_applied_hook;

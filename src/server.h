@@ -73,6 +73,11 @@ struct server
     int last_state; /* raft state seen by the ticker */
     raft_id last_leader;
     uint64_t drain_started_ms;
+    /* Staleness (server.c, staleness_ms): raft's time of the last contact
+     * from the leader at which this node had applied everything it knew
+     * committed; meaningless until fresh_known. */
+    uint64_t fresh_ms;
+    bool fresh_known;
     /* Retention sweeps (server.c): one proposal at a time. */
     struct raft_apply sweep;
     bool sweep_in_flight;

@@ -52,6 +52,7 @@ void session_close(struct session *s)
     }
     s->closing = true;
     watch_hub_session_closed(&s->srv->hub, s);
+    reads_session_closed(&s->srv->reads, s);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {

@@ -54,6 +54,7 @@ struct session
     struct watcher *watchers; /* the watch hub's watchers of this connection */
     uint64_t n_watchers;
     uint64_t watch_parked; /* watchers waiting for the output to drain */
+    uint64_t parked_reads; /* reads waiting for a revision (reads.h) */
 };
 
 /* Accept a connection from listener into a new session. */

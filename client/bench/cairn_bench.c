@@ -63,10 +63,14 @@ enum op_kind {
     OP_PUT = 0,
     OP_GET = 1,   /* linearizable get, at the leader */
     OP_STALE = 2, /* stale get (etcd: serializable range), at the stale endpoint */
-    OP_N = 3,
+    /* Read your writes: a put at the leader, then at once a stale get of the
+     * same key at the stale endpoint with min_revision = the put's revision
+     * (Cairn only). The put is recorded as a put, the get as "ryw". */
+    OP_RYW = 3,
+    OP_N = 4,
 };
 
-static const char *const op_names[OP_N] = {"put", "get", "stale"};
+static const char *const op_names[OP_N] = {"put", "get", "stale", "ryw"};
 
 enum phase {
     PH_PRELOAD,
@@ -138,8 +142,10 @@ struct client
     uint64_t key;
     uint64_t id;
     int64_t started;
-    int64_t not_before; /* paused after an error until then */
-    int64_t next_due;   /* --rate: when its next request is due */
+    int64_t not_before;    /* paused after an error until then */
+    int64_t next_due;      /* --rate: when its next request is due */
+    bool ryw_put;          /* this put is the first half of an OP_RYW */
+    uint64_t min_revision; /* OP_RYW's get: the revision its put made */
 };
 
 struct samples
@@ -257,9 +263,12 @@ static void usage(FILE *f)
             "  --rate R                offer R operations/s in all, spread over the clients,\n"
             "                          instead of a closed loop (latency is still taken from\n"
             "                          each request's send; a late client sends at once)\n"
-            "  --mix put=P,get=G,stale=S  percentages of each operation [put=20,get=80]\n"
+            "  --mix put=P,get=G,stale=S,ryw=R  percentages of each operation [put=20,get=80]\n"
             "                          (get: linearizable, at the leader; stale: a stale get,\n"
-            "                          for etcd a serializable range, at the stale endpoint)\n"
+            "                          for etcd a serializable range, at the stale endpoint;\n"
+            "                          ryw: a put at the leader, then a get of that key at the\n"
+            "                          stale endpoint with min_revision = the put's revision,\n"
+            "                          Cairn only; its get is reported as ryw, its put as put)\n"
             "  --keys K                key space: bench/N for N < K, zero-padded [10000]\n"
             "  --value-size B          value bytes of every put [100]\n"
             "  --preload               write every key once before the warm-up\n"
@@ -293,7 +302,8 @@ static void parse_mix(struct options *o, const char *spec)
         char *eq = strchr(item, '=');
         bool found = false;
         if (eq == NULL) {
-            bench_bad_usage("--mix: \"%s\" is not NAME=PERCENT (names: put, get, stale)", item);
+            bench_bad_usage("--mix: \"%s\" is not NAME=PERCENT (names: put, get, stale, ryw)",
+                            item);
         }
         *eq = '\0';
         for (i = 0; i < OP_N; i++) {
@@ -307,7 +317,7 @@ static void parse_mix(struct options *o, const char *spec)
             }
         }
         if (!found) {
-            bench_bad_usage("--mix: unknown operation \"%s\" (names: put, get, stale)", item);
+            bench_bad_usage("--mix: unknown operation \"%s\" (names: put, get, stale, ryw)", item);
         }
     }
     for (i = 0; i < OP_N; i++) {
@@ -468,6 +478,9 @@ static void parse_options(struct options *o, int argc, char **argv)
     if (o->duration_set && o->requests_set) {
         bench_bad_usage("give --duration or --requests, not both");
     }
+    if (o->mix[OP_RYW] > 0 && o->target != BENCH_TARGET_CAIRN) {
+        bench_bad_usage("--mix: ryw needs Cairn's min_revision (--target cairn)");
+    }
     if (o->memory_load) {
         o->preload = true;
         if (!o->keys_set) {
@@ -601,7 +614,8 @@ static void encode_cairn(struct bench *b, struct client *cl, struct buf *out)
     } else {
         req.type = PROTO_GET;
         req.op.type = CAIRN_OP_GET;
-        req.op.stale = cl->op == OP_STALE;
+        req.op.stale = cl->op == OP_STALE || cl->op == OP_RYW;
+        req.min_revision = cl->op == OP_RYW ? cl->min_revision : 0;
     }
     if (proto_encode_request(out, &req) != 0) {
         bench_die("out of memory");
@@ -710,8 +724,30 @@ static void client_next(struct bench *b, struct client *cl, int64_t now)
         }
         cl->op = (enum op_kind)(i < OP_N ? i : OP_N - 1);
         cl->key = rand_next(b) % b->o.keys;
+        if (cl->op == OP_RYW) {
+            cl->op = OP_PUT; /* the get follows its answer (read_cairn) */
+            cl->ryw_put = true;
+        }
     }
     cl->conn_i = cl->op == OP_STALE ? 1 : 0;
+    client_send(b, cl, now);
+}
+
+/* The second half of OP_RYW: read the key just written, at the stale
+ * endpoint, once it has applied revision rev. */
+static void client_next_ryw(struct bench *b, struct client *cl, uint64_t rev, int64_t now)
+{
+    if (!may_issue(b)) {
+        return;
+    }
+    cl->busy = true;
+    cl->sent = false;
+    cl->id++;
+    cl->started = now;
+    cl->preload = false;
+    cl->op = OP_RYW;
+    cl->min_revision = rev;
+    cl->conn_i = 1;
     client_send(b, cl, now);
 }
 
@@ -734,6 +770,7 @@ static void finish(struct bench *b, struct client *cl, enum outcome out, int64_t
 {
     cl->busy = false;
     cl->sent = false;
+    cl->ryw_put = false;
     if (out == OUT_ERR) {
         cl->not_before = now + ERROR_PAUSE_NS;
     }
@@ -770,6 +807,7 @@ static void read_cairn(struct bench *b, struct conn *c, int64_t now)
         size_t payload_len = 0;
         struct proto_response resp;
         enum outcome out;
+        uint64_t ryw_rev = 0; /* > 0: a ryw put succeeded, its get follows */
         int rv =
             proto_frame_peek(c->in.data + off, c->in.len - off, PROTO_FRAME_SIZE_MAX, &payload_len);
         if (rv == 0) {
@@ -815,9 +853,16 @@ static void read_cairn(struct bench *b, struct conn *c, int64_t now)
                 }
             }
         }
+        if (cl->ryw_put && out == OUT_OK && resp.result != NULL) {
+            ryw_rev = resp.result->revision;
+        }
         proto_response_free(&resp);
         finish(b, cl, out, now);
-        client_next(b, cl, now);
+        if (ryw_rev > 0) {
+            client_next_ryw(b, cl, ryw_rev, now);
+        } else {
+            client_next(b, cl, now);
+        }
         if (c->state != CONN_UP) {
             return; /* closed meanwhile (a send failed, or the leader moved) */
         }
@@ -1232,9 +1277,9 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
         json_str(f, b->stale.name);
         fprintf(f,
                 ",\"clients\":%d,\"keys\":%" PRIu64 ",\"value_size\":%zu,"
-                "\"mix\":{\"put\":%u,\"get\":%u,\"stale\":%u}",
+                "\"mix\":{\"put\":%u,\"get\":%u,\"stale\":%u,\"ryw\":%u}",
                 b->o.clients, b->o.keys, b->o.value_size, b->o.mix[OP_PUT], b->o.mix[OP_GET],
-                b->o.mix[OP_STALE]);
+                b->o.mix[OP_STALE], b->o.mix[OP_RYW]);
         if (b->o.preload) {
             fprintf(f,
                     ",\"preload\":{\"keys\":%" PRIu64 ",\"errors\":%" PRIu64
@@ -1254,8 +1299,8 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
             fprintf(f, ",\"ops\":{");
             for (i = 0; i <= OP_N; i++) {
                 const struct samples *s = i < OP_N ? &b->s[i] : &all;
-                if (i < OP_N && b->o.mix[i] == 0) {
-                    continue;
+                if (i < OP_N && b->o.mix[i] == 0 && b->s[i].n == 0) {
+                    continue; /* (ryw's puts are puts) */
                 }
                 if (i == OP_N) {
                     fprintf(f, "},\"total\":");
@@ -1275,7 +1320,7 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
     } else {
         printf("target %s, %d clients, leader %s",
                b->o.target == BENCH_TARGET_CAIRN ? "cairn" : "etcd", b->o.clients, b->leader.name);
-        if (b->o.mix[OP_STALE] > 0) {
+        if (b->o.mix[OP_STALE] > 0 || b->o.mix[OP_RYW] > 0) {
             printf(", stale reads at %s", b->stale.name);
         }
         printf(", %" PRIu64 " keys, %zu-byte values\n", b->o.keys, b->o.value_size);
@@ -1296,8 +1341,8 @@ static void report(struct bench *b, bool applied_ok, double applied_wait_s)
                    "mean ms", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "misses");
             for (i = 0; i <= OP_N; i++) {
                 const struct samples *s = i < OP_N ? &b->s[i] : &all;
-                if (i < OP_N && b->o.mix[i] == 0) {
-                    continue;
+                if (i < OP_N && b->o.mix[i] == 0 && b->s[i].n == 0) {
+                    continue; /* (ryw's puts are puts) */
                 }
                 printf("%-6s %10zu %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f %8" PRIu64 " %8" PRIu64
                        "\n",

@@ -34,6 +34,8 @@ struct opts
     bool progress;             /* watch: print progress updates */
     const char *versions;      /* retention set: --versions N */
     const char *age;           /* retention set: --age DURATION */
+    uint64_t min_revision;     /* get: --min-revision N */
+    const char *max_staleness; /* get: --max-staleness DURATION */
     struct snapshot_opts snap; /* snapshot: --from, --data-dir, ... */
     char *args[8];
     int n_args;
@@ -50,7 +52,10 @@ static void usage(FILE *f)
             "  get KEY                    read a key; --prefix reads every key under KEY,\n"
             "                             --limit N, --after KEY continues a range,\n"
             "                             --rev R reads at a past revision, --stale answers\n"
-            "                             from the contacted node without the leader\n"
+            "                             from the contacted node without the leader;\n"
+            "                             --min-revision N waits until that node has applied\n"
+            "                             revision N (implies --stale), --max-staleness\n"
+            "                             DURATION (500ms, 2s) refuses a node staler than that\n"
             "  del KEY                    delete a key; --prefix deletes every key under KEY\n"
             "  cas KEY MOD_REV VALUE      write VALUE only if KEY's mod_revision is MOD_REV\n"
             "                             (0: only if KEY does not exist)\n"
@@ -89,6 +94,8 @@ static void usage(FILE *f)
             "  --help                     this help\n",
             CAIRN_DEFAULT_ENDPOINTS);
 }
+
+static int parse_duration_ms(const char *s, uint64_t *out);
 
 static int fail(cairn_client *c, int rv, const char *what)
 {
@@ -297,7 +304,20 @@ static int cmd_get(cairn_client *c, const struct opts *o)
         return EXIT_USAGE;
     }
     memset(&go, 0, sizeof(go));
+    if (o->max_staleness != NULL &&
+        parse_duration_ms(o->max_staleness, &go.max_staleness_ms) != 0) {
+        fprintf(stderr,
+                "cairnctl: --max-staleness wants a duration such as 500ms or 2s, got \"%s\"\n",
+                o->max_staleness);
+        return EXIT_USAGE;
+    }
+    if (go.max_staleness_ms > 0 && !o->stale && o->min_revision == 0) {
+        fprintf(stderr, "cairnctl: --max-staleness bounds stale reads: add --stale (or "
+                        "--min-revision)\n");
+        return EXIT_USAGE;
+    }
     go.stale = o->stale;
+    go.min_revision = o->min_revision;
     go.prefix = o->prefix;
     go.revision = o->rev;
     go.limit = o->limit;
@@ -1490,6 +1510,12 @@ int main(int argc, char **argv)
             o.versions = argv[++i]; /* parsed by retention set */
         } else if (strcmp(a, "--age") == 0 && has_next) {
             o.age = argv[++i];
+        } else if (strcmp(a, "--max-staleness") == 0 && has_next) {
+            o.max_staleness = argv[++i]; /* parsed by get */
+        } else if (strcmp(a, "--min-revision") == 0 && has_next) {
+            if (parse_u64(argv[++i], &o.min_revision, a) != 0) {
+                return EXIT_USAGE;
+            }
         } else if ((strcmp(a, "--rev") == 0 || strcmp(a, "--limit") == 0 ||
                     strcmp(a, "--timeout") == 0) &&
                    has_next) {

@@ -18,7 +18,11 @@
  * leader lost leadership while the write was in flight) returns
  * CAIRN_EUNKNOWN: the write may or may not have been committed. Read the key
  * (or use a compare-and-swap on mod_revision) to find out; never assume
- * either outcome.
+ * either outcome. A node too stale for a read's max_staleness_ms
+ * (CAIRN_ESTALE) sends the read to the next endpoint; CAIRN_ESTALE comes
+ * back only once every endpoint refused. A read whose min_revision the node
+ * did not apply in time (CAIRN_ETIMEOUT) is not retried: the wait used the
+ * call's time.
  *
  * Ownership: a struct cairn_result returned through an out parameter belongs
  * to the caller and is released with cairn_result_free(); every pointer inside
@@ -63,7 +67,8 @@ extern "C" {
     X(CAIRN_EIO, -15, "I/O error")                         \
     X(CAIRN_ECOMPARE, -16, "compare failed")               \
     X(CAIRN_EBUSY, -17, "node overloaded")                 \
-    X(CAIRN_EINTERNAL, -18, "internal error")
+    X(CAIRN_EINTERNAL, -18, "internal error")              \
+    X(CAIRN_ESTALE, -19, "node too stale")
 
 enum {
 #define CAIRN__ENUM(name, value, text) name = value,
@@ -193,6 +198,13 @@ struct cairn_options
     int connect_timeout_ms; /* per connection attempt, default 1000 */
     int backoff_min_ms;     /* first reconnect delay, default 25 */
     int backoff_max_ms;     /* cap of the exponential backoff, default 1000 */
+    /* Read your own writes on any node: the client remembers the highest
+     * revision any answer of this client carried (writes and reads alike,
+     * see cairn_seen_revision()) and sends it as min_revision with every
+     * stale read (struct cairn_get_opts), unless the read asks for a higher
+     * one. A stale read then never returns state older than what this
+     * client already saw, whichever node answers it. */
+    bool track_revision;
 };
 
 typedef struct cairn_client cairn_client;
@@ -209,7 +221,32 @@ void cairn_client_free(cairn_client *c);
 int cairn_errcode(const cairn_client *c);
 const char *cairn_errmsg(const cairn_client *c);
 
-/* Reads. */
+/* Reads.
+ *
+ * A linearizable read (the default) is answered by the leader once it has
+ * confirmed it still leads. A stale read is answered by whichever node the
+ * client reaches (the leader if the client knows it, else the next
+ * endpoint), from what that node has applied; result->revision says which
+ * revision that was. Two bounds make stale reads safe to use on followers
+ * and non-voting standbys (docs/operations-reads.md):
+ *
+ *   - min_revision: the node answers only once it has applied this revision
+ *     (every write's result carries its revision: pass it to read your own
+ *     write). It waits up to its --read-wait-max-ms, and never longer than
+ *     about 80% of what is left of this call's timeout_ms, then fails with
+ *     CAIRN_ETIMEOUT ("node N is at revision X; revision Y not applied
+ *     within Z ms"); too many reads waiting already: CAIRN_EBUSY. A read
+ *     with min_revision is always stale: the node that receives it answers.
+ *   - max_staleness_ms: the node refuses with CAIRN_ESTALE unless it is the
+ *     leader, or a follower or standby that heard from the current leader at
+ *     most this long ago with everything it knew committed applied. The
+ *     library then tries the other endpoints, and returns CAIRN_ESTALE once
+ *     each of them refused.
+ *
+ * A node too old to know either field would answer without honouring it: the
+ * library checks that a read with min_revision (at the current revision)
+ * answered at a revision at least that high, else tries another endpoint and
+ * finally fails with CAIRN_EVERSION. It cannot check max_staleness_ms. */
 struct cairn_get_opts
 {
     bool stale;        /* answer from the contacted node without the leader */
@@ -218,7 +255,13 @@ struct cairn_get_opts
     uint64_t limit;    /* maximum keys returned (0: server maximum) */
     const char *after; /* range continuation: start strictly after this key */
     size_t after_len;
+    uint64_t min_revision;     /* answer once this revision is applied (0: none); implies stale */
+    uint64_t max_staleness_ms; /* stale reads: refuse when staler than this (0: no bound) */
 };
+
+/* The highest revision any answer of this client carried so far (0 before
+ * the first). Kept whether or not track_revision is set. */
+uint64_t cairn_seen_revision(cairn_client *c);
 
 /* Get a key (or a prefix). A missing single key returns CAIRN_ENOTFOUND. */
 int cairn_get(cairn_client *c, const void *key, size_t key_len, const struct cairn_get_opts *opts,

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,6 +42,7 @@ struct cairn_client
     int err;
     char errmsg[512];
     uint64_t rng;
+    uint64_t seen_rev;         /* highest revision an answer carried */
     struct watch_mux *watches; /* owned: its thread starts with the first watch */
 };
 
@@ -450,6 +452,30 @@ static int64_t answer_deadline(int64_t deadline, int64_t answer_wait_ms)
     return longer > deadline ? longer : deadline;
 }
 
+static bool is_read(const struct proto_request *req)
+{
+    return req->type == PROTO_GET || req->type == PROTO_HISTORY || req->type == PROTO_TXN;
+}
+
+/* Requests whose answer's revision is a revision of the key space that
+ * this client has now seen (status and metrics report one too, but of
+ * whichever node was asked, not of anything read or written). */
+static bool carries_revision(const struct proto_request *req)
+{
+    return is_read(req) || req->type == PROTO_PUT || req->type == PROTO_DEL ||
+           req->type == PROTO_COMPACT;
+}
+
+/* The node's wait for a min_revision must end before this call gives up,
+ * so that the caller reads the node's reason (CAIRN_ETIMEOUT, "revision Y
+ * not applied within Z ms") rather than a bare client timeout: it gets 80%
+ * of what is left. */
+static uint64_t node_wait_ms(int64_t deadline)
+{
+    int64_t left = deadline - mono_ms();
+    return left > 5 ? (uint64_t)(left - left / 5) : 1;
+}
+
 /* One call with retries (see struct call_spec). */
 static int call_with(struct cairn_client *c, struct proto_request *req,
                      const struct call_spec *spec, struct proto_response *resp)
@@ -458,8 +484,14 @@ static int call_with(struct cairn_client *c, struct proto_request *req,
     const char *endpoint = spec->endpoint;
     bool is_write = spec->is_write;
     unsigned attempt = 0;
+    size_t refusals = 0; /* nodes that were too stale (or too old) for this read */
     int rv;
     memset(resp, 0, sizeof(*resp));
+    /* track_revision: a stale read asks for what this client has seen. */
+    if (c->opts.track_revision && is_read(req) && (req->op.stale || req->min_revision > 0) &&
+        req->min_revision < c->seen_rev) {
+        req->min_revision = c->seen_rev;
+    }
     for (;;) {
         const char *target;
         bool sent_any = false;
@@ -492,6 +524,9 @@ static int call_with(struct cairn_client *c, struct proto_request *req,
             snprintf(c->connected, sizeof(c->connected), "%s", copy);
         }
         req->id = c->next_id++;
+        if (req->min_revision > 0) {
+            req->wait_ms = node_wait_ms(deadline);
+        }
         c->out.len = 0;
         if (proto_encode_request(&c->out, req) != 0) {
             return set_err(c, CAIRN_ENOMEM, NULL);
@@ -544,14 +579,46 @@ static int call_with(struct cairn_client *c, struct proto_request *req,
             backoff(c, attempt, deadline);
             continue;
         }
+        /* A read with min_revision answered below it came from a node that
+         * predates the field (it skipped it): as wrong for this read as a
+         * node too stale for max_staleness_ms. */
+        if (rv == 0 && req->min_revision > 0 && req->op.revision == 0 && resp->result != NULL &&
+            resp->result->revision < req->min_revision) {
+            rv = CAIRN_EVERSION;
+            set_err(c, rv,
+                    "%s answered at revision %" PRIu64 ", below the read's min_revision %" PRIu64
+                    ": a node too old to know min_revision?",
+                    c->connected, resp->result->revision, req->min_revision);
+            proto_response_free(resp);
+        } else if (rv == CAIRN_ESTALE) {
+            set_err(c, rv, "%s", resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
+            proto_response_free(resp);
+        }
+        if ((rv == CAIRN_ESTALE || rv == CAIRN_EVERSION) && endpoint == NULL) {
+            /* Another node may be fresher (or newer): try each once. A
+             * leader is never stale, so the one that refused does not
+             * lead (whatever this client believed). */
+            if (++refusals >= c->n_endpoints) {
+                return rv;
+            }
+            forget_endpoint(c, c->connected);
+            continue;
+        }
+        if (rv == CAIRN_ESTALE || rv == CAIRN_EVERSION) {
+            return rv;
+        }
         if (rv != 0) {
             set_err(c, rv, "%s", resp->message[0] != '\0' ? resp->message : cairn_strerror(rv));
             proto_response_free(resp);
             return rv;
         }
+        if (carries_revision(req) && resp->result != NULL && resp->result->revision > c->seen_rev &&
+            req->op.revision == 0) {
+            c->seen_rev = resp->result->revision;
+        }
         /* Remember who answered a leader-only request: it leads. */
-        if (!req->op.stale && req->type != PROTO_STATUS && req->type != PROTO_METRICS &&
-            endpoint == NULL) {
+        if (!req->op.stale && req->min_revision == 0 && req->type != PROTO_STATUS &&
+            req->type != PROTO_METRICS && endpoint == NULL) {
             snprintf(c->leader, sizeof(c->leader), "%s", c->connected);
         }
         c->err = 0;
@@ -568,6 +635,15 @@ static int call(struct cairn_client *c, struct proto_request *req, bool is_write
     spec.is_write = is_write;
     spec.endpoint = endpoint;
     return call_with(c, req, &spec, resp);
+}
+
+uint64_t cairn_seen_revision(cairn_client *c)
+{
+    uint64_t rev;
+    pthread_mutex_lock(&c->mu);
+    rev = c->seen_rev;
+    pthread_mutex_unlock(&c->mu);
+    return rev;
 }
 
 static int finish(int rv, struct proto_response *resp, struct cairn_result **out)
@@ -652,11 +728,14 @@ int cairn_get(cairn_client *c, const void *key, size_t key_len, const struct cai
     req.op.type = CAIRN_OP_GET;
     set_slice(&req.op.key, key, key_len);
     if (opts != NULL) {
-        req.op.stale = opts->stale;
+        /* A read with a min_revision is answered by the node it reaches. */
+        req.op.stale = opts->stale || opts->min_revision > 0;
         req.op.prefix = opts->prefix;
         req.op.revision = opts->revision;
         req.op.limit = opts->limit;
         set_slice(&req.op.after, opts->after, opts->after_len);
+        req.min_revision = opts->min_revision;
+        req.max_staleness_ms = opts->max_staleness_ms;
     }
     rv = locked_call(c, &req, false, &res);
     if (rv == 0 && !req.op.prefix && (res->n_ops == 0 || res->ops[0].n_kvs == 0)) {

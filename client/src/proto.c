@@ -127,7 +127,7 @@ int proto_encode_request(struct buf *out, const struct proto_request *req)
     struct proto_writer w;
     uint32_t i;
     proto_writer_begin(&w, out);
-    msgpack_pack_array(&w.pk, 9);
+    msgpack_pack_array(&w.pk, 12);
     msgpack_pack_uint32(&w.pk, PROTO_VERSION);
     msgpack_pack_uint64(&w.pk, req->id);
     msgpack_pack_uint8(&w.pk, req->type);
@@ -152,6 +152,9 @@ int proto_encode_request(struct buf *out, const struct proto_request *req)
     }
     msgpack_pack_uint64(&w.pk, req->number);
     msgpack_pack_uint64(&w.pk, req->age_ms);
+    msgpack_pack_uint64(&w.pk, req->min_revision);
+    msgpack_pack_uint64(&w.pk, req->max_staleness_ms);
+    msgpack_pack_uint64(&w.pk, req->wait_ms);
     return proto_writer_end(&w);
 }
 
@@ -283,7 +286,9 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
     if (!read_op(&r, &out->op) || !read_cmps(&r, a, out) ||
         !read_ops(&r, a, &out->then_ops, &out->n_then) ||
         !read_ops(&r, a, &out->else_ops, &out->n_else) || !mp_uint(&r, &out->number) ||
-        (n > 8 && !mp_uint(&r, &out->age_ms)) || !skip_rest(&r, n, 9) || !mp_done(&r)) {
+        (n > 8 && !mp_uint(&r, &out->age_ms)) || (n > 9 && !mp_uint(&r, &out->min_revision)) ||
+        (n > 10 && !mp_uint(&r, &out->max_staleness_ms)) ||
+        (n > 11 && !mp_uint(&r, &out->wait_ms)) || !skip_rest(&r, n, 12) || !mp_done(&r)) {
         return r.nomem ? CAIRN_ENOMEM : CAIRN_EMALFORMED;
     }
     /* A verb is a short word: anything else is not a request of ours. */

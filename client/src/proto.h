@@ -8,7 +8,7 @@
  * trailing elements so that later versions can append fields.
  *
  *   request  = [version, id, type, op, [cmp...], [then-op...], [else-op...], number,
- *               age_ms]
+ *               age_ms, min_revision, max_staleness_ms, wait_ms]
  *   op       = [type, key, value, prefix, prev_kv, limit, after, revision, stale]
  *   cmp      = [key, target, cmp-op, value, number]
  *   response = [version, id, type|0x80, code, message, leader, revision,
@@ -125,6 +125,17 @@ struct proto_request
                       * cluster id */
     uint64_t age_ms; /* RETENTION: maximum age of past versions (0: none);
                       * the prefix is op.key */
+    /* Reads (GET, HISTORY, read-only TXN); 0 means "none" in each, which is
+     * also what a peer that predates them sends (a request of 9 elements).
+     * min_revision: answer locally once this node has applied it (implies
+     * op.stale); max_staleness_ms: a stale read refused with CAIRN_ESTALE
+     * when this node is staler; wait_ms: how long the sender waits for the
+     * answer, capping the node's wait for min_revision (0: the node's
+     * --read-wait-max-ms). An older node ignores all three: a client checks
+     * the answer's revision against min_revision. */
+    uint64_t min_revision;
+    uint64_t max_staleness_ms;
+    uint64_t wait_ms;
 };
 
 /* Inspect the start of a byte stream. Returns 1 and sets *payload_len when a

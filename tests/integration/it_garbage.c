@@ -200,9 +200,9 @@ static void wrong_version(void)
     int fd = it_raw_connect(g_port, 0);
     buf_init(&b);
     status_request(&b, 42);
-    /* [version, id, ...]: after the 4-byte header, 0x99 (array of 9), then
+    /* [version, id, ...]: after the 4-byte header, 0x9c (array of 12), then
      * the version as a positive fixint. */
-    IT_ASSERT((uint8_t)b.data[4] == 0x99 && b.data[5] == 0x01, "encoded request layout");
+    IT_ASSERT((uint8_t)b.data[4] == 0x9c && b.data[5] == 0x01, "encoded request layout");
     b.data[5] = 0x02;
     it_raw_send(fd, b.data, b.len);
     buf_free(&b);

@@ -4,13 +4,17 @@
 // base + 200 + N. Ports 25000-25999 are these tests' own, below Linux's
 // ephemeral range (32768 up), where outgoing connections take their ports;
 // still, a start that finds a port taken is tried again at the next base.
+// CAIRN_OPENAPI_BASES=B1,B2,... chooses other bases (each uses B to B+203),
+// for machines shared by several test runs.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-const bases = [25000, 25300, 25600];
+const bases = process.env.CAIRN_OPENAPI_BASES
+  ? process.env.CAIRN_OPENAPI_BASES.split(",").map((b) => Number.parseInt(b, 10))
+  : [25000, 25300, 25600];
 const ready_timeout_ms = 30000;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -301,6 +301,15 @@ try {
   await get(u, "/v1/kv/oa/a?limit=abc", { status: 400 });
   await get(u, "/v1/kv/oa/a?rev=999999999", { status: 400, note: "future_revision" });
   await get(u, "/v1/kv/oa/missing", { status: 404 });
+  // Reads from a follower: read your writes (min_revision), bounded
+  // staleness; a revision that never comes fails after the node's wait.
+  const wrote = (await check(u, "PUT", "/v1/kv/oa/ryw", { body: { value: "mine" }, status: 200 })).json.revision;
+  const ryw = await get(cluster.urls[others[0] - 1], `/v1/kv/oa/ryw?min_revision=${wrote}&max_staleness_ms=5000`, { status: 200 });
+  if (ryw.json?.kv?.value !== "mine" || !(ryw.json?.revision >= wrote)) fail(`GET ?min_revision=${wrote} on a follower: ${ryw.text.slice(0, 200)}`);
+  await get(cluster.urls[others[0] - 1], `/v1/kv?prefix=true&stale=true&max_staleness_ms=5000&min_revision=${wrote}`, { status: 200 });
+  const never = await check(cluster.urls[others[0] - 1], "GET", `/v1/kv/oa/ryw?min_revision=${wrote + 1000000}`, { status: 503, note: "min_revision never applied" });
+  if (never.json?.error?.code !== "unavailable" || !/not applied within/.test(never.json?.error?.message ?? "")) fail(`GET ?min_revision far ahead: ${never.text.slice(0, 200)}`);
+  await get(u, "/v1/kv/oa/ryw?min_revision=x", { status: 400 });
   await get(u, `/v1/kv/${long}`, { status: 413 });
   await get(u, "/v1/kv?prefix=true", { status: 200 });
   await get(u, "/v1/kv", { status: 400 });
@@ -423,8 +432,13 @@ try {
     check(u, "PUT", "/v1/retention/oa/", { body: { versions: 1 }, status: 503 }),
     check(u, "DELETE", "/v1/retention/keep/", { status: 503 }),
   ]);
-  // Stale reads need no leader.
+  // Stale reads need no leader, unless they bound the staleness: without
+  // a leader this node's has no bound.
   await get(u, "/v1/kv/oa/bin?stale=true", { status: 404 });
+  for (const target of ["/v1/kv/oa/bin?stale=true&max_staleness_ms=1000", "/v1/kv?prefix=true&stale=true&max_staleness_ms=1000"]) {
+    const tooStale = await get(u, target, { status: 503, note: "stale" });
+    if (tooStale.json?.error?.code !== "stale") fail(`GET ${target} without a leader: ${tooStale.text.slice(0, 200)}`);
+  }
 } finally {
   await cluster.stop();
 }

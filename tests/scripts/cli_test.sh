@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # cairnctl against a real local cluster: every verb, its flags, --json, exit
-# statuses and messages. Runs on ports 26001-26003 / 26101-26103.
+# statuses and messages. Runs on ports 26001-26003 / 26101-26103 / 26201-26203
+# (CAIRN_CLI_TEST_BASE=B moves them to B+1.. / B+101.. / B+201..).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CAIRN_LOCAL_DIR=$(mktemp -d /tmp/cairn-cli-XXXXXX)
-export CAIRN_LOCAL_CLIENT_BASE=26000 CAIRN_LOCAL_RAFT_BASE=26100 CAIRN_LOCAL_HTTP_BASE=26200
+base=${CAIRN_CLI_TEST_BASE:-26000}
+export CAIRN_LOCAL_CLIENT_BASE=$base CAIRN_LOCAL_RAFT_BASE=$((base + 100))
+export CAIRN_LOCAL_HTTP_BASE=$((base + 200))
+n1=127.0.0.1:$((base + 1)) n2=127.0.0.1:$((base + 2)) n3=127.0.0.1:$((base + 3))
 cluster=$repo/deploy/local/cluster.sh
 ctl=${CAIRN_BUILD_DIR:-$repo/build}/bin/cairnctl
 err=$CAIRN_LOCAL_DIR/stderr
@@ -21,7 +25,7 @@ expect_fail() {
 }
 
 "$cluster" up >/dev/null
-export CAIRN_ENDPOINTS=127.0.0.1:26001,127.0.0.1:26002,127.0.0.1:26003
+export CAIRN_ENDPOINTS=$n1,$n2,$n3
 
 # put / get / --prev / stdin / --rev / --stale
 [[ $("$ctl" put cfg/a one) == "OK revision=1" ]] || fail "first put"
@@ -30,11 +34,24 @@ printf 'two\nlines' | "$ctl" put cfg/a >/dev/null
 out=$("$ctl" put cfg/a three --prev)
 [[ $out == $'OK revision=3\ntwo\nlines' ]] || fail "put --prev: $out"
 [[ $("$ctl" get cfg/a --rev 1) == one ]] || fail "get --rev"
-for p in 26001 26002 26003; do
-  [[ $("$ctl" --endpoints 127.0.0.1:$p get cfg/a) == three ]] || fail "linearizable get via $p"
+for n in $n1 $n2 $n3; do
+  [[ $("$ctl" --endpoints "$n" get cfg/a) == three ]] || fail "linearizable get via $n"
 done
-"$ctl" get cfg/a --stale --json --endpoints 127.0.0.1:26002 | grep -q '"revision":3' ||
+"$ctl" get cfg/a --stale --json --endpoints "$n2" | grep -q '"revision":3' ||
   fail "stale get reports its revision"
+# --min-revision (read your writes on one node), --max-staleness
+for n in $n1 $n2 $n3; do
+  [[ $("$ctl" --endpoints "$n" get cfg/a --min-revision 3) == three ]] ||
+    fail "get --min-revision 3 via $n"
+done
+expect_fail 1 "revision 99 not applied within" -- \
+  "$ctl" --endpoints "$n2" --timeout 1000 get cfg/a --min-revision 99
+expect_fail 1 "CAIRN_ETIMEOUT" -- "$ctl" --endpoints "$n2" --timeout 500 get cfg/a --min-revision 99
+[[ $("$ctl" --endpoints "$n2" get cfg/a --stale --max-staleness 10s) == three ]] ||
+  fail "get --stale --max-staleness on a healthy follower"
+expect_fail 2 "add --stale" -- "$ctl" get cfg/a --max-staleness 1s
+expect_fail 2 "wants a duration" -- "$ctl" get cfg/a --stale --max-staleness soon
+expect_fail 2 "non-negative integer" -- "$ctl" get cfg/a --min-revision x
 expect_fail 1 "CAIRN_EFUTUREREV" -- "$ctl" get cfg/a --rev 99
 expect_fail 1 "key not found" -- "$ctl" get cfg/none
 
@@ -200,7 +217,7 @@ printf '\xff\xfe' | "$ctl" put bin/x >/dev/null
 # status, usage errors, unreachable cluster
 [[ $("$ctl" status | grep -c leader) -ge 1 ]] || fail "status shows a leader"
 # metrics: one node's Prometheus text, from any node
-out=$("$ctl" metrics --endpoint 127.0.0.1:26002)
+out=$("$ctl" metrics --endpoint "$n2")
 [[ $out == *$'\n# TYPE cairn_raft_is_leader gauge\ncairn_raft_is_leader '[01]$'\n'* ]] ||
   fail "metrics has is_leader: $out"
 [[ $out == *$'\ncairn_keys '[1-9]* ]] || fail "metrics counts the keys"

@@ -343,25 +343,16 @@ static void test_http_status_table(void **state)
         int status;
         const char *code;
     } table[] = {
-        {CAIRN_EINVAL, 400, "bad_request"},
-        {CAIRN_EMALFORMED, 400, "bad_request"},
-        {CAIRN_EFUTUREREV, 400, "future_revision"},
-        {CAIRN_ENOTFOUND, 404, "not_found"},
-        {CAIRN_ECOMPARE, 409, "compare_failed"},
-        {CAIRN_ECOMPACTED, 410, "compacted"},
-        {CAIRN_ETOOLARGE, 413, "too_large"},
-        {CAIRN_EBUSY, 429, "overloaded"},
-        {CAIRN_ENOLEADER, 503, "no_leader"},
-        {CAIRN_ENOTLEADER, 503, "no_leader"},
-        {CAIRN_ETIMEOUT, 503, "unavailable"},
-        {CAIRN_EUNAVAILABLE, 503, "unavailable"},
-        {CAIRN_ESHUTDOWN, 503, "unavailable"},
-        {CAIRN_EUNKNOWN, 500, "outcome_unknown"},
-        {CAIRN_ENOMEM, 500, "internal"},
-        {CAIRN_EVERSION, 500, "internal"},
-        {CAIRN_EIO, 500, "internal"},
-        {CAIRN_EINTERNAL, 500, "internal"},
-        {-1000, 500, "internal"},
+        {CAIRN_EINVAL, 400, "bad_request"},         {CAIRN_EMALFORMED, 400, "bad_request"},
+        {CAIRN_EFUTUREREV, 400, "future_revision"}, {CAIRN_ENOTFOUND, 404, "not_found"},
+        {CAIRN_ECOMPARE, 409, "compare_failed"},    {CAIRN_ECOMPACTED, 410, "compacted"},
+        {CAIRN_ETOOLARGE, 413, "too_large"},        {CAIRN_EBUSY, 429, "overloaded"},
+        {CAIRN_ENOLEADER, 503, "no_leader"},        {CAIRN_ENOTLEADER, 503, "no_leader"},
+        {CAIRN_ETIMEOUT, 503, "unavailable"},       {CAIRN_EUNAVAILABLE, 503, "unavailable"},
+        {CAIRN_ESHUTDOWN, 503, "unavailable"},      {CAIRN_ESTALE, 503, "stale"},
+        {CAIRN_EUNKNOWN, 500, "outcome_unknown"},   {CAIRN_ENOMEM, 500, "internal"},
+        {CAIRN_EVERSION, 500, "internal"},          {CAIRN_EIO, 500, "internal"},
+        {CAIRN_EINTERNAL, 500, "internal"},         {-1000, 500, "internal"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {

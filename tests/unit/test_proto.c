@@ -79,6 +79,10 @@ static void assert_request_eq(const struct proto_request *a, const struct proto_
         assert_op_eq(&a->else_ops[i], &b->else_ops[i]);
     }
     assert_int_equal(a->number, b->number);
+    assert_int_equal(a->age_ms, b->age_ms);
+    assert_int_equal(a->min_revision, b->min_revision);
+    assert_int_equal(a->max_staleness_ms, b->max_staleness_ms);
+    assert_int_equal(a->wait_ms, b->wait_ms);
 }
 
 /* Encode req as a frame; *payload and *len describe the payload inside b. */
@@ -271,6 +275,9 @@ static void test_request_round_trip_simple_types(void **state)
         req.op.revision = t == 0 ? UINT64_MAX : t;
         req.op.stale = t == 0;
         req.number = types[t] == PROTO_COMPACT ? 123456789 : types[t] == PROTO_RETENTION ? 5 : 0;
+        req.min_revision = t == 0 ? UINT64_MAX : t * 7;
+        req.max_staleness_ms = t * 250;
+        req.wait_ms = t == 3 ? 0 : 1000 + t;
         assert_request_round_trips(&req);
     }
 }
@@ -372,11 +379,14 @@ static void test_request_forward_compatible_extra_fields(void **state)
     struct mpbuf m;
     struct proto_request out;
     (void)state;
-    /* A request with a tenth element and an op with two more fields. */
+    /* A request with a thirteenth element and an op with two more fields. */
     mpbuf_init(&m);
-    pack_request_head(&m.pk, 10, PROTO_VERSION, 5, PROTO_GET, CAIRN_OP_GET, 2);
-    msgpack_pack_uint64(&m.pk, 0);
-    msgpack_pack_map(&m.pk, 1); /* the new trailing element */
+    pack_request_head(&m.pk, 13, PROTO_VERSION, 5, PROTO_GET, CAIRN_OP_GET, 2);
+    msgpack_pack_uint64(&m.pk, 0); /* age_ms */
+    msgpack_pack_uint64(&m.pk, 0); /* min_revision */
+    msgpack_pack_uint64(&m.pk, 0); /* max_staleness_ms */
+    msgpack_pack_uint64(&m.pk, 0); /* wait_ms */
+    msgpack_pack_map(&m.pk, 1);    /* the new trailing element */
     msgpack_pack_str(&m.pk, 1);
     msgpack_pack_str_body(&m.pk, "x", 1);
     msgpack_pack_double(&m.pk, 1.5);
@@ -385,6 +395,46 @@ static void test_request_forward_compatible_extra_fields(void **state)
     assert_int_equal(out.op.key.len, 1);
     assert_int_equal(out.op.value.len, 0); /* nil */
     mpbuf_free(&m);
+}
+
+/* The read bounds are optional trailing fields: a request of 9 elements
+ * (an older client) reads 0 for all three, and a sender may stop after any
+ * of them. A bound that is not an unsigned integer is malformed. */
+static void test_request_read_bounds_optional(void **state)
+{
+    unsigned n;
+    (void)state;
+    for (n = 9; n <= 12; n++) {
+        struct mpbuf m;
+        struct proto_request out;
+        mpbuf_init(&m);
+        pack_get_head(&m.pk, n, PROTO_VERSION);
+        msgpack_pack_uint64(&m.pk, 0); /* age_ms */
+        if (n > 9) {
+            msgpack_pack_uint64(&m.pk, 41); /* min_revision */
+        }
+        if (n > 10) {
+            msgpack_pack_uint64(&m.pk, 500); /* max_staleness_ms */
+        }
+        if (n > 11) {
+            msgpack_pack_uint64(&m.pk, 1500); /* wait_ms */
+        }
+        assert_int_equal(decode_bytes(m.sb.data, m.sb.size, &out), 0);
+        assert_int_equal(out.min_revision, n > 9 ? 41 : 0);
+        assert_int_equal(out.max_staleness_ms, n > 10 ? 500 : 0);
+        assert_int_equal(out.wait_ms, n > 11 ? 1500 : 0);
+        mpbuf_free(&m);
+    }
+    {
+        struct mpbuf m;
+        struct proto_request out;
+        mpbuf_init(&m);
+        pack_get_head(&m.pk, 10, PROTO_VERSION);
+        msgpack_pack_uint64(&m.pk, 0);
+        msgpack_pack_int64(&m.pk, -1); /* a negative min_revision */
+        assert_int_equal(decode_bytes(m.sb.data, m.sb.size, &out), CAIRN_EMALFORMED);
+        mpbuf_free(&m);
+    }
 }
 
 static void test_request_invalid_enums(void **state)
@@ -604,8 +654,8 @@ static void test_request_huge_counts(void **state)
     assert_true((t1.tv_sec - t0.tv_sec) < 2);
 }
 
-/* Nests depth arrays around a fixint and appends it as a request's ninth
- * element (which the decoder skips with mp_skip). */
+/* Nests depth arrays around a fixint and appends it as a request's
+ * thirteenth element (which the decoder skips with mp_skip). */
 static int decode_with_nesting(unsigned depth)
 {
     struct mpbuf m;
@@ -613,8 +663,11 @@ static int decode_with_nesting(unsigned depth)
     unsigned i;
     int rv;
     mpbuf_init(&m);
-    pack_get_head(&m.pk, 10, PROTO_VERSION);
+    pack_get_head(&m.pk, 13, PROTO_VERSION);
     msgpack_pack_uint64(&m.pk, 0); /* age_ms */
+    msgpack_pack_uint64(&m.pk, 0); /* min_revision */
+    msgpack_pack_uint64(&m.pk, 0); /* max_staleness_ms */
+    msgpack_pack_uint64(&m.pk, 0); /* wait_ms */
     for (i = 0; i < depth; i++) {
         msgpack_pack_array(&m.pk, 1);
     }
@@ -2114,6 +2167,7 @@ int main(void)
         cmocka_unit_test(test_request_empty_txn_and_large_values),
         cmocka_unit_test(test_request_pipelined_frames),
         cmocka_unit_test(test_request_forward_compatible_extra_fields),
+        cmocka_unit_test(test_request_read_bounds_optional),
         cmocka_unit_test(test_request_invalid_enums),
         cmocka_unit_test(test_request_wrong_version),
         cmocka_unit_test(test_request_trailing_garbage),
