@@ -101,7 +101,7 @@ unsigned long leader_guard_dropped(const struct leader_guard *g);
 
 /* The struct is public so it can be embedded; its fields are private. */
 /* Not a safety fix: what server.c needs to say how stale a follower is
- * (docs/operations-reads.md). The guard sees every AppendEntries and
+ * (docs/operations.md). The guard sees every AppendEntries and
  * InstallSnapshot this node receives as a follower from the leader of its
  * current term, and keeps the time (raft's clock, io->time) and the
  * leader's commit index of each (a snapshot's last index) until the node has

@@ -2,7 +2,7 @@
  * read_wait: reads parked until this node has applied a revision.
  *
  * A read that carries a min_revision the node has not applied yet waits
- * here (docs/operations-reads.md). Two orders matter: by revision, so that
+ * here (docs/operations.md). Two orders matter: by revision, so that
  * each applied entry wakes exactly the reads it satisfies by looking at the
  * smallest one; and by deadline, so that the timer fails exactly the reads
  * whose bound has passed. Each is a binary min-heap of pointers to the same

@@ -11,7 +11,7 @@
  * proposed as soon as the current one commits. Under load each barrier so
  * covers a whole batch, and the fsync it costs is shared.
  *
- * A read with a min_revision (docs/operations-reads.md) is answered by the
+ * A read with a min_revision (docs/operations.md) is answered by the
  * node that receives it, leader or not, once that node's key space has
  * reached the revision. If it has not yet, the read is parked (src/read_wait.h)
  * until the state machine applies it (reads_applied(), called by the fsm

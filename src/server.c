@@ -647,7 +647,7 @@ static int answer_local_read(struct server *s, struct session *session,
     return 0;
 }
 
-/* Staleness (docs/operations-reads.md, "Max staleness")
+/* Staleness (docs/operations.md, "Max staleness")
  *
  * A leader is never stale: it is the one that decides what is committed (a
  * leader cut off from its majority believes so for up to an election

@@ -228,7 +228,7 @@ const char *cairn_errmsg(const cairn_client *c);
  * client reaches (the leader if the client knows it, else the next
  * endpoint), from what that node has applied; result->revision says which
  * revision that was. Two bounds make stale reads safe to use on followers
- * and non-voting standbys (docs/operations-reads.md):
+ * and non-voting standbys (docs/operations.md):
  *
  *   - min_revision: the node answers only once it has applied this revision
  *     (every write's result carries its revision: pass it to read your own

@@ -1,7 +1,7 @@
 /*
  * it_follower_reads: reads answered by a follower without the leader, with a
  * minimum revision (read your writes) and a maximum staleness
- * (docs/operations-reads.md). Five parts on one 3-node cluster:
+ * (docs/operations.md). Five parts on one 3-node cluster:
  *
  *  a. a read on a follower with min_revision = its revision + 1 waits, and
  *     returns only after a later write through the leader, with that write;
