@@ -14,6 +14,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "membership.h"
 #include "proto.h"
 #include "session.h"
 
@@ -700,6 +701,11 @@ void server_handle_request(struct server *s, struct session *session, const char
                 rv = redirect(s, session, &req);
             }
             break;
+        case PROTO_MEMBER:
+        case PROTO_TRANSFER:
+            /* Changes and transfers are the leader's; any node lists. */
+            membership_handle(&s->members, session, &req);
+            break;
         case PROTO_INIT:
             rv = CAIRN_EINVAL;
             session_send_error(session, req.id, req.type, rv,
@@ -941,6 +947,7 @@ static void ticker_cb(uv_timer_t *h)
     }
     propose_sweep(s);
     propose_init(s);
+    membership_tick(&s->members);
 }
 
 static void close_handles(struct server *s);
@@ -964,6 +971,7 @@ static void begin_closing(struct server *s)
     s->state = SERVER_CLOSING;
     uv_timer_stop(&s->shutdown_timer);
     reads_fail_all(&s->reads, CAIRN_ESHUTDOWN, "node is shutting down");
+    membership_close(&s->members);
     for (session = s->sessions; session != NULL;) {
         struct session *next = session->next;
         session_close(session);
@@ -1177,10 +1185,12 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     /* Check --initial-cluster before anything is allocated or touched: it is
      * parsed for real only after raft_init, and an error there would leave
      * raft's objects behind (the sanitizer builds report them at exit). */
-    rv = parse_initial_cluster(s, &conf, errmsg, errmsg_len);
-    raft_configuration_close(&conf);
-    if (rv != 0) {
-        return -1;
+    if (cfg->join == 0) {
+        rv = parse_initial_cluster(s, &conf, errmsg, errmsg_len);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            return -1;
+        }
     }
     /* A new data directory restored from object storage gets its seed
      * first; an existing one keeps its data (restarts reuse the flags). */
@@ -1271,19 +1281,27 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     raft_set_snapshot_threshold(&s->raft, (unsigned)cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&s->raft, (unsigned)cfg->snapshot_trailing);
     raft_set_install_snapshot_timeout(&s->raft, (unsigned)cfg->install_snapshot_timeout_ms);
-    if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
-        raft_configuration_close(&conf);
-        return -1;
-    }
-    rv = raft_bootstrap(&s->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rv == 0) {
-        log_info("bootstrapped a new cluster in %s", cfg->data_dir);
-    } else if (rv == RAFT_CANTBOOTSTRAP) {
-        log_info("restarting from existing data in %s", cfg->data_dir);
+    membership_init(&s->members, s);
+    if (cfg->join != 0) {
+        /* A joining node bootstraps nothing: raft starts with an empty
+         * configuration (or the one in its data directory, on a restart)
+         * and the leader's AppendEntries bring the cluster's once it has
+         * been added. Until then it never campaigns. */
     } else {
-        errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
-        return -1;
+        if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
+            raft_configuration_close(&conf);
+            return -1;
+        }
+        rv = raft_bootstrap(&s->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv == 0) {
+            log_info("bootstrapped a new cluster in %s", cfg->data_dir);
+        } else if (rv == RAFT_CANTBOOTSTRAP) {
+            log_info("restarting from existing data in %s", cfg->data_dir);
+        } else {
+            errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
+            return -1;
+        }
     }
     rv = leader_guard_init(&s->guard, &s->raft, true);
     if (rv != 0) {
@@ -1294,6 +1312,11 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft start: %s", raft_errmsg(&s->raft));
         return -1;
+    }
+    if (s->raft.configuration.n == 0) {
+        log_info("joining: waiting for the cluster's leader to add node %llu (cairnctl member add "
+                 "%llu %s)",
+                 (unsigned long long)cfg->id, (unsigned long long)cfg->id, s->address);
     }
     /* Hooks only now: raft_start restored its snapshot (if any) and applies
      * entries only later; dr_start reconciles the backlog with it. */
