@@ -540,6 +540,12 @@ static int call_with(struct cairn_client *c, struct proto_request *req,
                 forget_endpoint(c, c->connected);
             } else {
                 c->leader[0] = '\0';
+                /* A node that knows no leader (one cut off from the
+                 * majority, or one waiting to join) cannot help: ask the
+                 * next one rather than the same node until the deadline. */
+                if (rv == CAIRN_ENOLEADER) {
+                    c->next++;
+                }
             }
             backoff(c, attempt, deadline);
             continue;
