@@ -637,7 +637,7 @@ static void handle_add(struct membership *m, struct session *session,
         char other_raft[256];
         char other_client[256];
         if (member->id == req->number) {
-            snprintf(msg, sizeof(msg), "node %llu is already a member (%s, %s)",
+            snprintf(msg, sizeof(msg), "node %llu is already a member (%s, %.200s)",
                      (unsigned long long)member->id, role_name(member->role), member->address);
             session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
             return;
@@ -647,8 +647,8 @@ static void handle_add(struct membership *m, struct session *session,
             continue;
         }
         if (strcmp(other_raft, raft_part) == 0 || strcmp(other_client, client_part) == 0) {
-            snprintf(msg, sizeof(msg), "address %s is already used by node %llu (%s)", address,
-                     (unsigned long long)member->id, member->address);
+            snprintf(msg, sizeof(msg), "address %.200s is already used by node %llu (%.150s)",
+                     address, (unsigned long long)member->id, member->address);
             session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
             return;
         }
