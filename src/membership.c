@@ -700,7 +700,7 @@ static void handle_change(struct membership *m, struct session *session,
     if (strcmp(verb, "promote") == 0) {
         if (member->role == RAFT_VOTER) {
             snprintf(msg, sizeof(msg), "node %llu is a voter already",
-                     (unsigned long long)member->id);
+                     (unsigned long long)req->number);
             session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
             return;
         }
@@ -708,7 +708,7 @@ static void handle_change(struct membership *m, struct session *session,
             snprintf(msg, sizeof(msg),
                      "node %llu has not caught up yet (it has %llu of %llu entries); promote it "
                      "when member list shows it caught up",
-                     (unsigned long long)member->id,
+                     (unsigned long long)req->number,
                      (unsigned long long)member_match_index(m, index),
                      (unsigned long long)raft_last_index(r));
             session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
@@ -718,7 +718,7 @@ static void handle_change(struct membership *m, struct session *session,
     } else if (strcmp(verb, "demote") == 0) {
         if (member->role != RAFT_VOTER) {
             snprintf(msg, sizeof(msg), "node %llu is not a voter (it is a %s)",
-                     (unsigned long long)member->id, role_name(member->role));
+                     (unsigned long long)req->number, role_name(member->role));
             session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
             return;
         }
@@ -728,40 +728,42 @@ static void handle_change(struct membership *m, struct session *session,
         snprintf(msg, sizeof(msg),
                  "node %llu is the cluster's last voter: %s it would leave nobody to elect a "
                  "leader; promote another member first",
-                 (unsigned long long)member->id, role == RAFT_STANDBY ? "demoting" : "removing");
+                 (unsigned long long)req->number, role == RAFT_STANDBY ? "demoting" : "removing");
         session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
         return;
     }
-    if (member->id == r->id) {
+    /* member points into raft's configuration, which a change replaces:
+     * from here on, only req->number. */
+    if (req->number == r->id) {
         /* The leader steps aside first; the new leader makes the change
          * (libcairn follows the redirect this request is answered with). */
-        begin(m, session, req, MEMBERSHIP_HANDOVER, verb, member->id);
+        begin(m, session, req, MEMBERSHIP_HANDOVER, verb, req->number);
         m->transfer.data = m;
         rv = raft_transfer(r, &m->transfer, 0, handover_cb);
         if (rv != 0) {
             snprintf(msg, sizeof(msg), "%s node %llu (the leader): leadership transfer: %s", verb,
-                     (unsigned long long)member->id, raft_strerror(rv));
+                     (unsigned long long)req->number, raft_strerror(rv));
             finish(m, CAIRN_EBUSY, msg, NULL, NULL);
             return;
         }
         log_info("membership: %s node %llu, this leader: handing leadership over first", verb,
-                 (unsigned long long)member->id);
+                 (unsigned long long)req->number);
         return;
     }
-    begin(m, session, req, MEMBERSHIP_CHANGING, verb, member->id);
+    begin(m, session, req, MEMBERSHIP_CHANGING, verb, req->number);
     m->change.data = m;
     if (role >= 0) {
-        rv = raft_assign(r, &m->change, member->id, role, change_cb);
+        rv = raft_assign(r, &m->change, req->number, role, change_cb);
     } else {
-        rv = raft_remove(r, &m->change, member->id, change_cb);
+        rv = raft_remove(r, &m->change, req->number, change_cb);
     }
     if (rv != 0) {
-        snprintf(msg, sizeof(msg), "%s node %llu: %s", verb, (unsigned long long)member->id,
+        snprintf(msg, sizeof(msg), "%s node %llu: %s", verb, (unsigned long long)req->number,
                  raft_strerror(rv));
         finish(m, rv == RAFT_CANTCHANGE ? CAIRN_EBUSY : CAIRN_EINVAL, msg, NULL, NULL);
         return;
     }
-    log_info("membership: %s node %llu", verb, (unsigned long long)member->id);
+    log_info("membership: %s node %llu", verb, (unsigned long long)req->number);
 }
 
 static void handover_cb(struct raft_transfer *req)
