@@ -187,8 +187,8 @@ void http_api_backup_status(struct http_request *r);
 void http_api_backup_snapshot(struct http_request *r);
 void http_api_backup_verify(struct http_request *r);
 /* GET /v1/members (the leader's list when this node follows one), POST
- * /v1/members {"id", "address"} (add); DELETE /v1/members/ID, POST
- * /v1/members/ID/promote, POST /v1/members/ID/demote; POST
+ * /v1/members {"id", "address"} (add); DELETE /v1/members/ID (remove), POST
+ * /v1/members/ID {"role": "voter" | "standby"} (promote, demote); POST
  * /v1/leader/transfer?to=ID. */
 void http_api_members(struct http_request *r);
 void http_api_member(struct http_request *r);

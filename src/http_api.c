@@ -1224,37 +1224,40 @@ void http_api_members(struct http_request *r)
     }
 }
 
-/* /v1/members/{id} (DELETE), /v1/members/{id}/promote, .../demote (POST). */
+/* /v1/members/{id}: DELETE removes the member; POST {"role": "voter"}
+ * promotes it, {"role": "standby"} demotes it. */
 void http_api_member(struct http_request *r)
 {
     static const char route[] = "/v1/members/";
     const char *p = r->path + sizeof(route) - 1;
     size_t n = r->path_len - (sizeof(route) - 1);
-    const char *verb = NULL;
+    const struct json_value *body = NULL;
+    const struct json_value *role;
     uint64_t id = 0;
     size_t i = 0;
     while (i < n && p[i] >= '0' && p[i] <= '9' && id < UINT64_MAX / 10) {
         id = id * 10 + (uint64_t)(p[i] - '0');
         i++;
     }
-    if (i == 0 || id == 0) {
-        http_reply_error(r, 404, "not_found", "no such route (want /v1/members/ID)");
+    if (i == 0 || i != n || id == 0) {
+        http_reply_error(r, 400, "bad_request", "a member id is a positive integer");
         return;
     }
-    if (i == n && strcmp(r->method, "DELETE") == 0) {
-        verb = "remove";
-    } else if (strcmp(r->method, "POST") == 0 && n - i == 8 && memcmp(p + i, "/promote", 8) == 0) {
-        verb = "promote";
-    } else if (strcmp(r->method, "POST") == 0 && n - i == 7 && memcmp(p + i, "/demote", 7) == 0) {
-        verb = "demote";
-    }
-    if (verb == NULL) {
-        http_reply_error(r, 404, "not_found",
-                         "no such route (DELETE /v1/members/ID, POST /v1/members/ID/promote, "
-                         "POST /v1/members/ID/demote)");
+    if (strcmp(r->method, "DELETE") == 0) {
+        member_change(r, "remove", id, NULL);
         return;
     }
-    member_change(r, verb, id, NULL);
+    if (http_read_json(r, 4096, &body) != 0) {
+        return;
+    }
+    role = json_get(body, "role");
+    if (role != NULL && role->type == JSON_STRING && strcmp(role->str, "voter") == 0) {
+        member_change(r, "promote", id, NULL);
+    } else if (role != NULL && role->type == JSON_STRING && strcmp(role->str, "standby") == 0) {
+        member_change(r, "demote", id, NULL);
+    } else {
+        http_reply_error(r, 400, "bad_request", "\"role\" must be \"voter\" or \"standby\"");
+    }
 }
 
 void http_api_leader_transfer(struct http_request *r)
