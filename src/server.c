@@ -21,9 +21,6 @@
 #define TICK_MS 100
 #define DRAIN_MAX_MS 1000
 #define NODE_ID_FILE "cairn-node-id"
-/* Members listed in a status answer; a Raft configuration beyond this is
- * reported truncated (membership changes are a later issue). */
-#define STATUS_MEMBERS_MAX 16
 
 static int64_t now_ms(void)
 {
@@ -399,9 +396,8 @@ static const char *role_name(int role)
 static int answer_status(struct server *s, struct session *session, const struct proto_request *req)
 {
     struct cairn_status st;
-    struct cairn_member members[STATUS_MEMBERS_MAX];
-    char raft_parts[STATUS_MEMBERS_MAX][256];
-    char client_parts[STATUS_MEMBERS_MAX][256];
+    struct cairn_member *members;
+    char(*parts)[2][256]; /* each member's raft and client address */
     struct proto_writer w;
     struct proto_response_head h;
     const char *leader = server_leader_client_address(s);
@@ -411,8 +407,15 @@ static int answer_status(struct server *s, struct session *session, const struct
     struct cairn_retention *retention;
     unsigned i;
     /* Up to KV_RETENTION_POLICIES_MAX of them: too many for the stack. */
+    /* Every member, however many (membership.c grows the configuration):
+     * the heap, not the stack. */
     retention = cairn_malloc(kv->n_policies * sizeof(*retention));
-    if (retention == NULL) {
+    members = cairn_malloc((s->raft.configuration.n + 1) * sizeof(*members));
+    parts = cairn_malloc((s->raft.configuration.n + 1) * sizeof(*parts));
+    if (retention == NULL || members == NULL || parts == NULL) {
+        cairn_free(retention);
+        cairn_free(members);
+        cairn_free(parts);
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
         return CAIRN_ENOMEM;
     }
@@ -448,12 +451,13 @@ static int answer_status(struct server *s, struct session *session, const struct
     st.watch_snapshots = s->hub.snapshots;
     st.state_hash = kv_hash(&s->fsm.kv);
     st.http_address = s->cfg->http_addr;
-    for (i = 0; i < s->raft.configuration.n && i < STATUS_MEMBERS_MAX; i++) {
+    for (i = 0; i < s->raft.configuration.n; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
-        transport_split_address(m->address, raft_parts[i], client_parts[i], 256);
+        parts[i][0][0] = parts[i][1][0] = '\0';
+        transport_split_address(m->address, parts[i][0], parts[i][1], sizeof(parts[i][0]));
         members[i].id = m->id;
-        members[i].raft_address = raft_parts[i];
-        members[i].client_address = client_parts[i];
+        members[i].raft_address = parts[i][0];
+        members[i].client_address = parts[i][1];
         members[i].role = role_name(m->role);
     }
     st.members = members;
@@ -470,6 +474,8 @@ static int answer_status(struct server *s, struct session *session, const struct
     proto_writer_end(&w);
     session_output_done(session);
     cairn_free(retention);
+    cairn_free(members);
+    cairn_free(parts);
     return 0;
 }
 
