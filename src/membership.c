@@ -533,10 +533,10 @@ static void change_cb(struct raft_change *req, int status)
                 code = change_failure(status, msg, sizeof(msg), m->verb, m->target);
                 if (status == RAFT_NOCONNECTION && strcmp(m->verb, "promote") == 0) {
                     snprintf(msg, sizeof(msg),
-                             "promote node %llu failed: it did not catch up within %d rounds of "
-                             "%d ms; it stays a standby",
-                             (unsigned long long)m->target, MEMBERSHIP_CATCH_UP_ROUNDS,
-                             MEMBERSHIP_CATCH_UP_ROUND_MS);
+                             "promote node %llu failed: it did not catch up (raft gives up after "
+                             "%d ms without an answer, or %d rounds); it stays a standby",
+                             (unsigned long long)m->target, MEMBERSHIP_CATCH_UP_ROUND_MS,
+                             MEMBERSHIP_CATCH_UP_ROUNDS);
                 }
                 finish(m, code, msg, NULL, NULL);
                 return;

@@ -8,7 +8,9 @@
  *  - a second change while the first is in progress (CAIRN_EBUSY);
  *  - an unknown id (CAIRN_ENOTFOUND);
  *  - demoting or removing the last voter;
- *  - transferring leadership to a standby.
+ *  - transferring leadership to a standby;
+ *  - promoting a standby that stopped answering (SIGSTOP): raft's catch-up
+ *    rounds give up within seconds and it stays a standby.
  *
  * Then what is allowed: leader transfer to a given voter, and a standby
  * that is added and removed stops by itself with the log line.
@@ -16,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +197,37 @@ int main(void)
     free(json);
     IT_ASSERT(it_members_wait(c, &before, 10000) == 2, "node 2 leads after the transfer");
 
-    /* A standby added and removed stops by itself. */
+    /* A standby that stops answering cannot be promoted: raft's catch-up
+     * rounds give up (bounded) and it stays a standby. */
     mark = it_file_size(it_node(c, 4)->log_path);
     IT_ASSERT_OK(it_member_change(c, "add", 4, NULL, 0), c->admin);
     it_members_wait_caught_up(c, 4, 30000);
+    it_node_signal(c, 4, SIGSTOP);
+    {
+        /* The leader's endpoint alone: a client could pick the paused node. */
+        cairn_client *w = it_client(c, it_members_wait(c, &before, 10000), 10000);
+        int64_t t0;
+        for (i = 0; i < 30; i++) {
+            IT_ASSERT_OK(cairn_put(w, "e/k", 3, "v", 1, NULL, NULL), w);
+        }
+        cairn_client_free(w);
+        t0 = it_now_ms();
+        rv = it_member_change(c, "promote", 4, msg, sizeof(msg));
+        it_log("promote of a paused node: %s after %lld ms", cairn_errname(rv),
+               (long long)(it_now_ms() - t0));
+        IT_ASSERT((rv == CAIRN_EUNAVAILABLE && strstr(msg, "did not catch up") != NULL) ||
+                      (rv == CAIRN_EBUSY && strstr(msg, "not caught up") != NULL),
+                  "promote of a paused node: %s: %s", cairn_errname(rv), msg);
+        IT_ASSERT(it_now_ms() - t0 < 15000, "the promotion took %lld ms to give up",
+                  (long long)(it_now_ms() - t0));
+    }
+    it_members_wait(c, &before, 10000);
+    IT_ASSERT(strcmp(it_members_find(&before, 4)->role, "standby") == 0,
+              "the paused node stays a standby");
+    it_node_signal(c, 4, SIGCONT);
+    it_members_wait_caught_up(c, 4, 30000);
+
+    /* A standby removed stops by itself. */
     IT_ASSERT_OK(it_member_change(c, "remove", 4, NULL, 0), c->admin);
     it_member_wait_removed_exit(c, 4, mark, 20000);
 
