@@ -965,10 +965,15 @@ static void check_work(uv_work_t *work)
                 const struct json_value *committed = json_get(doc, "committed");
                 const struct json_value *index = json_get(doc, "configuration_index");
                 const struct json_value *members = json_get(doc, "members");
-                if (state != NULL && state->type == JSON_STRING &&
-                    strcmp(state->str, "leader") == 0 && committed != NULL &&
-                    committed->type == JSON_BOOL && committed->boolean && members != NULL &&
-                    members->type == JSON_ARRAY && index != NULL && index->is_uint) {
+                const struct json_value *term = json_get(doc, "term");
+                /* A leader of an earlier term than one this node has seen
+                 * lead may be a stale one, cut off and about to step down:
+                 * its configuration may predate this node's (re)addition. */
+                if (term != NULL && term->is_uint && term->uint >= p->min_term && state != NULL &&
+                    state->type == JSON_STRING && strcmp(state->str, "leader") == 0 &&
+                    committed != NULL && committed->type == JSON_BOOL && committed->boolean &&
+                    members != NULL && members->type == JSON_ARRAY && index != NULL &&
+                    index->is_uint) {
                     const struct json_value *e;
                     bool listed = false;
                     for (e = members->child; e != NULL; e = e->next) {
@@ -1075,6 +1080,9 @@ void membership_tick(struct membership *m)
         return;
     }
     raft_leader(r, &leader, &addr);
+    if (leader != 0) {
+        m->leader_term = r->current_term;
+    }
     if (leader != 0 && self->role == RAFT_VOTER) {
         m->leaderless_since = 0;
         return;
@@ -1108,6 +1116,7 @@ void membership_tick(struct membership *m)
         return;
     }
     m->check.id = r->id;
+    m->check.min_term = m->leader_term;
     m->last_check = now;
     rv = uv_queue_work(s->loop, &m->check.work, check_work, check_after_cb);
     if (rv == 0) {

@@ -89,6 +89,7 @@ struct membership_probe
     bool in_flight;
     /* in */
     uint64_t id;            /* the node expected (probe), or this node (check) */
+    uint64_t min_term;      /* check: ignore leaders of terms before this one */
     char endpoints[4096];   /* client addresses to ask, comma-separated */
     char raft_address[256]; /* probe: the new node's Raft address */
     /* out */
@@ -117,6 +118,7 @@ struct membership
     /* Removal detection. */
     bool was_member;           /* this node has been in its own configuration */
     uint64_t leaderless_since; /* loop time; 0 while a leader is known */
+    uint64_t leader_term;      /* the term in which this node last knew a leader */
     uint64_t last_check;       /* loop time of the last check started */
     struct membership_probe check;
     bool removed; /* stopping because the cluster removed us */

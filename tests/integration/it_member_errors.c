@@ -210,9 +210,12 @@ int main(void)
         for (i = 0; i < 30; i++) {
             IT_ASSERT_OK(cairn_put(w, "e/k", 3, "v", 1, NULL, NULL), w);
         }
-        cairn_client_free(w);
         t0 = it_now_ms();
-        rv = it_member_change(c, "promote", 4, msg, sizeof(msg));
+        rv = cairn_member_change(w, "promote", 4, NULL, &json, NULL);
+        snprintf(msg, sizeof(msg), "%s", rv == 0 ? json : cairn_errmsg(w));
+        free(json);
+        json = NULL;
+        cairn_client_free(w);
         it_log("promote of a paused node: %s after %lld ms", cairn_errname(rv),
                (long long)(it_now_ms() - t0));
         IT_ASSERT((rv == CAIRN_EUNAVAILABLE && strstr(msg, "did not catch up") != NULL) ||
