@@ -1,6 +1,7 @@
 #include "membership.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -308,6 +309,9 @@ static void answer_list(struct membership *m, struct session *session,
 static void begin(struct membership *m, struct session *session, const struct proto_request *req,
                   enum membership_step step, const char *verb, raft_id target)
 {
+    /* One request at a time: every caller checked that none is served. */
+    assert(m->step == MEMBERSHIP_IDLE);
+    assert(m->session == NULL);
     session_ref(session);
     m->session = session;
     m->req_id = req->id;
