@@ -175,8 +175,8 @@ int main(void)
 
     /* The last voter stays. Demote two voters (the leader among them hands
      * leadership over first), then try the third. */
-    IT_ASSERT_OK(it_member_change(c, "demote", 1, NULL, 0), c->admin);
-    IT_ASSERT_OK(it_member_change(c, "demote", 2, NULL, 0), c->admin);
+    it_member_ensure(c, "demote", 1);
+    it_member_ensure(c, "demote", 2);
     leader = it_members_wait(c, &before, 10000);
     IT_ASSERT(leader == 3, "node 3, the last voter, leads (not %u)", leader);
     rv = it_member_change(c, "demote", 3, msg, sizeof(msg));
@@ -188,19 +188,19 @@ int main(void)
     rv = cairn_leader_transfer(c->admin, 1, &json, NULL);
     IT_ASSERT(rv == CAIRN_EINVAL, "transfer to a standby: %s", cairn_errname(rv));
     expect_unchanged(c, &before, "refusing to lose the last voter");
-    IT_ASSERT_OK(it_member_change(c, "promote", 1, NULL, 0), c->admin);
-    IT_ASSERT_OK(it_member_change(c, "promote", 2, NULL, 0), c->admin);
+    it_member_ensure(c, "promote", 1);
+    it_member_ensure(c, "promote", 2);
 
     /* Transfer to a given voter. */
     IT_ASSERT_OK(cairn_leader_transfer(c->admin, 2, &json, NULL), c->admin);
     it_log("transfer: %s", json);
+    IT_ASSERT(strstr(json, "\"leader_id\":2,") != NULL, "the transfer answered %s", json);
     free(json);
-    IT_ASSERT(it_members_wait(c, &before, 10000) == 2, "node 2 leads after the transfer");
 
     /* A standby that stops answering cannot be promoted: raft's catch-up
      * rounds give up (bounded) and it stays a standby. */
     mark = it_file_size(it_node(c, 4)->log_path);
-    IT_ASSERT_OK(it_member_change(c, "add", 4, NULL, 0), c->admin);
+    it_member_ensure(c, "add", 4);
     it_members_wait_caught_up(c, 4, 30000);
     it_node_signal(c, 4, SIGSTOP);
     {
@@ -231,7 +231,7 @@ int main(void)
     it_members_wait_caught_up(c, 4, 30000);
 
     /* A standby removed stops by itself. */
-    IT_ASSERT_OK(it_member_change(c, "remove", 4, NULL, 0), c->admin);
+    it_member_ensure(c, "remove", 4);
     it_member_wait_removed_exit(c, 4, mark, 20000);
 
     it_wait_converged(c, 30000);

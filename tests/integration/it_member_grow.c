@@ -121,11 +121,13 @@ static void expect_role(struct it_cluster *c, unsigned id, const char *role)
 static void grow(struct it_cluster *c, struct writer *w, unsigned id)
 {
     it_member_start_joining(c, id);
-    IT_ASSERT_OK(it_member_change(c, "add", id, NULL, 0), c->admin);
+    it_member_ensure(c, "add", id);
     expect_role(c, id, "standby");
     it_members_wait_caught_up(c, id, CATCH_UP_MS);
+    /* The log it needed was compacted long ago: it came as a snapshot. */
+    IT_ASSERT(it_member_snapshots_restored(c, id) >= 1, "node %u restored no snapshot", id);
     wait_more_writes(w, 50, 30000);
-    IT_ASSERT_OK(it_member_change(c, "promote", id, NULL, 0), c->admin);
+    it_member_ensure(c, "promote", id);
     expect_role(c, id, "voter");
     wait_more_writes(w, 50, 30000);
 }
@@ -203,21 +205,24 @@ int main(void)
     /* Leadership to node 5 on request. */
     IT_ASSERT_OK(cairn_leader_transfer(c->admin, 5, &json, NULL), c->admin);
     it_log("leader transfer: %s", json);
+    /* Answered once node 5 led (it may not for long on a loaded machine). */
+    IT_ASSERT(strstr(json, "\"leader_id\":5,") != NULL, "the transfer answered %s", json);
     free(json);
-    IT_ASSERT(it_wait_leader(c, 0, 10000) == 5, "node 5 leads after the transfer");
     wait_more_writes(&w, 50, 30000);
 
     /* Shrink: 5 -> 3. Node 4 goes demoted first, node 5 (leading) at once. */
     mark4 = it_file_size(it_node(c, 4)->log_path);
     mark5 = it_file_size(it_node(c, 5)->log_path);
-    IT_ASSERT_OK(it_member_change(c, "demote", 4, NULL, 0), c->admin);
+    it_member_ensure(c, "demote", 4);
     expect_role(c, 4, "standby");
     wait_more_writes(&w, 50, 30000);
-    IT_ASSERT_OK(it_member_change(c, "remove", 4, NULL, 0), c->admin);
+    it_member_ensure(c, "remove", 4);
     expect_role(c, 4, NULL);
     it_member_wait_removed_exit(c, 4, mark4, EXIT_MS);
     wait_more_writes(&w, 50, 30000);
-    IT_ASSERT_OK(it_member_change(c, "remove", 5, NULL, 0), c->admin);
+    leader = it_members_wait(c, &list, 10000);
+    it_log("removing node 5, %s", leader == 5 ? "the leader" : "a follower");
+    it_member_ensure(c, "remove", 5);
     leader = it_members_wait(c, &list, 10000);
     IT_ASSERT(leader != 5 && list.n == 3 && it_members_find(&list, 5) == NULL,
               "node 5 removed (leader %u, %zu members)", leader, list.n);

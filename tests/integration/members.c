@@ -203,3 +203,54 @@ void it_members_initial(struct it_cluster *c, unsigned n)
         IT_ASSERT(off < sizeof(c->initial_cluster), "initial cluster too long");
     }
 }
+
+uint64_t it_member_snapshots_restored(struct it_cluster *c, unsigned id)
+{
+    static const char series[] = "cairn_snapshots_total{kind=\"restored\"} ";
+    char *text = NULL;
+    const char *line;
+    unsigned long long n = 0;
+    IT_ASSERT_OK(cairn_metrics_text(c->admin, it_node(c, id)->client_addr, &text, NULL), c->admin);
+    line = strstr(text, series);
+    IT_ASSERT(line != NULL, "node %u's metrics lack %s", id, series);
+    IT_ASSERT(sscanf(line + sizeof(series) - 1, "%llu", &n) == 1, "node %u: %.80s", id, line);
+    free(text);
+    return n;
+}
+
+/* Whether the leader's list shows the change done. */
+static bool change_done(struct it_cluster *c, const char *verb, unsigned id)
+{
+    struct it_members list;
+    const struct it_member *m;
+    it_members_wait(c, &list, 20000);
+    m = it_members_find(&list, id);
+    if (strcmp(verb, "remove") == 0) {
+        return m == NULL;
+    }
+    if (m == NULL) {
+        return false;
+    }
+    return strcmp(m->role, strcmp(verb, "promote") == 0 ? "voter" : "standby") == 0;
+}
+
+void it_member_ensure(struct it_cluster *c, const char *verb, unsigned id)
+{
+    char msg[512];
+    int attempt;
+    for (attempt = 1;; attempt++) {
+        int rv = it_member_change(c, verb, id, msg, sizeof(msg));
+        if (rv == 0) {
+            return;
+        }
+        IT_ASSERT(rv == CAIRN_EUNKNOWN || rv == CAIRN_ENOLEADER || rv == CAIRN_ETIMEOUT,
+                  "member %s %u: %s: %s", verb, id, cairn_errname(rv), msg);
+        if (change_done(c, verb, id)) {
+            it_log("member %s %u took effect despite %s", verb, id, cairn_errname(rv));
+            return;
+        }
+        IT_ASSERT(attempt < 5, "member %s %u: %s after %d attempts: %s", verb, id,
+                  cairn_errname(rv), attempt, msg);
+        it_sleep_ms(200);
+    }
+}

@@ -47,6 +47,13 @@ void it_member_address(struct it_cluster *c, unsigned id, char *out, size_t n);
  * redirects): returns the call's code; *msg (if not NULL) gets its message. */
 int it_member_change(struct it_cluster *c, const char *verb, unsigned id, char *msg, size_t n);
 
+/* A change that must succeed: like it_member_change, but when the outcome
+ * is unknown (CAIRN_EUNKNOWN: leadership moved while the change committed,
+ * which a loaded machine can cause) or no leader answered, it reads the
+ * leader's list and asks again unless the change took effect, as an
+ * operator would. Fails the test on any other error. */
+void it_member_ensure(struct it_cluster *c, const char *verb, unsigned id);
+
 /* Wait until member id is listed caught up by the leader. */
 void it_members_wait_caught_up(struct it_cluster *c, unsigned id, int timeout_ms);
 
@@ -57,6 +64,11 @@ void it_member_wait_removed_exit(struct it_cluster *c, unsigned id, size_t from,
 /* Start node id with --join 1 (a fresh node waiting to be added). The
  * harness keeps the flag for later starts of the node. */
 void it_member_start_joining(struct it_cluster *c, unsigned id);
+
+/* How many Raft snapshots node id restored (its cairn_snapshots_total
+ * {kind="restored"}): a new member that catches up from a snapshot has
+ * restored one. */
+uint64_t it_member_snapshots_restored(struct it_cluster *c, unsigned id);
 
 /* Make the cluster's --initial-cluster list only nodes 1..n (the others
  * join later). */
