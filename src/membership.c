@@ -946,13 +946,15 @@ static void check_work(uv_work_t *work)
     char endpoints[sizeof(p->endpoints)];
     char *save = NULL;
     char *ep;
+    int asked = 0;
     p->code = -1;
     p->index = 0;
     memset(&opts, 0, sizeof(opts));
-    opts.timeout_ms = MEMBERSHIP_PROBE_TIMEOUT_MS;
-    opts.connect_timeout_ms = MEMBERSHIP_PROBE_TIMEOUT_MS / 2;
+    opts.timeout_ms = MEMBERSHIP_CHECK_TIMEOUT_MS;
+    opts.connect_timeout_ms = MEMBERSHIP_CHECK_TIMEOUT_MS / 2;
     snprintf(endpoints, sizeof(endpoints), "%s", p->endpoints);
-    for (ep = strtok_r(endpoints, ",", &save); ep != NULL; ep = strtok_r(NULL, ",", &save)) {
+    for (ep = strtok_r(endpoints, ",", &save); ep != NULL && asked < MEMBERSHIP_CHECK_ASKED_MAX;
+         ep = strtok_r(NULL, ",", &save), asked++) {
         cairn_client *c = cairn_client_new(ep, &opts, NULL);
         char *json = NULL;
         size_t len = 0;
@@ -1067,6 +1069,7 @@ void membership_tick(struct membership *m)
     uint64_t interval = 2 * s->cfg->election_timeout_ms;
     size_t off = 0;
     unsigned i;
+    unsigned k;
     int rv;
     if (m->closing || m->removed || s->state != SERVER_RUNNING) {
         return;
@@ -1103,10 +1106,14 @@ void membership_tick(struct membership *m)
         now - m->last_check < interval) {
         return;
     }
+    /* Each round starts one member further on: a round asks at most
+     * MEMBERSHIP_CHECK_ASKED_MAX of them, and the leader may be any. */
     m->check.endpoints[0] = '\0';
-    for (i = 0; i < r->configuration.n; i++) {
+    m->check_rounds++;
+    for (k = 0; k < r->configuration.n; k++) {
         char raft_part[256];
         char client_part[256];
+        i = (unsigned)((k + m->check_rounds) % r->configuration.n);
         if (r->configuration.servers[i].id == r->id ||
             transport_split_address(r->configuration.servers[i].address, raft_part, client_part,
                                     sizeof(raft_part)) != 0 ||

@@ -60,6 +60,12 @@ struct session;
 #define MEMBERSHIP_CAUGHT_UP_LAG 256
 /* How long the probe of a new node may take (each of its connections). */
 #define MEMBERSHIP_PROBE_TIMEOUT_MS 2000
+/* How long a removal check waits for each member it asks, and how many it
+ * asks per round: the check holds one of libuv's threadpool threads, which
+ * raft_uv also uses for its disk work, so a round stays short (at most
+ * about 3 s) even when every member it asks is unreachable. */
+#define MEMBERSHIP_CHECK_TIMEOUT_MS 1000
+#define MEMBERSHIP_CHECK_ASKED_MAX 3
 /* How often a node without a leader (or a non-voter) asks whether it is
  * still a member, at least; the election timeout doubled if longer. */
 #define MEMBERSHIP_CHECK_INTERVAL_MS 2000
@@ -120,6 +126,7 @@ struct membership
     uint64_t leaderless_since; /* loop time; 0 while a leader is known */
     uint64_t leader_term;      /* the term in which this node last knew a leader */
     uint64_t last_check;       /* loop time of the last check started */
+    uint64_t check_rounds;     /* checks started: where the next one starts asking */
     struct membership_probe check;
     bool removed; /* stopping because the cluster removed us */
     bool closing;
