@@ -106,6 +106,62 @@ static bool member_caught_up(struct membership *m, unsigned i)
     return match != 0 && match + MEMBERSHIP_CAUGHT_UP_LAG >= last;
 }
 
+/* When the leader last saw member id answer: 0 if never (or not tracked). */
+static uint64_t *contact_slot(struct membership *m, raft_id id, bool create)
+{
+    unsigned i;
+    unsigned free_slot = MEMBERSHIP_TRACKED_MAX;
+    for (i = 0; i < MEMBERSHIP_TRACKED_MAX; i++) {
+        if (m->contact[i].id == id) {
+            return &m->contact[i].seen;
+        }
+        if (m->contact[i].id == 0 && free_slot == MEMBERSHIP_TRACKED_MAX) {
+            free_slot = i;
+        }
+    }
+    if (!create || free_slot == MEMBERSHIP_TRACKED_MAX) {
+        return NULL;
+    }
+    m->contact[free_slot].id = id;
+    m->contact[free_slot].seen = 0;
+    return &m->contact[free_slot].seen;
+}
+
+/* Sampled every tick at the leader: raft sets recent_recv when a member
+ * answers and clears it every election timeout, so the flag alone would
+ * call a healthy member unreachable just after each clearing. */
+static void track_contacts(struct membership *m, uint64_t now)
+{
+    struct raft *r = &m->srv->raft;
+    unsigned i;
+    for (i = 0; i < MEMBERSHIP_TRACKED_MAX; i++) {
+        if (m->contact[i].id != 0 && find_member(r, m->contact[i].id, NULL) == NULL) {
+            m->contact[i].id = 0; /* no longer a member */
+        }
+    }
+    for (i = 0; i < r->configuration.n; i++) {
+        if (r->leader_state.progress[i].recent_recv) {
+            uint64_t *seen = contact_slot(m, r->configuration.servers[i].id, true);
+            if (seen != NULL) {
+                *seen = now;
+            }
+        }
+    }
+}
+
+static bool member_reachable(struct membership *m, unsigned i)
+{
+    struct raft *r = &m->srv->raft;
+    const struct raft_server *member = &r->configuration.servers[i];
+    uint64_t *seen;
+    if (member->id == r->id || r->leader_state.progress[i].recent_recv) {
+        return true;
+    }
+    seen = contact_slot(m, member->id, false);
+    return seen != NULL && *seen != 0 &&
+           uv_now(m->srv->loop) - *seen <= 2 * m->srv->cfg->election_timeout_ms;
+}
+
 /* Answers */
 
 static void reply_json(struct membership *m, struct session *session, uint64_t id, uint8_t type,
@@ -281,7 +337,7 @@ static int list_json(struct membership *m, struct buf *out)
         }
         json_key(&w, "reachable");
         if (leader) {
-            json_bool(&w, member->id == r->id || r->leader_state.progress[i].recent_recv);
+            json_bool(&w, member_reachable(m, i));
         } else {
             json_null(&w);
         }
@@ -1080,6 +1136,9 @@ void membership_tick(struct membership *m)
     self = find_member(r, r->id, NULL);
     if (self != NULL) {
         m->was_member = true;
+    }
+    if (raft_state(r) == RAFT_LEADER) {
+        track_contacts(m, now);
     }
     /* A joining node is not a member yet; a leader is one. */
     if (!m->was_member || self == NULL || raft_state(r) == RAFT_LEADER) {

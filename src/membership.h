@@ -74,6 +74,10 @@ struct session;
 #define MEMBERSHIP_CATCH_UP_ROUNDS 5
 #define MEMBERSHIP_CATCH_UP_ROUND_MS 5000
 
+/* Members whose last contact the leader tracks for "reachable" (raft 0.15
+ * clears its own flag, recent_recv, every election timeout). */
+#define MEMBERSHIP_TRACKED_MAX 64
+
 enum membership_step {
     MEMBERSHIP_IDLE,
     MEMBERSHIP_PROBING,  /* add: the new node is asked, off the loop */
@@ -121,6 +125,12 @@ struct membership
     struct raft_change change;
     struct raft_transfer transfer;
     struct membership_probe probe; /* a new node */
+    /* Leader: when each member was last seen answering (loop time). */
+    struct
+    {
+        raft_id id;
+        uint64_t seen;
+    } contact[MEMBERSHIP_TRACKED_MAX];
     /* Removal detection. */
     bool was_member;           /* this node has been in its own configuration */
     uint64_t leaderless_since; /* loop time; 0 while a leader is known */

@@ -227,6 +227,9 @@ int main(void)
     it_members_wait(c, &before, 10000);
     IT_ASSERT(strcmp(it_members_find(&before, 4)->role, "standby") == 0,
               "the paused node stays a standby");
+    IT_ASSERT(!it_members_find(&before, 4)->reachable, "the paused node is listed unreachable");
+    IT_ASSERT(it_members_find(&before, 1)->reachable && it_members_find(&before, 3)->reachable,
+              "the running voters are listed reachable");
     it_node_signal(c, 4, SIGCONT);
     it_members_wait_caught_up(c, 4, 30000);
 

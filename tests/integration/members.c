@@ -43,6 +43,8 @@ static bool parse_list(const char *json, size_t len, struct it_members *out, boo
                      client != NULL && client->str != NULL ? client->str : "");
             f = json_get(e, "caught_up");
             m->caught_up = f != NULL && f->type == JSON_BOOL && f->boolean;
+            f = json_get(e, "reachable");
+            m->reachable = f != NULL && f->type == JSON_BOOL && f->boolean;
             f = json_get(e, "match_index");
             m->match_index = f != NULL && f->is_uint ? f->uint : 0;
         }

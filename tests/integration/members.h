@@ -18,6 +18,7 @@ struct it_member
     char role[16];
     char address[128]; /* RAFT_ADDR/CLIENT_ADDR */
     bool caught_up;
+    bool reachable; /* the leader heard from it lately */
     uint64_t match_index;
 };
 
