@@ -348,17 +348,28 @@ static int list_json(struct membership *m, struct buf *out)
     return json_writer_error(&w) != 0 ? CAIRN_ENOMEM : 0;
 }
 
-static void answer_list(struct membership *m, struct session *session,
-                        const struct proto_request *req)
+static int answer_list(struct membership *m, struct session *session,
+                       const struct proto_request *req)
 {
     struct buf out;
+    int rv;
     buf_init(&out);
-    if (list_json(m, &out) != 0) {
-        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
+    rv = list_json(m, &out);
+    if (rv != 0) {
+        session_send_error(session, req->id, req->type, rv, "out of memory", NULL);
     } else {
         reply_json(m, session, req->id, req->type, &out);
     }
     buf_free(&out);
+    return rv;
+}
+
+/* Answer a request with an error now; returns the code (for the metrics). */
+static int refuse(struct session *session, const struct proto_request *req, int code,
+                  const char *message, const char *leader)
+{
+    session_send_error(session, req->id, req->type, code, message, leader);
+    return code;
 }
 
 /* Begin serving a request that answers later. */
@@ -653,8 +664,8 @@ static void wait_for_commit(struct membership *m, struct session *session,
     m->wait_until = uv_now(m->srv->loop) + 4 * m->srv->cfg->election_timeout_ms;
 }
 
-static void handle_add(struct membership *m, struct session *session,
-                       const struct proto_request *req)
+static int handle_add(struct membership *m, struct session *session,
+                      const struct proto_request *req)
 {
     struct raft *r = &m->srv->raft;
     char address[512];
@@ -664,31 +675,26 @@ static void handle_add(struct membership *m, struct session *session,
     unsigned i;
     int rv;
     if (req->number == 0) {
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                           "add needs the new member's id (a positive integer)", NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL,
+                      "add needs the new member's id (a positive integer)", NULL);
     }
     if (req->op.value.len == 0 || req->op.value.len >= sizeof(address)) {
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                           "add needs the new member's address RAFT_HOST:PORT/CLIENT_HOST:PORT",
-                           NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL,
+                      "add needs the new member's address RAFT_HOST:PORT/CLIENT_HOST:PORT", NULL);
     }
     memcpy(address, req->op.value.ptr, req->op.value.len);
     address[req->op.value.len] = '\0';
     if (strlen(address) != req->op.value.len ||
         !address_valid(address, raft_part, client_part, sizeof(raft_part))) {
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                           "the new member's address is not RAFT_HOST:PORT/CLIENT_HOST:PORT", NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL,
+                      "the new member's address is not RAFT_HOST:PORT/CLIENT_HOST:PORT", NULL);
     }
     switch (change_in_progress(m, msg, sizeof(msg))) {
         case 1:
-            session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EBUSY, msg, NULL);
         case 2:
             wait_for_commit(m, session, req);
-            return;
+            return 0;
         default:
             break;
     }
@@ -699,8 +705,7 @@ static void handle_add(struct membership *m, struct session *session,
         if (member->id == req->number) {
             snprintf(msg, sizeof(msg), "node %llu is already a member (%s, %.200s)",
                      (unsigned long long)member->id, role_name(member->role), member->address);
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
         if (transport_split_address(member->address, other_raft, other_client,
                                     sizeof(other_raft)) != 0) {
@@ -709,8 +714,7 @@ static void handle_add(struct membership *m, struct session *session,
         if (strcmp(other_raft, raft_part) == 0 || strcmp(other_client, client_part) == 0) {
             snprintf(msg, sizeof(msg), "address %.200s is already used by node %llu (%.150s)",
                      address, (unsigned long long)member->id, member->address);
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
     }
     begin(m, session, req, MEMBERSHIP_PROBING, "add", req->number);
@@ -721,19 +725,20 @@ static void handle_add(struct membership *m, struct session *session,
     rv = uv_queue_work(m->srv->loop, &m->probe.work, probe_work, probe_after_cb);
     if (rv != 0) {
         finish(m, CAIRN_EINTERNAL, "cannot start probing the new node", NULL, NULL);
-        return;
+        return 0;
     }
     m->probe.in_flight = true;
     log_info("membership: probing node %llu at %s before adding it", (unsigned long long)m->target,
              address);
+    return 0;
 }
 
 /* Promote, demote, remove */
 
 static void handover_cb(struct raft_transfer *req);
 
-static void handle_change(struct membership *m, struct session *session,
-                          const struct proto_request *req, const char *verb)
+static int handle_change(struct membership *m, struct session *session,
+                         const struct proto_request *req, const char *verb)
 {
     struct raft *r = &m->srv->raft;
     const struct raft_server *member;
@@ -744,16 +749,14 @@ static void handle_change(struct membership *m, struct session *session,
     member = find_member(r, req->number, &index);
     if (req->number == 0 || member == NULL) {
         snprintf(msg, sizeof(msg), "node %llu is not a member", (unsigned long long)req->number);
-        session_send_error(session, req->id, req->type, CAIRN_ENOTFOUND, msg, NULL);
-        return;
+        return refuse(session, req, CAIRN_ENOTFOUND, msg, NULL);
     }
     switch (change_in_progress(m, msg, sizeof(msg))) {
         case 1:
-            session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EBUSY, msg, NULL);
         case 2:
             wait_for_commit(m, session, req);
-            return;
+            return 0;
         default:
             break;
     }
@@ -761,8 +764,7 @@ static void handle_change(struct membership *m, struct session *session,
         if (member->role == RAFT_VOTER) {
             snprintf(msg, sizeof(msg), "node %llu is a voter already",
                      (unsigned long long)req->number);
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
         if (!member_caught_up(m, index)) {
             snprintf(msg, sizeof(msg),
@@ -771,16 +773,14 @@ static void handle_change(struct membership *m, struct session *session,
                      (unsigned long long)req->number,
                      (unsigned long long)member_match_index(m, index),
                      (unsigned long long)raft_last_index(r));
-            session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EBUSY, msg, NULL);
         }
         role = RAFT_VOTER;
     } else if (strcmp(verb, "demote") == 0) {
         if (member->role != RAFT_VOTER) {
             snprintf(msg, sizeof(msg), "node %llu is not a voter (it is a %s)",
                      (unsigned long long)req->number, role_name(member->role));
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
         role = RAFT_STANDBY;
     }
@@ -789,8 +789,7 @@ static void handle_change(struct membership *m, struct session *session,
                  "node %llu is the cluster's last voter: %s it would leave nobody to elect a "
                  "leader; promote another member first",
                  (unsigned long long)req->number, role == RAFT_STANDBY ? "demoting" : "removing");
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL, msg, NULL);
     }
     /* member points into raft's configuration, which a change replaces:
      * from here on, only req->number. */
@@ -804,11 +803,11 @@ static void handle_change(struct membership *m, struct session *session,
             snprintf(msg, sizeof(msg), "%s node %llu (the leader): leadership transfer: %s", verb,
                      (unsigned long long)req->number, raft_strerror(rv));
             finish(m, CAIRN_EBUSY, msg, NULL, NULL);
-            return;
+            return 0;
         }
         log_info("membership: %s node %llu, this leader: handing leadership over first", verb,
                  (unsigned long long)req->number);
-        return;
+        return 0;
     }
     begin(m, session, req, MEMBERSHIP_CHANGING, verb, req->number);
     m->change.data = m;
@@ -821,9 +820,10 @@ static void handle_change(struct membership *m, struct session *session,
         snprintf(msg, sizeof(msg), "%s node %llu: %s", verb, (unsigned long long)req->number,
                  raft_strerror(rv));
         finish(m, rv == RAFT_CANTCHANGE ? CAIRN_EBUSY : CAIRN_EINVAL, msg, NULL, NULL);
-        return;
+        return 0;
     }
     log_info("membership: %s node %llu", verb, (unsigned long long)req->number);
+    return 0;
 }
 
 static void handover_cb(struct raft_transfer *req)
@@ -888,8 +888,8 @@ static void handover_cb(struct raft_transfer *req)
     finish(m, CAIRN_EUNAVAILABLE, msg, NULL, NULL);
 }
 
-static void handle_transfer(struct membership *m, struct session *session,
-                            const struct proto_request *req)
+static int handle_transfer(struct membership *m, struct session *session,
+                           const struct proto_request *req)
 {
     struct raft *r = &m->srv->raft;
     const struct raft_server *member = NULL;
@@ -900,29 +900,23 @@ static void handle_transfer(struct membership *m, struct session *session,
         if (member == NULL) {
             snprintf(msg, sizeof(msg), "node %llu is not a member",
                      (unsigned long long)req->number);
-            session_send_error(session, req->id, req->type, CAIRN_ENOTFOUND, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_ENOTFOUND, msg, NULL);
         }
         if (member->id == r->id) {
             snprintf(msg, sizeof(msg), "node %llu leads already", (unsigned long long)member->id);
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
         if (member->role != RAFT_VOTER) {
             snprintf(msg, sizeof(msg), "node %llu is a %s: only a voter can lead",
                      (unsigned long long)member->id, role_name(member->role));
-            session_send_error(session, req->id, req->type, CAIRN_EINVAL, msg, NULL);
-            return;
+            return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
     } else if (count_voters(r) <= 1) {
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                           "no other voter to hand leadership to", NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL, "no other voter to hand leadership to", NULL);
     }
     if (m->step != MEMBERSHIP_IDLE || r->transfer != NULL) {
         snprintf(msg, sizeof(msg), "another membership change or transfer is in progress");
-        session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
-        return;
+        return refuse(session, req, CAIRN_EBUSY, msg, NULL);
     }
     begin(m, session, req, MEMBERSHIP_TRANSFER, "transfer", req->number);
     m->transfer.data = m;
@@ -931,10 +925,11 @@ static void handle_transfer(struct membership *m, struct session *session,
         snprintf(msg, sizeof(msg), "leadership transfer: %s", raft_strerror(rv));
         finish(m, rv == RAFT_NOTLEADER ? CAIRN_ENOTLEADER : CAIRN_EBUSY, msg,
                server_leader_client_address(m->srv), NULL);
-        return;
+        return 0;
     }
     log_info("transferring leadership to %s on request",
              req->number == 0 ? "a voter raft picks" : "the node asked for");
+    return 0;
 }
 
 static int redirect(struct membership *m, struct session *session, const struct proto_request *req)
@@ -956,39 +951,37 @@ static bool verb_is(const struct proto_request *req, const char *verb)
     return req->op.key.len == n && memcmp(req->op.key.ptr, verb, n) == 0;
 }
 
-void membership_handle(struct membership *m, struct session *session,
-                       const struct proto_request *req)
+int membership_handle(struct membership *m, struct session *session,
+                      const struct proto_request *req)
 {
     if (m->closing) {
-        session_send_error(session, req->id, req->type, CAIRN_ESHUTDOWN,
-                           "node is shutting down; nothing changed", NULL);
-        return;
+        return refuse(session, req, CAIRN_ESHUTDOWN, "node is shutting down; nothing changed",
+                      NULL);
     }
     if (req->type == PROTO_MEMBER && verb_is(req, "list")) {
-        answer_list(m, session, req);
-        return;
+        return answer_list(m, session, req);
     }
     if (req->type == PROTO_MEMBER && !verb_is(req, "add") && !verb_is(req, "promote") &&
         !verb_is(req, "demote") && !verb_is(req, "remove")) {
-        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                           "unknown member verb (list, add, promote, demote or remove)", NULL);
-        return;
+        return refuse(session, req, CAIRN_EINVAL,
+                      "unknown member verb (list, add, promote, demote or remove)", NULL);
     }
     if (!is_leader(m)) {
-        redirect(m, session, req);
-        return;
+        return redirect(m, session, req);
     }
     if (req->type == PROTO_TRANSFER) {
-        handle_transfer(m, session, req);
-    } else if (verb_is(req, "add")) {
-        handle_add(m, session, req);
-    } else if (verb_is(req, "promote")) {
-        handle_change(m, session, req, "promote");
-    } else if (verb_is(req, "demote")) {
-        handle_change(m, session, req, "demote");
-    } else {
-        handle_change(m, session, req, "remove");
+        return handle_transfer(m, session, req);
     }
+    if (verb_is(req, "add")) {
+        return handle_add(m, session, req);
+    }
+    if (verb_is(req, "promote")) {
+        return handle_change(m, session, req, "promote");
+    }
+    if (verb_is(req, "demote")) {
+        return handle_change(m, session, req, "demote");
+    }
+    return handle_change(m, session, req, "remove");
 }
 
 /* Removal detection */

@@ -144,9 +144,11 @@ struct membership
 
 void membership_init(struct membership *m, struct server *srv);
 
-/* Serve a MEMBER or TRANSFER request: answered now or later, always once. */
-void membership_handle(struct membership *m, struct session *session,
-                       const struct proto_request *req);
+/* Serve a MEMBER or TRANSFER request: answered now or later, always once.
+ * Returns the code of an answer given now (for the metrics), 0 when the
+ * answer was a success or comes later. */
+int membership_handle(struct membership *m, struct session *session,
+                      const struct proto_request *req);
 
 /* Called by the server's ticker: watches for this node's removal. */
 void membership_tick(struct membership *m);

@@ -710,7 +710,7 @@ void server_handle_request(struct server *s, struct session *session, const char
         case PROTO_MEMBER:
         case PROTO_TRANSFER:
             /* Changes and transfers are the leader's; any node lists. */
-            membership_handle(&s->members, session, &req);
+            rv = membership_handle(&s->members, session, &req);
             break;
         case PROTO_INIT:
             rv = CAIRN_EINVAL;
