@@ -72,6 +72,9 @@ export const api = {
   diff: (key, from, to) => call("GET", "/v1/diff/" + keyPath(key), { query: { from, to } }),
   rollback: (key, revision) => call("POST", "/v1/rollback/" + keyPath(key), { body: { revision } }),
   cluster: () => call("GET", "/v1/cluster"),
+  // The leader's view of the configuration: roles and catch-up progress
+  // (http.md, "Members").
+  members: () => call("GET", "/v1/members"),
   status: () => call("GET", "/v1/status"),
   // Disaster recovery, asked of the leader (http.md, "Backups"). A snapshot
   // or a verification may take a while: the node waits up to 120 s.

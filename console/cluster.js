@@ -1,6 +1,8 @@
-// The cluster page: every member with its role, the leader, the term, commit
-// and applied indexes, health and lag, refreshed every two seconds while the
-// page is visible (/v1/cluster).
+// The cluster page: every member with its state (leader or follower), its
+// role in the configuration (voter, standby, spare), the term, commit and
+// applied indexes, health, lag and catch-up progress, refreshed every two
+// seconds while the page is visible (/v1/cluster for each member's own
+// status, /v1/members for the leader's view of roles and progress).
 
 import { api } from "./api.js";
 import { h, errorBox, setTitle } from "./dom.js";
@@ -27,6 +29,14 @@ function health(m) {
   return { label: "healthy", cls: "ok" };
 }
 
+// The leader's view of a member's replication: "caught up", or how far it
+// has come ("catching up 120 / 4000"); "—" when no leader answered.
+function catchUp(p, lastIndex) {
+  if (!p || p.match_index === null || p.match_index === undefined) return { label: "—", cls: "" };
+  if (p.caught_up) return { label: "caught up", cls: "ok" };
+  return { label: `catching up ${p.match_index} / ${lastIndex}`, cls: "warn" };
+}
+
 function num(v) {
   return v === undefined || v === null ? "—" : String(v);
 }
@@ -49,8 +59,9 @@ export function render(main, _params, ctx) {
   async function load() {
     timer = null;
     let res;
+    let members = null;
     try {
-      res = await api.cluster();
+      [res, members] = await Promise.all([api.cluster(), api.members().catch(() => null)]);
     } catch (e) {
       if (closed) return;
       body.replaceChildren(errorBox(e, "Reading the cluster"));
@@ -59,7 +70,7 @@ export function render(main, _params, ctx) {
       return;
     }
     if (closed) return;
-    draw(res);
+    draw(res, members);
     updated.textContent = "Updated " + new Date().toLocaleTimeString();
     schedule();
   }
@@ -69,8 +80,15 @@ export function render(main, _params, ctx) {
     timer = setTimeout(() => (document.hidden ? schedule() : load()), refresh_ms);
   }
 
-  function draw(res) {
-    const members = res.members || res.nodes || [];
+  function draw(res, list) {
+    const progress = new Map(((list && list.members) || []).map((p) => [String(p.id), p]));
+    const lastIndex = list ? list.last_index : undefined;
+    // /v1/members is the newer view of the configuration while a change
+    // commits: a member it lists that /v1/cluster does not yet is shown too.
+    const members = [...(res.members || res.nodes || [])];
+    for (const p of progress.values()) {
+      if (!members.some((m) => String(m.id) === String(p.id))) members.push({ ...p, reachable: undefined });
+    }
     const leaderId = res.leader ?? res.leader_id ?? (members.find((m) => m.state === "leader" || m.role === "leader") || {}).id;
     const leader = members.find((m) => roleOf(m, leaderId) === "leader");
     const term = res.term ?? (leader && leader.term) ?? Math.max(0, ...members.map((m) => m.term || 0));
@@ -87,6 +105,9 @@ export function render(main, _params, ctx) {
     const rows = members.map((m) => {
       const role = roleOf(m, leaderId);
       const hl = health(m);
+      const p = progress.get(String(m.id));
+      const voting = (p && p.role) || (["voter", "standby", "spare"].includes(m.role) ? m.role : "—");
+      const cu = catchUp(p, lastIndex);
       const http = addr(m, "http");
       return h("tr", { class: role === "leader" ? "member leader" : "member", "data-member": String(m.id) }, [
         h("th", { scope: "row" }, [
@@ -95,6 +116,7 @@ export function render(main, _params, ctx) {
           res.id !== undefined && String(res.id) === String(m.id) ? h("span", { class: "muted small this-node" }, " (this node)") : null,
         ]),
         h("td", { class: "role" }, h("span", { class: "badge role-" + role }, role)),
+        h("td", { class: "voting", "data-label": "Member" }, h("span", { class: "badge member-" + voting }, voting)),
         h("td", { class: "addrs" }, [
           h("div", {}, ["client ", h("code", {}, addr(m, "client") || "—")]),
           h("div", {}, ["raft ", h("code", {}, addr(m, "raft") || "—")]),
@@ -105,6 +127,7 @@ export function render(main, _params, ctx) {
         h("td", { class: "num", "data-label": "Applied" }, num(m.applied ?? m.applied_index)),
         h("td", { class: "num", "data-label": "Lag" }, num(m.lag)),
         h("td", { class: "health-cell" }, h("span", { class: "health health-" + hl.cls }, hl.label)),
+        h("td", { class: "catch-up", "data-label": "Catch-up" }, h("span", { class: "health health-" + cu.cls }, cu.label)),
       ]);
     });
     body.replaceChildren(
@@ -113,18 +136,20 @@ export function render(main, _params, ctx) {
           h("caption", { class: "sr-only" }, "Cluster members"),
           h("thead", {}, h("tr", {}, [
             h("th", { scope: "col" }, "Node"),
-            h("th", { scope: "col" }, "Role"),
+            h("th", { scope: "col" }, "State"),
+            h("th", { scope: "col" }, "Member"),
             h("th", { scope: "col" }, "Addresses"),
             h("th", { scope: "col", class: "num" }, "Term"),
             h("th", { scope: "col", class: "num" }, "Commit"),
             h("th", { scope: "col", class: "num" }, "Applied"),
             h("th", { scope: "col", class: "num" }, "Lag"),
             h("th", { scope: "col" }, "Health"),
+            h("th", { scope: "col" }, "Catch-up"),
           ])),
           h("tbody", {}, rows),
         ]),
       ]),
-      h("p", { class: "muted small" }, `Lag is the leader's commit index minus the member's applied index; above ${lag_warn_entries} entries a member shows as lagging.`),
+      h("p", { class: "muted small" }, `Lag is the leader's commit index minus the member's applied index; above ${lag_warn_entries} entries a member shows as lagging. Member: voters elect the leader and commit writes; standbys receive the log (read replicas) without a vote. Catch-up is the leader's view: the log index the member has acknowledged out of the leader's last.`),
     );
   }
 

@@ -200,6 +200,16 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
         errf(errmsg, errmsg_len, "--install-snapshot-timeout-ms must be between 1 and 86400000");
         return -1;
     }
+    if (c->join > 1) {
+        errf(errmsg, errmsg_len, "--join is 0 or 1, got %llu", (unsigned long long)c->join);
+        return -1;
+    }
+    if (c->join == 1 && c->restore_from[0] != '\0') {
+        errf(errmsg, errmsg_len,
+             "--join and --restore-from exclude each other: a joining node gets its data "
+             "from the cluster");
+        return -1;
+    }
     if (c->snapshot_threshold == 0) {
         errf(errmsg, errmsg_len, "--snapshot-threshold must be positive");
         return -1;

@@ -25,6 +25,9 @@
     X(initial_cluster, STR, "",                                                                    \
       "members of a new cluster, ID=RAFT_ADDR/CLIENT_ADDR,... (default: this node alone); "        \
       "ignored when the data directory already holds a cluster")                                   \
+    X(join, U64, "0",                                                                              \
+      "1: join an existing cluster instead of starting one (--initial-cluster is ignored): the "   \
+      "node waits, serving status, until the leader adds it (cairnctl member add)")                \
     X(election_timeout_ms, U64, "1000", "Raft election timeout")                                   \
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                 \
     X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")    \

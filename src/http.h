@@ -88,6 +88,8 @@ void http_free(struct http *h);
     X(HTTP_ROUTE_STATUS, "status")       \
     X(HTTP_ROUTE_CLUSTER, "cluster")     \
     X(HTTP_ROUTE_BACKUP, "backup")       \
+    X(HTTP_ROUTE_MEMBERS, "members")     \
+    X(HTTP_ROUTE_LEADER, "leader")       \
     X(HTTP_ROUTE_WATCH, "watch")         \
     X(HTTP_ROUTE_OPENAPI, "openapi")     \
     X(HTTP_ROUTE_HEALTH, "health")       \
@@ -184,6 +186,13 @@ void http_api_openapi(struct http_request *r);
 void http_api_backup_status(struct http_request *r);
 void http_api_backup_snapshot(struct http_request *r);
 void http_api_backup_verify(struct http_request *r);
+/* GET /v1/members (the leader's list when this node follows one), POST
+ * /v1/members {"id", "address"} (add); DELETE /v1/members/ID (remove), POST
+ * /v1/members/ID {"role": "voter" | "standby"} (promote, demote); POST
+ * /v1/leader/transfer?to=ID. */
+void http_api_members(struct http_request *r);
+void http_api_member(struct http_request *r);
+void http_api_leader_transfer(struct http_request *r);
 
 /* src/openapi.json, embedded at build time (src/embed_openapi.cmake): len
  * bytes, NUL-terminated. */

@@ -1130,6 +1130,162 @@ void http_api_backup_verify(struct http_request *r)
     backup_relay(r, "verify");
 }
 
+/* /v1/members, /v1/leader/transfer: membership (docs/http.md, "Members").
+ * Like /v1/backup, the node's JSON answer is sent on as it is. */
+
+/* The member list with the leader's progress: this node's answer, or the
+ * leader's when this node follows one. *json from malloc. */
+static int members_list(struct http_request *r, char **json, size_t *len)
+{
+    struct arena a;
+    struct json_value *doc = NULL;
+    const struct json_value *state;
+    const struct json_value *leader;
+    char err[64];
+    char leader_address[256] = "";
+    int rv = cairn_members(r->local, NULL, json, len);
+    if (rv != 0) {
+        return rv;
+    }
+    arena_init(&a);
+    if (json_parse(*json, *len, &a, &doc, err, sizeof(err)) == 0) {
+        state = json_get(doc, "state");
+        leader = json_get(doc, "leader_address");
+        if (state != NULL && state->type == JSON_STRING && strcmp(state->str, "leader") != 0 &&
+            leader != NULL && leader->type == JSON_STRING && leader->len > 0 &&
+            leader->len < sizeof(leader_address)) {
+            memcpy(leader_address, leader->str, leader->len + 1);
+        }
+    }
+    arena_free(&a);
+    if (leader_address[0] != '\0') {
+        char *again = NULL;
+        size_t again_len = 0;
+        /* The leader may be unreachable from here: this node's view then. */
+        if (cairn_members(r->local, leader_address, &again, &again_len) == 0) {
+            free(*json);
+            *json = again;
+            *len = again_len;
+        }
+    }
+    return 0;
+}
+
+/* A membership error: "another change is in progress" and "not caught up
+ * yet" are conflicts with the cluster's state (409), not load (429). */
+static void reply_member_error(struct http_request *r, cairn_client *c, int rv)
+{
+    if (rv == CAIRN_EBUSY) {
+        http_reply_error(r, 409, "conflict", "%s", cairn_errmsg(c));
+        return;
+    }
+    reply_client_error(r, c, rv);
+}
+
+static void member_change(struct http_request *r, const char *verb, uint64_t id,
+                          const char *address)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rv = cairn_member_change(r->leader, verb, id, address, &json, &len);
+    if (rv != 0) {
+        reply_member_error(r, r->leader, rv);
+        return;
+    }
+    http_reply(r, 200, "application/json", json, len);
+    free(json);
+}
+
+void http_api_members(struct http_request *r)
+{
+    const struct json_value *body = NULL;
+    const struct json_value *address;
+    uint64_t id = 0;
+    if (strcmp(r->method, "POST") == 0) {
+        if (http_read_json(r, 4096, &body) != 0 || read_uint(r, body, "id", true, &id) != 0) {
+            return;
+        }
+        address = json_get(body, "address");
+        if (address == NULL || address->type != JSON_STRING || address->len == 0 ||
+            strlen(address->str) != address->len) {
+            http_reply_error(r, 400, "bad_request",
+                             "\"address\" must be RAFT_HOST:PORT/CLIENT_HOST:PORT");
+            return;
+        }
+        if (id == 0) {
+            http_reply_error(r, 400, "bad_request", "\"id\" must be a positive integer");
+            return;
+        }
+        member_change(r, "add", id, address->str);
+        return;
+    }
+    {
+        char *json = NULL;
+        size_t len = 0;
+        int rv = members_list(r, &json, &len);
+        if (rv != 0) {
+            reply_client_error(r, r->local, rv);
+            return;
+        }
+        http_reply(r, 200, "application/json", json, len);
+        free(json);
+    }
+}
+
+/* /v1/members/{id}: DELETE removes the member; POST {"role": "voter"}
+ * promotes it, {"role": "standby"} demotes it. */
+void http_api_member(struct http_request *r)
+{
+    static const char route[] = "/v1/members/";
+    const char *p = r->path + sizeof(route) - 1;
+    size_t n = r->path_len - (sizeof(route) - 1);
+    const struct json_value *body = NULL;
+    const struct json_value *role;
+    uint64_t id = 0;
+    size_t i = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9' && id < UINT64_MAX / 10) {
+        id = id * 10 + (uint64_t)(p[i] - '0');
+        i++;
+    }
+    if (i == 0 || i != n || id == 0) {
+        http_reply_error(r, 400, "bad_request", "a member id is a positive integer");
+        return;
+    }
+    if (strcmp(r->method, "DELETE") == 0) {
+        member_change(r, "remove", id, NULL);
+        return;
+    }
+    if (http_read_json(r, 4096, &body) != 0) {
+        return;
+    }
+    role = json_get(body, "role");
+    if (role != NULL && role->type == JSON_STRING && strcmp(role->str, "voter") == 0) {
+        member_change(r, "promote", id, NULL);
+    } else if (role != NULL && role->type == JSON_STRING && strcmp(role->str, "standby") == 0) {
+        member_change(r, "demote", id, NULL);
+    } else {
+        http_reply_error(r, 400, "bad_request", "\"role\" must be \"voter\" or \"standby\"");
+    }
+}
+
+void http_api_leader_transfer(struct http_request *r)
+{
+    uint64_t to = 0;
+    char *json = NULL;
+    size_t len = 0;
+    int rv;
+    if (http_query_u64(r, "to", &to) != 0) {
+        return;
+    }
+    rv = cairn_leader_transfer(r->leader, to, &json, &len);
+    if (rv != 0) {
+        reply_member_error(r, r->leader, rv);
+        return;
+    }
+    http_reply(r, 200, "application/json", json, len);
+    free(json);
+}
+
 /* /v1/openapi.json: src/openapi.json, embedded at build time (and checked
  * to be JSON then: src/CMakeLists.txt). tests/openapi holds it to the
  * routes of http.c and to what the server answers; docs/http.md has the

@@ -25,6 +25,8 @@ static const char *const op_names[NODE_OP_COUNT] = {
     [NODE_OP_PROGRESS] = "progress",
     [NODE_OP_SWEEP] = "sweep",
     [NODE_OP_METRICS] = "metrics",
+    [NODE_OP_MEMBER] = "member",
+    [NODE_OP_TRANSFER] = "transfer",
     [NODE_OP_INVALID] = "invalid",
 };
 
@@ -196,6 +198,10 @@ uint8_t node_metrics_op(const struct proto_request *req)
             return NODE_OP_SWEEP;
         case PROTO_METRICS:
             return NODE_OP_METRICS;
+        case PROTO_MEMBER:
+            return NODE_OP_MEMBER;
+        case PROTO_TRANSFER:
+            return NODE_OP_TRANSFER;
         default:
             return NODE_OP_INVALID;
     }

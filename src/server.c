@@ -14,6 +14,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "membership.h"
 #include "proto.h"
 #include "session.h"
 
@@ -23,9 +24,6 @@
 /* What --recover-members last forced, so that the flag left in place applies
  * only once (docs/operations.md). */
 #define RECOVERED_FILE "cairn-recovered"
-/* Members listed in a status answer; a Raft configuration beyond this is
- * reported truncated (membership changes are a later issue). */
-#define STATUS_MEMBERS_MAX 16
 
 static int64_t now_ms(void)
 {
@@ -407,9 +405,8 @@ static const char *role_name(int role)
 static int answer_status(struct server *s, struct session *session, const struct proto_request *req)
 {
     struct cairn_status st;
-    struct cairn_member members[STATUS_MEMBERS_MAX];
-    char raft_parts[STATUS_MEMBERS_MAX][256];
-    char client_parts[STATUS_MEMBERS_MAX][256];
+    struct cairn_member *members;
+    char(*parts)[2][256]; /* each member's raft and client address */
     struct proto_writer w;
     struct proto_response_head h;
     const char *leader = server_leader_client_address(s);
@@ -419,8 +416,15 @@ static int answer_status(struct server *s, struct session *session, const struct
     struct cairn_retention *retention;
     unsigned i;
     /* Up to KV_RETENTION_POLICIES_MAX of them: too many for the stack. */
+    /* Every member, however many (membership.c grows the configuration):
+     * the heap, not the stack. */
     retention = cairn_malloc(kv->n_policies * sizeof(*retention));
-    if (retention == NULL) {
+    members = cairn_malloc((s->raft.configuration.n + 1) * sizeof(*members));
+    parts = cairn_malloc((s->raft.configuration.n + 1) * sizeof(*parts));
+    if (retention == NULL || members == NULL || parts == NULL) {
+        cairn_free(retention);
+        cairn_free(members);
+        cairn_free(parts);
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, NULL, NULL);
         return CAIRN_ENOMEM;
     }
@@ -456,12 +460,13 @@ static int answer_status(struct server *s, struct session *session, const struct
     st.watch_snapshots = s->hub.snapshots;
     st.state_hash = kv_hash(&s->fsm.kv);
     st.http_address = s->cfg->http_addr;
-    for (i = 0; i < s->raft.configuration.n && i < STATUS_MEMBERS_MAX; i++) {
+    for (i = 0; i < s->raft.configuration.n; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
-        transport_split_address(m->address, raft_parts[i], client_parts[i], 256);
+        parts[i][0][0] = parts[i][1][0] = '\0';
+        transport_split_address(m->address, parts[i][0], parts[i][1], sizeof(parts[i][0]));
         members[i].id = m->id;
-        members[i].raft_address = raft_parts[i];
-        members[i].client_address = client_parts[i];
+        members[i].raft_address = parts[i][0];
+        members[i].client_address = parts[i][1];
         members[i].role = role_name(m->role);
     }
     st.members = members;
@@ -478,6 +483,8 @@ static int answer_status(struct server *s, struct session *session, const struct
     proto_writer_end(&w);
     session_output_done(session);
     cairn_free(retention);
+    cairn_free(members);
+    cairn_free(parts);
     return 0;
 }
 
@@ -832,6 +839,11 @@ void server_handle_request(struct server *s, struct session *session, const char
                 rv = redirect(s, session, &req);
             }
             break;
+        case PROTO_MEMBER:
+        case PROTO_TRANSFER:
+            /* Changes and transfers are the leader's; any node lists. */
+            rv = membership_handle(&s->members, session, &req);
+            break;
         case PROTO_INIT:
             rv = CAIRN_EINVAL;
             session_send_error(session, req.id, req.type, rv,
@@ -1131,6 +1143,7 @@ static void ticker_cb(uv_timer_t *h)
     }
     propose_sweep(s);
     propose_init(s);
+    membership_tick(&s->members);
 }
 
 static void close_handles(struct server *s);
@@ -1154,6 +1167,7 @@ static void begin_closing(struct server *s)
     s->state = SERVER_CLOSING;
     uv_timer_stop(&s->shutdown_timer);
     reads_fail_all(&s->reads, CAIRN_ESHUTDOWN, "node is shutting down");
+    membership_close(&s->members);
     for (session = s->sessions; session != NULL;) {
         struct session *next = session->next;
         session_close(session);
@@ -1396,10 +1410,12 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     /* Check --initial-cluster before anything is allocated or touched: it is
      * parsed for real only after raft_init, and an error there would leave
      * raft's objects behind (the sanitizer builds report them at exit). */
-    rv = parse_initial_cluster(s, &conf, errmsg, errmsg_len);
-    raft_configuration_close(&conf);
-    if (rv != 0) {
-        return -1;
+    if (cfg->join == 0) {
+        rv = parse_initial_cluster(s, &conf, errmsg, errmsg_len);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            return -1;
+        }
     }
     /* A new data directory restored from object storage gets its seed
      * first; an existing one keeps its data (restarts reuse the flags). */
@@ -1503,19 +1519,27 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     raft_set_snapshot_threshold(&s->raft, (unsigned)cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&s->raft, (unsigned)cfg->snapshot_trailing);
     raft_set_install_snapshot_timeout(&s->raft, (unsigned)cfg->install_snapshot_timeout_ms);
-    if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
-        raft_configuration_close(&conf);
-        return -1;
-    }
-    rv = raft_bootstrap(&s->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rv == 0) {
-        log_info("bootstrapped a new cluster in %s", cfg->data_dir);
-    } else if (rv == RAFT_CANTBOOTSTRAP) {
-        log_info("restarting from existing data in %s", cfg->data_dir);
+    membership_init(&s->members, s);
+    if (cfg->join != 0) {
+        /* A joining node bootstraps nothing: raft starts with an empty
+         * configuration (or the one in its data directory, on a restart)
+         * and the leader's AppendEntries bring the cluster's once it has
+         * been added. Until then it never campaigns. */
     } else {
-        errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
-        return -1;
+        if (parse_initial_cluster(s, &conf, errmsg, errmsg_len) != 0) {
+            raft_configuration_close(&conf);
+            return -1;
+        }
+        rv = raft_bootstrap(&s->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv == 0) {
+            log_info("bootstrapped a new cluster in %s", cfg->data_dir);
+        } else if (rv == RAFT_CANTBOOTSTRAP) {
+            log_info("restarting from existing data in %s", cfg->data_dir);
+        } else {
+            errf(errmsg, errmsg_len, "bootstrap: %s", raft_errmsg(&s->raft));
+            return -1;
+        }
     }
     if (cfg->recover_members[0] != '\0' && recover_members(s, errmsg, errmsg_len) != 0) {
         return -1;
@@ -1529,6 +1553,11 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft start: %s", raft_errmsg(&s->raft));
         return -1;
+    }
+    if (s->raft.configuration.n == 0) {
+        log_info("joining: waiting for the cluster's leader to add node %llu (cairnctl member add "
+                 "%llu %s)",
+                 (unsigned long long)cfg->id, (unsigned long long)cfg->id, s->address);
     }
     /* Hooks only now: raft_start restored its snapshot (if any) and applies
      * entries only later; dr_start reconciles the backlog with it. */

@@ -26,6 +26,7 @@
 #include "dr.h"
 #include "fsm.h"
 #include "leader_guard.h"
+#include "membership.h"
 #include "node_metrics.h"
 #include "reads.h"
 #include "transport.h"
@@ -88,6 +89,7 @@ struct server
     /* The cluster id (PROTO_INIT): proposed once by the first leader. */
     struct raft_apply init;
     bool init_in_flight;
+    struct membership members; /* configuration changes, transfers, removal */
     int exit_code;
     struct http *http; /* borrowed from main (NULL without HTTP): stopped first */
 };

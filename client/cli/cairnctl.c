@@ -14,6 +14,7 @@
 
 #include "cairn.h"
 #include "diff.h"
+#include "member.h"
 #include "snapshot.h"
 
 #define EXIT_FAIL 1
@@ -37,6 +38,7 @@ struct opts
     uint64_t min_revision;     /* get: --min-revision N */
     const char *max_staleness; /* get: --max-staleness DURATION */
     struct snapshot_opts snap; /* snapshot: --from, --data-dir, ... */
+    struct member_opts member; /* member, leader: --voter, --to, ... */
     char *args[8];
     int n_args;
 };
@@ -74,6 +76,15 @@ static void usage(FILE *f)
             "                             --endpoint HOST:PORT asks one node\n"
             "  metrics                    print a node's metrics (Prometheus text format);\n"
             "                             --endpoint HOST:PORT chooses the node\n"
+            "  member list                members: id, role, addresses, the leader's view of\n"
+            "                             their catch-up progress\n"
+            "  member add ID RAFT/CLIENT  add a node started with --join 1 as a standby\n"
+            "                             (RAFT_HOST:PORT/CLIENT_HOST:PORT); --voter promotes it\n"
+            "                             once caught up (--catch-up-timeout MS, default 300000)\n"
+            "  member promote ID          a caught-up standby becomes a voter\n"
+            "  member demote ID           a voter becomes a standby\n"
+            "  member remove ID           remove a member (it stops by itself)\n"
+            "  leader transfer            hand leadership to another voter (--to ID: that one)\n"
             "  snapshot save              the leader uploads a snapshot to the backup store now\n"
             "  snapshot list              snapshots and the restorable window (--from URL reads\n"
             "                             a store directly: file:///DIR or s3://BUCKET/PREFIX)\n"
@@ -1492,6 +1503,17 @@ int main(int argc, char **argv)
             o.snap.cluster = argv[++i];
         } else if (strcmp(a, "--time") == 0 && has_next) {
             o.snap.time = argv[++i];
+        } else if (strcmp(a, "--voter") == 0) {
+            o.member.voter = true;
+        } else if (strcmp(a, "--to") == 0 && has_next) {
+            if (parse_u64(argv[++i], &o.member.to, a) != 0) {
+                return EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--catch-up-timeout") == 0 && has_next) {
+            if (parse_u64(argv[++i], &n, a) != 0) {
+                return EXIT_USAGE;
+            }
+            o.member.catch_up_ms = n > 0 && n < 86400000 ? (int)n : 300000;
         } else if (strcmp(a, "--fallback") == 0) {
             o.snap.fallback = true;
         } else if (strcmp(a, "--backup-endpoint") == 0 && has_next) {
@@ -1580,6 +1602,16 @@ int main(int argc, char **argv)
         rv = cmd_metrics(c, &o);
     } else if (strcmp(cmd, "watch") == 0) {
         rv = cmd_watch(c, &o);
+    } else if (strcmp(cmd, "member") == 0 || strcmp(cmd, "leader") == 0) {
+        o.member.verb = o.n_args > 0 ? o.args[0] : NULL;
+        for (i = 1; i < o.n_args && o.member.n_args < 4; i++) {
+            o.member.args[o.member.n_args++] = o.args[i];
+        }
+        o.member.json = o.json;
+        if (o.member.catch_up_ms == 0) {
+            o.member.catch_up_ms = 300000;
+        }
+        rv = strcmp(cmd, "member") == 0 ? cmd_member(c, &o.member) : cmd_leader(c, &o.member);
     } else if (strcmp(cmd, "snapshot") == 0) {
         o.snap.verb = o.n_args > 0 ? o.args[0] : NULL;
         o.snap.json = o.json;

@@ -414,6 +414,44 @@ int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_
 #define CAIRN_BACKUP_TIMEOUT_MS 120000
 int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
 
+/* Membership (docs/cairnctl.md, "member"). Every call answers a JSON
+ * document: on success *json is a NUL-terminated string from malloc() that
+ * the caller releases with free(), and *len (if len is not NULL) its
+ * length; on failure *json is NULL and the code says why.
+ *
+ * cairn_members: the configuration as the node behind `endpoint` (NULL:
+ * whichever node the client is connected to) sees it: "id", "state",
+ * "leader_id", "leader_address", "configuration_index", "committed",
+ * "joining" (the node waits to be added), "last_index", "commit_index",
+ * "change" (the change under way, or null) and "members", each with "id",
+ * "role" ("voter", "standby", "spare"), "raft_address", "client_address",
+ * "leader", and from the leader only (null elsewhere) "match_index",
+ * "caught_up" and "reachable". Any node answers.
+ *
+ * cairn_member_change: verb "add" (id and address RAFT_HOST:PORT/
+ * CLIENT_HOST:PORT of a node started with --join 1, which the leader probes
+ * first; it joins as a standby and catches up), "promote" (a caught-up
+ * standby becomes a voter), "demote" (a voter becomes a standby) or
+ * "remove" (address NULL for all but "add"). Sent to the leader, following
+ * redirects; answered once the change is committed with {"verb", "id",
+ * "role", "configuration_index"}. Errors: CAIRN_EINVAL (a bad id or address,
+ * a duplicate id or address, a node that is not waiting to join, the last
+ * voter), CAIRN_ENOTFOUND (no such member), CAIRN_EBUSY (another change is
+ * in progress, or the node to promote has not caught up: returned at once,
+ * not retried), CAIRN_EUNAVAILABLE (the new node cannot be reached, or
+ * never caught up), CAIRN_EUNKNOWN (the answer was lost: see the list).
+ * The answer is awaited for up to max(timeout_ms, CAIRN_MEMBER_TIMEOUT_MS).
+ *
+ * cairn_leader_transfer: the leader hands leadership to voter to_id (0: the
+ * leader picks one) and answers, once another node leads, with
+ * {"leader_id", "leader_address", "previous_leader_id"}; CAIRN_EUNAVAILABLE
+ * when it did not happen within an election timeout. */
+#define CAIRN_MEMBER_TIMEOUT_MS 60000
+int cairn_members(cairn_client *c, const char *endpoint, char **json, size_t *len);
+int cairn_member_change(cairn_client *c, const char *verb, uint64_t id, const char *address,
+                        char **json, size_t *len);
+int cairn_leader_transfer(cairn_client *c, uint64_t to_id, char **json, size_t *len);
+
 /*
  * Watches.
  *

@@ -575,6 +575,12 @@ static int call_with(struct cairn_client *c, struct proto_request *req,
                 forget_endpoint(c, c->connected);
             } else {
                 c->leader[0] = '\0';
+                /* A node that knows no leader (one cut off from the
+                 * majority, or one waiting to join) cannot help: ask the
+                 * next one rather than the same node until the deadline. */
+                if (rv == CAIRN_ENOLEADER) {
+                    c->next++;
+                }
             }
             backoff(c, attempt, deadline);
             continue;
@@ -1083,6 +1089,152 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
         }
         proto_response_free(&resp);
     }
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+/* The text answer of a MEMBER or TRANSFER call, copied for the caller. */
+static int take_text(struct cairn_client *c, struct proto_response *resp, char **json, size_t *len)
+{
+    char *copy;
+    if (resp->text == NULL) {
+        return set_err(c, CAIRN_EMALFORMED, "membership response carries no text");
+    }
+    copy = malloc(resp->text_len + 1);
+    if (copy == NULL) {
+        return set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of answer", resp->text_len);
+    }
+    /* Plain malloc: the caller frees with free(). */
+    memcpy(copy, resp->text, resp->text_len + 1);
+    *json = copy;
+    if (len != NULL) {
+        *len = resp->text_len;
+    }
+    return 0;
+}
+
+static int member_call(cairn_client *c, struct proto_request *req, const struct call_spec *spec,
+                       char **json, size_t *len)
+{
+    struct proto_response resp;
+    int rv = call_with(c, req, spec, &resp);
+    if (rv == 0) {
+        rv = take_text(c, &resp, json, len);
+        proto_response_free(&resp);
+    }
+    return rv;
+}
+
+int cairn_members(cairn_client *c, const char *endpoint, char **json, size_t *len)
+{
+    struct proto_request req;
+    struct call_spec spec;
+    int rv;
+    if (json != NULL) {
+        *json = NULL;
+    }
+    if (len != NULL) {
+        *len = 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (json == NULL) {
+        rv = set_err(c, CAIRN_EINVAL, "json is NULL");
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    if (endpoint != NULL && (strchr(endpoint, ':') == NULL || strlen(endpoint) >= ENDPOINT_MAX)) {
+        rv = set_err(c, CAIRN_EINVAL, "endpoint \"%s\" is not host:port", endpoint);
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_MEMBER;
+    set_slice(&req.op.key, "list", 4);
+    /* Any node answers: like a stale read, it does not make the answering
+     * node the client's leader. */
+    req.op.stale = true;
+    memset(&spec, 0, sizeof(spec));
+    spec.endpoint = endpoint;
+    rv = member_call(c, &req, &spec, json, len);
+    if (endpoint != NULL) {
+        disconnect(c); /* do not stay pinned to that node */
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+int cairn_member_change(cairn_client *c, const char *verb, uint64_t id, const char *address,
+                        char **json, size_t *len)
+{
+    struct proto_request req;
+    struct call_spec spec;
+    bool add = verb != NULL && strcmp(verb, "add") == 0;
+    int rv;
+    if (json != NULL) {
+        *json = NULL;
+    }
+    if (len != NULL) {
+        *len = 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (json == NULL || verb == NULL ||
+        (!add && strcmp(verb, "promote") != 0 && strcmp(verb, "demote") != 0 &&
+         strcmp(verb, "remove") != 0)) {
+        rv = set_err(c, CAIRN_EINVAL, "a member change is add, promote, demote or remove");
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    if (id == 0 || (add && (address == NULL || address[0] == '\0'))) {
+        rv = set_err(c, CAIRN_EINVAL, "%s needs a member id%s", verb,
+                     add ? " and its address RAFT_HOST:PORT/CLIENT_HOST:PORT" : "");
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_MEMBER;
+    set_slice(&req.op.key, verb, strlen(verb));
+    if (add) {
+        set_slice(&req.op.value, address, strlen(address));
+    }
+    req.number = id;
+    memset(&spec, 0, sizeof(spec));
+    spec.is_write = true; /* a lost answer leaves the change unknown */
+    spec.answer_wait_ms = CAIRN_MEMBER_TIMEOUT_MS;
+    /* "Another change is in progress" and "not caught up yet" are answers
+     * for the operator, not load to wait out. */
+    spec.busy_is_final = true;
+    rv = member_call(c, &req, &spec, json, len);
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+int cairn_leader_transfer(cairn_client *c, uint64_t to_id, char **json, size_t *len)
+{
+    struct proto_request req;
+    struct call_spec spec;
+    int rv;
+    if (json != NULL) {
+        *json = NULL;
+    }
+    if (len != NULL) {
+        *len = 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (json == NULL) {
+        rv = set_err(c, CAIRN_EINVAL, "json is NULL");
+        pthread_mutex_unlock(&c->mu);
+        return rv;
+    }
+    memset(&req, 0, sizeof(req));
+    req.type = PROTO_TRANSFER;
+    req.number = to_id;
+    memset(&spec, 0, sizeof(spec));
+    spec.is_write = true;
+    spec.answer_wait_ms = CAIRN_MEMBER_TIMEOUT_MS;
+    spec.busy_is_final = true;
+    rv = member_call(c, &req, &spec, json, len);
+    /* The node that answered leads no more. */
+    c->leader[0] = '\0';
     pthread_mutex_unlock(&c->mu);
     return rv;
 }

@@ -292,7 +292,7 @@ int proto_decode_request(const char *payload, size_t len, struct arena *a,
         return r.nomem ? CAIRN_ENOMEM : CAIRN_EMALFORMED;
     }
     /* A verb is a short word: anything else is not a request of ours. */
-    if (out->type == PROTO_BACKUP &&
+    if ((out->type == PROTO_BACKUP || out->type == PROTO_MEMBER) &&
         (out->op.key.len == 0 || out->op.key.len > PROTO_BACKUP_VERB_MAX)) {
         return CAIRN_EMALFORMED;
     }
@@ -506,6 +506,12 @@ int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, con
     proto_pack_response_head(&w, &h);
     proto_pack_nil(&w);
     return proto_writer_end(&w);
+}
+
+bool proto_type_has_text(uint8_t type)
+{
+    return type == PROTO_METRICS || type == PROTO_BACKUP || type == PROTO_MEMBER ||
+           type == PROTO_TRANSFER;
 }
 
 int proto_encode_text(struct buf *out, uint64_t id, uint8_t type, uint64_t revision,
@@ -902,9 +908,10 @@ int proto_decode_response(const char *payload, size_t len, struct proto_response
             goto err;
         }
     }
-    /* The text is a METRICS or BACKUP answer's; in any other response a
-     * thirteenth element is a later version's field, skipped like any other. */
-    if (n > 12 && (out->type == PROTO_METRICS || out->type == PROTO_BACKUP)) {
+    /* The text is a METRICS, BACKUP, MEMBER or TRANSFER answer's; in any
+     * other response a thirteenth element is a later version's field,
+     * skipped like any other. */
+    if (n > 12 && proto_type_has_text(out->type)) {
         known = 13;
         if (!mp_try_nil(&r)) {
             const char *p;

@@ -19,7 +19,7 @@
  *   status   = {"id": .., "state": .., ...} (a map: it grows most often)
  *   watch    = [kind, more, part, [event...]]   (watch messages only)
  *   event    = [kv, prev_kv|nil]
- *   text     = a string                         (METRICS and BACKUP answers only)
+ *   text     = a string            (METRICS, BACKUP, MEMBER, TRANSFER answers only)
  *
  * Ids are chosen by the client and echoed by the server, so any number of
  * requests may be in flight on one connection (pipelining); a server answers
@@ -53,11 +53,15 @@ enum proto_type {
     PROTO_WATCH = 9,
     PROTO_WATCH_CANCEL = 10,
     PROTO_PROGRESS = 11,
-    PROTO_SWEEP = 12,   /* apply retention age limits at the entry's time */
-    PROTO_METRICS = 13, /* the node's metrics, as Prometheus text (any node answers) */
-    PROTO_INIT = 14,    /* internal log entry: number = cluster id (set once) */
-    PROTO_BACKUP = 15,  /* disaster recovery: op.key = verb; answered with JSON text */
-    PROTO_TYPE_MAX = 15,
+    PROTO_SWEEP = 12,    /* apply retention age limits at the entry's time */
+    PROTO_METRICS = 13,  /* the node's metrics, as Prometheus text (any node answers) */
+    PROTO_INIT = 14,     /* internal log entry: number = cluster id (set once) */
+    PROTO_BACKUP = 15,   /* disaster recovery: op.key = verb; answered with JSON text */
+    PROTO_MEMBER = 16,   /* membership: op.key = verb, number = member id, op.value =
+                          * RAFT_ADDR/CLIENT_ADDR (add); answered with JSON text */
+    PROTO_TRANSFER = 17, /* leadership transfer: number = target id (0: raft picks);
+                          * answered with JSON text */
+    PROTO_TYPE_MAX = 17,
 };
 
 /* A BACKUP request's verb (op.key): "status", "save" or "verify" today. The
@@ -65,6 +69,14 @@ enum proto_type {
  * the server answers a verb it does not know with CAIRN_EINVAL, so that
  * later verbs need no change here. */
 #define PROTO_BACKUP_VERB_MAX 16
+
+/* A MEMBER request's verb (op.key): "list", "add", "promote", "demote" or
+ * "remove"; the same bounds as a BACKUP verb, checked the same way. */
+#define PROTO_MEMBER_VERB_MAX PROTO_BACKUP_VERB_MAX
+
+/* Whether answers of this type carry text (the response's thirteenth
+ * element): METRICS (Prometheus text), BACKUP, MEMBER and TRANSFER (JSON). */
+bool proto_type_has_text(uint8_t type);
 
 /* What a watch message (a response to PROTO_WATCH, sent any number of times
  * with the watch's id) carries. Its head revision R always means "every
@@ -112,7 +124,8 @@ struct proto_request
 {
     uint64_t id;
     uint8_t type;           /* enum proto_type */
-    struct proto_op op;     /* GET, PUT, DEL, HISTORY; RETENTION and BACKUP use op.key */
+    struct proto_op op;     /* GET, PUT, DEL, HISTORY; RETENTION, BACKUP and MEMBER use
+                             * op.key; MEMBER "add" the member's address in op.value */
     struct proto_cmp *cmps; /* TXN; arena memory */
     uint32_t n_cmps;
     struct proto_op *then_ops;
@@ -225,8 +238,9 @@ int proto_encode_error(struct buf *out, uint64_t id, uint8_t type, int code, con
 
 /* A whole answer frame that carries text: the head (code 0, revision), no
  * results, no status, no watch, and text (len bytes, copied; UTF-8 by
- * contract, not checked). type is PROTO_METRICS (Prometheus text) or
- * PROTO_BACKUP (a JSON document): the only types whose text a decoder reads.
+ * contract, not checked). type is PROTO_METRICS (Prometheus text), or
+ * PROTO_BACKUP, PROTO_MEMBER or PROTO_TRANSFER (a JSON document): the only
+ * types whose text a decoder reads (proto_type_has_text).
  * Returns 0, or CAIRN_ENOMEM (CAIRN_ETOOLARGE beyond 4 GiB of text) with out
  * as it was. */
 int proto_encode_text(struct buf *out, uint64_t id, uint8_t type, uint64_t revision,
@@ -246,7 +260,7 @@ struct proto_response
     struct cairn_result *result;   /* owned; NULL when the response carried none */
     struct cairn_status *status;   /* owned; NULL when none */
     struct proto_watch_msg *watch; /* owned; NULL unless a watch message */
-    const char *text;              /* METRICS, BACKUP: NUL-terminated (arena); NULL when none */
+    const char *text;              /* proto_type_has_text: NUL-terminated (arena); NULL when none */
     size_t text_len;               /* bytes of text before the NUL (it may hold NULs) */
 };
 

@@ -203,6 +203,27 @@ async function startClusterAt(buildDir, base) {
     if (!keepDir && process.env.CAIRN_CONSOLE_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
   }
 
+  // Node n (beyond the first 3) started with --join 1, waiting to be added;
+  // resolves with its member address once it serves HTTP.
+  async function startJoining(n) {
+    const log = fs.openSync(path.join(dir, `node${n}.log`), "a");
+    const p = spawn(
+      cairnd,
+      ["--id", String(n), "--data-dir", path.join(dir, `node${n}`), "--raft-addr", raft(n),
+       "--client-addr", client(n), "--http-addr", httpAddr(n), "--join", "1"],
+      { stdio: ["ignore", log, log] },
+    );
+    fs.closeSync(log);
+    procs.set(n, p);
+    p.on("exit", () => procs.delete(n));
+    const until = Date.now() + ready_timeout_ms;
+    while ((await httpStatus(`http://${httpAddr(n)}/health`)) !== 200) {
+      if (!procs.has(n) || Date.now() > until) throw new Error(`joining node ${n} does not serve /health`);
+      await sleep(100);
+    }
+    return `${raft(n)}/${client(n)}`;
+  }
+
   return {
     url: `http://${httpAddr(1)}`,
     urls: ids.map((n) => `http://${httpAddr(n)}`),
@@ -211,6 +232,8 @@ async function startClusterAt(buildDir, base) {
     // The changes "made elsewhere" go through cairnctl and the native protocol.
     put: (key, value) => ctl("put", key, value),
     del: (key) => ctl("del", key),
+    ctl,
+    startJoining,
     get: async (key) => {
       try {
         return await ctl("get", key);

@@ -370,6 +370,22 @@ check("the cluster page lists 3 members with one leader", async () => {
   await page.close();
 });
 
+check("the cluster page shows a joining node's role and catch-up, then its promotion", async () => {
+  const address = await cluster.startJoining(4);
+  await cluster.ctl("member", "add", "4", address);
+  const page = await open("/cluster");
+  const row = page.locator('tr.member[data-member="4"]');
+  await until(async () => (await row.count()) === 1, "node 4 listed");
+  await until(async () => (await row.locator(".voting").textContent()) === "standby", "node 4 a standby");
+  await until(async () => (await row.locator(".catch-up").textContent()) === "caught up", "node 4 caught up");
+  await page.screenshot({ path: path.join(shots, "cluster-standby.png") });
+  await cluster.ctl("member", "promote", "4");
+  await until(async () => (await row.locator(".voting").textContent()) === "voter", "node 4 a voter");
+  await cluster.ctl("member", "remove", "4");
+  await until(async () => (await page.locator("tr.member").count()) === 3, "back to three members");
+  await page.close();
+});
+
 check("YAML lint and keyboard help", async () => {
   const page = await open("/new/lint/");
   await page.getByLabel("Key", { exact: true }).fill("lint/x.yaml");

@@ -147,6 +147,8 @@ static void run_request(struct kv *kv, const struct proto_request *req, int64_t 
         case PROTO_STATUS:
         case PROTO_METRICS:
         case PROTO_BACKUP:
+        case PROTO_MEMBER:
+        case PROTO_TRANSFER:
             return; /* answered by the server, not the key space */
         case PROTO_GET:
         case PROTO_HISTORY:
@@ -243,9 +245,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (proto_decode_response(bytes, size, &resp) == 0) {
         check(resp.result != NULL, "a decoded response has a result");
-        check(resp.text == NULL || ((resp.type == PROTO_METRICS || resp.type == PROTO_BACKUP) &&
-                                    resp.text[resp.text_len] == '\0'),
-              "only a METRICS or BACKUP answer has text, NUL-terminated");
+        check(resp.text == NULL ||
+                  (proto_type_has_text(resp.type) && resp.text[resp.text_len] == '\0'),
+              "only a METRICS, BACKUP, MEMBER or TRANSFER answer has text, NUL-terminated");
         proto_response_free(&resp);
     }
     seed_state(&scratch);

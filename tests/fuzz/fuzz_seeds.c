@@ -90,7 +90,8 @@ static void apply_stream(struct kv *kv, const struct buf *stream)
         arena_init(&a);
         if (proto_decode_request(stream->data + off + PROTO_FRAME_HEADER_SIZE, n, &a, &req) == 0 &&
             req.type != PROTO_GET && req.type != PROTO_HISTORY && req.type != PROTO_STATUS &&
-            req.type != PROTO_METRICS && req.type != PROTO_BACKUP) {
+            req.type != PROTO_METRICS && req.type != PROTO_BACKUP && req.type != PROTO_MEMBER &&
+            req.type != PROTO_TRANSFER) {
             kv_apply(kv, &req, t++, NULL);
         }
         arena_free(&a);

@@ -95,10 +95,32 @@ async function startAt(base, buildDir, extraArgs) {
     await sleep(200);
   }
 
+  // Node n (beyond the first 3) started with --join 1: it waits until the
+  // leader adds it. Resolves with its addresses once it serves HTTP.
+  async function startJoining(n) {
+    const log = fs.openSync(path.join(dir, `node${n}.log`), "a");
+    const p = spawn(
+      cairnd,
+      ["--id", String(n), "--data-dir", path.join(dir, `node${n}`), "--raft-addr", raft(n),
+       "--client-addr", client(n), "--http-addr", httpAddr(n), "--join", "1", ...extraArgs],
+      { stdio: ["ignore", log, log] },
+    );
+    fs.closeSync(log);
+    procs.set(n, p);
+    p.on("exit", () => procs.delete(n));
+    const until = Date.now() + ready_timeout_ms;
+    while ((await httpStatus(`http://${httpAddr(n)}/health`)) !== 200) {
+      if (!procs.has(n) || Date.now() > until) throw new Error(`joining node ${n} does not serve /health`);
+      await sleep(100);
+    }
+    return { url: `http://${httpAddr(n)}`, address: `${raft(n)}/${client(n)}` };
+  }
+
   return {
     urls: ids.map((n) => `http://${httpAddr(n)}`),
     dir,
     kill: (n) => procs.get(n)?.kill("SIGKILL"),
+    startJoining,
     stop,
   };
 }

@@ -372,6 +372,38 @@ try {
   }
   await get(u, "/console/no-such-file.js", { status: 404 });
 
+  // Membership: node 4 joins as a standby, is promoted, leads for a moment,
+  // is demoted and removed (it stops by itself).
+  const joining = await cluster.startJoining(4);
+  const alone = await get(joining.url, "/v1/members", { status: 200 });
+  if (alone.json?.joining !== true || alone.json?.members?.length !== 0) fail(`GET /v1/members of a joining node: ${alone.text.slice(0, 300)}`);
+  await get(cluster.urls[others[0] - 1], "/v1/members", { status: 200 });
+  await check(u, "POST", "/v1/members", { body: { id: "x", address: joining.address }, status: 400 });
+  await check(u, "POST", "/v1/members", { body: { id: 9, address: "127.0.0.1:1/127.0.0.1:2" }, status: 503, note: "unreachable" });
+  await check(u, "POST", "/v1/members", { body: { id: 4, address: joining.address }, status: 200 });
+  await check(u, "POST", "/v1/members", { body: { id: 4, address: joining.address }, status: 400, note: "a member already" });
+  const caughtBy = Date.now() + 20000;
+  for (;;) {
+    const list = await get(u, "/v1/members", { status: 200 });
+    if (list.json?.members?.find((m) => m.id === 4)?.caught_up === true) break;
+    if (Date.now() > caughtBy) {
+      fail(`node 4 did not catch up: ${list.text.slice(0, 300)}`);
+      break;
+    }
+    await sleep(100);
+  }
+  await check(u, "POST", "/v1/members/4", { body: { role: "leader" }, status: 400 });
+  await check(u, "POST", "/v1/members/9", { body: { role: "voter" }, status: 404 });
+  await check(u, "POST", "/v1/members/4", { body: { role: "voter" }, status: 200 });
+  await check(u, "POST", "/v1/leader/transfer?to=x", { status: 400 });
+  await check(u, "POST", "/v1/leader/transfer?to=9", { status: 404 });
+  await check(u, "POST", "/v1/leader/transfer?to=4", { status: 200 });
+  await check(joining.url, "POST", `/v1/leader/transfer?to=${leaderId}`, { status: 200 });
+  await check(u, "POST", "/v1/members/4", { body: { role: "standby" }, status: 200 });
+  await check(u, "DELETE", "/v1/members/9", { status: 404 });
+  await check(u, "DELETE", "/v1/members/x", { status: 400 });
+  await check(u, "DELETE", "/v1/members/4", { status: 200 });
+
   // Backups: this cluster has no --backup-url. Its status says so; the
   // actions are refused.
   const off = await get(u, "/v1/backup", { status: 200 });
@@ -431,7 +463,13 @@ try {
     check(u, "POST", "/v1/compact", { body: { revision: 1 }, status: 503 }),
     check(u, "PUT", "/v1/retention/oa/", { body: { versions: 1 }, status: 503 }),
     check(u, "DELETE", "/v1/retention/keep/", { status: 503 }),
+    check(u, "POST", "/v1/members", { body: { id: 5, address: "127.0.0.1:1/127.0.0.1:2" }, status: 503 }),
+    check(u, "POST", `/v1/members/${others[0]}`, { body: { role: "standby" }, status: 503 }),
+    check(u, "DELETE", `/v1/members/${others[0]}`, { status: 503 }),
+    check(u, "POST", "/v1/leader/transfer", { status: 503 }),
   ]);
+  // Any node lists its own view, leader or not.
+  await get(u, "/v1/members", { status: 200 });
   // Stale reads need no leader, unless they bound the staleness: without
   // a leader this node's has no bound.
   await get(u, "/v1/kv/oa/bin?stale=true", { status: 404 });

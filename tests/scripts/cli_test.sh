@@ -278,4 +278,27 @@ a2"
 }
 watch_test
 
+# member list / leader transfer, and what member changes refuse (the changes
+# themselves are tests/integration/it_member_*'s)
+member_test() {
+  local out leader other
+  out=$("$ctl" member list)
+  [[ $(grep -c " voter " <<<"$out") -eq 3 ]] || fail "member list shows 3 voters: $out"
+  grep -q "leader .*caught up" <<<"$out" || fail "member list shows the leader caught up: $out"
+  "$ctl" member list --json | grep -q '"members":\[{"id":1,"role":"voter"' || fail "member list --json"
+  leader=$("$ctl" member list --json | sed -n 's/.*"leader_id":\([0-9]*\).*/\1/p')
+  other=$((leader % 3 + 1))
+  out=$("$ctl" leader transfer --to "$other")
+  [[ $out == "node $other leads now (127.0.0.1:2600$other)" ]] || fail "leader transfer --to: $out"
+  "$ctl" leader transfer --json | grep -q '"previous_leader_id":'"$other" || fail "leader transfer --json"
+  expect_fail 1 "CAIRN_ENOTFOUND" -- "$ctl" member remove 9
+  expect_fail 1 "is a voter already" -- "$ctl" member promote 1
+  expect_fail 1 "cannot be reached" -- "$ctl" member add 9 127.0.0.1:1/127.0.0.1:2
+  expect_fail 2 "wants a member id" -- "$ctl" member promote x
+  expect_fail 2 "RAFT_HOST:PORT/CLIENT_HOST:PORT" -- "$ctl" member add 9 127.0.0.1:1
+  expect_fail 2 "unknown verb" -- "$ctl" member frob 1
+  expect_fail 2 "leader transfer" -- "$ctl" leader elect
+}
+member_test
+
 echo "cli_test: ok"

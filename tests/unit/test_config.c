@@ -226,6 +226,16 @@ static void test_required_and_cross_checks(void **state)
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--heartbeat-timeout-ms", "9223372036854775808");
     expect_error(&p, "--election-timeout-ms", NULL);
 
+    /* --join is a switch, and a joining node gets its data from the
+     * cluster, not from a backup. */
+    assert_int_equal(PARSE(&p, "--id", "4", "--data-dir", "/d", "--join", "1"), 0);
+    assert_int_equal(p.c.join, 1);
+    config_free(&p.c);
+    PARSE(&p, "--id", "4", "--data-dir", "/d", "--join", "2");
+    expect_error(&p, "--join is 0 or 1", NULL);
+    PARSE(&p, "--id", "4", "--data-dir", "/d", "--join", "1", "--restore-from", "file:///b");
+    expect_error(&p, "--join and --restore-from", NULL);
+
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--snapshot-threshold", "0");
     expect_error(&p, "--snapshot-threshold", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--install-snapshot-timeout-ms", "0");

@@ -1424,6 +1424,66 @@ static void test_backup_request_malformed_verbs(void **state)
     }
 }
 
+/* MEMBER and TRANSFER: a verb bounded like BACKUP's, an id in number, an
+ * address in op.value; their answers carry JSON text like BACKUP's. */
+static void test_member_requests_and_answers(void **state)
+{
+    static const char *const verbs[] = {"list", "add", "promote", "demote", "remove"};
+    static const char list_json[] = "{\"id\": 1, \"members\": []}";
+    struct proto_request req;
+    struct proto_request out;
+    struct proto_response r;
+    struct buf b;
+    const char *payload;
+    size_t len;
+    size_t n = 0;
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        memset(&req, 0, sizeof(req));
+        req.id = 200 + i;
+        req.type = PROTO_MEMBER;
+        req.op = make_op(0, verbs[i], i == 1 ? "127.0.0.1:7104/127.0.0.1:7004" : "");
+        req.number = 4;
+        assert_request_round_trips(&req);
+    }
+    memset(&req, 0, sizeof(req));
+    req.id = 210;
+    req.type = PROTO_TRANSFER;
+    req.op = make_op(0, "", "");
+    req.number = 3;
+    assert_request_round_trips(&req);
+    /* An empty or overlong verb does not decode. */
+    memset(&req, 0, sizeof(req));
+    req.id = 211;
+    req.type = PROTO_MEMBER;
+    req.op = make_op(0, "", "");
+    encode_request(&b, &req, &payload, &len);
+    assert_int_equal(decode_bytes(payload, len, &out), CAIRN_EMALFORMED);
+    buf_free(&b);
+    req.op = make_op(0, "seventeen-bytes!!", "");
+    encode_request(&b, &req, &payload, &len);
+    assert_int_equal(decode_bytes(payload, len, &out), CAIRN_EMALFORMED);
+    buf_free(&b);
+    /* Both answers carry their text. */
+    for (i = 0; i < 2; i++) {
+        uint8_t type = i == 0 ? PROTO_MEMBER : PROTO_TRANSFER;
+        assert_true(proto_type_has_text(type));
+        buf_init(&b);
+        assert_int_equal(proto_encode_text(&b, 40 + i, type, 7, list_json, sizeof(list_json) - 1),
+                         0);
+        assert_int_equal(proto_frame_peek(b.data, b.len, PROTO_FRAME_SIZE_MAX, &n), 1);
+        assert_int_equal(decode_response_copy(b.data + 4, n, &r), 0);
+        assert_int_equal(r.type, type);
+        assert_non_null(r.text);
+        assert_string_equal(r.text, list_json);
+        proto_response_free(&r);
+        buf_free(&b);
+    }
+    assert_false(proto_type_has_text(PROTO_GET));
+    assert_false(proto_type_has_text(PROTO_STATUS));
+}
+
 static const char backup_json[] = "{\"enabled\": true, \"url\": \"file:///var/backups/cairn\", "
                                   "\"snapshots\": [], \"window\": null, \"failures\": 0}";
 
@@ -2204,6 +2264,7 @@ int main(void)
         cmocka_unit_test(test_init_and_backup_requests_round_trip),
         cmocka_unit_test(test_backup_request_malformed_verbs),
         cmocka_unit_test(test_backup_response_round_trip),
+        cmocka_unit_test(test_member_requests_and_answers),
         cmocka_unit_test(test_backup_response_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
