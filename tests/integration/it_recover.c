@@ -14,6 +14,8 @@
  *  - it logged the recovery;
  *  - restarted with the flag still given, it does not apply it again (the
  *    marker file), says so, and still serves everything;
+ *  - the two wiped nodes join again (--join 1, member add, promote), and the
+ *    cluster is back to three voters holding every write;
  *  - the flag is refused on a data directory that holds nothing, and a
  *    member list that does not name the node is refused.
  */
@@ -23,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "members.h"
 
 #define WRITES 100
 
@@ -36,9 +39,12 @@ static void value_of(unsigned i, char *value, size_t len)
     snprintf(value, len, "value %u", i);
 }
 
-static void check_all(struct it_cluster *c, unsigned id, const uint64_t *revs)
+/* Every acknowledged write, read from node id's own state (stale) or
+ * through the leader (linearizable). */
+static void check_all(struct it_cluster *c, unsigned id, const uint64_t *revs, bool stale)
 {
     cairn_client *cl = it_client(c, id, 5000);
+    struct cairn_get_opts opts = {.stale = stale};
     unsigned i;
     for (i = 0; i < WRITES; i++) {
         char key[32];
@@ -46,7 +52,7 @@ static void check_all(struct it_cluster *c, unsigned id, const uint64_t *revs)
         struct cairn_result *r = NULL;
         key_of(i, key, sizeof(key));
         value_of(i, value, sizeof(value));
-        IT_ASSERT_OK(cairn_get(cl, key, strlen(key), NULL, &r), cl);
+        IT_ASSERT_OK(cairn_get(cl, key, strlen(key), &opts, &r), cl);
         IT_ASSERT(r->ops[0].n_kvs == 1 && r->ops[0].kvs[0].value_len == strlen(value) &&
                       memcmp(r->ops[0].kvs[0].value, value, strlen(value)) == 0,
                   "%s lost or changed", key);
@@ -178,7 +184,7 @@ int main(void)
     }
     IT_ASSERT(members(c, leader) == 1, "the configuration still lists %u members",
               members(c, leader));
-    check_all(c, leader, revs);
+    check_all(c, leader, revs, false);
     put_ok(c, leader, "rc/after", "written after the recovery");
     it_log("node %u leads alone, holds every acknowledged write and commits new ones", leader);
 
@@ -194,9 +200,35 @@ int main(void)
                   "the restart applied --recover-members again, or said nothing");
         free(tail);
     }
-    check_all(c, leader, revs);
+    check_all(c, leader, revs, false);
     put_ok(c, leader, "rc/after2", "and after a restart");
     it_log("restarted with the flag still given: not applied again");
+
+    /* Back to three voters: the wiped nodes join as new members. */
+    for (i = 1; i <= 3; i++) {
+        if (i == leader) {
+            continue;
+        }
+        it_member_start_joining(c, i);
+        it_member_ensure(c, "add", i);
+        it_members_wait_caught_up(c, i, 60000);
+        it_member_ensure(c, "promote", i);
+    }
+    {
+        struct it_members m;
+        unsigned voters = 0;
+        size_t k;
+        it_members_wait(c, &m, 10000);
+        for (k = 0; k < m.n; k++) {
+            voters += strcmp(m.members[k].role, "voter") == 0;
+        }
+        IT_ASSERT(m.n == 3 && voters == 3, "%zu members, %u voters after the re-adds", m.n, voters);
+    }
+    it_wait_converged(c, 30000);
+    for (i = 1; i <= 3; i++) {
+        check_all(c, i, revs, true);
+    }
+    it_log("the wiped nodes joined again: three voters, every write on each");
 
     /* Misuse is refused before anything is touched. */
     {
