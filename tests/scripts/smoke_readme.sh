@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command, used as a newcomer would: up (which prints the
 # console's URL), write, read, the same over HTTP, the console's page,
-# status (with each node's HTTP URL), down, up again (restart from existing
+# status (with each node's HTTP URL), the member list, a leader transfer, a
+# min-revision read on a follower, down, up again (restart from existing
 # data), read, wipe. Runs on ports 27001-27003 / 27101-27103 / 27201-27203
 # so that a developer's own cluster is safe.
 set -euo pipefail
@@ -25,6 +26,15 @@ curl -sf http://127.0.0.1:27201/ | grep -i "<title>" >/dev/null
 status_out=$("$cluster" status)
 grep leader <<<"$status_out" >/dev/null
 for i in 1 2 3; do grep -F "http://127.0.0.1:2720$i" <<<"$status_out" >/dev/null; done
+# The README's membership, transfer and min-revision lines.
+[[ $("$ctl" member list | grep -c voter) -eq 3 ]]
+before=$("$ctl" --json member list | grep -o '"leader_id":[0-9]*' | head -1)
+"$ctl" leader transfer >/dev/null
+after=$("$ctl" --json member list | grep -o '"leader_id":[0-9]*' | head -1)
+[[ -n $before && $before != "$after" ]]
+rev=$("$ctl" put greeting hi | grep -o 'revision=[0-9]*' | cut -d= -f2)
+[[ $("$ctl" --endpoints 127.0.0.1:27002 get greeting --min-revision "$rev") == hi ]]
+"$ctl" put greeting hello >/dev/null
 for i in $(seq 1 20); do "$ctl" put "k/$i" "v$i" >/dev/null; done
 "$cluster" down
 "$cluster" up
