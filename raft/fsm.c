@@ -74,6 +74,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 
     *result = NULL;
     f->applied_commands++;
+    f->applied_bytes += buf->len;
     f->reply.len = 0;
     f->reply_code = 0;
     if (!entry_parse(buf->base, buf->len, &origin, &time_ms, &payload, &len)) {
@@ -256,4 +257,28 @@ void fsm_close(struct fsm *f)
 {
     kv_close(&f->kv);
     buf_free(&f->reply);
+}
+
+#define FSM_VERSION_OVERHEAD_BYTES 48 /* a version's fixed fields, encoded */
+#define FSM_THRESHOLD_MAX (1ull << 30)
+
+uint64_t fsm_snapshot_threshold(uint64_t min_entries, uint64_t log_percent, uint64_t state_bytes,
+                                uint64_t entry_bytes)
+{
+    uint64_t want;
+    if (log_percent == 0 || entry_bytes == 0) {
+        return min_entries;
+    }
+    /* state_bytes * log_percent / 100 / entry_bytes without overflow: state
+     * sizes stay far below 2^57 bytes, and the percentage below 2^7 * 100. */
+    want = state_bytes / 100 * log_percent / entry_bytes;
+    if (want > FSM_THRESHOLD_MAX) {
+        want = FSM_THRESHOLD_MAX;
+    }
+    return want > min_entries ? want : min_entries;
+}
+
+uint64_t fsm_state_bytes(const struct fsm *f)
+{
+    return f->kv.value_bytes + f->kv.total_versions * FSM_VERSION_OVERHEAD_BYTES;
 }

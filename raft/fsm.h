@@ -58,6 +58,7 @@ struct fsm
     struct kv_capture *capture; /* owned: the snapshot being encoded, if any */
     int reply_code;             /* 0 or the CAIRN_E* code of the reply packed last */
     uint64_t applied_commands;
+    uint64_t applied_bytes; /* of those commands' log entries */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
     uint64_t snapshot_started_ns; /* when the snapshot in progress was captured */
@@ -68,6 +69,20 @@ struct fsm
 };
 
 int fsm_init(struct fsm *f, raft_id id);
+
+/* How many entries raft should let pass between snapshots: at least
+ * min_entries, and enough that the log since the last snapshot holds
+ * log_percent % of state_bytes, at entry_bytes per entry on average (the
+ * log's bytes over its entries so far). A snapshot rewrites the whole state,
+ * so taking one every min_entries entries of a state of hundreds of MB
+ * writes that much to disk every few seconds under load, stalling the log's
+ * own fsyncs. Capped so that it fits raft's unsigned threshold. */
+uint64_t fsm_snapshot_threshold(uint64_t min_entries, uint64_t log_percent, uint64_t state_bytes,
+                                uint64_t entry_bytes);
+
+/* The key space's size as a snapshot sees it: keys and values plus a
+ * version's fixed fields. */
+uint64_t fsm_state_bytes(const struct fsm *f);
 void fsm_close(struct fsm *f);
 
 /* Build a log entry for payload (a request as received) into a buffer from

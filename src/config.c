@@ -210,8 +210,13 @@ static int check(const struct config *c, char *errmsg, size_t errmsg_len)
              "from the cluster");
         return -1;
     }
-    if (c->snapshot_threshold == 0) {
-        errf(errmsg, errmsg_len, "--snapshot-threshold must be positive");
+    if (c->snapshot_threshold == 0 || c->snapshot_threshold > UINT32_MAX) {
+        errf(errmsg, errmsg_len, "--snapshot-threshold must be 1 to 4294967295");
+        return -1;
+    }
+    if (c->snapshot_log_percent > 10000) {
+        errf(errmsg, errmsg_len,
+             "--snapshot-log-percent is at most 10000 (a log a hundred times the state)");
         return -1;
     }
     if (c->max_key_bytes == 0 || c->max_txn_ops == 0) {

@@ -31,6 +31,10 @@
     X(election_timeout_ms, U64, "1000", "Raft election timeout")                                   \
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                 \
     X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")    \
+    X(snapshot_log_percent, U64, "50",                                                             \
+      "and wait until the log since the last snapshot holds this percentage of the state's size, " \
+      "so that a large state is not rewritten every --snapshot-threshold entries (0: entries "     \
+      "only)")                                                                                     \
     X(snapshot_trailing, U64, "8192", "log entries kept after a snapshot for slow followers")      \
     X(install_snapshot_timeout_ms, U64, "10000",                                                   \
       "how long a leader waits for a follower to install a snapshot before sending it again")      \
@@ -81,6 +85,9 @@
     X(backup_part_size, U64, "8388608",                                                            \
       "S3 objects larger than this go up in a multipart upload of parts this size (at least "      \
       "5 MiB)")                                                                                    \
+    X(backup_snapshot_rate, U64, "50331648",                                                       \
+      "bytes/s a snapshot is uploaded at most (0: no limit), so that its upload takes the "        \
+      "store's CPU and the node's a little at a time; the log archive is never limited")           \
     X(backup_snapshot_interval_ms, U64, "3600000",                                                 \
       "how often the leader uploads a snapshot when the store changed (0: only on demand)")        \
     X(backup_ship_interval_ms, U64, "500",                                                         \

@@ -1042,6 +1042,8 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
     if (store_options(c, &opt, errmsg, len) != 0) {
         return -1;
     }
+    /* Only snapshots are uploaded from a file; segments go from memory. */
+    opt.put_file_rate = c->backup_snapshot_rate;
     for (i = 0; i < 2; i++) {
         d->lanes[i].d = d;
         if (objstore_open(c->backup_url, &opt, &d->lanes[i].store, err, sizeof(err)) != 0) {

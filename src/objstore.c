@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ struct objstore
     char *dir;              /* owned; file: the root directory, no trailing '/' */
     struct objstore_s3 *s3; /* owned; S3 */
     unsigned long tmp_seq;  /* file: makes temporary names unique in this process */
+    uint64_t put_file_rate; /* file: bytes/s for objstore_put_file, 0: no limit */
 };
 
 /* Copying between a file and a file, or reading, goes by this much. */
@@ -227,9 +229,37 @@ static int pread_all(int fd, char *data, size_t len, off_t off)
     return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep until `done` bytes since started_ns are within `rate` bytes/s. */
+static void pace(uint64_t started_ns, uint64_t done, uint64_t rate)
+{
+    uint64_t due;
+    uint64_t now;
+    struct timespec ts;
+    if (rate == 0) {
+        return;
+    }
+    due = started_ns + (uint64_t)((double)done * 1e9 / (double)rate);
+    now = mono_ns();
+    if (due <= now) {
+        return;
+    }
+    ts.tv_sec = (time_t)((due - now) / 1000000000u);
+    ts.tv_nsec = (long)((due - now) % 1000000000u);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 static int file_put(struct objstore *s, const char *name, const void *data, int src_fd, size_t len,
                     char *err, size_t errlen)
 {
+    uint64_t started_ns = 0;
     int rc = -1;
     char *path = path_join(s->dir, name);
     char *tmp = NULL;
@@ -264,6 +294,7 @@ static int file_put(struct objstore *s, const char *name, const void *data, int 
             goto out_unlink;
         }
     } else {
+        started_ns = mono_ns();
         chunk = cairn_malloc(FILE_CHUNK_BYTES);
         if (chunk == NULL) {
             err_set(err, errlen, "out of memory");
@@ -281,6 +312,7 @@ static int file_put(struct objstore *s, const char *name, const void *data, int 
                 goto out_unlink;
             }
             off += n;
+            pace(started_ns, off, s->put_file_rate);
         }
     }
     if (fsync(fd) != 0) {
@@ -644,6 +676,7 @@ int objstore_open(const char *url, const struct objstore_options *opt, struct ob
         return -1;
     }
     int rc;
+    s->put_file_rate = opt != NULL ? opt->put_file_rate : 0;
     if (strncmp(url, "file://", 7) == 0) {
         s->kind = OBJSTORE_FILE;
         rc = open_file(s, url, err, errlen);

@@ -68,6 +68,10 @@ struct objstore_options
      * [wait/2, wait]. */
     unsigned retries;
     size_t part_size; /* multipart part size; 0: 8 MiB; at least 5 MiB */
+    /* Uploads of objects read from a file (objstore_put_file) go no faster
+     * than this many bytes/s (0: no limit): a snapshot's upload then takes
+     * the store's CPU, and ours, a little at a time. */
+    uint64_t put_file_rate;
 };
 
 /* Opens the store at url: "file:///abs/dir" (the directory must exist) or

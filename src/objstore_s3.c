@@ -75,6 +75,8 @@ struct objstore_s3
     long timeout_ms;
     unsigned retries;
     size_t part_size;
+    uint64_t put_file_rate; /* bytes/s for uploads from a file; 0: no limit */
+    uint64_t send_rate;     /* the request being sent: put_file_rate or 0 */
     unsigned page_size;     /* max-keys for ListObjectsV2; 0: S3's default */
     CURL *curl;             /* owned; reused so connections are kept alive */
     struct buf body;        /* the last response's body */
@@ -530,6 +532,8 @@ static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *
                 curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, s3_seek_cb);
                 curl_easy_setopt(c, CURLOPT_SEEKDATA, &upload);
                 curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+                /* libcurl paces the body itself, so the store gets it evenly. */
+                curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s->send_rate);
                 break;
             case S3_POST:
                 curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -773,6 +777,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     s->timeout_ms = opt->timeout_ms != 0 ? (long)opt->timeout_ms : S3_TIMEOUT_MS_DEFAULT;
     s->retries = opt->retries != 0 ? opt->retries : S3_RETRIES_DEFAULT;
     s->part_size = opt->part_size != 0 ? opt->part_size : S3_PART_BYTES_DEFAULT;
+    s->put_file_rate = opt->put_file_rate;
     if (s->part_size < S3_PART_BYTES_MIN) {
         err_set(err, errlen, "part size %zu is below S3's minimum of 5 MiB", s->part_size);
         goto fail;
@@ -1053,11 +1058,15 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
     struct put_source src = {.data = data, .fd = data != NULL ? -1 : fd};
     /* S3 allows at most 10000 parts: grow the parts of a huge object. */
     size_t part = s->part_size;
+    int rc;
     if (len / part >= S3_PARTS_MAX) {
         part = (len + S3_PARTS_MAX - 1) / S3_PARTS_MAX;
     }
     if (len > part) {
-        return put_multipart(s, name, &src, len, part, err, errlen);
+        s->send_rate = data == NULL ? s->put_file_rate : 0;
+        rc = put_multipart(s, name, &src, len, part, err, errlen);
+        s->send_rate = 0;
+        return rc;
     }
     const char *body = "";
     if (len > 0 && source_read(s, &src, 0, len, &body, err, errlen) != 0) {
@@ -1069,7 +1078,9 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
         return -1;
     }
     long status;
-    int rc = s3_request(s, S3_PUT, url, body, len, "PUT", &status, err, errlen);
+    s->send_rate = data == NULL ? s->put_file_rate : 0;
+    rc = s3_request(s, S3_PUT, url, body, len, "PUT", &status, err, errlen);
+    s->send_rate = 0;
     cairn_free(url);
     return rc;
 }

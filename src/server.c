@@ -1107,6 +1107,32 @@ static void propose_init(struct server *s)
     }
 }
 
+/* --snapshot-log-percent: raft takes a snapshot every `threshold` applied
+ * entries; keep that in step with the state's size (fsm.h). Entries that
+ * carry no command (barriers) count in raft's index but hold no bytes, so
+ * the average is over the index. */
+static void adapt_snapshot_threshold(struct server *s)
+{
+    uint64_t applied = raft_last_applied(&s->raft);
+    uint64_t want;
+    uint64_t have = s->raft.snapshot.threshold;
+    if (s->threshold_base_index == 0) {
+        s->threshold_base_index = applied;
+        s->threshold_base_bytes = s->fsm.applied_bytes;
+        return;
+    }
+    if (applied < s->threshold_base_index + 1024) {
+        return; /* too few entries for an average */
+    }
+    want = fsm_snapshot_threshold(
+        s->cfg->snapshot_threshold, s->cfg->snapshot_log_percent, fsm_state_bytes(&s->fsm),
+        (s->fsm.applied_bytes - s->threshold_base_bytes) / (applied - s->threshold_base_index) + 1);
+    /* Small drifts are not worth following. */
+    if (want > have + have / 8 || want + want / 8 < have) {
+        raft_set_snapshot_threshold(&s->raft, (unsigned)want);
+    }
+}
+
 static void ticker_cb(uv_timer_t *h)
 {
     struct server *s = h->data;
@@ -1133,6 +1159,7 @@ static void ticker_cb(uv_timer_t *h)
         server_stop(s);
     }
     watch_hub_tick(&s->hub);
+    adapt_snapshot_threshold(s);
     note_fresh(s);
     if (leader != s->last_leader) {
         if (leader != 0) {

@@ -48,6 +48,9 @@ struct server
     uv_loop_t *loop;    /* borrowed */
     struct config *cfg; /* borrowed */
     enum server_state state;
+    /* Where the average entry size for --snapshot-log-percent starts. */
+    uint64_t threshold_base_index;
+    uint64_t threshold_base_bytes;
     char address[512]; /* ours, as stored in the Raft configuration */
     struct raft raft;
     struct raft_io io;

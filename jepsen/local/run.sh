@@ -199,7 +199,7 @@ start_node() {
   ip netns exec "$(ns_of "$i")" "$cairnd" --id "$i" --data-dir "$results/node$i" \
     --raft-addr "$(ip_of "$i"):7101" --client-addr "$(ip_of "$i"):7001" \
     --http-addr "$(ip_of "$i"):8001" \
-    --initial-cluster "$initial" --snapshot-threshold "$snap_threshold" \
+    --initial-cluster "$initial" --snapshot-threshold "$snap_threshold" --snapshot-log-percent 0 \
     --snapshot-trailing "$((snap_threshold / 4))" ${backup_args[@]+"${backup_args[@]}"} \
     >>"$results/node$i.log" 2>&1 &
   pid[$i]=$!

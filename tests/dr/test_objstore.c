@@ -625,6 +625,54 @@ static int run_list(const char *prefix)
     return failures == 0 ? 0 : 1;
 }
 
+/* put_file_rate: an upload from a file goes no faster than the limit
+ * (single request and multipart alike); objstore_put from memory is not
+ * limited. The lower bound on time is what the limit guarantees. */
+static void test_rate(void)
+{
+    struct objstore_options o = base_opt;
+    size_t len = (size_t)12 << 20; /* 12 MiB: three 5 MiB parts on S3 */
+    char *big = malloc(len);
+    char err[512] = "";
+    char path[] = "/tmp/cairn-objstore-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    unlink(path);
+    fill(big, len, 77);
+    CHECK(write(fd, big, len) == (ssize_t)len, "write");
+    o.part_size = (size_t)5 << 20;
+    o.put_file_rate = (uint64_t)16 << 20; /* 16 MiB/s: at least 0.75 s */
+    struct objstore *s = open_store(store_url, &o);
+    double t0 = now_s();
+    int rc = objstore_put_file(s, "rate/file", fd, len, err, sizeof err);
+    double dt = now_s() - t0;
+    CHECK(rc == 0, "put_file at 16 MiB/s: %s", err);
+    CHECK(dt >= 0.70, "12 MiB at 16 MiB/s took only %.2f s", dt);
+    printf("  put_file 12 MiB at 16 MiB/s: %.2f s\n", dt);
+    expect_object(s, "rate/file", big, len);
+    /* One request below the part size is paced too. */
+    t0 = now_s();
+    rc = objstore_put_file(s, "rate/small", fd, (size_t)4 << 20, err, sizeof err);
+    dt = now_s() - t0;
+    CHECK(rc == 0, "put_file 4 MiB at 16 MiB/s: %s", err);
+    CHECK(dt >= 0.22, "4 MiB at 16 MiB/s took only %.2f s", dt);
+    /* From memory: no limit. At 1 MiB/s, 2 MiB would take 2 s. */
+    struct objstore_options slow = o;
+    slow.put_file_rate = (uint64_t)1 << 20;
+    struct objstore *s1 = open_store(store_url, &slow);
+    t0 = now_s();
+    rc = objstore_put(s1, "rate/memory", big, (size_t)2 << 20, err, sizeof err);
+    dt = now_s() - t0;
+    CHECK(rc == 0 && dt < 1.5, "put from memory: rc %d, %.2f s: %s", rc, dt, err);
+    objstore_close(s1);
+    objstore_delete(s, "rate/file", err, sizeof err);
+    objstore_delete(s, "rate/small", err, sizeof err);
+    objstore_delete(s, "rate/memory", err, sizeof err);
+    objstore_close(s);
+    close(fd);
+    free(big);
+}
+
 int main(int argc, char **argv)
 {
     int auth_failure = 0;
@@ -683,6 +731,8 @@ int main(int argc, char **argv)
     test_round_trip(s);
     printf("large (multipart)\n");
     test_large(s5);
+    printf("rate limit\n");
+    test_rate();
     printf("list\n");
     test_list(s);
     printf("paging\n");

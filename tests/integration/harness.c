@@ -86,6 +86,8 @@ void it_log(const char *fmt, ...)
 const char *const it_small_snapshot_flags[] = {
     "--snapshot-threshold",
     "64",
+    "--snapshot-log-percent",
+    "0",
     "--snapshot-trailing",
     "16",
     "--segment-size-bytes",

@@ -238,6 +238,10 @@ static void test_required_and_cross_checks(void **state)
 
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--snapshot-threshold", "0");
     expect_error(&p, "--snapshot-threshold", NULL);
+    PARSE(&p, "--id", "1", "--data-dir", "/d", "--snapshot-threshold", "4294967296");
+    expect_error(&p, "--snapshot-threshold", NULL);
+    PARSE(&p, "--id", "1", "--data-dir", "/d", "--snapshot-log-percent", "10001");
+    expect_error(&p, "--snapshot-log-percent", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--install-snapshot-timeout-ms", "0");
     expect_error(&p, "--install-snapshot-timeout-ms", NULL);
     PARSE(&p, "--id", "1", "--data-dir", "/d", "--max-txn-ops", "0");
