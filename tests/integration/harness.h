@@ -119,8 +119,8 @@ struct it_cluster
 };
 
 /* Extra cairnd flags (NULL-terminated, for it_cluster_new()) that make nodes
- * snapshot every 64 entries (whatever the state's size: --snapshot-log-percent 0), keep 16 entries behind a snapshot and cut
- * 64 KiB log segments: a test's thousand writes then cross many snapshots
+ * snapshot every 64 entries (whatever the state's size: --snapshot-log-percent 0), keep 16 entries
+ * behind a snapshot and cut 64 KiB log segments: a test's thousand writes then cross many snapshots
  * and compact the log, so a node that fell behind must catch up (or a
  * watch must restore) from a snapshot rather than from the log. */
 extern const char *const it_small_snapshot_flags[];
