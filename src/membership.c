@@ -932,19 +932,6 @@ static int handle_transfer(struct membership *m, struct session *session,
     return 0;
 }
 
-static int redirect(struct membership *m, struct session *session, const struct proto_request *req)
-{
-    const char *leader = server_leader_client_address(m->srv);
-    if (leader == NULL) {
-        session_send_error(session, req->id, req->type, CAIRN_ENOLEADER,
-                           "no leader known: the cluster is electing one or has lost its majority",
-                           NULL);
-        return CAIRN_ENOLEADER;
-    }
-    session_send_error(session, req->id, req->type, CAIRN_ENOTLEADER, "not the leader", leader);
-    return CAIRN_ENOTLEADER;
-}
-
 static bool verb_is(const struct proto_request *req, const char *verb)
 {
     size_t n = strlen(verb);
@@ -967,7 +954,7 @@ int membership_handle(struct membership *m, struct session *session,
                       "unknown member verb (list, add, promote, demote or remove)", NULL);
     }
     if (!is_leader(m)) {
-        return redirect(m, session, req);
+        return server_redirect(m->srv, session, req);
     }
     if (req->type == PROTO_TRANSFER) {
         return handle_transfer(m, session, req);

@@ -620,7 +620,7 @@ static int propose(struct server *s, struct session *session, const struct proto
     return 0;
 }
 
-static int redirect(struct server *s, struct session *session, const struct proto_request *req)
+int server_redirect(struct server *s, struct session *session, const struct proto_request *req)
 {
     const char *leader = server_leader_client_address(s);
     if (leader == NULL) {
@@ -808,7 +808,7 @@ void server_handle_request(struct server *s, struct session *session, const char
     if (s->state == SERVER_LINGERING && req.type != PROTO_STATUS && req.type != PROTO_METRICS &&
         raft_state(&s->raft) != RAFT_LEADER && server_leader_client_address(s) != NULL) {
         /* Handed over: send the client to the new leader (nothing applied). */
-        rv = redirect(s, session, &req);
+        rv = server_redirect(s, session, &req);
         goto out;
     }
     if (s->state != SERVER_RUNNING && req.type != PROTO_STATUS && req.type != PROTO_METRICS) {
@@ -836,7 +836,7 @@ void server_handle_request(struct server *s, struct session *session, const char
             if (leader) {
                 dr_handle(&s->dr, session, &req);
             } else {
-                rv = redirect(s, session, &req);
+                rv = server_redirect(s, session, &req);
             }
             break;
         case PROTO_MEMBER:
@@ -857,7 +857,7 @@ void server_handle_request(struct server *s, struct session *session, const char
                 reads_submit(&s->reads, session, payload, len, req.id, req.type, op, receipt_ns);
                 later = true;
             } else {
-                rv = redirect(s, session, &req);
+                rv = server_redirect(s, session, &req);
             }
             break;
         case PROTO_TXN:
@@ -869,7 +869,7 @@ void server_handle_request(struct server *s, struct session *session, const char
                                  receipt_ns);
                     later = true;
                 } else {
-                    rv = redirect(s, session, &req);
+                    rv = server_redirect(s, session, &req);
                 }
                 break;
             }
@@ -880,7 +880,7 @@ void server_handle_request(struct server *s, struct session *session, const char
                 rv = propose(s, session, &req, payload, len, receipt_ns);
                 later = rv == 0;
             } else {
-                rv = redirect(s, session, &req);
+                rv = server_redirect(s, session, &req);
             }
             break;
     }

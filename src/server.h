@@ -114,4 +114,9 @@ void server_handle_request(struct server *s, struct session *session, const char
  * valid until the next call. */
 const char *server_leader_client_address(struct server *s);
 
+/* Answer a request this node does not serve: CAIRN_ENOTLEADER with the
+ * leader's client address, or CAIRN_ENOLEADER when none is known. Returns
+ * the code sent. */
+int server_redirect(struct server *s, struct session *session, const struct proto_request *req);
+
 #endif /* CAIRN_SERVER_H */

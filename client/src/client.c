@@ -1039,12 +1039,42 @@ int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_
     return rv;
 }
 
+/* The text answer of a BACKUP, MEMBER or TRANSFER call, copied for the caller. */
+static int take_text(struct cairn_client *c, struct proto_response *resp, char **json, size_t *len)
+{
+    char *copy;
+    if (resp->text == NULL) {
+        return set_err(c, CAIRN_EMALFORMED, "the answer carries no text");
+    }
+    copy = malloc(resp->text_len + 1);
+    if (copy == NULL) {
+        return set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of answer", resp->text_len);
+    }
+    /* Plain malloc: the caller frees with free(). */
+    memcpy(copy, resp->text, resp->text_len + 1);
+    *json = copy;
+    if (len != NULL) {
+        *len = resp->text_len;
+    }
+    return 0;
+}
+
+static int text_call(cairn_client *c, struct proto_request *req, const struct call_spec *spec,
+                     char **json, size_t *len)
+{
+    struct proto_response resp;
+    int rv = call_with(c, req, spec, &resp);
+    if (rv == 0) {
+        rv = take_text(c, &resp, json, len);
+        proto_response_free(&resp);
+    }
+    return rv;
+}
+
 int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
 {
     struct proto_request req;
-    struct proto_response resp;
     struct call_spec spec;
-    char *copy = NULL;
     size_t verb_len = verb != NULL ? strlen(verb) : 0;
     int rv;
     if (json != NULL) {
@@ -1072,56 +1102,8 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
     /* Should the node refuse a backup for load, say so at once rather than
      * retry it for as long as a snapshot may take. */
     spec.busy_is_final = true;
-    rv = call_with(c, &req, &spec, &resp);
-    if (rv == 0) {
-        if (resp.text == NULL) {
-            rv = set_err(c, CAIRN_EMALFORMED, "backup response carries no text");
-        } else if ((copy = malloc(resp.text_len + 1)) == NULL) {
-            rv =
-                set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of backup status", resp.text_len);
-        } else {
-            /* Plain malloc: the caller frees with free(). */
-            memcpy(copy, resp.text, resp.text_len + 1);
-            *json = copy;
-            if (len != NULL) {
-                *len = resp.text_len;
-            }
-        }
-        proto_response_free(&resp);
-    }
+    rv = text_call(c, &req, &spec, json, len);
     pthread_mutex_unlock(&c->mu);
-    return rv;
-}
-
-/* The text answer of a MEMBER or TRANSFER call, copied for the caller. */
-static int take_text(struct cairn_client *c, struct proto_response *resp, char **json, size_t *len)
-{
-    char *copy;
-    if (resp->text == NULL) {
-        return set_err(c, CAIRN_EMALFORMED, "membership response carries no text");
-    }
-    copy = malloc(resp->text_len + 1);
-    if (copy == NULL) {
-        return set_err(c, CAIRN_ENOMEM, "no memory for %zu bytes of answer", resp->text_len);
-    }
-    /* Plain malloc: the caller frees with free(). */
-    memcpy(copy, resp->text, resp->text_len + 1);
-    *json = copy;
-    if (len != NULL) {
-        *len = resp->text_len;
-    }
-    return 0;
-}
-
-static int member_call(cairn_client *c, struct proto_request *req, const struct call_spec *spec,
-                       char **json, size_t *len)
-{
-    struct proto_response resp;
-    int rv = call_with(c, req, spec, &resp);
-    if (rv == 0) {
-        rv = take_text(c, &resp, json, len);
-        proto_response_free(&resp);
-    }
     return rv;
 }
 
@@ -1155,7 +1137,7 @@ int cairn_members(cairn_client *c, const char *endpoint, char **json, size_t *le
     req.op.stale = true;
     memset(&spec, 0, sizeof(spec));
     spec.endpoint = endpoint;
-    rv = member_call(c, &req, &spec, json, len);
+    rv = text_call(c, &req, &spec, json, len);
     if (endpoint != NULL) {
         disconnect(c); /* do not stay pinned to that node */
     }
@@ -1203,7 +1185,7 @@ int cairn_member_change(cairn_client *c, const char *verb, uint64_t id, const ch
     /* "Another change is in progress" and "not caught up yet" are answers
      * for the operator, not load to wait out. */
     spec.busy_is_final = true;
-    rv = member_call(c, &req, &spec, json, len);
+    rv = text_call(c, &req, &spec, json, len);
     pthread_mutex_unlock(&c->mu);
     return rv;
 }
@@ -1232,7 +1214,7 @@ int cairn_leader_transfer(cairn_client *c, uint64_t to_id, char **json, size_t *
     spec.is_write = true;
     spec.answer_wait_ms = CAIRN_MEMBER_TIMEOUT_MS;
     spec.busy_is_final = true;
-    rv = member_call(c, &req, &spec, json, len);
+    rv = text_call(c, &req, &spec, json, len);
     /* The node that answered leads no more. */
     c->leader[0] = '\0';
     pthread_mutex_unlock(&c->mu);
