@@ -14,7 +14,8 @@
 # Faults: partition (one, leader, half, ring, oneway in turn), partition-KIND,
 # kill, kill-leader, pause, pause-leader, mixed (a partition plus a kill or
 # pause), rolling (every node restarted in turn with SIGTERM, the leader
-# last), all, none. --backup: every node backs up to RESULTS/backups
+# last), member (a follower removed, wiped, joined again and promoted), all,
+# none. --backup: every node backs up to RESULTS/backups
 # (file://), and the run must end with an archive that verifies and restores
 # to the cluster's final revision and state hash. Exit status: 0 the run is
 # VALID, 1 INVALID, 77 skipped. Needs root (namespaces, iptables).
@@ -66,7 +67,7 @@ while (($#)); do
     --backup) backup=1; shift ;;
     --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -104,13 +105,12 @@ worker="$build/bin/cairn-chaos-worker"
 cairnd="$build/bin/cairnd"
 checker="$build/bin/cairn-check"
 cairnctl="$build/bin/cairnctl"
-if [[ ! -x $worker || ! -x $cairnd || ! -x $checker ]] || { ((backup)) && [[ ! -x $cairnctl ]]; }; then
+if [[ ! -x $worker || ! -x $cairnd || ! -x $checker || ! -x $cairnctl ]]; then
   # The same build the README's commands make; configure it if needed.
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j"$(nproc)" --target cairnd cairn-chaos-worker cairn-check cairnctl >/dev/null
 fi
-needed=("$worker" "$cairnd")
-((backup)) && needed+=("$cairnctl")
+needed=("$worker" "$cairnd" "$cairnctl")
 for b in "${needed[@]}"; do
   [[ -x $b ]] || { echo "run.sh: $b not built (cmake --build $build)" >&2; exit 1; }
 done
@@ -194,9 +194,10 @@ for i in $(seq 1 "$nodes"); do
   ip -n "$ns" link set lo up
 done
 
-start_node() {
+start_node() { # node [extra cairnd flags...]
   local i=$1
-  ip netns exec "$(ns_of "$i")" "$cairnd" --id "$i" --data-dir "$results/node$i" \
+  shift
+  ip netns exec "$(ns_of "$i")" "$cairnd" "$@" --id "$i" --data-dir "$results/node$i" \
     --raft-addr "$(ip_of "$i"):7101" --client-addr "$(ip_of "$i"):7001" \
     --http-addr "$(ip_of "$i"):8001" \
     --initial-cluster "$initial" --snapshot-threshold "$snap_threshold" --snapshot-log-percent 0 \
@@ -419,12 +420,58 @@ start_rolling() {
   proc_ok=$ok
 }
 
+# A membership change under load, the way a node is replaced
+# (docs/operations.md): a random follower is removed from the configuration
+# (the cluster shrinks to N-1 voters) and must stop by itself; its data is
+# wiped; it starts again with --join 1, is added as a standby, catches up and
+# is promoted (the cluster grows back to N). Sets proc_ok and proc_evidence.
+start_member() { # node
+  local v=$1 out list step="" st
+  local addr
+  addr="$(ip_of "$v"):7101/$(ip_of "$v"):7001"
+  proc_ok=0
+  reap_crashed
+  down[$v]=1
+  if ! out=$("$cairnctl" --endpoints "$endpoints" --timeout 30000 member remove "$v" 2>&1); then
+    step="remove: $out"
+  else
+    for _ in $(seq 1 150); do kill -0 "${pid[$v]}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${pid[$v]}" 2>/dev/null; then
+      step="node $v still runs 15 s after its removal"
+      kill -9 "${pid[$v]}" 2>/dev/null
+    fi
+    wait "${pid[$v]}" 2>/dev/null; st=$?
+    if [[ -z $step ]] && { ((st != 0)) || ! grep -q "removed from the cluster" "$results/node$v.log"; }; then
+      step="node $v exited with status $st, without the removal line"
+    fi
+  fi
+  rm -rf "$results/node$v"
+  start_node "$v" --join 1
+  unset "down[$v]"
+  if [[ -z $step ]]; then
+    for _ in $(seq 1 50); do
+      "$cairnctl" --endpoints "$(ip_of "$v"):7001" --timeout 1000 status >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    if ! out=$("$cairnctl" --endpoints "$endpoints" --timeout 30000 member add "$v" "$addr" --voter --catch-up-timeout 60000 2>&1); then
+      step="add: $out"
+    fi
+  fi
+  list=$("$cairnctl" --endpoints "$endpoints" --json member list 2>/dev/null | tr -d '\n')
+  if [[ -z $step ]] && grep -q "\"id\":$v,\"role\":\"voter\"" <<<"$list"; then
+    proc_ok=1
+    proc_evidence="node $v removed (stopped itself, exit 0), wiped, joined, promoted: a voter again"
+  else
+    proc_evidence="node $v: ${step:-not a voter in the member list afterwards}"
+  fi
+}
+
 # faults.tsv: KIND START_NS END_NS VICTIM APPLIED(1|0) MUST_CHANGE_LEADER(1|0) EVIDENCE
 record_fault() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results/faults.tsv"; }
 
 # One fault of the given kind: start, hold for --interval, stop, record.
 run_fault() { # kind
-  local kind=$1 victim t_start dropped applied must_change=0 evidence part second
+  local kind=$1 victim t_start dropped applied must_change=0 evidence part second l
   part_desc="" part_victim=- proc_evidence="" proc_ok=1
   case "$kind" in
     partition-*)
@@ -459,6 +506,16 @@ run_fault() { # kind
         nemesis_event resume "node $victim"
       fi
       record_fault "$kind" "$t_start" "$(now_ns)" "$victim" "$proc_ok" "$must_change" "$proc_evidence"
+      ;;
+    member)
+      victim=$(random_node)
+      l=$(leader)
+      [[ -n $l && $victim == "$l" ]] && victim=$(others "$l" | awk '{print $1}')
+      t_start=$(now_ns)
+      nemesis_event member-remove "node $victim: remove, wipe, join, promote"
+      start_member "$victim"
+      nemesis_event member-done "$proc_evidence"
+      record_fault member "$t_start" "$(now_ns)" "$victim" "$proc_ok" 0 "$proc_evidence"
       ;;
     rolling)
       nemesis_event rolling-restart "every node in turn, the leader last"
@@ -504,8 +561,8 @@ IFS=, read -ra wanted <<<"$faults"
 for f in "${wanted[@]}"; do
   case "$f" in
     partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
-    kill|kill-leader|pause|pause-leader|mixed|rolling) families+=("$f") ;;
-    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed) ;;
+    kill|kill-leader|pause|pause-leader|mixed|rolling|member) families+=("$f") ;;
+    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed member) ;;
     none) ;;
     *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
   esac
