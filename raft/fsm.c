@@ -1,6 +1,7 @@
 #include "fsm.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,33 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
     return 0;
 }
 
+static void *free_main(void *p)
+{
+    cairn_free(p);
+    return NULL;
+}
+
+/* Free a large block on a thread of its own. Giving 100-200 MB back to the
+ * kernel (munmap) took 9 ms on the loop thread, stalling every client of
+ * the node for that long (docs/performance.md, "Disaster recovery"). */
+static void free_off_loop(void *p)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    bool started = false;
+    if (p == NULL) {
+        return;
+    }
+    if (pthread_attr_init(&attr) == 0) {
+        started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&t, &attr, free_main, p) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        cairn_free(p);
+    }
+}
+
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
@@ -198,7 +226,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
             f->snapshots_taken++;
             metrics_observe(f->snapshot_take_ns, metrics_now_ns() - f->snapshot_started_ns);
         }
-        cairn_free((*bufs)[0].base);
+        free_off_loop((*bufs)[0].base);
         raft_free(*bufs);
     }
     *bufs = NULL;

@@ -31,7 +31,7 @@
     X(election_timeout_ms, U64, "1000", "Raft election timeout")                                   \
     X(heartbeat_timeout_ms, U64, "100", "Raft heartbeat interval")                                 \
     X(snapshot_threshold, U64, "32768", "take a Raft snapshot every this many applied entries")    \
-    X(snapshot_log_percent, U64, "50",                                                             \
+    X(snapshot_log_percent, U64, "100",                                                            \
       "and wait until the log since the last snapshot holds this percentage of the state's size, " \
       "so that a large state is not rewritten every --snapshot-threshold entries (0: entries "     \
       "only)")                                                                                     \
