@@ -394,8 +394,8 @@ def run_s3(env, only):
     check(stats["rejected"] == 0, "signatures: the proxy rejected %d requests: %s" %
           (stats["rejected"], stats.get("problems")))
     check(stats["accepted"] >= 10, "signatures: too few requests went through the proxy")
-    print("ok signatures: %d requests signed correctly (since the proxy's restart)" %
-          stats["accepted"])
+    print("ok signatures: %d requests signed correctly (since the proxy's restart), "
+          "%d cut short by a killed sender" % (stats["accepted"], stats["incomplete"]))
 
 
 def run_file(env):

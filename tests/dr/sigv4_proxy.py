@@ -17,8 +17,11 @@ request, before forwarding it:
 
 A request that fails any check gets 403 with an S3-style XML error
 (SignatureDoesNotMatch) and is counted; the others go to s3rver unchanged
-and its answers come back unchanged. GET /__sigv4_proxy/stats (unsigned, not
-forwarded) answers {"accepted": N, "rejected": M, "problems": [...]}.
+and its answers come back unchanged. A body cut short (the client went away
+mid-upload, as when the test kills a node) is neither: it is counted as
+incomplete and the connection dropped, as S3 would. GET /__sigv4_proxy/stats
+(unsigned, not forwarded) answers
+{"accepted": N, "rejected": M, "incomplete": K, "problems": [...]}.
 
 Uses python3-botocore from Debian: run with /usr/bin/python3.
 
@@ -58,6 +61,7 @@ class Stats:
         self.lock = threading.Lock()
         self.accepted = 0
         self.rejected = 0
+        self.incomplete = 0
         self.problems = []
 
     def count(self, problem):
@@ -69,10 +73,15 @@ class Stats:
                 if len(self.problems) < 20:
                     self.problems.append(problem)
 
+    def cut_short(self):
+        with self.lock:
+            self.incomplete += 1
+
     def as_json(self):
         with self.lock:
             return json.dumps(
-                {"accepted": self.accepted, "rejected": self.rejected, "problems": self.problems}
+                {"accepted": self.accepted, "rejected": self.rejected,
+                 "incomplete": self.incomplete, "problems": self.problems}
             )
 
 
@@ -190,7 +199,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = b""
             self.close_connection = True
         else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            declared = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(declared)
+            if len(body) < declared:
+                # The sender is gone: nothing to check, and no one to answer.
+                stats.cut_short()
+                self.close_connection = True
+                return
             try:
                 problem = check(args, self.command, self.path, self.headers, body)
             except Exception as e:  # a bug here must fail the test, not pass it
