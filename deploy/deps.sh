@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Cairn needs, from Debian's
 # packages only. Idempotent: packages already present are not reinstalled, so
-# a second run does nothing and needs no network.
+# a second run does nothing and needs no network. (clojure: the test command
+# reads the Jepsen suite, jepsen/cairn, with it; dpkg-dev, which
+# build-essential brings, builds the package, deploy/package.sh.)
 #
 #   deploy/deps.sh            build and run (compiler, cmake, libraries)
 #   deploy/deps.sh --test     also what the test command needs
@@ -11,7 +13,8 @@ runtime=(build-essential cmake pkg-config clang-format
          libraft-dev libuv1-dev liblz4-dev libmsgpack-dev libcivetweb-dev
          libcurl4-openssl-dev libssl-dev)
 testing=(libcmocka-dev clang libclang-rt-14-dev etcd-server etcd-client iproute2 iptables
-         e2fsprogs procps psmisc gnuplot-nox python3-botocore)
+         e2fsprogs procps psmisc gnuplot-nox python3-botocore
+         clojure)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" == "--test" ]]; then
