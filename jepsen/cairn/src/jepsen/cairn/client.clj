@@ -19,7 +19,6 @@
   README, \"Errors\")."
   (:require [cheshire.core :as json]
             [clojure.string :as str]
-            [clojure.tools.logging :refer [info warn]]
             [jepsen.cairn.errors :as errors]
             [jepsen.cairn.support :as s])
   (:import (java.io IOException)

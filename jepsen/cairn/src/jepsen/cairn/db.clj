@@ -77,10 +77,6 @@
                       s/binary
                       (flags test node join?))))
 
-(defn running?
-  [node]
-  (c/on node (c/su (boolean (cu/daemon-running? s/pid-file)))))
-
 (defn kill-cairnd!
   "kill -9, then wait for the process to be gone."
   []

@@ -23,8 +23,7 @@
   (:require [clojure.tools.logging :refer [info warn]]
             [jepsen [checker :as checker]
                     [generator :as gen]
-                    [nemesis :as n]
-                    [net :as net]]
+                    [nemesis :as n]]
             [jepsen.nemesis.combined :as nc]
             [jepsen.cairn [db :as cdb]
                           [membership :as membership]]))

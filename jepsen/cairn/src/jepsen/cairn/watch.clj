@@ -113,9 +113,9 @@
        (when rev (str "&rev=" rev))))
 
 (defn- kv-value
-  "A KV's value as a string: nil for a deletion."
+  "A KV's value as a string: nil for a deletion or no KV at all."
   [kv]
-  (when-not (:deleted kv)
+  (when (and kv (not (:deleted kv)))
     (case (:encoding kv)
       "base64" (String. (.decode (java.util.Base64/getDecoder) ^String (:value kv))
                         StandardCharsets/UTF_8)
