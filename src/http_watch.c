@@ -4,11 +4,14 @@
  * A stream is a native watch (cairn_watch) on a client of its own, connected
  * to this node, consumed from its queue on the worker thread and written out
  * as events. So it has the native watch's guarantees: every revision once,
- * in order, one transaction's events together (they share an id), resumes
+ * in order, one transaction's events together, resumes
  * inside libcairn if the connection to the node breaks, and a snapshot when
- * the history it needs is gone. Every event's id is the revision up to which
- * everything has been delivered, so a client that reconnects with
- * Last-Event-ID: R resumes at R + 1 and misses nothing.
+ * the history it needs is gone. An id is the revision up to which everything
+ * has been delivered, so a client that reconnects with Last-Event-ID: R
+ * resumes at R + 1 and misses nothing. Hence only the last event of a
+ * revision carries its id: a stream cut inside a transaction leaves the
+ * client (an EventSource keeps the last id it saw) at the revision before,
+ * and the whole transaction comes again.
  *
  * Each stream holds a CivetWeb worker until its client goes, so streams are
  * capped by --http-watch-streams-max; beyond it the answer is 503
@@ -19,6 +22,7 @@
  */
 #include <civetweb.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +33,16 @@
  * client that went away is noticed within a couple of seconds. */
 #define WATCH_PROGRESS_MS_DEFAULT 1000
 
+/* Begins a message; id 0: none (the client keeps the last one it had). */
 static void event_begin(struct buf *b, uint64_t id, const char *type)
 {
     char head[96];
-    int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\nevent: %s\ndata: ", id, type);
+    int n = id != 0 ? snprintf(head, sizeof(head), "id: %" PRIu64 "\nevent: %s\ndata: ", id, type)
+                    : snprintf(head, sizeof(head), "event: %s\ndata: ", type);
     buf_append(b, head, (size_t)n);
 }
 
-/* One SSE message per event; the events of a revision share its id. */
+/* One SSE message per event; the last event of a revision carries its id. */
 static void format_update(struct buf *b, const struct cairn_watch_update *u)
 {
     struct json_writer w;
@@ -45,7 +51,9 @@ static void format_update(struct buf *b, const struct cairn_watch_update *u)
         case CAIRN_WATCH_EVENTS:
             for (i = 0; i < u->n_events; i++) {
                 const struct cairn_event *e = &u->events[i];
-                event_begin(b, e->kv.mod_revision,
+                bool last =
+                    i + 1 == u->n_events || u->events[i + 1].kv.mod_revision != e->kv.mod_revision;
+                event_begin(b, last ? e->kv.mod_revision : 0,
                             e->type == CAIRN_EVENT_DELETE ? "delete" : "put");
                 json_writer_init(&w, b);
                 json_object_begin(&w);

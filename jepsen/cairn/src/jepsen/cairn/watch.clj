@@ -24,14 +24,11 @@
   stream ended (rev = the last revision it vouched for + 1: resumption from
   an explicit revision, every time), reads for 5 to 15 s and ends. Its
   completion holds the stream's log. An events update is a run of put and
-  delete messages with the same id (one revision: a transaction's events
-  share it); it counts as received only once a message with another id, or
-  a progress, follows it, so a stream that breaks, or that the client stops,
-  in the middle of a revision never vouches for half of it. (A browser's
-  EventSource has no such care: after a break inside a transaction it
-  resumes with Last-Event-ID of that revision and never sees the rest. The
-  server sends a revision's events in one chunk, which makes that rare, not
-  impossible.)
+  delete messages of the same revision (a transaction's events; only the
+  last carries the revision as its SSE id, docs/http.md); it counts as
+  received only once a message of another revision, or a progress, follows
+  it, so a stream that breaks, or that the client stops, in the middle of a
+  revision never vouches for half of it.
 
   At the end, in order: each watcher thread runs a :final-watch (a stream
   that must reach the revision a linearizable read returns when it begins,
@@ -168,7 +165,8 @@
                   (= "error" (:event m)) (assoc log :end [:error (:data m)])
                   :else
                   (let [data (json/parse-string (:data m) true)
-                        same? (and pending (#{"put" "delete"} (:event m)) (= (:id m) (:rev pending)))
+                        same? (and pending (#{"put" "delete"} (:event m))
+                                   (= (:revision data) (:rev pending)))
                         ; pending is confirmed by any message that does not continue it.
                         log  (if (and pending (not same?)) (update log :updates conj pending) log)]
                     (if (and (not same?) (or (done? log) (< deadline (System/currentTimeMillis))))
@@ -179,7 +177,7 @@
                                   :value (when (= "put" (:event m)) (kv-value (:kv data)))}]
                           (recur log (if same?
                                        (update pending :events conj ev)
-                                       {:kind :events, :rev (:id m), :events [ev]})))
+                                       {:kind :events, :rev (:revision data), :events [ev]})))
                         "progress"
                         (recur (update log :updates conj {:kind :progress, :rev (:revision data)}) nil)
                         "snapshot"
