@@ -102,6 +102,7 @@ static void usage(FILE *f)
             "                             %s)\n"
             "  --json                     machine-readable output\n"
             "  --timeout MS               per-call timeout (default 5000)\n"
+            "  --version                  print cairnctl's version\n"
             "  --help                     this help\n",
             CAIRN_DEFAULT_ENDPOINTS);
 }
@@ -1478,6 +1479,9 @@ int main(int argc, char **argv)
         bool has_next = i + 1 < argc;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("cairnctl %d.%d\n", CAIRN_VERSION_MAJOR, CAIRN_VERSION_MINOR);
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             o.json = true;

@@ -60,4 +60,6 @@ out=$("$tmp/root/usr/bin/cairnd" --version) || fail "the packaged cairnd --versi
 [[ $version == "${BASH_REMATCH[1]}"* ]] ||
   fail "cairnd reports version ${BASH_REMATCH[1]}, the package is $version"
 "$tmp/root/usr/bin/cairnctl" --help >/dev/null || fail "the packaged cairnctl --help failed"
+ctl=$("$tmp/root/usr/bin/cairnctl" --version) || fail "the packaged cairnctl --version failed"
+[[ $ctl == "cairnctl ${out#cairnd }" ]] || fail "cairnctl --version printed '$ctl', cairnd '$out'"
 echo "package_test: $(basename "$deb"): Depends: $depends; cairnd --version: $out"
