@@ -28,6 +28,10 @@ on loopback, cairnctl, cairn-bench, and with --etcd a 3-member etcd 3.4 cluster.
                 and `etcdctl snapshot restore` of 3 members plus their start
                 until a get succeeds.
 
+--store file backs up to a file:// directory in --s3-dir instead of s3rver (the
+same paced saves, the same log shipping): the figures then show what backups
+cost the cluster without an object store's own CPU on the same two cores.
+
 The data set: --keys keys bench/NNNNN (cairn-bench's names) with --value-size
 values of random letters and digits, every value different (cairn-bench's own
 values come from a pool of 16, which LZ4 would compress away). Loaded through
@@ -35,7 +39,7 @@ the leader's HTTP API from 16 threads.
 
 Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--etcd] [--runs 3]
                    [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
-                   [--bench-rate R] [--s3-nice N] [--s3-dir DIR]
+                   [--bench-rate R] [--s3-nice N] [--s3-dir DIR] [--store s3|file]
                    [--port-base P] [--json FILE] [--keep]
 Exit status: 0 when everything ran (targets are not judged here), 1 when
 something failed to run, 77 when s3rver is not installed.
@@ -203,9 +207,15 @@ class Env:
         return ports
 
     def url(self, prefix):
+        if self.a.store == "file":
+            d = os.path.join(self.s3_tmp, prefix)
+            os.makedirs(d, exist_ok=True)
+            return "file://" + d
         return "s3://%s/%s" % (BUCKET, prefix)
 
     def s3_args(self):
+        if self.a.store == "file":
+            return []
         return ["--backup-endpoint", "http://127.0.0.1:%d" % self.s3_port()]
 
     def env(self):
@@ -226,7 +236,13 @@ class Env:
             self.s3_tmp = d
         else:
             d = self.path("s3rver")
+            self.s3_tmp = None
         os.makedirs(d, exist_ok=True)
+        if self.a.store == "file":
+            # --store file: the same backups to a directory in --s3-dir, and no s3rver;
+            # what a save costs the cluster without an object store's own CPU on its cores.
+            self.s3_tmp = self.s3_tmp or d
+            return
         # --s3-nice 19 lets s3rver take only the CPU the cluster and its clients leave (a save
         # costs it about twice the uploading node's CPU, which a real store would not take
         # from the cluster's cores); but then the shipping of the log waits for it, and the
@@ -1061,8 +1077,12 @@ def report(env, res):
     P()
     P("Disaster-recovery benchmark: %d keys x %d B (random letters and digits, all "
       "different), %d run(s) each; median [min-max]" % (a.keys, a.value_size, a.runs))
-    P("machine: %d CPUs, load average before %s; s3rver at nice %d, its files in %s" %
-      (os.cpu_count(), res["loadavg_before"], a.s3_nice, a.s3_dir or "the temporary directory"))
+    if a.store == "file":
+        P("machine: %d CPUs, load average before %s; store: file:// in %s (no s3rver)" %
+          (os.cpu_count(), res["loadavg_before"], a.s3_dir or "the temporary directory"))
+    else:
+        P("machine: %d CPUs, load average before %s; s3rver at nice %d, its files in %s" %
+          (os.cpu_count(), res["loadavg_before"], a.s3_nice, a.s3_dir or "the temporary directory"))
     P("load: %d keys through HTTP in %.1f s (%.0f puts/s)" %
       (a.keys, res["load_seconds"], a.keys / res["load_seconds"]))
     P()
@@ -1168,6 +1188,8 @@ def main():
                          "nodes' disk) [/dev/shm]")
     ap.add_argument("--s3-nice", type=int, default=0,
                     help="nice value of s3rver [0]")
+    ap.add_argument("--store", choices=("s3", "file"), default="s3",
+                    help="back up to s3rver, or to a file:// directory in --s3-dir [s3]")
     ap.add_argument("--bench-rate", type=int, default=1000,
                     help="ops/s the paced pairs offer (0: closed-loop pairs only) [1000]")
     ap.add_argument("--bench-clients", type=int, default=8)
@@ -1178,7 +1200,7 @@ def main():
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
-    if not os.path.exists(os.path.join(HERE, "node_modules", ".bin", "s3rver")):
+    if a.store == "s3" and not os.path.exists(os.path.join(HERE, "node_modules", ".bin", "s3rver")):
         print("skip: s3rver is not installed (deploy/deps.sh --test)")
         return 77
     env = Env(a)
