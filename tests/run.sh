@@ -8,7 +8,7 @@
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
 #   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
 #   build/       again: chaos (jepsen/README.md), the short profile: eight
-#                one-minute fault schedules on 3 nodes and the simulation
+#                45-second fault schedules on 3 nodes and the simulation
 #
 #   tests/run.sh          every group above (about 25 minutes)
 #   tests/run.sh --long   the same, then the long chaos profile (5 nodes,

@@ -142,7 +142,7 @@ mkdir -p "$results"
 RANDOM=$seed
 # --backup: one file:// store for the whole cluster, a directory on the host
 # that every namespace sees (the URL needs an absolute path). Snapshots every
-# 15 s, so that a one-minute run crosses several; no scheduled verification
+# 15 s, so that a 45-second run crosses several; no scheduled verification
 # (the harness verifies at the end, from the store itself).
 backup_args=()
 if ((backup)); then
