@@ -664,6 +664,26 @@ static void wait_for_commit(struct membership *m, struct session *session,
     m->wait_until = uv_now(m->srv->loop) + 4 * m->srv->cfg->election_timeout_ms;
 }
 
+/* Whether a change may start now. When not, the request has been refused
+ * (another change is under way) or parked until the last configuration
+ * commits, and *rv is what its handler returns. */
+static bool may_start(struct membership *m, struct session *session,
+                      const struct proto_request *req, int *rv)
+{
+    char msg[400];
+    switch (change_in_progress(m, msg, sizeof(msg))) {
+        case 1:
+            *rv = refuse(session, req, CAIRN_EBUSY, msg, NULL);
+            return false;
+        case 2:
+            wait_for_commit(m, session, req);
+            *rv = 0;
+            return false;
+        default:
+            return true;
+    }
+}
+
 static int handle_add(struct membership *m, struct session *session,
                       const struct proto_request *req)
 {
@@ -689,14 +709,8 @@ static int handle_add(struct membership *m, struct session *session,
         return refuse(session, req, CAIRN_EINVAL,
                       "the new member's address is not RAFT_HOST:PORT/CLIENT_HOST:PORT", NULL);
     }
-    switch (change_in_progress(m, msg, sizeof(msg))) {
-        case 1:
-            return refuse(session, req, CAIRN_EBUSY, msg, NULL);
-        case 2:
-            wait_for_commit(m, session, req);
-            return 0;
-        default:
-            break;
+    if (!may_start(m, session, req, &rv)) {
+        return rv;
     }
     for (i = 0; i < r->configuration.n; i++) {
         const struct raft_server *member = &r->configuration.servers[i];
@@ -751,14 +765,8 @@ static int handle_change(struct membership *m, struct session *session,
         snprintf(msg, sizeof(msg), "node %llu is not a member", (unsigned long long)req->number);
         return refuse(session, req, CAIRN_ENOTFOUND, msg, NULL);
     }
-    switch (change_in_progress(m, msg, sizeof(msg))) {
-        case 1:
-            return refuse(session, req, CAIRN_EBUSY, msg, NULL);
-        case 2:
-            wait_for_commit(m, session, req);
-            return 0;
-        default:
-            break;
+    if (!may_start(m, session, req, &rv)) {
+        return rv;
     }
     if (strcmp(verb, "promote") == 0) {
         if (member->role == RAFT_VOTER) {

@@ -69,6 +69,20 @@ static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
     return code;
 }
 
+/* set_err, for a call that holds c->mu and gives up: releases it. */
+static int refuse(struct cairn_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(struct cairn_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    c->err = code;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&c->mu);
+    return code;
+}
+
 int cairn_errcode(const cairn_client *c)
 {
     return c->err;
@@ -1071,29 +1085,42 @@ static int text_call(cairn_client *c, struct proto_request *req, const struct ca
     return rv;
 }
 
-int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
+/* The start of every text call: clears the outputs, zeroes req and spec and
+ * takes the client's lock. Returns 0 with the lock held, or CAIRN_EINVAL
+ * without it when json is NULL. */
+static int text_call_begin(cairn_client *c, char **json, size_t *len, struct proto_request *req,
+                           struct call_spec *spec)
 {
-    struct proto_request req;
-    struct call_spec spec;
-    size_t verb_len = verb != NULL ? strlen(verb) : 0;
-    int rv;
     if (json != NULL) {
         *json = NULL;
     }
     if (len != NULL) {
         *len = 0;
     }
+    memset(req, 0, sizeof(*req));
+    memset(spec, 0, sizeof(*spec));
     pthread_mutex_lock(&c->mu);
-    if (json == NULL || verb_len == 0 || verb_len > PROTO_BACKUP_VERB_MAX) {
-        rv = set_err(c, CAIRN_EINVAL, "a backup verb is 1 to %d bytes (status, save, verify)",
-                     PROTO_BACKUP_VERB_MAX);
-        pthread_mutex_unlock(&c->mu);
+    if (json == NULL) {
+        return refuse(c, CAIRN_EINVAL, "json is NULL");
+    }
+    return 0;
+}
+
+int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len)
+{
+    struct proto_request req;
+    struct call_spec spec;
+    size_t verb_len = verb != NULL ? strlen(verb) : 0;
+    int rv = text_call_begin(c, json, len, &req, &spec);
+    if (rv != 0) {
         return rv;
     }
-    memset(&req, 0, sizeof(req));
+    if (verb_len == 0 || verb_len > PROTO_BACKUP_VERB_MAX) {
+        return refuse(c, CAIRN_EINVAL, "a backup verb is 1 to %d bytes (status, save, verify)",
+                      PROTO_BACKUP_VERB_MAX);
+    }
     req.type = PROTO_BACKUP;
     set_slice(&req.op.key, verb, verb_len);
-    memset(&spec, 0, sizeof(spec));
     /* A snapshot whose answer is lost may or may not have been taken:
      * report that rather than take another. Status and verify change
      * nothing and are retried like reads. */
@@ -1111,31 +1138,18 @@ int cairn_members(cairn_client *c, const char *endpoint, char **json, size_t *le
 {
     struct proto_request req;
     struct call_spec spec;
-    int rv;
-    if (json != NULL) {
-        *json = NULL;
-    }
-    if (len != NULL) {
-        *len = 0;
-    }
-    pthread_mutex_lock(&c->mu);
-    if (json == NULL) {
-        rv = set_err(c, CAIRN_EINVAL, "json is NULL");
-        pthread_mutex_unlock(&c->mu);
+    int rv = text_call_begin(c, json, len, &req, &spec);
+    if (rv != 0) {
         return rv;
     }
     if (endpoint != NULL && (strchr(endpoint, ':') == NULL || strlen(endpoint) >= ENDPOINT_MAX)) {
-        rv = set_err(c, CAIRN_EINVAL, "endpoint \"%s\" is not host:port", endpoint);
-        pthread_mutex_unlock(&c->mu);
-        return rv;
+        return refuse(c, CAIRN_EINVAL, "endpoint \"%s\" is not host:port", endpoint);
     }
-    memset(&req, 0, sizeof(req));
     req.type = PROTO_MEMBER;
     set_slice(&req.op.key, "list", 4);
     /* Any node answers: like a stale read, it does not make the answering
      * node the client's leader. */
     req.op.stale = true;
-    memset(&spec, 0, sizeof(spec));
     spec.endpoint = endpoint;
     rv = text_call(c, &req, &spec, json, len);
     if (endpoint != NULL) {
@@ -1151,35 +1165,24 @@ int cairn_member_change(cairn_client *c, const char *verb, uint64_t id, const ch
     struct proto_request req;
     struct call_spec spec;
     bool add = verb != NULL && strcmp(verb, "add") == 0;
-    int rv;
-    if (json != NULL) {
-        *json = NULL;
-    }
-    if (len != NULL) {
-        *len = 0;
-    }
-    pthread_mutex_lock(&c->mu);
-    if (json == NULL || verb == NULL ||
-        (!add && strcmp(verb, "promote") != 0 && strcmp(verb, "demote") != 0 &&
-         strcmp(verb, "remove") != 0)) {
-        rv = set_err(c, CAIRN_EINVAL, "a member change is add, promote, demote or remove");
-        pthread_mutex_unlock(&c->mu);
+    int rv = text_call_begin(c, json, len, &req, &spec);
+    if (rv != 0) {
         return rv;
+    }
+    if (verb == NULL || (!add && strcmp(verb, "promote") != 0 && strcmp(verb, "demote") != 0 &&
+                         strcmp(verb, "remove") != 0)) {
+        return refuse(c, CAIRN_EINVAL, "a member change is add, promote, demote or remove");
     }
     if (id == 0 || (add && (address == NULL || address[0] == '\0'))) {
-        rv = set_err(c, CAIRN_EINVAL, "%s needs a member id%s", verb,
-                     add ? " and its address RAFT_HOST:PORT/CLIENT_HOST:PORT" : "");
-        pthread_mutex_unlock(&c->mu);
-        return rv;
+        return refuse(c, CAIRN_EINVAL, "%s needs a member id%s", verb,
+                      add ? " and its address RAFT_HOST:PORT/CLIENT_HOST:PORT" : "");
     }
-    memset(&req, 0, sizeof(req));
     req.type = PROTO_MEMBER;
     set_slice(&req.op.key, verb, strlen(verb));
     if (add) {
         set_slice(&req.op.value, address, strlen(address));
     }
     req.number = id;
-    memset(&spec, 0, sizeof(spec));
     spec.is_write = true; /* a lost answer leaves the change unknown */
     spec.answer_wait_ms = CAIRN_MEMBER_TIMEOUT_MS;
     /* "Another change is in progress" and "not caught up yet" are answers
@@ -1194,23 +1197,12 @@ int cairn_leader_transfer(cairn_client *c, uint64_t to_id, char **json, size_t *
 {
     struct proto_request req;
     struct call_spec spec;
-    int rv;
-    if (json != NULL) {
-        *json = NULL;
-    }
-    if (len != NULL) {
-        *len = 0;
-    }
-    pthread_mutex_lock(&c->mu);
-    if (json == NULL) {
-        rv = set_err(c, CAIRN_EINVAL, "json is NULL");
-        pthread_mutex_unlock(&c->mu);
+    int rv = text_call_begin(c, json, len, &req, &spec);
+    if (rv != 0) {
         return rv;
     }
-    memset(&req, 0, sizeof(req));
     req.type = PROTO_TRANSFER;
     req.number = to_id;
-    memset(&spec, 0, sizeof(spec));
     spec.is_write = true;
     spec.answer_wait_ms = CAIRN_MEMBER_TIMEOUT_MS;
     spec.busy_is_final = true;
