@@ -27,6 +27,7 @@ static const char *const op_names[NODE_OP_COUNT] = {
     [NODE_OP_METRICS] = "metrics",
     [NODE_OP_MEMBER] = "member",
     [NODE_OP_TRANSFER] = "transfer",
+    [NODE_OP_BACKUP] = "backup",
     [NODE_OP_INVALID] = "invalid",
 };
 
@@ -202,6 +203,8 @@ uint8_t node_metrics_op(const struct proto_request *req)
             return NODE_OP_MEMBER;
         case PROTO_TRANSFER:
             return NODE_OP_TRANSFER;
+        case PROTO_BACKUP:
+            return NODE_OP_BACKUP;
         default:
             return NODE_OP_INVALID;
     }

@@ -47,6 +47,7 @@ enum node_metrics_op {
     NODE_OP_METRICS,
     NODE_OP_MEMBER,   /* membership: list and changes */
     NODE_OP_TRANSFER, /* leadership transfer on request */
+    NODE_OP_BACKUP,   /* disaster recovery: status, save, verify */
     NODE_OP_INVALID,  /* a frame that did not decode or was too large */
     NODE_OP_COUNT,
 };

@@ -307,6 +307,13 @@ int main(void)
     memset(&gopts, 0, sizeof(gopts));
     gopts.stale = true;
     IT_ASSERT_OK(cairn_get(at_watch_node, "m/0001", 6, &gopts, NULL), at_watch_node);
+    {
+        /* A backup status (answered without --backup-url too) counts as
+         * op="backup", not as an invalid frame. */
+        char *json = NULL;
+        IT_ASSERT_OK(cairn_backup(at_leader, "status", &json, NULL), at_leader);
+        free(json);
+    }
 
     deadline = it_now_ms() + WAIT_MS;
     while (atomic_load(&g_events) < PUTS + 1 && it_now_ms() < deadline) {
@@ -395,6 +402,9 @@ int main(void)
     IT_ASSERT(requests(text[leader], "get", "ok") == GETS, "leader: gets");
     IT_ASSERT(requests(text[leader], "range", "ok") == 1, "leader: range");
     IT_ASSERT(requests(text[leader], "get", "futurerev") == 1, "leader: future read");
+    IT_ASSERT(requests(text[leader], "backup", "ok") == 1, "leader: %g backup requests",
+              requests(text[leader], "backup", "ok"));
+    IT_ASSERT(requests(text[leader], "invalid", "ok") == 0, "leader: a request counted invalid");
     IT_ASSERT(must(text[leader], leader, "cairn_read_barriers_total") >= 1, "leader: barriers");
     IT_ASSERT(must(text[leader], leader, "cairn_linearizable_reads_total") >= GETS + 2,
               "leader: linearizable reads");
