@@ -53,18 +53,25 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Records the error of the last call (fmt NULL: the code's own words). */
+static int vset_err(struct cairn_client *c, int code, const char *fmt, va_list ap)
+{
+    c->err = code;
+    if (fmt == NULL) {
+        snprintf(c->errmsg, sizeof(c->errmsg), "%s", cairn_strerror(code));
+    } else {
+        vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    }
+    return code;
+}
+
 static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
 {
     va_list ap;
-    c->err = code;
-    if (fmt == NULL) {
-        snprintf(c->errmsg, sizeof(c->errmsg), "%s", cairn_strerror(code));
-        return code;
-    }
     va_start(ap, fmt);
-    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    vset_err(c, code, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -75,9 +82,8 @@ static int refuse(struct cairn_client *c, int code, const char *fmt, ...)
 static int refuse(struct cairn_client *c, int code, const char *fmt, ...)
 {
     va_list ap;
-    c->err = code;
     va_start(ap, fmt);
-    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    vset_err(c, code, fmt, ap);
     va_end(ap);
     pthread_mutex_unlock(&c->mu);
     return code;
@@ -122,9 +128,8 @@ int client_fail(struct cairn_client *c, int code, const char *fmt, ...)
 {
     va_list ap;
     pthread_mutex_lock(&c->mu);
-    c->err = code;
     va_start(ap, fmt);
-    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    vset_err(c, code, fmt, ap);
     va_end(ap);
     pthread_mutex_unlock(&c->mu);
     return code;
