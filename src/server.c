@@ -17,6 +17,7 @@
 #include "membership.h"
 #include "proto.h"
 #include "session.h"
+#include "transport.h"
 
 #define TICK_MS 100
 #define DRAIN_MAX_MS 1000
@@ -1004,6 +1005,70 @@ static bool data_dir_is_fresh(const struct config *cfg)
     return stat(path, &st) != 0;
 }
 
+/* A node about to bootstrap from --initial-cluster on an empty data
+ * directory asks the other members listed whether a cluster of them already
+ * holds data with this node as a voter. If one does, this node's data was
+ * lost (a wiped or replaced disk): rejoining as if nothing happened would
+ * let it vote with an empty log and count towards majorities for entries it
+ * no longer has, which can lose acknowledged writes. So it refuses, and says
+ * what to do. A member that does not answer is skipped: at a cluster's
+ * first start the others are not up yet, or hold no data. */
+#define LOST_CHECK_TIMEOUT_MS 1500
+#define LOST_CHECK_CONNECT_MS 300
+
+static int check_not_lost(struct server *s, char *errmsg, size_t len)
+{
+    const struct config *cfg = s->cfg;
+    struct raft_configuration conf;
+    struct cairn_options opts;
+    unsigned i;
+    int refused = 0;
+    if (parse_initial_cluster(s, &conf, errmsg, len) != 0) {
+        raft_configuration_close(&conf);
+        return -1;
+    }
+    memset(&opts, 0, sizeof(opts));
+    opts.timeout_ms = LOST_CHECK_TIMEOUT_MS;
+    opts.connect_timeout_ms = LOST_CHECK_CONNECT_MS;
+    for (i = 0; i < conf.n && !refused; i++) {
+        const struct raft_server *m = &conf.servers[i];
+        char raft_part[CONFIG_STR_MAX];
+        char client_part[CONFIG_STR_MAX];
+        struct cairn_status *st = NULL;
+        cairn_client *c;
+        size_t k;
+        if (m->id == cfg->id ||
+            transport_split_address(m->address, raft_part, client_part, sizeof(raft_part)) != 0) {
+            continue;
+        }
+        c = cairn_client_new(client_part, &opts, NULL);
+        if (c == NULL || cairn_status(c, client_part, &st) != 0) {
+            cairn_client_free(c);
+            continue;
+        }
+        for (k = 0; k < st->n_members && st->revision > 0; k++) {
+            if (st->members[k].id == cfg->id && strcmp(st->members[k].role, "voter") == 0) {
+                errf(errmsg, len,
+                     "%s is empty, but node %llu (%s) serves a cluster at revision %llu in "
+                     "which node %llu is a voter: this node's data was lost, and rejoining "
+                     "empty could lose acknowledged writes. Remove it first (cairnctl member "
+                     "remove %llu), then start it with --join 1 and add it again "
+                     "(docs/operations.md, \"Replacing a dead node\"); the same steps if it never "
+                     "ran before and starts after the others took writes",
+                     cfg->data_dir, (unsigned long long)st->id, client_part,
+                     (unsigned long long)st->revision, (unsigned long long)cfg->id,
+                     (unsigned long long)cfg->id);
+                refused = 1;
+                break;
+            }
+        }
+        cairn_status_free(st);
+        cairn_client_free(c);
+    }
+    raft_configuration_close(&conf);
+    return refused ? -1 : 0;
+}
+
 /* --recover-members: after losing a majority for good, force a new
  * configuration onto this node's log (raft_recover appends it), so that the
  * survivors it lists can elect a leader again. Runs between raft_init and
@@ -1466,6 +1531,10 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
         } else if (restore_from(cfg, errmsg, errmsg_len) != 0) {
             return -1;
         }
+    }
+    if (fresh && cfg->join == 0 && cfg->restore_from[0] == '\0' &&
+        check_not_lost(s, errmsg, errmsg_len) != 0) {
+        return -1;
     }
     if (prepare_data_dir(cfg, errmsg, errmsg_len) != 0) {
         return -1;

@@ -2,7 +2,9 @@
  * it_member_replace: a node whose data directory was wiped is replaced.
  *
  * Node 3 of a 3-node cluster (snapshots every 64 entries, so the log is
- * compacted) is killed and its data directory deleted. The operator removes
+ * compacted) is killed and its data directory deleted. Restarted as it was
+ * (--initial-cluster, empty), it refuses to start: it would be a voter that
+ * lost its log. The operator removes
  * it, starts a fresh node 3 with --join 1, adds it (it catches up from a
  * snapshot: the log it needs is gone), and promotes it. Writes made before,
  * during and after are on every node, and the state hashes agree; the new
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "members.h"
@@ -63,6 +66,30 @@ int main(void)
     IT_ASSERT(system(cmd) == 0, "%s", cmd);
     it_log("node 3 killed and its data directory wiped");
     put_range(c, 300, 500);
+
+    /* Restarted as it was (--initial-cluster, now on an empty directory), it
+     * must not rejoin as a voter that lost its log: it refuses to start and
+     * says what to do, and nothing of it is left behind. */
+    {
+        size_t mark = it_file_size(it_node(c, 3)->log_path);
+        int64_t deadline = it_now_ms() + 10000;
+        int status = 0;
+        char *log;
+        it_node_start(c, 3);
+        while (!it_node_exited(c, 3, &status)) {
+            IT_ASSERT(it_now_ms() < deadline, "node 3 did not refuse to start on empty data");
+            it_sleep_ms(20);
+        }
+        IT_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) != 0, "node 3 exited with %#x", status);
+        log = it_read_file(it_node(c, 3)->log_path, mark);
+        IT_ASSERT(log != NULL && strstr(log, "this node's data was lost") != NULL &&
+                      strstr(log, "cairnctl member remove 3") != NULL,
+                  "node 3's log does not say its data was lost:\n%s", log != NULL ? log : "");
+        free(log);
+        IT_FORMAT(cmd, "rm -rf %s", it_node(c, 3)->data_dir);
+        IT_ASSERT(system(cmd) == 0, "%s", cmd);
+        it_log("node 3, restarted empty with --initial-cluster, refused to start");
+    }
 
     /* Out with the dead node; in with a fresh one under the same id. */
     it_member_ensure(c, "remove", 3);
