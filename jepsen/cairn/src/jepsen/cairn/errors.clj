@@ -31,10 +31,11 @@
   | 429 overloaded (raft refused the proposal) | :fail | :fail |
   | 503 no_leader (CAIRN_ENOLEADER/ENOTLEADER: | :fail | :fail |
   |   refused before anything was proposed)    |       |       |
-  | 503 unavailable (CAIRN_ETIMEOUT,           | :fail | :info |
-  |   EUNAVAILABLE or ESHUTDOWN: one code for  |       |       |
-  |   all three, and a timeout may follow a    |       |       |
-  |   proposal)                                |       |       |
+  | 503 unavailable (CAIRN_ETIMEOUT,           | :fail | :fail |
+  |   EUNAVAILABLE or ESHUTDOWN: for a write,  |       |       |
+  |   never sent or refused unapplied; a write |       |       |
+  |   sent whose answer was lost is 500        |       |       |
+  |   outcome_unknown, docs/http.md)           |       |       |
   | 503 stale, watch_streams_exhausted,        | :fail | :info |
   |   not_ready, any other 503                 |       |       |
   | 500 outcome_unknown (CAIRN_EUNKNOWN)       | :fail | :info |
@@ -51,7 +52,7 @@
   validates requests and checks leadership before it proposes)."
   #{"bad_request" "future_revision" "not_found" "method_not_allowed"
     "compare_failed" "conflict" "compacted" "too_large" "overloaded"
-    "no_leader"})
+    "no_leader" "unavailable"})
 
 (defn definite?
   "True when the failed request certainly took no effect on the store."

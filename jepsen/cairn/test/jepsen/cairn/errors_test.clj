@@ -14,11 +14,11 @@
                {:status 404, :code "not_found"} {:status 409, :code "compare_failed"}
                {:status 409, :code "conflict"} {:status 413, :code "too_large"}
                {:status 429, :code "overloaded"} {:status 503, :code "no_leader"}
-               {:status 418, :code "http_418"}]]
+               {:status 503, :code "unavailable"} {:status 418, :code "http_418"}]]
     (is (= :fail (e/outcome :write err)) (pr-str err))))
 
 (deftest writes-of-unknown-outcome-are-info
-  (doseq [err [{:status 503, :code "unavailable"} {:status 503, :code "stale"}
+  (doseq [err [{:status 503, :code "stale"}
                {:status 500, :code "outcome_unknown"} {:status 500, :code "internal"}
                {:status 502, :code "http_502"}
                {:status nil, :code :timeout} {:status nil, :code :io}
