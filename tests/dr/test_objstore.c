@@ -656,6 +656,22 @@ static void test_rate(void)
     dt = now_s() - t0;
     CHECK(rc == 0, "put_file 4 MiB at 16 MiB/s: %s", err);
     CHECK(dt >= 0.22, "4 MiB at 16 MiB/s took only %.2f s", dt);
+    /* Pacing may outlast the per-request timeout: a 1 s timeout and a
+     * 4 MiB part at 2 MiB/s (2 s) must still succeed. */
+    if (is_s3()) {
+        struct objstore_options paced = o;
+        paced.timeout_ms = 1000;
+        paced.put_file_rate = (uint64_t)2 << 20;
+        struct objstore *s2 = open_store(store_url, &paced);
+        t0 = now_s();
+        rc = objstore_put_file(s2, "rate/long", fd, (size_t)4 << 20, err, sizeof err);
+        dt = now_s() - t0;
+        CHECK(rc == 0, "4 MiB at 2 MiB/s with a 1 s timeout: %s", err);
+        CHECK(dt >= 1.5, "4 MiB at 2 MiB/s took only %.2f s", dt);
+        printf("  put_file 4 MiB at 2 MiB/s, 1 s timeout: %.2f s\n", dt);
+        objstore_delete(s2, "rate/long", err, sizeof err);
+        objstore_close(s2);
+    }
     /* From memory: no limit. At 1 MiB/s, 2 MiB would take 2 s. */
     struct objstore_options slow = o;
     slow.put_file_rate = (uint64_t)1 << 20;
