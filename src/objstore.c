@@ -240,19 +240,14 @@ static uint64_t mono_ns(void)
 static void pace(uint64_t started_ns, uint64_t done, uint64_t rate)
 {
     uint64_t due;
-    uint64_t now;
     struct timespec ts;
     if (rate == 0) {
         return;
     }
     due = started_ns + (uint64_t)((double)done * 1e9 / (double)rate);
-    now = mono_ns();
-    if (due <= now) {
-        return;
-    }
-    ts.tv_sec = (time_t)((due - now) / 1000000000u);
-    ts.tv_nsec = (long)((due - now) % 1000000000u);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    ts.tv_sec = (time_t)(due / 1000000000u);
+    ts.tv_nsec = (long)(due % 1000000000u);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
 }
 

@@ -1046,7 +1046,8 @@ static int check_not_lost(struct server *s, char *errmsg, size_t len)
             cairn_client_free(c);
             continue;
         }
-        for (k = 0; k < st->n_members && st->revision > 0; k++) {
+        /* Revision 0: the cluster took no writes yet, so nothing can be lost. */
+        for (k = 0; st->revision > 0 && k < st->n_members && !refused; k++) {
             if (st->members[k].id == cfg->id && strcmp(st->members[k].role, "voter") == 0) {
                 errf(errmsg, len,
                      "%s is empty, but node %llu (%s) serves a cluster at revision %llu in "
@@ -1059,7 +1060,6 @@ static int check_not_lost(struct server *s, char *errmsg, size_t len)
                      (unsigned long long)st->revision, (unsigned long long)cfg->id,
                      (unsigned long long)cfg->id);
                 refused = 1;
-                break;
             }
         }
         cairn_status_free(st);
