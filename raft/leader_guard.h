@@ -33,6 +33,10 @@
  *     snapshot: at prev_log_index 0 it crashes, otherwise it may never catch
  *     up. The guard trims such a request to the part above the snapshot.
  *
+ * Not a safety fix, but in the same place because it needs the same view of
+ * raft's messages: commit notices, so that followers apply a write about one
+ * network hop after the leader does (see leader_guard_turn_end()).
+ *
  * The guard interposes on the struct raft_io that raft already uses: it
  * replaces the io's start, append and send function pointers with its own,
  * keeping the originals. It therefore works on raft_uv's io and on raft_fixture's
@@ -98,6 +102,33 @@ unsigned long leader_guard_append_failures(const struct leader_guard *g);
  * the queue was full or out of memory. Raft tolerates lost messages (the
  * leader sends AppendEntries again at the next heartbeat). */
 unsigned long leader_guard_dropped(const struct leader_guard *g);
+
+/* Not a safety fix: commit notices (leader_guard.c explains). As leader, the
+ * guard sends each follower an empty AppendEntries as soon as the commit
+ * index advances; as follower, it lets raft act on the commit index of a
+ * request before writing the request's entries, and on that of an empty
+ * request that came while the entries it covers were being written once the
+ * write completes. A write is then applied on
+ * followers about one network hop after the leader, not one follower disk
+ * write or one heartbeat interval later. notices counts those sent as
+ * leader, splits the requests whose commit was taken early as follower. */
+unsigned long leader_guard_notices(const struct leader_guard *g);
+
+/* Send the commit notices due (none when raft's own requests already carried
+ * the commit index). Call at the end of each turn of the event loop, after
+ * raft had the turn's messages and writes: a notice then goes out only when
+ * nothing else will carry the commit index soon. */
+void leader_guard_turn_end(struct leader_guard *g);
+unsigned long leader_guard_splits(const struct leader_guard *g);
+
+/* For tests and measurements only: send and split no commit notices, as
+ * raft 0.15 alone behaves. */
+void leader_guard_disable_notice(struct leader_guard *g);
+
+/* For tests only: as follower, forget a commit index that arrived in an empty
+ * AppendEntries while the entries it covers were still being written, as
+ * raft 0.15 does, instead of acting on it when the write completes. */
+void leader_guard_disable_replay(struct leader_guard *g);
 
 /* The struct is public so it can be embedded; its fields are private. */
 /* Not a safety fix: what server.c needs to say how stale a follower is

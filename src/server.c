@@ -522,34 +522,6 @@ struct write_req
     uint64_t receipt_ns; /* when the request arrived (metrics_now_ns) */
 };
 
-static void nudge_cb(struct raft_barrier *req, int status)
-{
-    struct server *s = req->data;
-    (void)status;
-    s->nudging = false;
-}
-
-/* raft 0.15 tells followers that an entry committed only with its next
- * AppendEntries: the next write, or the next heartbeat, up to
- * --heartbeat-timeout-ms later. With sparse writes (the usual life of a
- * configuration store) every watch served by a follower would then see each
- * change that late. So when a write has committed and the leader has nothing
- * else in flight, it proposes a barrier: the barrier's AppendEntries carries
- * the new commit index to the followers at once. Under load there always is
- * a next write, and no barrier is added. */
-static void nudge_followers(struct server *s)
-{
-    if (s->writes_in_flight > 0 || s->nudging || s->state != SERVER_RUNNING ||
-        raft_state(&s->raft) != RAFT_LEADER) {
-        return;
-    }
-    s->nudge.data = s;
-    if (raft_barrier(&s->raft, &s->nudge, nudge_cb) == 0) {
-        s->nudging = true;
-        s->nudges++;
-    }
-}
-
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct write_req *wr = req->data;
@@ -560,9 +532,6 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
                                                   : wr->srv->fsm.reply_code;
     wr->srv->writes_in_flight--;
     node_metrics_request(&wr->srv->metrics, wr->metrics_op, code, wr->receipt_ns);
-    if (status == 0) {
-        nudge_followers(wr->srv);
-    }
     if (session_is_open(session)) {
         if (status != 0) {
             /* raft reports the proposal lost (leadership lost, shutdown):
@@ -897,6 +866,9 @@ out:
 static void flush_cb(uv_check_t *h)
 {
     struct server *s = h->data;
+    /* Commit notices first: a client acknowledged below may read from a
+     * follower at once. */
+    leader_guard_turn_end(&s->guard);
     while (s->dirty != NULL) {
         struct session *session = s->dirty;
         s->dirty = session->dirty_next;
@@ -1644,6 +1616,10 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (rv != 0) {
         errf(errmsg, errmsg_len, "leader guard: %s", raft_strerror(rv));
         return -1;
+    }
+    if (getenv("CAIRN_NO_COMMIT_NOTICES") != NULL) {
+        /* For measurements only (docs/performance.md): raft 0.15 alone. */
+        leader_guard_disable_notice(&s->guard);
     }
     rv = raft_start(&s->raft);
     if (rv != 0) {

@@ -70,9 +70,6 @@ struct server
     unsigned n_sessions;
     struct session *dirty; /* sessions with output to flush */
     uint64_t writes_in_flight;
-    struct raft_barrier nudge; /* tells followers of a commit at once */
-    bool nudging;
-    uint64_t nudges;
     uint64_t leader_changes;
     int last_state; /* raft state seen by the ticker */
     raft_id last_leader;

@@ -87,6 +87,8 @@ int main(int argc, char **argv)
     uint64_t steps = 0;
     uint64_t faults = 0;
     uint64_t ops = 0;
+    uint64_t notices = 0;
+    uint64_t splits = 0;
     double start;
     int i;
 
@@ -163,14 +165,16 @@ int main(int argc, char **argv)
         steps += r.steps;
         faults += r.faults;
         ops += r.ops;
+        notices += r.notices;
+        splits += r.splits;
         if (verbose || one_seed) {
             printf("seed 0x%016" PRIx64 ": %s%s%s (%u nodes, %" PRIu64 " ops, %" PRIu64
                    " ok, %" PRIu64 " info, %" PRIu64 " faults, %" PRIu64 " fail-stops, %" PRIu64
-                   " leader changes, %" PRIu64 " snapshots, %" PRIu64 " steps, %" PRIu64
-                   " simulated ms)\n",
+                   " leader changes, %" PRIu64 " snapshots, %" PRIu64 " commit notices, %" PRIu64
+                   " early commits, %" PRIu64 " steps, %" PRIu64 " simulated ms)\n",
                    seed, sim_verdict_name(r.verdict), r.what[0] != '\0' ? ": " : "", r.what,
                    r.nodes, r.ops, r.ops_ok, r.ops_info, r.faults, r.fail_stops, r.elections,
-                   r.snapshots, r.steps, r.sim_ms);
+                   r.snapshots, r.notices, r.splits, r.steps, r.sim_ms);
         }
         if (r.verdict != SIM_PASS) {
             if (failed == 0) {
@@ -192,9 +196,10 @@ int main(int argc, char **argv)
         double secs = now_s() - start;
         printf("cairn-sim: %" PRIu64 " seeds from 0x%" PRIx64 ", %" PRIu64
                " failed, mutant %s; %" PRIu64 " ops, %" PRIu64 " faults, %" PRIu64
-               " steps; %.1f s (%.0f seeds/min)\n",
-               ran, first, failed, sim_mutant_name(opts.mutant), ops, faults, steps, secs,
-               secs > 0 ? (double)ran * 60.0 / secs : 0.0);
+               " commit notices, %" PRIu64 " early commits, %" PRIu64 " steps; %.1f s (%.0f "
+               "seeds/min)\n",
+               ran, first, failed, sim_mutant_name(opts.mutant), ops, faults, notices, splits,
+               steps, secs, secs > 0 ? (double)ran * 60.0 / secs : 0.0);
     }
     if (expect_within > 0) {
         if (failed > 0) {

@@ -11,7 +11,8 @@
  *              and heals faults; cairnd's request handling is reproduced:
  *              writes through raft_apply (src/server.c propose/apply_cb),
  *              linearizable reads batched behind barriers (src/reads.c),
- *              the follower nudge (src/server.c nudge_followers) and the
+ *              the commit notices at the end of each loop turn
+ *              (src/server.c flush_cb) and the
  *              ticker's fail-stop after a failed log write
  *   heal       every fault is undone and paused nodes resume
  *   liveness   every request pending in raft completes, a fresh write
@@ -172,9 +173,6 @@ struct sim_node
     struct sim_read *batch;
     struct raft_barrier barrier;
     bool barrier_in_flight;
-    /* The follower nudge, as in src/server.c. */
-    struct raft_barrier nudge;
-    bool nudging;
     unsigned writes_in_flight;
 };
 
@@ -985,25 +983,6 @@ static void reads_submit(struct sim *s, struct sim_node *n, struct sim_client *c
 
 /* Writes: src/server.c propose() and apply_cb(), reproduced. */
 
-static void nudge_cb(struct raft_barrier *req, int status)
-{
-    struct sim_node *n = req->data;
-    (void)status;
-    n->nudging = false;
-}
-
-static void nudge_followers(struct sim *s, struct sim_node *n)
-{
-    if (s->closing || n->writes_in_flight > 0 || n->nudging ||
-        raft_state(node_raft(s, n->i)) != RAFT_LEADER) {
-        return;
-    }
-    n->nudge.data = n;
-    if (raft_barrier(node_raft(s, n->i), &n->nudge, nudge_cb) == 0) {
-        n->nudging = true;
-    }
-}
-
 static void write_cb(struct raft_apply *req, int status, void *result)
 {
     struct sim_write *w = req->data;
@@ -1013,9 +992,6 @@ static void write_cb(struct raft_apply *req, int status, void *result)
     struct sim_client *c;
     n->writes_in_flight--;
     n->pending--;
-    if (status == 0) {
-        nudge_followers(s, n);
-    }
     client_of_request(s, w->client, w->op_seq, &c);
     free(w);
     if (c == NULL) {
@@ -1534,6 +1510,13 @@ static void after_step(struct sim *s)
     for (k = 0; k <= s->n_clients; k++) {
         client_due(s, &s->clients[k]);
     }
+    /* A fixture step is the simulation's turn of cairnd's loop: send the
+     * commit notices its check handle would (src/server.c flush_cb). */
+    for (k = 0; k < s->n; k++) {
+        if (!s->nodes[k].paused && !s->nodes[k].stopped && !s->closing) {
+            leader_guard_turn_end(&s->nodes[k].guard);
+        }
+    }
 }
 
 static bool step(struct sim *s)
@@ -2047,6 +2030,8 @@ out:
     out->sim_ms = s->f != NULL ? (uint64_t)s->f->time : 0;
     for (unsigned i = 0; i < s->n; i++) {
         out->snapshots += s->nodes[i].fsm.snapshots_taken + s->nodes[i].fsm.snapshots_restored;
+        out->notices += leader_guard_notices(&s->nodes[i].guard);
+        out->splits += leader_guard_splits(&s->nodes[i].guard);
     }
     teardown(s);
     fclose(s->hist);

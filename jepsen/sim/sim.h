@@ -71,6 +71,8 @@ struct sim_result
     uint64_t elections;  /* leadership changes seen */
     uint64_t snapshots;  /* snapshots taken plus installed, all nodes */
     uint64_t fail_stops; /* nodes stopped after a failed write */
+    uint64_t notices;    /* commit notices sent, all nodes (raft/leader_guard.h) */
+    uint64_t splits;     /* commits taken ahead of their request, all nodes */
 };
 
 /* Run one seed. Returns 0 with *out filled (its verdict says pass or fail),

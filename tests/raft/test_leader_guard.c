@@ -61,6 +61,7 @@ enum guard_mode {
     MODE_OFF,       /* no guard: plain 0.15.0 */
     MODE_HOLD_ONLY, /* hold-back without the barrier (bug 2 fixed, bug 1 not) */
     MODE_FULL,      /* the guard as Cairn runs it */
+    MODE_NO_NOTICE, /* the guard without commit notices (raft 0.15's commit timing) */
 };
 
 static const char *mode_name(enum guard_mode mode)
@@ -72,6 +73,8 @@ static const char *mode_name(enum guard_mode mode)
             return "hold-back only";
         case MODE_FULL:
             return "with guard";
+        case MODE_NO_NOTICE:
+            return "guard without commit notices";
     }
     return "?";
 }
@@ -316,8 +319,15 @@ static bool fsm_applied_value(const struct cluster *cl, unsigned i, uint64_t val
 
 static void step_hook(struct raft_fixture *f, struct raft_fixture_event *event)
 {
-    (void)f;
+    unsigned i;
     (void)event;
+    /* A fixture step is one turn of cairnd's loop, at whose end cairnd sends
+     * the commit notices due (src/server.c flush_cb). */
+    for (i = 0; i < N_SERVERS; i++) {
+        if (raft_fixture_alive(f, i)) {
+            leader_guard_turn_end(&current_cluster->guards[i]);
+        }
+    }
     current_cluster->steps++;
     if (current_cluster->steps > STEPS_MAX) {
         fprintf(stderr, "FAIL %s [%s]: more than %d fixture steps, time %llu ms\n",
@@ -661,6 +671,9 @@ static int cluster_setup(struct cluster *cl, const char *test, enum guard_mode m
         if (mode == MODE_HOLD_ONLY) {
             leader_guard_disable_barrier(&cl->guards[i]);
         }
+        if (mode == MODE_NO_NOTICE) {
+            leader_guard_disable_notice(&cl->guards[i]);
+        }
     }
 
     rv = raft_fixture_configuration(&cl->f, N_SERVERS, &configuration);
@@ -946,6 +959,7 @@ static int test_new_leader_commits(enum guard_mode mode)
                    mode_name(mode), (unsigned long long)b);
             break;
         case MODE_FULL:
+        case MODE_NO_NOTICE:
             CHECK(&cl, step_until_committed(&cl, 1, b + 2, 500),
                   "the guard's barrier did not commit within 500 ms; commit index %llu",
                   (unsigned long long)s2->commit_index);
@@ -1170,6 +1184,182 @@ out:
 /* The guard must follow leadership changes: every election of a guarded
  * server appends one barrier, held results are dropped on step-down, and a
  * cluster keeps making progress across several elections. */
+/* Followers learn of a commit as soon as the leader knows it (commit
+ * notices, as leader). b+1 is written and committed by S1; raft 0.15 would
+ * tell the followers in its next AppendEntries, here the next heartbeat,
+ * made 500 ms long. With notices every follower commits b+1 one network hop
+ * (15 ms in the fixture) after S1 does. */
+static int test_commit_notice(enum guard_mode mode)
+{
+    struct cluster cl;
+    raft_index b;
+    raft_time committed_at;
+    unsigned i;
+    bool all_within;
+    int rc = 0;
+
+    TRY(cluster_setup(&cl, "commit_notice", mode));
+    raft_set_heartbeat_timeout(server(&cl, 0), 500);
+    b = raft_last_index(server(&cl, 0));
+    TRY(apply_value(&cl, 0, VALUE_C));
+    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
+          (unsigned long long)(b + 1));
+    committed_at = cl.f.time;
+    all_within = true;
+    for (i = 1; i < N_SERVERS; i++) {
+        if (!step_until_committed(&cl, i, b + 1, 40)) {
+            all_within = false;
+        }
+    }
+    if (mode == MODE_NO_NOTICE) {
+        CHECK(&cl, !all_within, "followers learned of the commit within 40 ms without notices");
+        printf("  [%s] followers did not learn of commit %llu within 40 ms\n", mode_name(mode),
+               (unsigned long long)(b + 1));
+    } else {
+        CHECK(&cl, all_within, "a follower did not commit %llu within 40 ms of S1",
+              (unsigned long long)(b + 1));
+        CHECK(&cl, leader_guard_notices(&cl.guards[0]) > 0, "S1 sent no notice");
+        printf("  [%s] every follower committed %llu %llu ms after S1 (%lu notices)\n",
+               mode_name(mode), (unsigned long long)(b + 1),
+               (unsigned long long)(cl.f.time - committed_at), leader_guard_notices(&cl.guards[0]));
+    }
+    /* Either way they get there, and agree. */
+    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 1, 2000),
+          "index %llu not applied everywhere", (unsigned long long)(b + 1));
+    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
+          (unsigned long long)cl.violation.index);
+out:
+    cluster_close(&cl);
+    return rc;
+}
+
+/* A follower acts on the commit index a request carries before writing the
+ * request's entries (commit notices, as follower). S1 sends no notices
+ * here, and followers' disks take 100 ms a write: S1 commits X at b+1, then
+ * Y's AppendEntries tells the followers. raft 0.15 commits b+1 on a follower
+ * only once Y is on its disk; with the split, on arrival. */
+static int test_commit_split(enum guard_mode mode)
+{
+    struct cluster cl;
+    raft_index b;
+    unsigned i;
+    bool all_within;
+    bool y_stored = false;
+    int rc = 0;
+
+    TRY(cluster_setup(&cl, "commit_split", mode));
+    leader_guard_disable_notice(&cl.guards[0]);
+    raft_set_heartbeat_timeout(server(&cl, 0), 500);
+    for (i = 1; i < N_SERVERS; i++) {
+        raft_fixture_set_disk_latency(&cl.f, i, 100);
+    }
+    b = raft_last_index(server(&cl, 0));
+    TRY(apply_value(&cl, 0, VALUE_X));
+    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
+          (unsigned long long)(b + 1));
+    CHECK(&cl, server(&cl, 1)->commit_index < b + 1, "S2 knew of the commit before Y was sent");
+    TRY(apply_value(&cl, 0, VALUE_Y));
+    all_within = true;
+    for (i = 1; i < N_SERVERS; i++) {
+        if (!step_until_committed(&cl, i, b + 1, 40)) {
+            all_within = false;
+        }
+        if (server(&cl, i)->last_stored >= b + 2) {
+            y_stored = true;
+        }
+    }
+    if (mode == MODE_NO_NOTICE) {
+        CHECK(&cl, !all_within, "followers committed %llu within 40 ms without the split",
+              (unsigned long long)(b + 1));
+        printf("  [%s] followers committed %llu only after writing Y\n", mode_name(mode),
+               (unsigned long long)(b + 1));
+    } else {
+        CHECK(&cl, all_within, "a follower did not commit %llu within 40 ms of Y's request",
+              (unsigned long long)(b + 1));
+        CHECK(&cl, !y_stored, "a follower had written Y already: the test shows nothing");
+        unsigned long splits = 0;
+        for (i = 1; i < N_SERVERS; i++) {
+            splits += leader_guard_splits(&cl.guards[i]);
+        }
+        CHECK(&cl, splits >= N_SERVERS - 1, "followers split %lu requests", splits);
+        printf("  [%s] followers committed %llu on Y's arrival, before writing Y\n",
+               mode_name(mode), (unsigned long long)(b + 1));
+    }
+    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 2, 2000),
+          "index %llu not applied everywhere", (unsigned long long)(b + 2));
+    CHECK(&cl, fsm_value_at(&cl, 3, b + 1) == VALUE_X && fsm_value_at(&cl, 3, b + 2) == VALUE_Y,
+          "S4 applied something else");
+    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
+          (unsigned long long)cl.violation.index);
+out:
+    cluster_close(&cl);
+    return rc;
+}
+
+/* A commit index that arrives while the entries it covers are still being
+ * written is acted on when the write completes. S5's disk takes 300 ms a
+ * write, the others' 100 ms: S1 commits X with S2..S4, and its notice reaches
+ * S5 while S5 is still writing X. raft 0.15 commits min(leader_commit,
+ * last_stored) on an empty AppendEntries and forgets the rest, so S5 would
+ * wait for S1's next message (a 500 ms heartbeat here, or never if S1 died);
+ * the guard hands the notice to raft again after the write. Variant
+ * "replay": the same with that part disabled on S5. */
+static int test_commit_replay(enum guard_mode mode, bool replay)
+{
+    struct cluster cl;
+    raft_index b;
+    raft_time applied_at;
+    bool within;
+    unsigned i;
+    int rc = 0;
+
+    TRY(cluster_setup(&cl, replay ? "commit_replay" : "commit_replay_disabled", mode));
+    if (!replay) {
+        leader_guard_disable_replay(&cl.guards[4]);
+    }
+    raft_set_heartbeat_timeout(server(&cl, 0), 500);
+    for (i = 1; i < N_SERVERS; i++) {
+        raft_fixture_set_disk_latency(&cl.f, i, i == 4 ? 300 : 100);
+    }
+    b = raft_last_index(server(&cl, 0));
+    applied_at = cl.f.time;
+    TRY(apply_value(&cl, 0, VALUE_X));
+    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
+          (unsigned long long)(b + 1));
+    CHECK(&cl, server(&cl, 4)->last_stored < b + 1, "S5 stored X before S1 committed it");
+    within = step_until_committed(&cl, 4, b + 1, 340 - (unsigned)(cl.f.time - applied_at));
+    if (replay) {
+        CHECK(&cl, within, "S5 did not commit %llu when its write completed (%llu ms)",
+              (unsigned long long)(b + 1), (unsigned long long)(cl.f.time - applied_at));
+        printf("  [%s] S5 committed %llu %llu ms after the write was proposed, as its disk "
+               "write completed\n",
+               mode_name(mode), (unsigned long long)(b + 1),
+               (unsigned long long)(cl.f.time - applied_at));
+    } else {
+        CHECK(&cl, !within, "S5 committed %llu within 340 ms without the replay",
+              (unsigned long long)(b + 1));
+        printf("  [%s, no replay] S5 did not commit %llu within 340 ms\n", mode_name(mode),
+               (unsigned long long)(b + 1));
+    }
+    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 1, 2000),
+          "index %llu not applied everywhere", (unsigned long long)(b + 1));
+    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
+          (unsigned long long)cl.violation.index);
+out:
+    cluster_close(&cl);
+    return rc;
+}
+
+static int run_commit_replay(enum guard_mode mode)
+{
+    return test_commit_replay(mode, true);
+}
+
+static int run_commit_replay_disabled(enum guard_mode mode)
+{
+    return test_commit_replay(mode, false);
+}
+
 static int test_elections_progress(void)
 {
     struct cluster cl;
@@ -1229,6 +1419,12 @@ static const struct test_case test_cases[] = {
     {"leader_write_failure", test_leader_write_failure, MODE_OFF},
     {"leader_write_failure", test_leader_write_failure, MODE_FULL},
     {"elections_progress", run_elections_progress, MODE_FULL},
+    {"commit_notice", test_commit_notice, MODE_NO_NOTICE},
+    {"commit_notice", test_commit_notice, MODE_FULL},
+    {"commit_split", test_commit_split, MODE_NO_NOTICE},
+    {"commit_split", test_commit_split, MODE_FULL},
+    {"commit_replay", run_commit_replay_disabled, MODE_FULL},
+    {"commit_replay", run_commit_replay, MODE_FULL},
 };
 
 int main(int argc, char *argv[])
