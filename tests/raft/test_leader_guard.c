@@ -1181,9 +1181,33 @@ out:
     return rc;
 }
 
-/* The guard must follow leadership changes: every election of a guarded
- * server appends one barrier, held results are dropped on step-down, and a
- * cluster keeps making progress across several elections. */
+/* Whether every follower (S2..S5) commits index, each within max_msecs of
+ * the previous one. */
+static bool followers_commit_within(struct cluster *cl, raft_index index, unsigned max_msecs)
+{
+    bool all = true;
+    unsigned i;
+    for (i = 1; i < N_SERVERS; i++) {
+        if (!step_until_committed(cl, i, index, max_msecs)) {
+            all = false;
+        }
+    }
+    return all;
+}
+
+/* The end of every commit notice scenario: with or without notices, every
+ * server applies index, and they agree. */
+static int all_apply_and_agree(struct cluster *cl, raft_index index)
+{
+    int rc = 0;
+    CHECK(cl, raft_fixture_step_until_applied(&cl->f, N_SERVERS, index, 2000),
+          "index %llu not applied everywhere", (unsigned long long)index);
+    CHECK(cl, !cl->violation.seen, "State Machine Safety broken at index %llu",
+          (unsigned long long)cl->violation.index);
+out:
+    return rc;
+}
+
 /* Followers learn of a commit as soon as the leader knows it (commit
  * notices, as leader). b+1 is written and committed by S1; raft 0.15 would
  * tell the followers in its next AppendEntries, here the next heartbeat,
@@ -1194,7 +1218,6 @@ static int test_commit_notice(enum guard_mode mode)
     struct cluster cl;
     raft_index b;
     raft_time committed_at;
-    unsigned i;
     bool all_within;
     int rc = 0;
 
@@ -1205,12 +1228,7 @@ static int test_commit_notice(enum guard_mode mode)
     CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
           (unsigned long long)(b + 1));
     committed_at = cl.f.time;
-    all_within = true;
-    for (i = 1; i < N_SERVERS; i++) {
-        if (!step_until_committed(&cl, i, b + 1, 40)) {
-            all_within = false;
-        }
-    }
+    all_within = followers_commit_within(&cl, b + 1, 40);
     if (mode == MODE_NO_NOTICE) {
         CHECK(&cl, !all_within, "followers learned of the commit within 40 ms without notices");
         printf("  [%s] followers did not learn of commit %llu within 40 ms\n", mode_name(mode),
@@ -1223,11 +1241,7 @@ static int test_commit_notice(enum guard_mode mode)
                mode_name(mode), (unsigned long long)(b + 1),
                (unsigned long long)(cl.f.time - committed_at), leader_guard_notices(&cl.guards[0]));
     }
-    /* Either way they get there, and agree. */
-    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 1, 2000),
-          "index %llu not applied everywhere", (unsigned long long)(b + 1));
-    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
-          (unsigned long long)cl.violation.index);
+    TRY(all_apply_and_agree(&cl, b + 1));
 out:
     cluster_close(&cl);
     return rc;
@@ -1259,11 +1273,8 @@ static int test_commit_split(enum guard_mode mode)
           (unsigned long long)(b + 1));
     CHECK(&cl, server(&cl, 1)->commit_index < b + 1, "S2 knew of the commit before Y was sent");
     TRY(apply_value(&cl, 0, VALUE_Y));
-    all_within = true;
+    all_within = followers_commit_within(&cl, b + 1, 40);
     for (i = 1; i < N_SERVERS; i++) {
-        if (!step_until_committed(&cl, i, b + 1, 40)) {
-            all_within = false;
-        }
         if (server(&cl, i)->last_stored >= b + 2) {
             y_stored = true;
         }
@@ -1285,12 +1296,9 @@ static int test_commit_split(enum guard_mode mode)
         printf("  [%s] followers committed %llu on Y's arrival, before writing Y\n",
                mode_name(mode), (unsigned long long)(b + 1));
     }
-    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 2, 2000),
-          "index %llu not applied everywhere", (unsigned long long)(b + 2));
+    TRY(all_apply_and_agree(&cl, b + 2));
     CHECK(&cl, fsm_value_at(&cl, 3, b + 1) == VALUE_X && fsm_value_at(&cl, 3, b + 2) == VALUE_Y,
           "S4 applied something else");
-    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
-          (unsigned long long)cl.violation.index);
 out:
     cluster_close(&cl);
     return rc;
@@ -1341,10 +1349,7 @@ static int test_commit_replay(enum guard_mode mode, bool replay)
         printf("  [%s, no replay] S5 did not commit %llu within 340 ms\n", mode_name(mode),
                (unsigned long long)(b + 1));
     }
-    CHECK(&cl, raft_fixture_step_until_applied(&cl.f, N_SERVERS, b + 1, 2000),
-          "index %llu not applied everywhere", (unsigned long long)(b + 1));
-    CHECK(&cl, !cl.violation.seen, "State Machine Safety broken at index %llu",
-          (unsigned long long)cl.violation.index);
+    TRY(all_apply_and_agree(&cl, b + 1));
 out:
     cluster_close(&cl);
     return rc;
@@ -1360,6 +1365,9 @@ static int run_commit_replay_disabled(enum guard_mode mode)
     return test_commit_replay(mode, false);
 }
 
+/* The guard must follow leadership changes: every election of a guarded
+ * server appends one barrier, held results are dropped on step-down, and a
+ * cluster keeps making progress across several elections. */
 static int test_elections_progress(void)
 {
     struct cluster cl;
