@@ -392,7 +392,7 @@ def load_http(port, keys, values, threads=16):
 
 def start_main_cluster(env):
     env.start_cluster("a", ["--backup-url", env.url("main")] + env.s3_args() + [
-        "--backup-snapshot-interval-ms", "0"])
+        "--backup-snapshot-interval-ms", "0"] + (env.a.cairnd_arg or []))
     env.wait_leader()
     # The first (empty) snapshot and verification happen on their own at start.
     end = time.time() + 30
@@ -1110,6 +1110,8 @@ def report(env, res):
            fmt(min(s["manifest"]["bytes_raw"] for s in under), 0),
            fmt(max(s["manifest"]["bytes_raw"] for s in under), 0)))
     P()
+    if a.snapshot_only:
+        return
     P("2. Recovery point lag at %d writes/s for %d s (target: < 1 s); ms from a write's ack "
       "to the first 50 ms poll of GET /v1/backup showing it archived" % (a.rate, a.lag_seconds))
     for kind, label in (("lag", "no snapshot"), ("lag_snapshot", "one snapshot mid-run")):
@@ -1197,6 +1199,11 @@ def main():
     ap.add_argument("--lag-seconds", type=int, default=30)
     ap.add_argument("--port-base", type=int, default=29100,
                     help="ports P+1..P+23, P+90, P+101..P+113 [29100]")
+    ap.add_argument("--cairnd-arg", action="append", metavar="ARG",
+                    help="one more argument for the measured cluster's nodes, e.g. "
+                         "--cairnd-arg=--backup-snapshot-rate=25165824 (repeatable)")
+    ap.add_argument("--snapshot-only", action="store_true",
+                    help="measure the snapshot figures only (no lag, restore or etcd)")
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
@@ -1221,9 +1228,10 @@ def main():
         wait_applied(env)
         log("  %.1f s (%.0f puts/s)" % (res["load_seconds"], a.keys / res["load_seconds"]))
         phase_snapshot(env, res)
-        phase_lag(env, res)
-        phase_restore(env, res, keys, values)
-        if a.etcd:
+        if not a.snapshot_only:
+            phase_lag(env, res)
+            phase_restore(env, res, keys, values)
+        if a.etcd and not a.snapshot_only:
             phase_etcd(env, res, keys, values)
         res["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
         report(env, res)
