@@ -1208,6 +1208,18 @@ out:
     return rc;
 }
 
+/* S1, leader, writes value at the next index (*index) and commits it. */
+static int s1_writes_and_commits(struct cluster *cl, uint64_t value, raft_index *index)
+{
+    int rc = 0;
+    *index = raft_last_index(server(cl, 0)) + 1;
+    TRY(apply_value(cl, 0, value));
+    CHECK(cl, step_until_committed(cl, 0, *index, 500), "S1 did not commit %llu",
+          (unsigned long long)*index);
+out:
+    return rc;
+}
+
 /* Followers learn of a commit as soon as the leader knows it (commit
  * notices, as leader). b+1 is written and committed by S1; raft 0.15 would
  * tell the followers in its next AppendEntries, here the next heartbeat,
@@ -1217,16 +1229,15 @@ static int test_commit_notice(enum guard_mode mode)
 {
     struct cluster cl;
     raft_index b;
+    raft_index x;
     raft_time committed_at;
     bool all_within;
     int rc = 0;
 
     TRY(cluster_setup(&cl, "commit_notice", mode));
     raft_set_heartbeat_timeout(server(&cl, 0), 500);
-    b = raft_last_index(server(&cl, 0));
-    TRY(apply_value(&cl, 0, VALUE_C));
-    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
-          (unsigned long long)(b + 1));
+    TRY(s1_writes_and_commits(&cl, VALUE_C, &x));
+    b = x - 1;
     committed_at = cl.f.time;
     all_within = followers_commit_within(&cl, b + 1, 40);
     if (mode == MODE_NO_NOTICE) {
@@ -1256,6 +1267,7 @@ static int test_commit_split(enum guard_mode mode)
 {
     struct cluster cl;
     raft_index b;
+    raft_index x;
     unsigned i;
     bool all_within;
     bool y_stored = false;
@@ -1267,10 +1279,8 @@ static int test_commit_split(enum guard_mode mode)
     for (i = 1; i < N_SERVERS; i++) {
         raft_fixture_set_disk_latency(&cl.f, i, 100);
     }
-    b = raft_last_index(server(&cl, 0));
-    TRY(apply_value(&cl, 0, VALUE_X));
-    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
-          (unsigned long long)(b + 1));
+    TRY(s1_writes_and_commits(&cl, VALUE_X, &x));
+    b = x - 1;
     CHECK(&cl, server(&cl, 1)->commit_index < b + 1, "S2 knew of the commit before Y was sent");
     TRY(apply_value(&cl, 0, VALUE_Y));
     all_within = followers_commit_within(&cl, b + 1, 40);
@@ -1316,6 +1326,7 @@ static int test_commit_replay(enum guard_mode mode, bool replay)
 {
     struct cluster cl;
     raft_index b;
+    raft_index x;
     raft_time applied_at;
     bool within;
     unsigned i;
@@ -1329,11 +1340,9 @@ static int test_commit_replay(enum guard_mode mode, bool replay)
     for (i = 1; i < N_SERVERS; i++) {
         raft_fixture_set_disk_latency(&cl.f, i, i == 4 ? 300 : 100);
     }
-    b = raft_last_index(server(&cl, 0));
     applied_at = cl.f.time;
-    TRY(apply_value(&cl, 0, VALUE_X));
-    CHECK(&cl, step_until_committed(&cl, 0, b + 1, 500), "S1 did not commit %llu",
-          (unsigned long long)(b + 1));
+    TRY(s1_writes_and_commits(&cl, VALUE_X, &x));
+    b = x - 1;
     CHECK(&cl, server(&cl, 4)->last_stored < b + 1, "S5 stored X before S1 committed it");
     within = step_until_committed(&cl, 4, b + 1, 340 - (unsigned)(cl.f.time - applied_at));
     if (replay) {
@@ -1431,7 +1440,7 @@ static const struct test_case test_cases[] = {
     {"commit_notice", test_commit_notice, MODE_FULL},
     {"commit_split", test_commit_split, MODE_NO_NOTICE},
     {"commit_split", test_commit_split, MODE_FULL},
-    {"commit_replay", run_commit_replay_disabled, MODE_FULL},
+    {"commit_replay_disabled", run_commit_replay_disabled, MODE_FULL},
     {"commit_replay", run_commit_replay, MODE_FULL},
 };
 
