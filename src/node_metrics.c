@@ -78,6 +78,16 @@ int node_metrics_init(struct node_metrics *nm)
         "Times this node saw a new leader (sampled every 100 ms, so a change and its undo "
         "within one sample go unseen).",
         NULL);
+    nm->commit_notices =
+        metrics_add(m, METRICS_COUNTER, "cairn_raft_commit_notices_total",
+                    "Empty AppendEntries this node sent as leader to tell followers of a commit "
+                    "(docs/raft.md, commit notices).",
+                    NULL);
+    nm->early_commits = metrics_add(
+        m, METRICS_COUNTER, "cairn_raft_early_commits_total",
+        "Commit indexes this node, as follower, acted on before writing the entries that came "
+        "with them, or when a write completed (docs/raft.md, commit notices).",
+        NULL);
     nm->writes_in_flight = metrics_add(m, METRICS_GAUGE, "cairn_writes_in_flight",
                                        "Writes proposed by this node and not yet answered.", NULL);
     nm->read_barriers = metrics_add(m, METRICS_COUNTER, "cairn_read_barriers_total",
@@ -300,6 +310,8 @@ int node_metrics_render(struct server *s, struct buf *out)
     metrics_gauge_set(nm->raft_last, (double)raft_last_index(&s->raft));
     metrics_gauge_set(nm->raft_is_leader, raft_state(&s->raft) == RAFT_LEADER ? 1 : 0);
     metrics_counter_set(nm->raft_leader_changes, s->leader_changes);
+    metrics_counter_set(nm->commit_notices, leader_guard_notices(&s->guard));
+    metrics_counter_set(nm->early_commits, leader_guard_splits(&s->guard));
     metrics_gauge_set(nm->writes_in_flight, (double)s->writes_in_flight);
     metrics_counter_set(nm->read_barriers, s->reads.barriers);
     metrics_counter_set(nm->linearizable_reads, s->reads.served);

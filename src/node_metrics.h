@@ -74,6 +74,8 @@ struct node_metrics
     struct metrics_series *raft_last;
     struct metrics_series *raft_is_leader;
     struct metrics_series *raft_leader_changes;
+    struct metrics_series *commit_notices;
+    struct metrics_series *early_commits;
     struct metrics_series *writes_in_flight;
     struct metrics_series *read_barriers;
     struct metrics_series *linearizable_reads;

@@ -360,6 +360,11 @@ int main(void)
         IT_ASSERT(must(t, i, "cairn_raft_last_index") >= applied, "node %u: last index", i);
         IT_ASSERT(applied > PUTS, "applied index %g covers the writes", applied);
         IT_ASSERT(must(t, i, "cairn_raft_leader_changes_total") >= 1, "node %u saw a leader", i);
+        /* Sequential puts: after each commit nothing else carries it to the
+         * followers, so the leader sends notices. */
+        IT_ASSERT(i != leader || must(t, i, "cairn_raft_commit_notices_total") >= 1,
+                  "leader %u sent no commit notice", i);
+        IT_ASSERT(must(t, i, "cairn_raft_early_commits_total") >= 0, "node %u: early commits", i);
         IT_ASSERT(must(t, i, "cairn_revision") == (double)revision, "node %u: revision", i);
         IT_ASSERT(must(t, i, "cairn_keys") == PUTS + 1, "node %u: keys", i);
         IT_ASSERT(must(t, i, "cairn_bytes") >= (PUTS + 1) * 7, "node %u: bytes", i);
