@@ -189,7 +189,7 @@ struct guard_impl
     struct raft_append_entries replay; /* no entries */
     raft_id replay_from;
     unsigned long n_notices; /* notices sent, as leader */
-    unsigned long n_splits;  /* commits taken ahead of their request, as follower */
+    unsigned long n_splits;  /* as follower: splits and replays handed to raft */
 };
 
 /* Every installed guard of the process, for guard_of(). */
@@ -574,6 +574,23 @@ static struct guard_peer *guard_peer_find(struct guard_impl *impl, raft_id id)
     return NULL;
 }
 
+/* The commit index a follower may act on from a request before its entries
+ * are considered: no higher than prev_log_index, the entry it names. */
+static raft_index guard_commit_before_entries(const struct raft_append_entries *args)
+{
+    return args->leader_commit < args->prev_log_index ? args->leader_commit : args->prev_log_index;
+}
+
+/* As follower, hand raft an empty request made by the guard (a split or a
+ * replay), whose answer is not sent: see guard_send(). */
+static void guard_deliver_quietly(struct guard_impl *impl, struct raft_message *message)
+{
+    impl->splitting = true;
+    impl->recv_cb(impl->io, message);
+    impl->splitting = false;
+    impl->n_splits++;
+}
+
 /* Remember what raft sent: called by guard_send() for raft's own requests. */
 static void guard_note_sent(struct guard_impl *impl, const struct raft_message *message)
 {
@@ -646,6 +663,7 @@ static void guard_notify_commit(struct guard_impl *impl)
         for (unsigned j = 0; j < r->configuration.n; j++) {
             if (r->configuration.servers[j].id == peer->id) {
                 server = &r->configuration.servers[j];
+                break;
             }
         }
         if (server == NULL || server->role == RAFT_SPARE) {
@@ -679,8 +697,7 @@ static void guard_split_commit(struct guard_impl *impl, const struct raft_messag
 {
     struct raft *r = impl->raft;
     const struct raft_append_entries *args = &message->append_entries;
-    raft_index commit =
-        args->leader_commit < args->prev_log_index ? args->leader_commit : args->prev_log_index;
+    raft_index commit = guard_commit_before_entries(args);
     struct raft_message split;
 
     if (impl->notice_disabled || args->n_entries == 0 || raft_state(r) != RAFT_FOLLOWER ||
@@ -692,10 +709,7 @@ static void guard_split_commit(struct guard_impl *impl, const struct raft_messag
     split.append_entries.entries = NULL;
     split.append_entries.n_entries = 0;
     split.append_entries.leader_commit = commit;
-    impl->splitting = true;
-    impl->recv_cb(impl->io, &split);
-    impl->splitting = false;
-    impl->n_splits++;
+    guard_deliver_quietly(impl, &split);
 }
 
 /* As follower, after raft handled an empty AppendEntries (a heartbeat or a
@@ -708,8 +722,7 @@ static void guard_keep_commit(struct guard_impl *impl, raft_id from,
                               const struct raft_append_entries *args)
 {
     struct raft *r = impl->raft;
-    raft_index commit =
-        args->leader_commit < args->prev_log_index ? args->leader_commit : args->prev_log_index;
+    raft_index commit = guard_commit_before_entries(args);
     if (impl->notice_disabled || impl->replay_disabled || args->n_entries != 0 ||
         raft_state(r) != RAFT_FOLLOWER || args->term != r->current_term ||
         commit <= r->commit_index) {
@@ -758,13 +771,10 @@ static void guard_replay_commit(struct guard_impl *impl)
     message.server_id = impl->replay_from;
     message.server_address = address;
     message.append_entries = impl->replay;
-    impl->splitting = true;
-    impl->recv_cb(impl->io, &message);
-    impl->splitting = false;
+    guard_deliver_quietly(impl, &message);
     raft_free(address);
     /* Still short (a write of later entries completed first): keep it. */
     guard_keep_commit(impl, message.server_id, &message.append_entries);
-    impl->n_splits++;
 }
 
 /* raft 0.15.0 (like later versions) answers a successful AppendEntries with
@@ -792,8 +802,9 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req,
     struct raft_message fixed;
 
     if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && impl->splitting) {
-        /* The answer to a split request (guard_split_commit()): the request
-         * itself is answered next. raft frees the request of a failed send. */
+        /* The answer to a split or replayed request (guard_deliver_quietly()):
+         * the original is answered anyway. raft frees the request of a failed
+         * send. */
         return RAFT_NOCONNECTION;
     }
     if ((message->type == RAFT_IO_APPEND_ENTRIES || message->type == RAFT_IO_INSTALL_SNAPSHOT) &&
