@@ -83,8 +83,10 @@
     X(backup_credentials_file, STR, "",                                                            \
       "AWS credentials file (empty: the AWS_* environment variables, else ~/.aws/credentials)")    \
     X(backup_part_size, U64, "8388608",                                                            \
-      "S3 objects larger than this go up in a multipart upload of parts this size (at least "      \
-      "5 MiB)")                                                                                    \
+      "part size of S3 multipart uploads (at least 5 MiB); one part is held in memory at a time")  \
+    X(backup_multipart_threshold, U64, "268435456",                                                \
+      "S3 objects larger than this go up in a multipart upload, smaller ones in one PUT streamed " \
+      "from disk (at least 5 MiB)")                                                                \
     X(backup_snapshot_rate, U64, "50331648",                                                       \
       "bytes/s a snapshot is uploaded at most (0: no limit), so that its upload takes the "        \
       "store's CPU and the node's a little at a time; the log archive is never limited")           \

@@ -1003,6 +1003,12 @@ static int store_options(const struct config *c, struct objstore_options *opt, c
     opt->credentials_file =
         c->backup_credentials_file[0] != '\0' ? c->backup_credentials_file : NULL;
     opt->part_size = (size_t)c->backup_part_size;
+    if (c->backup_multipart_threshold < ((uint64_t)5 << 20)) {
+        errf(errmsg, len, "--backup-multipart-threshold %llu: at least 5 MiB (5242880)",
+             (unsigned long long)c->backup_multipart_threshold);
+        return -1;
+    }
+    opt->multipart_threshold = (size_t)c->backup_multipart_threshold;
     if (strcmp(c->backup_addressing, "auto") == 0) {
         opt->path_style = -1;
     } else if (strcmp(c->backup_addressing, "path") == 0) {

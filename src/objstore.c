@@ -708,6 +708,11 @@ const char *objstore_url(const struct objstore *s)
     return s->url;
 }
 
+uint64_t objstore_requests(const struct objstore *s)
+{
+    return s->kind == OBJSTORE_S3 ? objstore_s3_requests(s->s3) : 0;
+}
+
 void objstore_set_list_page_size(struct objstore *s, unsigned max_keys)
 {
     if (s->kind == OBJSTORE_S3) {

@@ -24,8 +24,9 @@
  * temporary file and renames it; S3 makes a PUT visible only once complete.
  *
  * S3 (src/objstore_s3.c): requests are signed with SigV4 by libcurl, with the
- * body's SHA-256 in x-amz-content-sha256. Objects larger than part_size go up
- * as a multipart upload. Failures that may be transient (connection errors,
+ * body's SHA-256 in x-amz-content-sha256. Objects larger than
+ * multipart_threshold go up as a multipart upload of part_size parts, the
+ * others in one PUT. Failures that may be transient (connection errors,
  * timeouts, HTTP 5xx and 429) are retried with exponential backoff and
  * jitter; other errors fail at once with S3's error Code and Message.
  */
@@ -68,6 +69,11 @@ struct objstore_options
      * [wait/2, wait]. */
     unsigned retries;
     size_t part_size; /* multipart part size; 0: 8 MiB; at least 5 MiB */
+    /* Objects larger than this go up in parts; 0: 256 MiB. A multipart
+     * upload retries a failed part alone, but the store assembles the parts
+     * afterwards (s3rver copies every byte again), and it costs a request
+     * per part. */
+    size_t multipart_threshold;
     /* Uploads of objects read from a file (objstore_put_file) go no faster
      * than this many bytes/s (0: no limit): a snapshot's upload then takes
      * the store's CPU, and ours, a little at a time. */
@@ -90,8 +96,8 @@ const char *objstore_url(const struct objstore *s);
 int objstore_put(struct objstore *s, const char *name, const void *data, size_t len, char *err,
                  size_t errlen);
 /* Stores len bytes read from fd at offset 0 (pread: fd's offset is not
- * moved; the caller keeps fd open and closes it). Memory use is one part,
- * not the whole object; a short file is an error. */
+ * moved; the caller keeps fd open and closes it). Memory use is at most one
+ * part, not the whole object; a short file is an error. */
 int objstore_put_file(struct objstore *s, const char *name, int fd, size_t len, char *err,
                       size_t errlen);
 /* Reads the whole object. On 0 the caller owns *data (cairn_free; it is
@@ -118,6 +124,10 @@ int objstore_list(struct objstore *s, const char *prefix, objstore_list_cb cb, v
 /* Deletes the object; an absent object is not an error. */
 int objstore_delete(struct objstore *s, const char *name, char *err, size_t errlen);
 
+/* HTTP requests this store has sent, retries included (0 for a file
+ * store): what a store that charges per request would count. */
+uint64_t objstore_requests(const struct objstore *s);
+
 /* For tests: make objstore_list ask S3 for at most max_keys keys per page
  * (0: S3's default of 1000), so that paging is exercised with few objects.
  * No effect on a file store. */
@@ -142,5 +152,6 @@ int objstore_s3_list(struct objstore_s3 *s3, const char *prefix, objstore_list_c
                      char *err, size_t errlen);
 int objstore_s3_delete(struct objstore_s3 *s3, const char *name, char *err, size_t errlen);
 void objstore_s3_set_list_page_size(struct objstore_s3 *s3, unsigned max_keys);
+uint64_t objstore_s3_requests(const struct objstore_s3 *s3);
 
 #endif /* CAIRN_OBJSTORE_H */

@@ -23,9 +23,11 @@
  * tests/dr/sigv4_proxy.py recomputes every signature with botocore and
  * checks these rules.
  *
- * Bodies. Each request's body is in memory: a whole object up to one part,
- * else one part at a time (read from the file into part_buf for put_file),
- * so that it can be hashed before sending and sent again on a retry.
+ * Bodies. An object up to multipart_threshold (256 MiB) goes in one PUT:
+ * from memory, or for put_file read from the file twice, once to hash it
+ * and once as libcurl sends it, so that it is never held whole. A larger
+ * object goes up in parts, each read from the file into part_buf. Either
+ * way the body is hashed before it is sent, and sent again on a retry.
  *
  * Retries. Connection failures, timeouts, HTTP 5xx, 429 and S3's
  * "RequestTimeout" 400 are retried (opt->retries times) after
@@ -56,7 +58,12 @@
 #define S3_RETRIES_DEFAULT 4
 #define S3_PART_BYTES_DEFAULT ((size_t)8 << 20)
 #define S3_PART_BYTES_MIN ((size_t)5 << 20) /* S3's minimum for all parts but the last */
-#define S3_PARTS_MAX 10000                  /* S3's limit on parts per upload */
+#define S3_MULTIPART_THRESHOLD_DEFAULT ((size_t)256 << 20)
+/* A request's time limit grows by its body's time at this speed, or at the
+ * pacing rate when that is slower, so that a large PUT is not cut short. */
+#define S3_SLOWEST_BYTES_PER_S ((uint64_t)1 << 20)
+#define S3_HASH_CHUNK ((size_t)1 << 20) /* bytes read per step when hashing a file */
+#define S3_PARTS_MAX 10000              /* S3's limit on parts per upload */
 #define S3_BACKOFF_FIRST_MS 200
 #define S3_BACKOFF_MAX_MS 5000
 #define S3_MESSAGE_MAX 200 /* bytes of S3's error Message quoted in err */
@@ -75,14 +82,16 @@ struct objstore_s3
     long timeout_ms;
     unsigned retries;
     size_t part_size;
-    uint64_t put_file_rate; /* bytes/s for uploads from a file; 0: no limit */
-    uint64_t send_rate;     /* the request being sent: put_file_rate or 0 */
-    unsigned page_size;     /* max-keys for ListObjectsV2; 0: S3's default */
-    CURL *curl;             /* owned; reused so connections are kept alive */
-    struct buf body;        /* the last response's body */
-    char etag[S3_ETAG_MAX]; /* the last response's ETag header */
-    char code[64];          /* the last response's S3 error Code, or "" */
-    char *part_buf;         /* owned: put_file's part, part_buf_cap bytes */
+    size_t multipart_threshold; /* larger objects go up in parts */
+    uint64_t requests;          /* HTTP requests sent, retries included */
+    uint64_t put_file_rate;     /* bytes/s for uploads from a file; 0: no limit */
+    uint64_t send_rate;         /* the request being sent: put_file_rate or 0 */
+    unsigned page_size;         /* max-keys for ListObjectsV2; 0: S3's default */
+    CURL *curl;                 /* owned; reused so connections are kept alive */
+    struct buf body;            /* the last response's body */
+    char etag[S3_ETAG_MAX];     /* the last response's ETag header */
+    char code[64];              /* the last response's S3 error Code, or "" */
+    char *part_buf;             /* owned: put_file's part, part_buf_cap bytes */
     size_t part_buf_cap;
     uint64_t rng; /* for backoff jitter */
 };
@@ -140,6 +149,56 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
         hex[2 * i + 1] = digits[md[i] & 15];
     }
     hex[64] = '\0';
+}
+
+/* The SHA-256 of bytes [0, len) of fd, read in steps of S3_HASH_CHUNK
+ * into *scratch (grown as needed, owned by the caller). */
+static int sha256_hex_fd(int fd, size_t len, char **scratch, size_t *cap, char hex[65], char *err,
+                         size_t errlen)
+{
+    if (*cap < S3_HASH_CHUNK) {
+        char *p = cairn_realloc(*scratch, S3_HASH_CHUNK);
+        if (p == NULL) {
+            err_set(err, errlen, "out of memory");
+            return -1;
+        }
+        *scratch = p;
+        *cap = S3_HASH_CHUNK;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        err_set(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < S3_HASH_CHUNK ? len - off : S3_HASH_CHUNK;
+        ssize_t r = pread(fd, *scratch, n, (off_t)off);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            err_set(err, errlen, "read source at %zu: %s", off,
+                    r < 0 ? strerror(errno) : "file shorter than the given length");
+            EVP_MD_CTX_free(ctx);
+            return -1;
+        }
+        EVP_DigestUpdate(ctx, *scratch, (size_t)r);
+        off += (size_t)r;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    int ok = EVP_DigestFinal_ex(ctx, md, &md_len);
+    EVP_MD_CTX_free(ctx);
+    assert(ok == 1 && md_len == 32);
+    (void)ok;
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+    return 0;
 }
 
 /* Appends s percent-encoded as SigV4 wants: every byte but A-Za-z0-9-._~
@@ -352,11 +411,15 @@ static int xml_escape(struct buf *out, const char *s)
 
 enum s3_method { S3_GET, S3_PUT, S3_POST, S3_DELETE };
 
+/* A request's body: len bytes of memory, or of a file from offset 0 (data
+ * NULL), which is read as libcurl sends it rather than held in memory. */
 struct s3_upload
 {
-    const char *data; /* borrowed */
+    const char *data; /* borrowed, or NULL */
+    int fd;           /* when data is NULL */
     size_t len;
     size_t pos;
+    int read_errno; /* a failed read of fd: errno, or -1 for a short file */
 };
 
 static size_t s3_read_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -366,7 +429,19 @@ static size_t s3_read_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     if (n > u->len - u->pos) {
         n = u->len - u->pos;
     }
-    memcpy(ptr, u->data + u->pos, n);
+    if (u->data != NULL) {
+        memcpy(ptr, u->data + u->pos, n);
+    } else if (n > 0) {
+        ssize_t r;
+        do {
+            r = pread(u->fd, ptr, n, (off_t)u->pos);
+        } while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            u->read_errno = r < 0 ? errno : -1;
+            return CURL_READFUNC_ABORT;
+        }
+        n = (size_t)r;
+    }
     u->pos += n;
     return n;
 }
@@ -466,23 +541,37 @@ static void s3_describe_error(struct objstore_s3 *s, long status, char *err, siz
  * 43 s, more than the 30 s default). */
 static long request_timeout_ms(const struct objstore_s3 *s, enum s3_method method, size_t len)
 {
-    if (method != S3_PUT || s->send_rate == 0) {
+    if (method != S3_PUT) {
         return s->timeout_ms;
     }
-    return s->timeout_ms + (long)((uint64_t)len * 1000 / s->send_rate);
+    uint64_t speed = S3_SLOWEST_BYTES_PER_S;
+    if (s->send_rate != 0 && s->send_rate < speed) {
+        speed = s->send_rate;
+    }
+    return s->timeout_ms + (long)((uint64_t)len * 1000 / speed);
 }
 
-/* Sends one request to url, retrying transient failures. The answer's body
- * lands in s->body, its ETag in s->etag. Returns 0 on a 2xx answer; -1
- * otherwise, with the reason in err, *status the last HTTP status (0 when
- * none came) and s->code S3's error Code (or ""). what names the request in
- * err ("PUT", "PUT part 3/5"). */
-static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *url,
-                      const void *data, size_t len, const char *what, long *status, char *err,
-                      size_t errlen)
+/* Sends one request to url with the body data (or, data NULL, bytes
+ * [0, len) of fd), retrying transient failures. The answer's body lands in
+ * s->body, its ETag in s->etag. Returns 0 on a 2xx answer; -1 otherwise,
+ * with the reason in err, *status the last HTTP status (0 when none came)
+ * and s->code S3's error Code (or ""). what names the request in err
+ * ("PUT", "PUT part 3/5"). */
+static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url, const void *data,
+                   int fd, size_t len, const char *what, long *status, char *err, size_t errlen)
 {
     char hash[65];
-    sha256_hex(len > 0 ? data : "", len, hash);
+    *status = 0;
+    if (data == NULL && len > 0) {
+        char reason[200];
+        if (sha256_hex_fd(fd, len, &s->part_buf, &s->part_buf_cap, hash, reason, sizeof reason) !=
+            0) {
+            err_set(err, errlen, "%s: %s", what, reason);
+            return -1;
+        }
+    } else {
+        sha256_hex(len > 0 ? data : "", len, hash);
+    }
     char hash_header[96];
     snprintf(hash_header, sizeof hash_header, "x-amz-content-sha256: %s", hash);
     struct curl_slist *headers = curl_slist_append(NULL, hash_header);
@@ -514,7 +603,7 @@ static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *
     for (unsigned attempt = 0;; attempt++) {
         CURL *c = s->curl;
         char curl_err[CURL_ERROR_SIZE] = "";
-        struct s3_upload upload = {.data = data, .len = len, .pos = 0};
+        struct s3_upload upload = {.data = data, .fd = fd, .len = len, .pos = 0};
         s->body.len = 0;
         s->etag[0] = '\0';
         s->code[0] = '\0';
@@ -555,9 +644,16 @@ static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *
                 curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
                 break;
         }
+        s->requests++;
         CURLcode cc = curl_easy_perform(c);
         int retry;
-        if (cc != CURLE_OK) {
+        if (cc != CURLE_OK && upload.read_errno != 0) {
+            *status = 0;
+            err_set(err, errlen, "%s: read source at %zu: %s", what, upload.pos,
+                    upload.read_errno > 0 ? strerror(upload.read_errno)
+                                          : "file shorter than the given length");
+            break;
+        } else if (cc != CURLE_OK) {
             *status = 0;
             err_set(err, errlen, "%s: %s", what, curl_err[0] ? curl_err : curl_easy_strerror(cc));
             retry = curl_transient(cc);
@@ -601,6 +697,13 @@ static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *
     curl_slist_free_all(headers);
     curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, NULL);
     return rc;
+}
+
+static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *url,
+                      const void *data, size_t len, const char *what, long *status, char *err,
+                      size_t errlen)
+{
+    return s3_send(s, method, url, data != NULL ? data : "", -1, len, what, status, err, errlen);
 }
 
 /* --- credentials -------------------------------------------------------- */
@@ -788,6 +891,8 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     s->timeout_ms = opt->timeout_ms != 0 ? (long)opt->timeout_ms : S3_TIMEOUT_MS_DEFAULT;
     s->retries = opt->retries != 0 ? opt->retries : S3_RETRIES_DEFAULT;
     s->part_size = opt->part_size != 0 ? opt->part_size : S3_PART_BYTES_DEFAULT;
+    s->multipart_threshold =
+        opt->multipart_threshold != 0 ? opt->multipart_threshold : S3_MULTIPART_THRESHOLD_DEFAULT;
     s->put_file_rate = opt->put_file_rate;
     if (s->part_size < S3_PART_BYTES_MIN) {
         err_set(err, errlen, "part size %zu is below S3's minimum of 5 MiB", s->part_size);
@@ -889,6 +994,11 @@ void objstore_s3_set_list_page_size(struct objstore_s3 *s, unsigned max_keys)
 /* --- operations --------------------------------------------------------- */
 
 /* The URL of object name, with an optional query (already canonical). */
+uint64_t objstore_s3_requests(const struct objstore_s3 *s)
+{
+    return s->requests;
+}
+
 static char *object_url(const struct objstore_s3 *s, const char *name, const char *query)
 {
     struct buf u;
@@ -1073,16 +1183,15 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
     if (len / part >= S3_PARTS_MAX) {
         part = (len + S3_PARTS_MAX - 1) / S3_PARTS_MAX;
     }
-    if (len > part) {
+    if (len > s->multipart_threshold) {
         s->send_rate = data == NULL ? s->put_file_rate : 0;
         rc = put_multipart(s, name, &src, len, part, err, errlen);
         s->send_rate = 0;
         return rc;
     }
-    const char *body = "";
-    if (len > 0 && source_read(s, &src, 0, len, &body, err, errlen) != 0) {
-        return -1;
-    }
+    /* One PUT, a file's bytes read as they are sent: S3 stores the object
+     * as it arrives, where a multipart upload has it assembled from its
+     * parts afterwards (s3rver copies every byte again to do so). */
     char *url = object_url(s, name, NULL);
     if (url == NULL) {
         err_set(err, errlen, "out of memory");
@@ -1090,7 +1199,8 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
     }
     long status;
     s->send_rate = data == NULL ? s->put_file_rate : 0;
-    rc = s3_request(s, S3_PUT, url, body, len, "PUT", &status, err, errlen);
+    rc = s3_send(s, S3_PUT, url, data != NULL || len == 0 ? (data != NULL ? data : "") : NULL, fd,
+                 len, "PUT", &status, err, errlen);
     s->send_rate = 0;
     cairn_free(url);
     return rc;

@@ -582,6 +582,7 @@ static int run_bench(size_t mib)
     for (size_t i = 0; i < 3; i++) {
         struct objstore_options o = base_opt;
         o.part_size = parts[i];
+        o.multipart_threshold = parts[i];
         struct objstore *s = open_store(store_url, &o);
         double t0 = now_s();
         int rc = objstore_put(s, "bench/object", big, len, err, sizeof err);
@@ -641,6 +642,7 @@ static void test_rate(void)
     fill(big, len, 77);
     CHECK(write(fd, big, len) == (ssize_t)len, "write");
     o.part_size = (size_t)5 << 20;
+    o.multipart_threshold = (size_t)5 << 20;
     o.put_file_rate = (uint64_t)16 << 20; /* 16 MiB/s: at least 0.75 s */
     struct objstore *s = open_store(store_url, &o);
     double t0 = now_s();
@@ -684,6 +686,62 @@ static void test_rate(void)
     objstore_delete(s, "rate/file", err, sizeof err);
     objstore_delete(s, "rate/small", err, sizeof err);
     objstore_delete(s, "rate/memory", err, sizeof err);
+    objstore_close(s);
+    close(fd);
+    free(big);
+}
+
+/* Below multipart_threshold an object goes in one PUT, even when it is
+ * larger than a part, and a file's bytes are streamed, not held; above it,
+ * in parts. Counted by objstore_requests (S3 only). */
+static void test_one_put(void)
+{
+    size_t len = (size_t)12 << 20;
+    char *big = malloc(len);
+    char err[512] = "";
+    char path[] = "/tmp/cairn-objstore-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    unlink(path);
+    fill(big, len, 55);
+    CHECK(write(fd, big, len) == (ssize_t)len, "write");
+    struct objstore_options o = base_opt;
+    o.part_size = (size_t)5 << 20; /* the default threshold, 256 MiB */
+    struct objstore *s = open_store(store_url, &o);
+    uint64_t before = objstore_requests(s);
+    int rc = objstore_put_file(s, "one/file", fd, len, err, sizeof err);
+    CHECK(rc == 0, "put_file 12 MiB in one PUT: %s", err);
+    CHECK(objstore_requests(s) - before == 1, "12 MiB under the threshold: %llu requests",
+          (unsigned long long)(objstore_requests(s) - before));
+    expect_object(s, "one/file", big, len);
+    before = objstore_requests(s);
+    rc = objstore_put(s, "one/memory", big, len, err, sizeof err);
+    CHECK(rc == 0 && objstore_requests(s) - before == 1, "put 12 MiB from memory: %d, %llu: %s", rc,
+          (unsigned long long)(objstore_requests(s) - before), err);
+    /* A file shorter than said: refused before anything is sent. */
+    before = objstore_requests(s);
+    rc = objstore_put_file(s, "one/short", fd, len + 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "shorter") != NULL, "short file in one PUT: %d: %s", rc, err);
+    CHECK(objstore_requests(s) == before, "a short file was sent");
+    void *data = NULL;
+    size_t got;
+    CHECK(objstore_get(s, "one/short", &data, &got, err, sizeof err) == OBJSTORE_ENOTFOUND,
+          "a short file left an object");
+    cairn_free(data);
+    objstore_close(s);
+
+    /* Above the threshold: create, three parts, complete. */
+    o.multipart_threshold = (size_t)10 << 20;
+    s = open_store(store_url, &o);
+    before = objstore_requests(s);
+    rc = objstore_put_file(s, "one/parts", fd, len, err, sizeof err);
+    CHECK(rc == 0, "put_file 12 MiB in parts: %s", err);
+    CHECK(objstore_requests(s) - before == 5, "12 MiB over a 10 MiB threshold: %llu requests",
+          (unsigned long long)(objstore_requests(s) - before));
+    expect_object(s, "one/parts", big, len);
+    objstore_delete(s, "one/file", err, sizeof err);
+    objstore_delete(s, "one/memory", err, sizeof err);
+    objstore_delete(s, "one/parts", err, sizeof err);
     objstore_close(s);
     close(fd);
     free(big);
@@ -736,6 +794,7 @@ int main(int argc, char **argv)
     CHECK(strcmp(objstore_url(s), store_url) == 0, "objstore_url: %s", objstore_url(s));
     struct objstore_options o5 = base_opt;
     o5.part_size = (size_t)5 << 20;
+    o5.multipart_threshold = (size_t)5 << 20;
     struct objstore *s5 = open_store(store_url, &o5);
 
     double t0 = now_s();
@@ -749,6 +808,10 @@ int main(int argc, char **argv)
     test_large(s5);
     printf("rate limit\n");
     test_rate();
+    if (is_s3()) {
+        printf("one PUT below the multipart threshold\n");
+        test_one_put();
+    }
     printf("list\n");
     test_list(s);
     printf("paging\n");

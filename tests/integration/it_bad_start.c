@@ -132,6 +132,23 @@ int main(void)
         expect_refusal("bad client address", args, words);
     }
     {
+        const char *args[] = {"--id",
+                              "1",
+                              "--data-dir",
+                              dir,
+                              "--raft-addr",
+                              raft_addr,
+                              "--client-addr",
+                              client_addr,
+                              "--backup-url",
+                              "s3://bucket",
+                              "--backup-multipart-threshold",
+                              "1048576",
+                              NULL};
+        const char *words[] = {"--backup-multipart-threshold 1048576: at least 5 MiB", NULL};
+        expect_refusal("multipart threshold below 5 MiB", args, words);
+    }
+    {
         const char *args[] = {"--data-dir", dir, NULL};
         const char *words[] = {"--id is required", NULL};
         expect_refusal("missing --id", args, words);
