@@ -88,6 +88,13 @@ static int fd_sink(void *arg, const void *data, size_t len)
     return spool_write_all(*(int *)arg, data, len);
 }
 
+/* kv_capture_encode_to's pieces into an artifact: -1 with errno set when
+ * the artifact's file cannot be written. */
+static int encode_sink(void *arg, const void *data, size_t len)
+{
+    return artifact_writer_write(arg, data, len) == 0 ? 0 : -1;
+}
+
 struct seg_builder
 {
     struct buf body;
@@ -223,27 +230,29 @@ out:
 
 static void job_snapshot(struct objstore *st, struct dr_job *j)
 {
-    struct buf body;
     struct buf header;
     struct buf manifest;
     struct artifact_writer w;
     unsigned char sha[32];
     char name[OBJSTORE_NAME_MAX];
+    uint64_t raw = 0;
     int fd = -1;
-    buf_init(&body);
+    int rc;
     buf_init(&header);
     buf_init(&manifest);
     j->rv = -1;
-    if (kv_capture_encode(j->cap, &body) != 0) {
-        errf(j->err, sizeof(j->err), "out of memory encoding the snapshot");
+    /* The header holds the encoding's length, so it is measured first; the
+     * encoding then goes through LZ4 to the file a piece at a time, never
+     * whole in memory. */
+    if (kv_capture_encoded_size(j->cap, &raw) != 0) {
+        errf(j->err, sizeof(j->err), "the snapshot's capture is incomplete");
         goto out;
     }
-    j->snap.bytes_raw = body.len;
+    j->snap.bytes_raw = raw;
     if (dr_manifest_json(&j->snap, false, &header) != 0) {
         errf(j->err, sizeof(j->err), "out of memory");
         goto out;
     }
-    /* Compressed to a file, so that memory holds the encoding only once. */
     fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         errf(j->err, sizeof(j->err), "%s: %s", j->tmp_path, strerror(errno));
@@ -253,12 +262,19 @@ static void job_snapshot(struct objstore *st, struct dr_job *j)
         errf(j->err, sizeof(j->err), "out of memory");
         goto out;
     }
-    if (artifact_writer_write(&w, body.data, body.len) != 0) {
+    rc = kv_capture_encode_to(j->cap, encode_sink, &w);
+    if (rc != 0) {
         artifact_writer_abort(&w);
-        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, strerror(errno));
+        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path,
+             rc == -1 ? strerror(errno) : "out of memory");
         goto out;
     }
-    buf_free(&body);
+    if (w.raw_bytes != raw) {
+        artifact_writer_abort(&w);
+        errf(j->err, sizeof(j->err), "the snapshot's encoding was %llu bytes, not %llu",
+             (unsigned long long)w.raw_bytes, (unsigned long long)raw);
+        goto out;
+    }
     if (artifact_writer_end(&w, sha) != 0) {
         errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, strerror(errno));
         goto out;
@@ -286,7 +302,6 @@ out:
         close(fd);
         unlink(j->tmp_path);
     }
-    buf_free(&body);
     buf_free(&header);
     buf_free(&manifest);
 }

@@ -1493,13 +1493,45 @@ static int pack_capture_key(msgpack_packer *pk, const struct capture_key *k,
     return rv;
 }
 
-int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
+/* The capture as msgpack, into whatever pk writes to. */
+static int pack_capture(const struct kv_capture *cap, msgpack_packer *pk)
 {
-    msgpack_packer pk;
     uint64_t wi = 0;
     uint64_t pi = 0;
     uint32_t j;
     int rv = 0;
+    rv |= msgpack_pack_array(pk, 7);
+    rv |= msgpack_pack_uint32(pk, KV_SNAPSHOT_FORMAT);
+    rv |= msgpack_pack_uint64(pk, cap->rev);
+    rv |= msgpack_pack_uint64(pk, cap->compact_rev);
+    rv |= msgpack_pack_uint64(pk, cap->cluster_id);
+    rv |= msgpack_pack_array(pk, cap->n_policies);
+    for (j = 0; j < cap->n_policies; j++) {
+        const struct kv_retention *p = &cap->policies[j];
+        rv |= msgpack_pack_array(pk, 3);
+        rv |= msgpack_pack_bin(pk, p->prefix_len);
+        rv |= msgpack_pack_bin_body(pk, p->prefix != NULL ? p->prefix : "", p->prefix_len);
+        rv |= msgpack_pack_uint64(pk, p->max_versions);
+        rv |= msgpack_pack_uint64(pk, p->max_age_ms);
+    }
+    rv |= msgpack_pack_uint64(pk, cap->n_keys);
+    rv |= msgpack_pack_array(pk, (uint32_t)cap->n_keys);
+    /* The walk and the pre-images are each sorted and hold no key twice. */
+    while ((wi < cap->walk.n_keys || pi < cap->pre.n_keys) && rv == 0) {
+        if (pi == cap->pre.n_keys ||
+            (wi < cap->walk.n_keys &&
+             capture_key_cmp(&cap->walk.keys[wi], &cap->pre.keys[pi]) < 0)) {
+            rv |= pack_capture_key(pk, &cap->walk.keys[wi++], cap->walk.versions);
+        } else {
+            rv |= pack_capture_key(pk, &cap->pre.keys[pi++], cap->pre.versions);
+        }
+    }
+    return rv;
+}
+
+int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
+{
+    msgpack_packer pk;
     if (!cap->complete) {
         return CAIRN_EINVAL;
     }
@@ -1510,33 +1542,91 @@ int kv_capture_encode(const struct kv_capture *cap, struct buf *out)
         return CAIRN_ENOMEM;
     }
     msgpack_packer_init(&pk, out, snapshot_write_cb);
-    rv |= msgpack_pack_array(&pk, 7);
-    rv |= msgpack_pack_uint32(&pk, KV_SNAPSHOT_FORMAT);
-    rv |= msgpack_pack_uint64(&pk, cap->rev);
-    rv |= msgpack_pack_uint64(&pk, cap->compact_rev);
-    rv |= msgpack_pack_uint64(&pk, cap->cluster_id);
-    rv |= msgpack_pack_array(&pk, cap->n_policies);
-    for (j = 0; j < cap->n_policies; j++) {
-        const struct kv_retention *p = &cap->policies[j];
-        rv |= msgpack_pack_array(&pk, 3);
-        rv |= msgpack_pack_bin(&pk, p->prefix_len);
-        rv |= msgpack_pack_bin_body(&pk, p->prefix != NULL ? p->prefix : "", p->prefix_len);
-        rv |= msgpack_pack_uint64(&pk, p->max_versions);
-        rv |= msgpack_pack_uint64(&pk, p->max_age_ms);
+    return pack_capture(cap, &pk) == 0 ? 0 : CAIRN_ENOMEM;
+}
+
+static int count_write_cb(void *data, const char *bytes, size_t len)
+{
+    (void)bytes;
+    *(uint64_t *)data += len;
+    return 0;
+}
+
+int kv_capture_encoded_size(const struct kv_capture *cap, uint64_t *size)
+{
+    msgpack_packer pk;
+    *size = 0;
+    if (!cap->complete) {
+        return CAIRN_EINVAL;
     }
-    rv |= msgpack_pack_uint64(&pk, cap->n_keys);
-    rv |= msgpack_pack_array(&pk, (uint32_t)cap->n_keys);
-    /* The walk and the pre-images are each sorted and hold no key twice. */
-    while ((wi < cap->walk.n_keys || pi < cap->pre.n_keys) && rv == 0) {
-        if (pi == cap->pre.n_keys ||
-            (wi < cap->walk.n_keys &&
-             capture_key_cmp(&cap->walk.keys[wi], &cap->pre.keys[pi]) < 0)) {
-            rv |= pack_capture_key(&pk, &cap->walk.keys[wi++], cap->walk.versions);
-        } else {
-            rv |= pack_capture_key(&pk, &cap->pre.keys[pi++], cap->pre.versions);
+    msgpack_packer_init(&pk, size, count_write_cb);
+    return pack_capture(cap, &pk) == 0 ? 0 : CAIRN_EINTERNAL;
+}
+
+/* kv_capture_encode_to's staging: small pieces gather here and go to the
+ * sink KV_ENCODE_CHUNK bytes at a time; a larger piece goes straight on. */
+#define KV_ENCODE_CHUNK ((size_t)256 << 10)
+
+struct encode_stage
+{
+    kv_encode_sink sink;
+    void *arg;
+    char *buf;
+    size_t len;
+    int failed; /* the sink's first non-zero return */
+};
+
+static int stage_flush(struct encode_stage *st)
+{
+    if (st->len > 0 && st->failed == 0) {
+        st->failed = st->sink(st->arg, st->buf, st->len);
+    }
+    st->len = 0;
+    return st->failed;
+}
+
+static int stage_write_cb(void *data, const char *bytes, size_t len)
+{
+    struct encode_stage *st = data;
+    if (st->failed != 0) {
+        return -1;
+    }
+    if (st->len + len > KV_ENCODE_CHUNK) {
+        if (stage_flush(st) != 0) {
+            return -1;
+        }
+        if (len >= KV_ENCODE_CHUNK) {
+            st->failed = st->sink(st->arg, bytes, len);
+            return st->failed != 0 ? -1 : 0;
         }
     }
-    return rv == 0 ? 0 : CAIRN_ENOMEM;
+    memcpy(st->buf + st->len, bytes, len);
+    st->len += len;
+    return 0;
+}
+
+int kv_capture_encode_to(const struct kv_capture *cap, kv_encode_sink sink, void *arg)
+{
+    msgpack_packer pk;
+    struct encode_stage st = {.sink = sink, .arg = arg};
+    int rv;
+    if (!cap->complete) {
+        return CAIRN_EINVAL;
+    }
+    st.buf = cairn_malloc(KV_ENCODE_CHUNK);
+    if (st.buf == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    msgpack_packer_init(&pk, &st, stage_write_cb);
+    rv = pack_capture(cap, &pk);
+    if (rv == 0) {
+        stage_flush(&st);
+    }
+    cairn_free(st.buf);
+    if (st.failed != 0) {
+        return st.failed;
+    }
+    return rv == 0 ? 0 : CAIRN_EINTERNAL;
 }
 
 int kv_snapshot_encode(struct kv *kv, struct buf *out)

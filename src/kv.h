@@ -210,6 +210,14 @@ int kv_capture_begin(struct kv *kv, struct kv_capture **out);
 int kv_capture_step(struct kv *kv, struct kv_capture *cap, uint64_t budget);
 
 int kv_capture_encode(const struct kv_capture *cap, struct buf *out);
+/* The same encoding without holding it: kv_capture_encoded_size gives its
+ * length (a walk that writes nothing), and kv_capture_encode_to hands it to
+ * sink in pieces of up to 256 KiB (larger only for a single larger value),
+ * in order. A non-zero return of sink stops the encoding and is returned
+ * as it is; otherwise 0 or a CAIRN_E* code. */
+typedef int (*kv_encode_sink)(void *arg, const void *data, size_t len);
+int kv_capture_encoded_size(const struct kv_capture *cap, uint64_t *size);
+int kv_capture_encode_to(const struct kv_capture *cap, kv_encode_sink sink, void *arg);
 void kv_capture_release(struct kv *kv, struct kv_capture *cap);
 
 /* Replace the state with a decoded snapshot. On error (CAIRN_EMALFORMED,

@@ -105,6 +105,7 @@ struct options
     bool memory_load;
     const char *stale_endpoint;
     bool json;
+    const char *trace; /* --trace FILE, or NULL */
     enum bench_target target;
     int timeout_ms;
     uint64_t seed;
@@ -148,6 +149,14 @@ struct client
     uint64_t min_revision; /* OP_RYW's get: the revision its put made */
 };
 
+/* One answered request, for --trace. */
+struct trace_rec
+{
+    int64_t started; /* CLOCK_MONOTONIC ns */
+    uint64_t ns;     /* its latency */
+    unsigned op;
+};
+
 struct samples
 {
     uint64_t *v; /* latencies in ns */
@@ -186,6 +195,9 @@ struct bench
     int64_t drain_start;
     uint64_t measured;
     struct samples s[OP_N];
+    struct trace_rec *trace; /* --trace: every measured answer, in order */
+    size_t trace_n;
+    size_t trace_cap;
     unsigned errors_shown;
     unsigned leader_notes;
     struct bench_endpoint lost_leader; /* the leader whose connection broke last */
@@ -280,6 +292,10 @@ static void usage(FILE *f)
             "  --timeout-ms MS         a request unanswered this long is an error [10000]\n"
             "  --seed N                random seed [fixed]\n"
             "  --json                  print the results as JSON\n"
+            "  --trace FILE            also write every measured answer to FILE, a line\n"
+            "                          each: its start (CLOCK_MONOTONIC ns), its latency\n"
+            "                          (ns) and its operation, so that requests can be\n"
+            "                          sorted by what else was happening when they ran\n"
             "  --help                  this text\n"
             "\n"
             "With --preload and --duration 0 only the preload runs.\n",
@@ -343,6 +359,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         O_MEMORY_LOAD,
         O_STALE_ENDPOINT,
         O_JSON,
+        O_TRACE,
         O_TARGET,
         O_TIMEOUT,
         O_SEED,
@@ -362,6 +379,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"memory-load", no_argument, NULL, O_MEMORY_LOAD},
         {"stale-endpoint", required_argument, NULL, O_STALE_ENDPOINT},
         {"json", no_argument, NULL, O_JSON},
+        {"trace", required_argument, NULL, O_TRACE},
         {"target", required_argument, NULL, O_TARGET},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"seed", required_argument, NULL, O_SEED},
@@ -444,6 +462,9 @@ static void parse_options(struct options *o, int argc, char **argv)
                 break;
             case O_JSON:
                 o->json = true;
+                break;
+            case O_TRACE:
+                o->trace = optarg;
                 break;
             case O_TARGET:
                 o->target = bench_parse_target("--target", optarg);
@@ -765,6 +786,36 @@ static void samples_add(struct samples *s, uint64_t ns)
     s->v[s->n++] = ns;
 }
 
+static void trace_add(struct bench *b, const struct client *cl, int64_t now)
+{
+    if (b->trace_n == b->trace_cap) {
+        size_t cap = b->trace_cap == 0 ? 65536 : b->trace_cap * 2;
+        struct trace_rec *v = realloc(b->trace, cap * sizeof(*v));
+        if (v == NULL) {
+            bench_die("out of memory");
+        }
+        b->trace = v;
+        b->trace_cap = cap;
+    }
+    b->trace[b->trace_n++] = (struct trace_rec){
+        .started = cl->started, .ns = (uint64_t)(now - cl->started), .op = cl->op};
+}
+
+static void trace_write(const struct bench *b)
+{
+    FILE *f = fopen(b->o.trace, "w");
+    if (f == NULL) {
+        bench_die("--trace %s: %s", b->o.trace, strerror(errno));
+    }
+    for (size_t i = 0; i < b->trace_n; i++) {
+        fprintf(f, "%" PRId64 " %" PRIu64 " %s\n", b->trace[i].started, b->trace[i].ns,
+                op_names[b->trace[i].op]);
+    }
+    if (fclose(f) != 0) {
+        bench_die("--trace %s: %s", b->o.trace, strerror(errno));
+    }
+}
+
 /* The request of cl got its answer (or failed) at time now. */
 static void finish(struct bench *b, struct client *cl, enum outcome out, int64_t now)
 {
@@ -788,6 +839,9 @@ static void finish(struct bench *b, struct client *cl, enum outcome out, int64_t
             s->ok += out == OUT_OK;
             s->misses += out == OUT_MISS;
             samples_add(s, (uint64_t)(now - cl->started));
+            if (b->o.trace != NULL) {
+                trace_add(b, cl, now);
+            }
         }
         b->measured++;
         if (b->o.requests_set && b->measured >= b->o.requests) {
@@ -1439,6 +1493,10 @@ int main(int argc, char **argv)
         applied_ok = wait_applied(b, cc, &applied_wait);
     }
     report(b, applied_ok, applied_wait);
+    if (b->o.trace != NULL) {
+        trace_write(b);
+    }
+    free(b->trace);
     for (i = 0; i < OP_N; i++) {
         total_ok += b->s[i].n;
         free(b->s[i].v);

@@ -518,6 +518,91 @@ def snapshot_pairs(env, rate):
     return pairs
 
 
+def snapshot_interleaved(env, rate):
+    """One cairn-bench run of 2 x runs x window seconds (a closed loop, or rate ops/s offered)
+    while snapshots are taken with quiet gaps between them as long as the last save. Every
+    request is sorted by when it started (cairn-bench --trace, CLOCK_MONOTONIC like
+    time.monotonic()): during a save (from `cairnctl snapshot save` started to its exit) or
+    quiet (no save running, and none ended in the 0.5 s before). Both kinds come from the same
+    run, interleaved, so that drift of the machine over time falls on both alike."""
+    a = env.a
+    duration = max(6, 2 * a.runs * a.window)
+    trace = env.path("trace-%d.txt" % rate)
+    log("snapshot: cairn-bench %d s, %s, with snapshots and quiet gaps taking turns" %
+        (duration, "%d ops/s offered" % rate if rate else "closed loop"))
+    args = [os.path.join(env.bin, "cairn-bench"), "--endpoints", env.endpoints(),
+            "--clients", str(a.bench_clients), "--mix", "put=20,get=80", "--keys", str(a.keys),
+            "--value-size", str(a.value_size), "--warmup", "2", "--duration", str(duration),
+            "--seed", str(int(time.time())), "--json", "--trace", trace]
+    if rate > 0:
+        args += ["--rate", str(rate)]
+    t0 = time.monotonic()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    w0, w1 = t0 + 2, t0 + 2 + duration
+    saves = []
+    gap = 1.0
+    while True:
+        time.sleep(max(0, w0 + gap - time.monotonic()) if not saves else gap)
+        t = time.monotonic()
+        if t + gap > w1:
+            break
+        env.ctl("put", "dr-bench/marker", "interleaved-%d-%d" % (rate, len(saves)))
+        t = time.monotonic()
+        dt, snap = snapshot_save(env)
+        saves.append({"start": t, "end": t + dt, "seconds": dt, "manifest": snap})
+        gap = max(1.0, dt)
+    out, err = p.communicate(timeout=duration + 120)
+    if p.returncode != 0:
+        raise Fail("cairn-bench: exit %d: %s" % (p.returncode, err.strip()))
+    during, quiet = [], []
+    per_save = [([], []) for _ in saves]  # (during save i, in the quiet gap before it)
+    with open(trace) as f:
+        for line in f:
+            started_ns, ns, _ = line.split()
+            t, ms = int(started_ns) / 1e9, int(ns) / 1e6
+            cls = None
+            for i, sv in enumerate(saves):
+                if sv["start"] <= t <= sv["end"]:
+                    cls = ("during", i)
+                    break
+                if t < sv["start"]:
+                    prev_end = saves[i - 1]["end"] if i > 0 else w0
+                    if t > prev_end + 0.5:
+                        cls = ("quiet", i)
+                    break
+            else:
+                if not saves or t > saves[-1]["end"] + 0.5:
+                    cls = ("quiet", None)
+            if cls is None:
+                continue
+            if cls[0] == "during":
+                during.append(ms)
+                per_save[cls[1]][0].append(ms)
+            else:
+                quiet.append(ms)
+                if cls[1] is not None:
+                    per_save[cls[1]][1].append(ms)
+    if not a.keep:
+        os.unlink(trace)
+    busy = sum(sv["seconds"] for sv in saves)
+    res = {"rate": rate, "duration": duration, "bench": json.loads(out), "t0_monotonic": w0,
+           "saves": [{"start": sv["start"] - w0, "seconds": sv["seconds"],
+                      "manifest": sv["manifest"]} for sv in saves],
+           "snapshot_share": busy / duration,
+           "during": {"n": len(during), "p50_ms": pct(during, 50), "p99_ms": pct(during, 99),
+                      "p999_ms": pct(during, 99.9)},
+           "quiet": {"n": len(quiet), "p50_ms": pct(quiet, 50), "p99_ms": pct(quiet, 99),
+                     "p999_ms": pct(quiet, 99.9)},
+           "per_save": [{"during_p99_ms": pct(d, 99), "quiet_p99_ms": pct(q, 99),
+                         "n_during": len(d), "n_quiet": len(q)} for d, q in per_save]}
+    res["ratio"] = res["during"]["p99_ms"] / res["quiet"]["p99_ms"] if quiet else float("nan")
+    log("  %d saves (%.0f%% of the run); p99 during saves %.2f ms (%d requests), quiet %.2f ms "
+        "(%d requests): %.2fx" % (len(saves), 100 * res["snapshot_share"],
+                                  res["during"]["p99_ms"], len(during), res["quiet"]["p99_ms"],
+                                  len(quiet), res["ratio"]))
+    return res
+
+
 def phase_snapshot(env, res):
     a = env.a
     log("snapshot: %d x cairnctl snapshot save on a quiet cluster" % a.runs)
@@ -531,15 +616,20 @@ def phase_snapshot(env, res):
              snap["bytes_stored"]))
     res["snapshot_quiet"] = quiet
 
-    res["snapshot_load"] = snapshot_pairs(env, 0)
+    res["snapshot_interleaved"] = [snapshot_interleaved(env, 0)]
     if a.bench_rate > 0:
-        res["snapshot_paced"] = snapshot_pairs(env, a.bench_rate)
+        res["snapshot_interleaved"].append(snapshot_interleaved(env, a.bench_rate))
+    if a.pairs:
+        res["snapshot_load"] = snapshot_pairs(env, 0)
+        if a.bench_rate > 0:
+            res["snapshot_paced"] = snapshot_pairs(env, a.bench_rate)
     m = env.metrics(env.leader_id)
     res["snapshot_histogram"] = histogram(m, "cairn_backup_snapshot_duration_seconds")
     res["snapshot_log"] = snapshot_log_lines(env, "a")
     # The leader's own duration (capture to manifest uploaded) of each save above.
     by_rev = {rev: ms for rev, _, ms in res["snapshot_log"]}
-    pairs = res["snapshot_load"] + res.get("snapshot_paced", [])
+    pairs = (res.get("snapshot_load", []) + res.get("snapshot_paced", []) +
+             res["snapshot_interleaved"])
     for s in quiet + [x for p in pairs for x in p["saves"]]:
         s["server_ms"] = by_rev.get(s["manifest"]["revision"])
 
@@ -1047,6 +1137,27 @@ def phase_etcd(env, res, keys, values):
 # Report
 
 
+def report_interleaved(a, it):
+    P = print
+    rate = it["rate"]
+    b = it["bench"]["total"]
+    P("  cairn-bench, %d clients, put=20,get=80, %s, one %d s run with snapshots and quiet gaps "
+      "taking turns (%d saves, %.0f%% of the run; %.0f ops/s in all):" %
+      (a.bench_clients, "%d ops/s offered" % rate if rate else "closed loop", it["duration"],
+       len(it["saves"]), 100 * it["snapshot_share"], b["ops_per_s"]))
+    P("    %-28s %-12s %-10s %-10s %-10s" % ("requests started", "count", "p50 ms", "p99 ms",
+                                              "p99.9 ms"))
+    for label, key in (("in quiet gaps", "quiet"), ("during a save", "during")):
+        c = it[key]
+        P("    %-28s %-12s %-10s %-10s %-10s" % (label, fmt(c["n"], 0), fmt(c["p50_ms"], 2),
+                                                  fmt(c["p99_ms"], 2), fmt(c["p999_ms"], 2)))
+    per = [x["during_p99_ms"] / x["quiet_p99_ms"] for x in it["per_save"]
+           if x["n_quiet"] and x["n_during"]]
+    P("    p99 during / quiet: %.2f (target <= 2); each save against the gap before it: %s "
+      "(%d of %d within 2x)" % (it["ratio"], ", ".join("%.2f" % x for x in per),
+                                sum(1 for x in per if x <= 2), len(per)))
+
+
 def report_pairs(a, pairs):
     P = print
     rate = pairs[0]["rate"]
@@ -1099,10 +1210,13 @@ def report(env, res):
         P("  cairn_backup_snapshot_duration_seconds  count %d, mean %.2f s; buckets %s" %
           (hcount, hsum / hcount, ", ".join("le %s: %d" % (k, v) for k, v in buckets.items()
                                             if v and (k == "+Inf" or float(k) >= 0.1))))
+    for it in res["snapshot_interleaved"]:
+        report_interleaved(a, it)
     for key in ("snapshot_load", "snapshot_paced"):
         if key in res:
             report_pairs(a, res[key])
-    pairs = res["snapshot_load"] + res.get("snapshot_paced", [])
+    pairs = (res.get("snapshot_load", []) + res.get("snapshot_paced", []) +
+             res["snapshot_interleaved"])
     under = [s for p in pairs for s in p["saves"]]
     if under:
         P("    snapshot save under load: %s s (the leader's log: %s ms); bytes_raw %s to %s" %
@@ -1193,7 +1307,7 @@ def main():
     ap.add_argument("--store", choices=("s3", "file"), default="s3",
                     help="back up to s3rver, or to a file:// directory in --s3-dir [s3]")
     ap.add_argument("--bench-rate", type=int, default=1000,
-                    help="ops/s the paced pairs offer (0: closed-loop pairs only) [1000]")
+                    help="ops/s the paced snapshot runs offer (0: closed loop only) [1000]")
     ap.add_argument("--bench-clients", type=int, default=8)
     ap.add_argument("--rate", type=int, default=1000, help="writes/s for the lag [1000]")
     ap.add_argument("--lag-seconds", type=int, default=30)
@@ -1202,6 +1316,9 @@ def main():
     ap.add_argument("--cairnd-arg", action="append", metavar="ARG",
                     help="one more argument for the measured cluster's nodes, e.g. "
                          "--cairnd-arg=--backup-snapshot-rate=25165824 (repeatable)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="also measure the snapshots' effect the old way: --runs pairs of "
+                         "windows, one without snapshots and one with them back to back")
     ap.add_argument("--snapshot-only", action="store_true",
                     help="measure the snapshot figures only (no lag, restore or etcd)")
     ap.add_argument("--json", help="write every figure here")

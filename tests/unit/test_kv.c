@@ -1297,6 +1297,78 @@ static void test_snapshot_capture_survives_changes(void **state)
     kv_close(&a);
 }
 
+struct piece_sink
+{
+    struct buf out;
+    size_t calls;
+    size_t largest;
+    size_t fail_at; /* the call that fails (1-based), 0: none */
+};
+
+static int piece_sink_cb(void *arg, const void *data, size_t len)
+{
+    struct piece_sink *ps = arg;
+    ps->calls++;
+    if (ps->fail_at != 0 && ps->calls == ps->fail_at) {
+        return -7;
+    }
+    if (len > ps->largest) {
+        ps->largest = len;
+    }
+    return buf_append(&ps->out, data, len);
+}
+
+/* kv_capture_encode_to gives the bytes kv_capture_encode does, in pieces
+ * of at most 256 KiB unless one value is larger, and its size is what
+ * kv_capture_encoded_size says; a failing sink stops it with its code. */
+static void test_capture_encode_streamed(void **state)
+{
+    struct kv a;
+    struct kv_capture *cap;
+    struct buf ref;
+    struct piece_sink ps;
+    uint64_t size = 0;
+    char key[32];
+    char *big = malloc((size_t)600 << 10);
+    int i;
+    (void)state;
+    setup_kv(&a);
+    build_rich_state(&a);
+    memset(big, 'v', (size_t)600 << 10);
+    big[((size_t)600 << 10) - 1] = '\0';
+    for (i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "many/%05d", i);
+        put(&a, key, "a value of some length, to fill several pieces of the encoding");
+    }
+    put(&a, "big", big); /* one value larger than a piece */
+    buf_init(&ref);
+    assert_int_equal(kv_capture(&a, &cap), 0);
+    assert_int_equal(kv_capture_encode(cap, &ref), 0);
+    assert_int_equal(kv_capture_encoded_size(cap, &size), 0);
+    assert_int_equal(size, ref.len);
+
+    memset(&ps, 0, sizeof(ps));
+    buf_init(&ps.out);
+    assert_int_equal(kv_capture_encode_to(cap, piece_sink_cb, &ps), 0);
+    assert_int_equal(ps.out.len, ref.len);
+    assert_memory_equal(ps.out.data, ref.data, ref.len);
+    assert_true(ps.calls > 2);
+    assert_true(ps.largest >= ((size_t)600 << 10) - 1); /* the big value, straight on */
+    buf_free(&ps.out);
+
+    memset(&ps, 0, sizeof(ps));
+    buf_init(&ps.out);
+    ps.fail_at = 2;
+    assert_int_equal(kv_capture_encode_to(cap, piece_sink_cb, &ps), -7);
+    assert_int_equal(ps.calls, 2); /* nothing more after the failure */
+    buf_free(&ps.out);
+
+    kv_capture_release(&a, cap);
+    buf_free(&ref);
+    free(big);
+    kv_close(&a);
+}
+
 /* The same key written twice in one transaction (put then put, or delete
  * then put) leaves two versions with one mod_revision. That state must
  * survive a snapshot like any other. */
@@ -2843,6 +2915,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_snapshot_same_key_twice_in_txn),
         cmocka_unit_test(test_snapshot_capture_survives_changes),
+        cmocka_unit_test(test_capture_encode_streamed),
         cmocka_unit_test(test_capture_in_slices),
         cmocka_unit_test(test_snapshot_decode_corrupt),
         cmocka_unit_test(test_snapshot_decode_invalid_states),
