@@ -135,6 +135,17 @@ static void sleep_ms(unsigned ms)
     }
 }
 
+/* A SHA-256 digest as 64 lower-case hex digits. */
+static void digest_hex(const unsigned char md[32], char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
 static void sha256_hex(const void *data, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -143,12 +154,7 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
     assert(ok == 1); /* SHA-256 of memory cannot fail short of a broken libcrypto */
     assert(md_len == 32);
     (void)ok;
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    digest_hex(md, hex);
 }
 
 /* The SHA-256 of bytes [0, len) of fd, read in steps of S3_HASH_CHUNK
@@ -192,12 +198,7 @@ static int sha256_hex_fd(int fd, size_t len, char **scratch, size_t *cap, char h
     EVP_MD_CTX_free(ctx);
     assert(ok == 1 && md_len == 32);
     (void)ok;
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    digest_hex(md, hex);
     return 0;
 }
 

@@ -626,6 +626,19 @@ static int run_list(const char *prefix)
     return failures == 0 ? 0 : 1;
 }
 
+/* Fills big (len bytes) from seed and returns an unlinked temporary file
+ * holding the same bytes. */
+static int filled_temp_file(char *big, size_t len, uint32_t seed)
+{
+    char path[] = "/tmp/cairn-objstore-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    unlink(path);
+    fill(big, len, seed);
+    CHECK(write(fd, big, len) == (ssize_t)len, "write");
+    return fd;
+}
+
 /* put_file_rate: an upload from a file goes no faster than the limit
  * (single request and multipart alike); objstore_put from memory is not
  * limited. The lower bound on time is what the limit guarantees. */
@@ -635,12 +648,7 @@ static void test_rate(void)
     size_t len = (size_t)12 << 20; /* 12 MiB: three 5 MiB parts on S3 */
     char *big = malloc(len);
     char err[512] = "";
-    char path[] = "/tmp/cairn-objstore-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
-    unlink(path);
-    fill(big, len, 77);
-    CHECK(write(fd, big, len) == (ssize_t)len, "write");
+    int fd = filled_temp_file(big, len, 77);
     o.part_size = (size_t)5 << 20;
     o.multipart_threshold = (size_t)5 << 20;
     o.put_file_rate = (uint64_t)16 << 20; /* 16 MiB/s: at least 0.75 s */
@@ -699,12 +707,7 @@ static void test_one_put(void)
     size_t len = (size_t)12 << 20;
     char *big = malloc(len);
     char err[512] = "";
-    char path[] = "/tmp/cairn-objstore-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
-    unlink(path);
-    fill(big, len, 55);
-    CHECK(write(fd, big, len) == (ssize_t)len, "write");
+    int fd = filled_temp_file(big, len, 55);
     struct objstore_options o = base_opt;
     o.part_size = (size_t)5 << 20; /* the default threshold, 256 MiB */
     struct objstore *s = open_store(store_url, &o);
