@@ -88,11 +88,11 @@ static int fd_sink(void *arg, const void *data, size_t len)
     return spool_write_all(*(int *)arg, data, len);
 }
 
-/* kv_capture_encode_to's pieces into an artifact: -1 with errno set when
- * the artifact's file cannot be written. */
+/* kv_capture_encode_to's pieces into an artifact: CAIRN_EIO, with errno
+ * set, when the artifact's file cannot be written. */
 static int encode_sink(void *arg, const void *data, size_t len)
 {
-    return artifact_writer_write(arg, data, len) == 0 ? 0 : -1;
+    return artifact_writer_write(arg, data, len) == 0 ? 0 : CAIRN_EIO;
 }
 
 struct seg_builder
@@ -266,7 +266,7 @@ static void job_snapshot(struct objstore *st, struct dr_job *j)
     if (rc != 0) {
         artifact_writer_abort(&w);
         errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path,
-             rc == -1 ? strerror(errno) : "out of memory");
+             rc == CAIRN_EIO ? strerror(errno) : "out of memory");
         goto out;
     }
     if (w.raw_bytes != raw) {

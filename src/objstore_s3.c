@@ -157,20 +157,49 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
     digest_hex(md, hex);
 }
 
-/* The SHA-256 of bytes [0, len) of fd, read in steps of S3_HASH_CHUNK
- * into *scratch (grown as needed, owned by the caller). */
-static int sha256_hex_fd(int fd, size_t len, char **scratch, size_t *cap, char hex[65], char *err,
-                         size_t errlen)
+struct put_source
 {
-    if (*cap < S3_HASH_CHUNK) {
-        char *p = cairn_realloc(*scratch, S3_HASH_CHUNK);
+    const char *data; /* borrowed, or NULL */
+    int fd;
+};
+
+/* Points *out at bytes [off, off + n) of the source. */
+static int source_read(struct objstore_s3 *s, const struct put_source *src, size_t off, size_t n,
+                       const char **out, char *err, size_t errlen)
+{
+    if (src->data != NULL) {
+        *out = src->data + off;
+        return 0;
+    }
+    if (n > s->part_buf_cap) {
+        char *p = cairn_realloc(s->part_buf, n);
         if (p == NULL) {
-            err_set(err, errlen, "out of memory");
+            err_set(err, errlen, "out of memory for a %zu-byte part", n);
             return -1;
         }
-        *scratch = p;
-        *cap = S3_HASH_CHUNK;
+        s->part_buf = p;
+        s->part_buf_cap = n;
     }
+    for (size_t done = 0; done < n;) {
+        ssize_t r = pread(src->fd, s->part_buf + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            err_set(err, errlen, "read source at %zu: %s", off + done,
+                    r < 0 ? strerror(errno) : "file shorter than the given length");
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    *out = s->part_buf;
+    return 0;
+}
+
+/* The SHA-256 of the len bytes of src, read S3_HASH_CHUNK at a time. */
+static int sha256_hex_source(struct objstore_s3 *s, const struct put_source *src, size_t len,
+                             char hex[65], char *err, size_t errlen)
+{
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);
@@ -179,18 +208,13 @@ static int sha256_hex_fd(int fd, size_t len, char **scratch, size_t *cap, char h
     }
     for (size_t off = 0; off < len;) {
         size_t n = len - off < S3_HASH_CHUNK ? len - off : S3_HASH_CHUNK;
-        ssize_t r = pread(fd, *scratch, n, (off_t)off);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            err_set(err, errlen, "read source at %zu: %s", off,
-                    r < 0 ? strerror(errno) : "file shorter than the given length");
+        const char *piece;
+        if (source_read(s, src, off, n, &piece, err, errlen) != 0) {
             EVP_MD_CTX_free(ctx);
             return -1;
         }
-        EVP_DigestUpdate(ctx, *scratch, (size_t)r);
-        off += (size_t)r;
+        EVP_DigestUpdate(ctx, piece, n);
+        off += n;
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
@@ -537,9 +561,10 @@ static void s3_describe_error(struct objstore_s3 *s, long status, char *err, siz
     }
 }
 
-/* The time a request may take: the timeout, plus, for a body paced at
- * send_rate, the time pacing itself takes (a 2 GiB part at 48 MiB/s needs
- * 43 s, more than the 30 s default). */
+/* The time a request may take: the timeout, plus, for a PUT, its body's
+ * time at S3_SLOWEST_BYTES_PER_S or at send_rate when that is slower (a
+ * 256 MiB PUT gets 30 s + 256 s; a 4 MiB part paced at 512 KiB/s, 30 s +
+ * 8 s). */
 static long request_timeout_ms(const struct objstore_s3 *s, enum s3_method method, size_t len)
 {
     if (method != S3_PUT) {
@@ -564,9 +589,9 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
     char hash[65];
     *status = 0;
     if (data == NULL && len > 0) {
+        struct put_source src = {.data = NULL, .fd = fd};
         char reason[200];
-        if (sha256_hex_fd(fd, len, &s->part_buf, &s->part_buf_cap, hash, reason, sizeof reason) !=
-            0) {
+        if (sha256_hex_source(s, &src, len, hash, reason, sizeof reason) != 0) {
             err_set(err, errlen, "%s: %s", what, reason);
             return -1;
         }
@@ -704,7 +729,7 @@ static int s3_request(struct objstore_s3 *s, enum s3_method method, const char *
                       const void *data, size_t len, const char *what, long *status, char *err,
                       size_t errlen)
 {
-    return s3_send(s, method, url, data != NULL ? data : "", -1, len, what, status, err, errlen);
+    return s3_send(s, method, url, data, -1, len, what, status, err, errlen);
 }
 
 /* --- credentials -------------------------------------------------------- */
@@ -994,12 +1019,12 @@ void objstore_s3_set_list_page_size(struct objstore_s3 *s, unsigned max_keys)
 
 /* --- operations --------------------------------------------------------- */
 
-/* The URL of object name, with an optional query (already canonical). */
 uint64_t objstore_s3_requests(const struct objstore_s3 *s)
 {
     return s->requests;
 }
 
+/* The URL of object name, with an optional query (already canonical). */
 static char *object_url(const struct objstore_s3 *s, const char *name, const char *query)
 {
     struct buf u;
@@ -1014,45 +1039,6 @@ static char *object_url(const struct objstore_s3 *s, const char *name, const cha
 }
 
 /* The source of a put: memory, or a file read part by part. */
-struct put_source
-{
-    const char *data; /* borrowed, or NULL */
-    int fd;
-};
-
-/* Points *out at bytes [off, off + n) of the source. */
-static int source_read(struct objstore_s3 *s, const struct put_source *src, size_t off, size_t n,
-                       const char **out, char *err, size_t errlen)
-{
-    if (src->data != NULL) {
-        *out = src->data + off;
-        return 0;
-    }
-    if (n > s->part_buf_cap) {
-        char *p = cairn_realloc(s->part_buf, n);
-        if (p == NULL) {
-            err_set(err, errlen, "out of memory for a %zu-byte part", n);
-            return -1;
-        }
-        s->part_buf = p;
-        s->part_buf_cap = n;
-    }
-    for (size_t done = 0; done < n;) {
-        ssize_t r = pread(src->fd, s->part_buf + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            err_set(err, errlen, "read source at %zu: %s", off + done,
-                    r < 0 ? strerror(errno) : "file shorter than the given length");
-            return -1;
-        }
-        done += (size_t)r;
-    }
-    *out = s->part_buf;
-    return 0;
-}
-
 static int put_multipart(struct objstore_s3 *s, const char *name, const struct put_source *src,
                          size_t len, size_t part, char *err, size_t errlen)
 {
@@ -1200,8 +1186,7 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
     }
     long status;
     s->send_rate = data == NULL ? s->put_file_rate : 0;
-    rc = s3_send(s, S3_PUT, url, data != NULL || len == 0 ? (data != NULL ? data : "") : NULL, fd,
-                 len, "PUT", &status, err, errlen);
+    rc = s3_send(s, S3_PUT, url, data, fd, len, "PUT", &status, err, errlen);
     s->send_rate = 0;
     cairn_free(url);
     return rc;
