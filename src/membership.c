@@ -731,6 +731,13 @@ static int handle_add(struct membership *m, struct session *session,
             return refuse(session, req, CAIRN_EINVAL, msg, NULL);
         }
     }
+    if (m->srv->seed_gap) {
+        /* A restored leader's log starts without the restored state until
+         * its first Raft snapshot: a node added now would get the bare log
+         * and diverge. The snapshot comes at the first applied entry. */
+        wait_for_commit(m, session, req);
+        return 0;
+    }
     begin(m, session, req, MEMBERSHIP_PROBING, "add", req->number);
     snprintf(m->address, sizeof(m->address), "%s", address);
     m->probe.id = req->number;
@@ -1080,6 +1087,17 @@ static void serve_waiting(struct membership *m, uint64_t now)
             snprintf(msg, sizeof(msg),
                      "the last configuration change was not committed within %llu ms; nothing "
                      "changed, try again",
+                     (unsigned long long)(4 * m->srv->cfg->election_timeout_ms));
+            finish(m, CAIRN_EBUSY, msg, NULL, NULL);
+        }
+        return;
+    }
+    if (m->srv->seed_gap && m->req_type == PROTO_MEMBER && strcmp(m->verb, "add") == 0) {
+        if (now >= m->wait_until) {
+            snprintf(msg, sizeof(msg),
+                     "this cluster was restored, and its leader has not yet put the restored "
+                     "state in a Raft snapshot (it takes one at the first applied entry) "
+                     "within %llu ms; nothing changed, try again",
                      (unsigned long long)(4 * m->srv->cfg->election_timeout_ms));
             finish(m, CAIRN_EBUSY, msg, NULL, NULL);
         }

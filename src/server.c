@@ -1153,6 +1153,9 @@ static void adapt_snapshot_threshold(struct server *s)
     uint64_t applied = raft_last_applied(&s->raft);
     uint64_t want;
     uint64_t have = s->raft.snapshot.threshold;
+    if (s->seed_gap) {
+        return; /* threshold 1 until the restored state is in a snapshot */
+    }
     if (s->threshold_base_index == 0) {
         s->threshold_base_index = applied;
         s->threshold_base_bytes = s->fsm.applied_bytes;
@@ -1168,6 +1171,22 @@ static void adapt_snapshot_threshold(struct server *s)
     if (want > have + have / 8 || want + want / 8 < have) {
         raft_set_snapshot_threshold(&s->raft, (unsigned)want);
     }
+}
+
+/* A restored node's first Raft snapshot holds the seed's state: from then
+ * on raft sends that snapshot to any member whose log starts before it
+ * (a new member starts at index 1), never the bare log. */
+static void close_seed_gap(struct server *s)
+{
+    if (!s->seed_gap || s->raft.log.snapshot.last_index == 0) {
+        return;
+    }
+    s->seed_gap = false;
+    raft_set_snapshot_threshold(&s->raft, (unsigned)s->cfg->snapshot_threshold);
+    s->threshold_base_index = 0;
+    log_info("the restored state is in a Raft snapshot (index %llu): members added from now on "
+             "receive it",
+             (unsigned long long)s->raft.log.snapshot.last_index);
 }
 
 static void ticker_cb(uv_timer_t *h)
@@ -1196,6 +1215,7 @@ static void ticker_cb(uv_timer_t *h)
         server_stop(s);
     }
     watch_hub_tick(&s->hub);
+    close_seed_gap(s);
     adapt_snapshot_threshold(s);
     note_fresh(s);
     if (leader != s->last_leader) {
@@ -1539,6 +1559,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (rv == 0) {
         log_info("loaded the restored state (revision %llu) from %s/%s",
                  (unsigned long long)s->fsm.kv.rev, cfg->data_dir, DR_SEED_FILE);
+        s->seed_gap = true; /* until raft_start shows a snapshot of its own */
     }
     if (dr_init(&s->dr, s, &s->metrics.reg, errmsg, errmsg_len) != 0) {
         return -1;
@@ -1625,6 +1646,13 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft start: %s", raft_errmsg(&s->raft));
         return -1;
+    }
+    if (s->seed_gap && s->raft.log.snapshot.last_index > 0) {
+        s->seed_gap = false; /* raft restored a snapshot taken since the seed */
+    } else if (s->seed_gap) {
+        raft_set_snapshot_threshold(&s->raft, 1);
+        log_info("the restored state is not in a Raft snapshot yet: taking one at the first "
+                 "applied entry");
     }
     if (s->raft.configuration.n == 0) {
         log_info("joining: waiting for the cluster's leader to add node %llu (cairnctl member add "

@@ -89,6 +89,12 @@ struct server
     /* The cluster id (PROTO_INIT): proposed once by the first leader. */
     struct raft_apply init;
     bool init_in_flight;
+    /* The state came from a restore's seed and no Raft snapshot holds it
+     * yet: raft's log starts at index 1 without it, so a member added now
+     * would replay the log onto an empty state. Raft takes a snapshot at the
+     * first applied entry, which closes the gap; until then `member add`
+     * waits (src/membership.c). */
+    bool seed_gap;
     struct membership members; /* configuration changes, transfers, removal */
     int exit_code;
     struct http *http; /* borrowed from main (NULL without HTTP): stopped first */

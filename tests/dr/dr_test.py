@@ -444,9 +444,50 @@ def run_file(env):
           (last, r.stdout))
     nodes = env.start_cluster("c2", [], n=1)
     check(dump(env, n=1) == expected_at(log, last), "file_corrupt: the fallback restore differs")
+    nodes.append(join_restored(env, "c2", log))
     env.kill(nodes)
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
+
+
+def join_restored(env, tag, log):
+    """file_join: a member added to a restored cluster (the usual way: empty, --join 1, member
+    add) must get the restored state, not the bare Raft log, which starts without it."""
+    args = [os.path.join(env.bin, "cairnd"), "--id", "2", "--data-dir", env.path(tag, "n2"),
+            "--join", "1", "--client-addr", "127.0.0.1:%d" % (PORT_BASE + 2),
+            "--raft-addr", "127.0.0.1:%d" % (PORT_BASE + 12),
+            "--http-addr", "127.0.0.1:%d" % (PORT_BASE + 22), "--segment-size-bytes", "1048576"]
+    out = open(env.path("%s-n2.log" % tag), "a")
+    p = subprocess.Popen(args, stdout=out, stderr=out, env=env.env())
+    env.procs.append(p)
+    wait_port(PORT_BASE + 2)
+    env.ctl("member", "add", "2", "127.0.0.1:%d/127.0.0.1:%d" % (PORT_BASE + 12, PORT_BASE + 2),
+            "--voter", n=1)
+    log.append(("k/joined", "j", put(env, "k/joined", "j")))
+    last = log[-1][2]
+    end = time.time() + 10
+    while True:
+        st = json.loads(env.ctl("--json", "status", n=2).stdout)
+        if len(st) == 2 and st[0]["applied_index"] == st[1]["applied_index"]:
+            break
+        check(time.time() < end, "file_join: the new member did not catch up: %s" % st)
+        time.sleep(0.2)
+    check(st[0]["state_hash"] == st[1]["state_hash"] and st[0]["revision"] == st[1]["revision"],
+          "file_join: the member added to the restored cluster diverged: node 1 at revision %d "
+          "(%d keys, hash %s), node 2 at revision %d (%d keys, hash %s)" %
+          (st[0]["revision"], st[0]["keys"], st[0]["state_hash"], st[1]["revision"],
+           st[1]["keys"], st[1]["state_hash"]))
+    e = env.env()
+    e["CAIRN_ENDPOINTS"] = "127.0.0.1:%d" % (PORT_BASE + 2)
+    r = subprocess.run([os.path.join(env.bin, "cairnctl"), "--json", "get", "--prefix", "k/",
+                        "--stale", "--limit", "100000"], env=e, capture_output=True, text=True,
+                       timeout=60)
+    got = {kv["key"]: kv["value"] for kv in json.loads(r.stdout)["results"][0]["kvs"]}
+    check(got == expected_at(log, last),
+          "file_join: the new member's own state differs: %s" %
+          differences(got, expected_at(log, last)))
+    print("ok file_join: a member added to the restored cluster holds its %d keys" % len(got))
+    return p
 
 
 def run_retention(env):
