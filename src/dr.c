@@ -1371,7 +1371,8 @@ void dr_metrics_update(struct dr *d)
     metrics_counter_set(d->m_gaps, d->spool.gaps);
 }
 
-int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t len)
+int dr_bootstrap(const struct config *c, int64_t time_ms, uint64_t *cluster_id, uint64_t *revision,
+                 char *errmsg, size_t len)
 {
     const char *url = c->restore_from;
     const char *data_dir = c->data_dir;
@@ -1424,6 +1425,8 @@ int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t l
              "%s into %s",
              (unsigned long long)res.revision, (unsigned long long)res.snapshot->revision,
              (unsigned long long)res.entries, url, data_dir);
+    *cluster_id = kv.cluster_id; /* the new cluster's, set by dr_write_seed */
+    *revision = kv.rev;
     kv_close(&kv);
     rv = 0;
 out:

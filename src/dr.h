@@ -164,7 +164,9 @@ void dr_metrics_update(struct dr *d);
 
 /* Bootstrap the data directory from --restore-from (to --restore-revision
  * or time_ms; the S3 settings are --backup-*'s), blocking, before the loop
- * runs. Returns 0 or -1 with errmsg. */
-int dr_bootstrap(const struct config *c, int64_t time_ms, char *errmsg, size_t len);
+ * runs. Returns 0 with the new cluster's id and the revision restored, or
+ * -1 with errmsg. */
+int dr_bootstrap(const struct config *c, int64_t time_ms, uint64_t *cluster_id, uint64_t *revision,
+                 char *errmsg, size_t len);
 
 #endif /* CAIRN_DR_H */

@@ -923,6 +923,12 @@ static void write_status(struct json_writer *w, const struct cairn_status *st)
     json_uint(w, st->watch_snapshots);
     json_key(w, "state_hash");
     json_uint(w, st->state_hash);
+    if (st->cluster_id != 0) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, st->cluster_id);
+        json_key(w, "cluster_id");
+        json_cstring(w, hex);
+    }
 }
 
 static void write_member(struct json_writer *w, const struct cairn_member *m)

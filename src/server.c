@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,7 @@ static int answer_status(struct server *s, struct session *session, const struct
     st.watch_catchups = s->hub.catchups;
     st.watch_snapshots = s->hub.snapshots;
     st.state_hash = kv_hash(&s->fsm.kv);
+    st.cluster_id = s->fsm.kv.cluster_id;
     st.http_address = s->cfg->http_addr;
     for (i = 0; i < s->raft.configuration.n; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
@@ -984,13 +986,32 @@ static bool data_dir_is_fresh(const struct config *cfg)
  * let it vote with an empty log and count towards majorities for entries it
  * no longer has, which can lose acknowledged writes. So it refuses, and says
  * what to do. A member that does not answer is skipped: at a cluster's
- * first start the others are not up yet, or hold no data. */
+ * first start the others are not up yet, or hold no data.
+ *
+ * A node just restored from object storage (restored_id, its new cluster
+ * id) asks instead whether they serve a cluster with another id in which it
+ * is a member: its state then is not their base (another restore point, as
+ * when the store's newest point has moved on since they were restored), and
+ * their log would be replayed onto the wrong state. */
 #define LOST_CHECK_TIMEOUT_MS 1500
 #define LOST_CHECK_CONNECT_MS 300
 
-static int check_not_lost(struct server *s, char *errmsg, size_t len)
+static bool lists_member(const struct cairn_status *st, raft_id id, bool voter_only)
+{
+    size_t k;
+    for (k = 0; k < st->n_members; k++) {
+        if (st->members[k].id == id && (!voter_only || strcmp(st->members[k].role, "voter") == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int check_peers(struct server *s, uint64_t restored_id, uint64_t restored_rev, char *errmsg,
+                       size_t len)
 {
     const struct config *cfg = s->cfg;
+    unsigned long long me = (unsigned long long)cfg->id;
     struct raft_configuration conf;
     struct cairn_options opts;
     unsigned i;
@@ -1008,7 +1029,6 @@ static int check_not_lost(struct server *s, char *errmsg, size_t len)
         char client_part[CONFIG_STR_MAX];
         struct cairn_status *st = NULL;
         cairn_client *c;
-        size_t k;
         if (m->id == cfg->id ||
             transport_split_address(m->address, raft_part, client_part, sizeof(raft_part)) != 0) {
             continue;
@@ -1018,21 +1038,37 @@ static int check_not_lost(struct server *s, char *errmsg, size_t len)
             cairn_client_free(c);
             continue;
         }
-        /* Revision 0: the cluster took no writes yet, so nothing can be lost. */
-        for (k = 0; st->revision > 0 && k < st->n_members && !refused; k++) {
-            if (st->members[k].id == cfg->id && strcmp(st->members[k].role, "voter") == 0) {
+        if (restored_id != 0) {
+            /* 0: a node that has no id yet, or predates reporting it. */
+            if (st->cluster_id != 0 && st->cluster_id != restored_id &&
+                lists_member(st, cfg->id, false)) {
                 errf(errmsg, len,
-                     "%s is empty, but node %llu (%s) serves a cluster at revision %llu in "
-                     "which node %llu is a voter: this node's data was lost, and rejoining "
-                     "empty could lose acknowledged writes. Remove it first (cairnctl member "
-                     "remove %llu), then start it with --join 1 and add it again "
-                     "(docs/operations.md, \"Replacing a dead node\"); the same steps if it never "
-                     "ran before and starts after the others took writes",
-                     cfg->data_dir, (unsigned long long)st->id, client_part,
-                     (unsigned long long)st->revision, (unsigned long long)cfg->id,
-                     (unsigned long long)cfg->id);
+                     "%s was restored as cluster %016" PRIx64 " (revision %llu), but node %llu "
+                     "(%s) serves cluster %016" PRIx64 " in which node %llu is a member: not "
+                     "the same restore point (has the store's newest point moved on since "
+                     "they were restored?), so their log cannot apply to this state. If the "
+                     "cluster runs and this node's data was lost: remove it (cairnctl member "
+                     "remove %llu), then start it empty with --join 1 and no --restore-from, "
+                     "and add it again (docs/operations.md, \"Replacing a dead node\"). If "
+                     "every member is being restored now: give them all the same "
+                     "--restore-revision or --restore-time",
+                     cfg->data_dir, restored_id, (unsigned long long)restored_rev,
+                     (unsigned long long)st->id, client_part, st->cluster_id, me, me);
                 refused = 1;
             }
+        } else if (st->revision > 0 && lists_member(st, cfg->id, true)) {
+            /* Revision 0: the cluster took no writes yet, so nothing can be
+             * lost. */
+            errf(errmsg, len,
+                 "%s is empty, but node %llu (%s) serves a cluster at revision %llu in "
+                 "which node %llu is a voter: this node's data was lost, and rejoining "
+                 "empty could lose acknowledged writes. Remove it first (cairnctl member "
+                 "remove %llu), then start it with --join 1 and add it again "
+                 "(docs/operations.md, \"Replacing a dead node\"); the same steps if it never "
+                 "ran before and starts after the others took writes",
+                 cfg->data_dir, (unsigned long long)st->id, client_part,
+                 (unsigned long long)st->revision, me, me);
+            refused = 1;
         }
         cairn_status_free(st);
         cairn_client_free(c);
@@ -1098,7 +1134,8 @@ static int recover_members(struct server *s, char *errmsg, size_t len)
     return 0;
 }
 
-static int restore_from(const struct config *cfg, char *errmsg, size_t len)
+static int restore_from(const struct config *cfg, uint64_t *cluster_id, uint64_t *revision,
+                        char *errmsg, size_t len)
 {
     int64_t time_ms = 0;
     if (cfg->restore_time[0] != '\0' && dr_parse_time(cfg->restore_time, &time_ms) != 0) {
@@ -1108,7 +1145,7 @@ static int restore_from(const struct config *cfg, char *errmsg, size_t len)
         return -1;
     }
     log_info("restoring %s from %s", cfg->data_dir, cfg->restore_from);
-    return dr_bootstrap(cfg, time_ms, errmsg, len);
+    return dr_bootstrap(cfg, time_ms, cluster_id, revision, errmsg, len);
 }
 
 static void init_cb(struct raft_apply *req, int status, void *result)
@@ -1478,6 +1515,8 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     struct raft_configuration conf;
     struct watch_limits limits;
     bool fresh;
+    uint64_t restored_id = 0; /* --restore-from on a new directory: the new cluster id */
+    uint64_t restored_rev = 0;
     int rv;
 
     memset(s, 0, sizeof(*s));
@@ -1520,12 +1559,19 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     if (cfg->restore_from[0] != '\0') {
         if (!fresh) {
             log_info("--restore-from ignored: %s already holds this node's data", cfg->data_dir);
-        } else if (restore_from(cfg, errmsg, errmsg_len) != 0) {
+        } else if (restore_from(cfg, &restored_id, &restored_rev, errmsg, errmsg_len) != 0) {
             return -1;
         }
     }
-    if (fresh && cfg->join == 0 && cfg->restore_from[0] == '\0' &&
-        check_not_lost(s, errmsg, errmsg_len) != 0) {
+    if (fresh && cfg->join == 0 &&
+        check_peers(s, restored_id, restored_rev, errmsg, errmsg_len) != 0) {
+        if (restored_id != 0) {
+            /* Leave the directory new again, or the next start would take
+             * the seed for this node's data and skip both restore and check. */
+            char seed[CONFIG_STR_MAX + 64];
+            snprintf(seed, sizeof(seed), "%s/%s", cfg->data_dir, DR_SEED_FILE);
+            unlink(seed);
+        }
         return -1;
     }
     if (prepare_data_dir(cfg, errmsg, errmsg_len) != 0) {

@@ -187,6 +187,10 @@ struct cairn_status
      * one for "" first); at most CAIRN_RETENTION_POLICIES_MAX. */
     struct cairn_retention *retention;
     size_t n_retention;
+    /* The cluster's id, as in backups' object names (0 before the first
+     * leader named it, or from a node too old to report it). Nodes restored
+     * to the same point share it; any other node does not. */
+    uint64_t cluster_id;
     void *internal_; /* owned: backing memory */
 };
 

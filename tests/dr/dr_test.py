@@ -444,13 +444,13 @@ def run_file(env):
           (last, r.stdout))
     nodes = env.start_cluster("c2", [], n=1)
     check(dump(env, n=1) == expected_at(log, last), "file_corrupt: the fallback restore differs")
-    nodes.append(join_restored(env, "c2", log))
+    join_restored(env, "c2", log, url)
     env.kill(nodes)
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
 
-def join_restored(env, tag, log):
+def join_restored(env, tag, log, url):
     """file_join: a member added to a restored cluster (the usual way: empty, --join 1, member
     add) must get the restored state, not the bare Raft log, which starts without it."""
     args = [os.path.join(env.bin, "cairnd"), "--id", "2", "--data-dir", env.path(tag, "n2"),
@@ -487,7 +487,29 @@ def join_restored(env, tag, log):
           "file_join: the new member's own state differs: %s" %
           differences(got, expected_at(log, last)))
     print("ok file_join: a member added to the restored cluster holds its %d keys" % len(got))
-    return p
+
+    # file_rerestore: node 2's disk is replaced, and it starts as one of the restored set would,
+    # but the point it restores to is not the cluster's. Replaying the cluster's log onto that
+    # state would diverge: it must refuse, and leave the directory new.
+    env.kill([p])
+    shutil.rmtree(env.path(tag, "n2"))
+    ic = ",".join("%d=127.0.0.1:%d/127.0.0.1:%d" % (i, PORT_BASE + 10 + i, PORT_BASE + i)
+                  for i in (1, 2))
+    again = [a for a in args if a not in ("--join", "1")] + [
+        "--initial-cluster", ic, "--restore-from", url, "--restore-revision", str(log[9][2])]
+    q = subprocess.Popen(again, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=env.env())
+    try:
+        err = q.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        q.kill()
+        err = q.communicate()[1]
+    check(q.returncode > 0 and "not the same restore point" in err,
+          "file_rerestore: a node restored to another point started: exit %d, %s" %
+          (q.returncode, err[-400:]))
+    check(not os.path.exists(os.path.join(env.path(tag, "n2"), "seed.cairnsnap")),
+          "file_rerestore: the refused start left its seed behind")
+    print("ok file_rerestore: a node restored to another point is refused")
 
 
 def run_retention(env):
