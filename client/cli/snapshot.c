@@ -213,6 +213,48 @@ static int cluster_call(cairn_client *c, const char *verb)
     return 0;
 }
 
+static uint64_t json_u64(const struct json_value *obj, const char *key)
+{
+    const struct json_value *v = obj != NULL ? json_get(obj, key) : NULL;
+    return v != NULL && v->type == JSON_NUMBER && v->is_uint ? v->uint : 0;
+}
+
+static const char *json_str(const struct json_value *obj, const char *key)
+{
+    const struct json_value *v = obj != NULL ? json_get(obj, key) : NULL;
+    return v != NULL && v->type == JSON_STRING ? v->str : "";
+}
+
+/* save answers {"snapshot": MANIFEST}: one line, or the JSON with --json. */
+static int cluster_save(cairn_client *c, const struct snapshot_opts *o)
+{
+    char *json = NULL;
+    size_t len = 0;
+    struct arena a;
+    struct json_value *root;
+    const struct json_value *m;
+    char msg[128];
+    char b[32];
+    if (backup_call(c, "save", "save", &json, &len) != 0) {
+        return 1;
+    }
+    arena_init(&a);
+    if (o->json || json_parse(json, len, &a, &root, msg, sizeof(msg)) != 0 ||
+        (m = json_get(root, "snapshot")) == NULL || m->type != JSON_OBJECT) {
+        fwrite(json, 1, len, stdout);
+        printf("\n");
+    } else {
+        fmt_bytes(json_u64(m, "bytes_stored"), b, sizeof(b));
+        printf("saved: revision %" PRIu64 " (raft index %" PRIu64 "), %" PRIu64
+               " keys, %s stored as %s (state hash %s)\n",
+               json_u64(m, "revision"), json_u64(m, "raft_index"), json_u64(m, "keys"), b,
+               json_str(m, "name"), json_str(m, "state_hash"));
+    }
+    arena_free(&a);
+    free(json);
+    return 0;
+}
+
 /* verify answers {"ok": ...}: the exit status follows it. */
 static int cluster_verify(cairn_client *c, const struct snapshot_opts *o)
 {
@@ -236,7 +278,11 @@ static int cluster_verify(cairn_client *c, const struct snapshot_opts *o)
             fwrite(json, 1, len, stdout);
             printf("\n");
         } else if (ok->boolean) {
-            printf("verified: %s\n", json);
+            printf("verified: snapshot at revision %" PRIu64 " plus %" PRIu64
+                   " archived entries restore to revision %" PRIu64
+                   " with the state hash the cluster recorded\n",
+                   json_u64(root, "snapshot_revision"), json_u64(root, "entries"),
+                   json_u64(root, "revision"));
         } else {
             e = json_get(root, "error");
             fprintf(stderr, "cairnctl: snapshot verify: FAILED: %s\n",
@@ -439,7 +485,7 @@ int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
         return 2;
     }
     if (strcmp(verb, "save") == 0) {
-        return cluster_call(c, "save");
+        return cluster_save(c, o);
     }
     if (strcmp(verb, "status") == 0) {
         return cluster_call(c, "status");

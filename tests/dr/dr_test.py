@@ -410,7 +410,7 @@ def run_file(env):
     env.ctl("snapshot", "save")
     for i in range(10):
         log.append(("k/%03d" % i, "b%d" % i, put(env, "k/%03d" % i, "b%d" % i)))
-    saved = json.loads(env.ctl("snapshot", "save").stdout)["snapshot"]
+    saved = json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"]
     for i in range(5):
         log.append(("k/%03d" % i, "c%d" % i, put(env, "k/%03d" % i, "c%d" % i)))
     last = log[-1][2]
@@ -529,10 +529,10 @@ def run_retention(env):
     for round_ in range(3):
         for i in range(5):
             put(env, "k/%03d" % i, "r%d-%d" % (round_, i))
-        saved.append(json.loads(env.ctl("snapshot", "save").stdout)["snapshot"])
+        saved.append(json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"])
         time.sleep(2.5)
     put(env, "k/last", "x")
-    last = json.loads(env.ctl("snapshot", "save").stdout)["snapshot"]
+    last = json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"]
     time.sleep(1.5)  # the prune that follows a snapshot
     listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)
     names = [sn["name"] for sn in listing["snapshots"]]

@@ -41,6 +41,10 @@ for i in $(seq 1 20); do "$ctl" put "k/$i" "v$i" >/dev/null; done
 [[ $("$ctl" get greeting) == hello ]]
 [[ $("$ctl" get k/20) == v20 ]]
 [[ $("$ctl" get k/ --prefix --json | grep -o '"key"' | wc -l) -eq 20 ]]
+# Backups, as the README shows them (to the cluster's file:// store).
+"$ctl" snapshot save | grep -q '^saved: revision [0-9]* (raft index [0-9]*), [0-9]* keys'
+"$ctl" snapshot list | grep -q '^restorable: revision'
+"$ctl" snapshot verify | grep -q '^verified: snapshot at revision [0-9]* plus [0-9]* archived entries'
 # A failure exits non-zero with a message on stderr.
 if "$ctl" get does-not-exist 2>/tmp/cairn-smoke-err; then exit 1; fi
 grep -q "not found" /tmp/cairn-smoke-err
