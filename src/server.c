@@ -1055,6 +1055,20 @@ static int check_peers(struct server *s, uint64_t restored_id, uint64_t restored
                      cfg->data_dir, restored_id, (unsigned long long)restored_rev,
                      (unsigned long long)st->id, client_part, st->cluster_id, me, me);
                 refused = 1;
+            } else if (st->cluster_id == 0 && st->revision == 0 && restored_rev > 0 &&
+                       lists_member(st, cfg->id, false)) {
+                /* A member with nothing, bootstrapped with this node in its
+                 * configuration: one started without --restore-from. Raft
+                 * would give it the log without the restored state. */
+                errf(errmsg, len,
+                     "%s was restored (revision %llu), but node %llu (%s), a member of the "
+                     "same --initial-cluster, serves an empty state: it was started without "
+                     "--restore-from, and would replay the cluster's log onto nothing. Stop "
+                     "it, empty its data directory and start it with the same --restore-from "
+                     "as this node; then start this node again",
+                     cfg->data_dir, (unsigned long long)restored_rev, (unsigned long long)st->id,
+                     client_part);
+                refused = 1;
             }
         } else if (st->revision > 0 && lists_member(st, cfg->id, true)) {
             /* Revision 0: the cluster took no writes yet, so nothing can be

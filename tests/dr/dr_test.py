@@ -446,6 +446,7 @@ def run_file(env):
     check(dump(env, n=1) == expected_at(log, last), "file_corrupt: the fallback restore differs")
     join_restored(env, "c2", log, url)
     env.kill(nodes)
+    unrestored_peer(env, url, log[9][2])
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
@@ -453,12 +454,9 @@ def run_file(env):
 def join_restored(env, tag, log, url):
     """file_join: a member added to a restored cluster (the usual way: empty, --join 1, member
     add) must get the restored state, not the bare Raft log, which starts without it."""
-    args = [os.path.join(env.bin, "cairnd"), "--id", "2", "--data-dir", env.path(tag, "n2"),
-            "--join", "1", "--client-addr", "127.0.0.1:%d" % (PORT_BASE + 2),
-            "--raft-addr", "127.0.0.1:%d" % (PORT_BASE + 12),
-            "--http-addr", "127.0.0.1:%d" % (PORT_BASE + 22), "--segment-size-bytes", "1048576"]
     out = open(env.path("%s-n2.log" % tag), "a")
-    p = subprocess.Popen(args, stdout=out, stderr=out, env=env.env())
+    p = subprocess.Popen(node_args(env, tag, 2, 2, ["--join", "1"]), stdout=out, stderr=out,
+                         env=env.env())
     env.procs.append(p)
     wait_port(PORT_BASE + 2)
     env.ctl("member", "add", "2", "127.0.0.1:%d/127.0.0.1:%d" % (PORT_BASE + 12, PORT_BASE + 2),
@@ -493,23 +491,53 @@ def join_restored(env, tag, log, url):
     # state would diverge: it must refuse, and leave the directory new.
     env.kill([p])
     shutil.rmtree(env.path(tag, "n2"))
-    ic = ",".join("%d=127.0.0.1:%d/127.0.0.1:%d" % (i, PORT_BASE + 10 + i, PORT_BASE + i)
-                  for i in (1, 2))
-    again = [a for a in args if a not in ("--join", "1")] + [
-        "--initial-cluster", ic, "--restore-from", url, "--restore-revision", str(log[9][2])]
-    q = subprocess.Popen(again, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    start_refused(env, node_args(env, tag, 2, 2, ["--restore-from", url, "--restore-revision",
+                                                  str(log[9][2])]),
+                  "file_rerestore", "not the same restore point")
+    check(not os.path.exists(os.path.join(env.path(tag, "n2"), "seed.cairnsnap")),
+          "file_rerestore: the refused start left its seed behind")
+    print("ok file_rerestore: a node restored to another point is refused")
+
+
+def node_args(env, tag, i, n, extra):
+    ic = ",".join("%d=127.0.0.1:%d/127.0.0.1:%d" % (k, PORT_BASE + 10 + k, PORT_BASE + k)
+                  for k in range(1, n + 1))
+    return [os.path.join(env.bin, "cairnd"), "--id", str(i), "--data-dir",
+            env.path(tag, "n%d" % i), "--client-addr", "127.0.0.1:%d" % (PORT_BASE + i),
+            "--raft-addr", "127.0.0.1:%d" % (PORT_BASE + 10 + i),
+            "--http-addr", "127.0.0.1:%d" % (PORT_BASE + 20 + i), "--initial-cluster", ic,
+            "--segment-size-bytes", "1048576"] + extra
+
+
+def start_refused(env, args, what, expect):
+    """Run a cairnd that must refuse to start: its stderr."""
+    q = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          env=env.env())
     try:
         err = q.communicate(timeout=60)[1]
     except subprocess.TimeoutExpired:
         q.kill()
         err = q.communicate()[1]
-    check(q.returncode > 0 and "not the same restore point" in err,
-          "file_rerestore: a node restored to another point started: exit %d, %s" %
-          (q.returncode, err[-400:]))
-    check(not os.path.exists(os.path.join(env.path(tag, "n2"), "seed.cairnsnap")),
-          "file_rerestore: the refused start left its seed behind")
-    print("ok file_rerestore: a node restored to another point is refused")
+    check(q.returncode > 0 and expect in err,
+          "%s: the node started: exit %d, %s" % (what, q.returncode, err[-400:]))
+    return err
+
+
+def unrestored_peer(env, url, rev):
+    """file_unrestored: a member started without --restore-from, before the restored ones, would
+    be sent the cluster's log without the restored state. The restored node sees it and refuses,
+    leaving its directory new."""
+    out = open(env.path("u-n2.log"), "a")
+    p = subprocess.Popen(node_args(env, "u", 2, 2, []), stdout=out, stderr=out, env=env.env())
+    env.procs.append(p)
+    wait_port(PORT_BASE + 2)
+    start_refused(env, node_args(env, "u", 1, 2, ["--restore-from", url, "--restore-revision",
+                                                  str(rev)]),
+                  "file_unrestored", "started without --restore-from")
+    check(not os.path.exists(os.path.join(env.path("u", "n1"), "seed.cairnsnap")),
+          "file_unrestored: the refused start left its seed behind")
+    env.kill([p])
+    print("ok file_unrestored: a restored node refuses to join a member that was not restored")
 
 
 def run_retention(env):
