@@ -174,6 +174,55 @@ static void print_answer(const struct member_opts *o, const char *json, size_t l
     }
 }
 
+static int64_t elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* member add --voter: wait for the catch-up, then promote. A write burst
+ * between the two can put the node behind again (the leader refuses with
+ * CAIRN_EBUSY): wait again, within the same --catch-up-timeout. */
+static int promote_when_caught_up(cairn_client *c, const struct member_opts *o, uint64_t id)
+{
+    struct timespec start;
+    char text[128];
+    char *json = NULL;
+    size_t len = 0;
+    int rv;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int caught = 0;
+        if (leader_list(c, &json, &len) == 0) {
+            caught = caught_up(json, len, id);
+            free(json);
+            json = NULL;
+        }
+        if (caught == 1) {
+            rv = cairn_member_change(c, "promote", id, NULL, &json, &len);
+            if (rv == 0) {
+                snprintf(text, sizeof(text), "node %" PRIu64 " is now a voter", id);
+                print_answer(o, json, len, text);
+                free(json);
+                return 0;
+            }
+            if (rv != CAIRN_EBUSY || elapsed_ms(&start) > o->catch_up_ms) {
+                return fail(c, rv, "member promote");
+            }
+        }
+        if (elapsed_ms(&start) > o->catch_up_ms) {
+            fprintf(stderr,
+                    "cairnctl: member add --voter: node %" PRIu64
+                    " did not catch up within %d ms; it stays a standby (promote it "
+                    "later with: cairnctl member promote %" PRIu64 ")\n",
+                    id, o->catch_up_ms, id);
+            return EXIT_FAIL;
+        }
+        sleep_ms(CATCH_UP_POLL_MS);
+    }
+}
+
 int cmd_member(cairn_client *c, const struct member_opts *o)
 {
     const char *verb = o->verb != NULL ? o->verb : "list";
@@ -227,37 +276,7 @@ int cmd_member(cairn_client *c, const struct member_opts *o)
         free(json);
         json = NULL;
         fprintf(stderr, "cairnctl: %s\n", text);
-        /* --voter: wait for the catch-up, then promote. */
-        {
-            struct timespec start;
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &start);
-            for (;;) {
-                int64_t elapsed;
-                int caught = 0;
-                if (leader_list(c, &json, &len) == 0) {
-                    caught = caught_up(json, len, id);
-                    free(json);
-                    json = NULL;
-                }
-                if (caught == 1) {
-                    break;
-                }
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                elapsed = (int64_t)(now.tv_sec - start.tv_sec) * 1000 +
-                          (now.tv_nsec - start.tv_nsec) / 1000000;
-                if (elapsed > o->catch_up_ms) {
-                    fprintf(stderr,
-                            "cairnctl: member add --voter: node %" PRIu64
-                            " did not catch up within %d ms; it stays a standby (promote it "
-                            "later with: cairnctl member promote %" PRIu64 ")\n",
-                            id, o->catch_up_ms, id);
-                    return EXIT_FAIL;
-                }
-                sleep_ms(CATCH_UP_POLL_MS);
-            }
-        }
-        verb = "promote";
+        return promote_when_caught_up(c, o, id);
     }
     rv = cairn_member_change(c, verb, id, NULL, &json, &len);
     if (rv != 0) {

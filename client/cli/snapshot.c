@@ -200,19 +200,6 @@ static int backup_call(cairn_client *c, const char *what, const char *verb, char
     return 0;
 }
 
-static int cluster_call(cairn_client *c, const char *verb)
-{
-    char *json = NULL;
-    size_t len = 0;
-    if (backup_call(c, verb, verb, &json, &len) != 0) {
-        return 1;
-    }
-    fwrite(json, 1, len, stdout);
-    printf("\n");
-    free(json);
-    return 0;
-}
-
 static uint64_t json_u64(const struct json_value *obj, const char *key)
 {
     const struct json_value *v = obj != NULL ? json_get(obj, key) : NULL;
@@ -225,24 +212,66 @@ static const char *json_str(const struct json_value *obj, const char *key)
     return v != NULL && v->type == JSON_STRING ? v->str : "";
 }
 
+/* The leader's JSON answer to a backup verb, parsed (root NULL when it did
+ * not parse). */
+struct answer
+{
+    char *json;
+    size_t len;
+    struct arena a;
+    struct json_value *root;
+};
+
+static int answer_get(cairn_client *c, const char *verb, struct answer *ans)
+{
+    char msg[128];
+    memset(ans, 0, sizeof(*ans));
+    if (backup_call(c, verb, verb, &ans->json, &ans->len) != 0) {
+        return -1;
+    }
+    arena_init(&ans->a);
+    if (json_parse(ans->json, ans->len, &ans->a, &ans->root, msg, sizeof(msg)) != 0) {
+        ans->root = NULL;
+    }
+    return 0;
+}
+
+static void answer_print(const struct answer *ans)
+{
+    fwrite(ans->json, 1, ans->len, stdout);
+    printf("\n");
+}
+
+static void answer_free(struct answer *ans)
+{
+    arena_free(&ans->a);
+    free(ans->json);
+}
+
+/* status: the JSON as it came. */
+static int cluster_call(cairn_client *c, const char *verb)
+{
+    struct answer ans;
+    if (answer_get(c, verb, &ans) != 0) {
+        return 1;
+    }
+    answer_print(&ans);
+    answer_free(&ans);
+    return 0;
+}
+
 /* save answers {"snapshot": MANIFEST}: one line, or the JSON with --json. */
 static int cluster_save(cairn_client *c, const struct snapshot_opts *o)
 {
-    char *json = NULL;
-    size_t len = 0;
-    struct arena a;
-    struct json_value *root;
+    struct answer ans;
     const struct json_value *m;
-    char msg[128];
     char b[32];
-    if (backup_call(c, "save", "save", &json, &len) != 0) {
+    if (answer_get(c, "save", &ans) != 0) {
         return 1;
     }
-    arena_init(&a);
-    if (o->json || json_parse(json, len, &a, &root, msg, sizeof(msg)) != 0 ||
-        (m = json_get(root, "snapshot")) == NULL || m->type != JSON_OBJECT) {
-        fwrite(json, 1, len, stdout);
-        printf("\n");
+    m = ans.root != NULL ? json_get(ans.root, "snapshot") : NULL;
+    if (o->json || m == NULL || m->type != JSON_OBJECT) {
+        answer_print(&ans);
     } else {
         fmt_bytes(json_u64(m, "bytes_stored"), b, sizeof(b));
         printf("saved: revision %" PRIu64 " (raft index %" PRIu64 "), %" PRIu64
@@ -250,49 +279,39 @@ static int cluster_save(cairn_client *c, const struct snapshot_opts *o)
                json_u64(m, "revision"), json_u64(m, "raft_index"), json_u64(m, "keys"), b,
                json_str(m, "name"), json_str(m, "state_hash"));
     }
-    arena_free(&a);
-    free(json);
+    answer_free(&ans);
     return 0;
 }
 
 /* verify answers {"ok": ...}: the exit status follows it. */
 static int cluster_verify(cairn_client *c, const struct snapshot_opts *o)
 {
-    char *json = NULL;
-    size_t len = 0;
-    struct arena a;
-    struct json_value *root;
+    struct answer ans;
     const struct json_value *ok;
-    const struct json_value *e;
-    char msg[128];
-    int rv;
-    if (backup_call(c, "verify", "verify", &json, &len) != 0) {
+    int rv = 1;
+    if (answer_get(c, "verify", &ans) != 0) {
         return 1;
     }
-    arena_init(&a);
-    rv = 1;
-    if (json_parse(json, len, &a, &root, msg, sizeof(msg)) == 0 &&
-        (ok = json_get(root, "ok")) != NULL && ok->type == JSON_BOOL) {
+    ok = ans.root != NULL ? json_get(ans.root, "ok") : NULL;
+    if (ok != NULL && ok->type == JSON_BOOL) {
         rv = ok->boolean ? 0 : 1;
         if (o->json) {
-            fwrite(json, 1, len, stdout);
-            printf("\n");
+            answer_print(&ans);
         } else if (ok->boolean) {
             printf("verified: snapshot at revision %" PRIu64 " plus %" PRIu64
                    " archived entries restore to revision %" PRIu64
                    " with the state hash the cluster recorded\n",
-                   json_u64(root, "snapshot_revision"), json_u64(root, "entries"),
-                   json_u64(root, "revision"));
+                   json_u64(ans.root, "snapshot_revision"), json_u64(ans.root, "entries"),
+                   json_u64(ans.root, "revision"));
         } else {
-            e = json_get(root, "error");
+            const char *e = json_str(ans.root, "error");
             fprintf(stderr, "cairnctl: snapshot verify: FAILED: %s\n",
-                    e != NULL && e->type == JSON_STRING ? e->str : "(no reason given)");
+                    e[0] != '\0' ? e : "(no reason given)");
         }
     } else {
         fprintf(stderr, "cairnctl: snapshot verify: the answer is not the JSON expected\n");
     }
-    arena_free(&a);
-    free(json);
+    answer_free(&ans);
     return rv;
 }
 

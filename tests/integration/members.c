@@ -245,6 +245,13 @@ void it_member_ensure(struct it_cluster *c, const char *verb, unsigned id)
         if (rv == 0) {
             return;
         }
+        if (rv == CAIRN_EBUSY && strcmp(verb, "promote") == 0 && strstr(msg, "caught up") &&
+            attempt < 5) {
+            /* Writes since it caught up put it behind again, as a user
+             * would see it: wait for the catch-up and promote again. */
+            it_members_wait_caught_up(c, id, 30000);
+            continue;
+        }
         IT_ASSERT(rv == CAIRN_EUNKNOWN || rv == CAIRN_ENOLEADER || rv == CAIRN_ETIMEOUT,
                   "member %s %u: %s: %s", verb, id, cairn_errname(rv), msg);
         if (change_done(c, verb, id)) {
