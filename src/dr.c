@@ -927,7 +927,11 @@ static void tick(struct dr *d)
         }
         d->seen_gaps = d->spool.gaps;
     }
-    if (d->spool.last > d->archived_index && d->pending_since_ms == 0) {
+    if (d->spool.last <= d->archived_index) {
+        /* Everything is archived (a snapshot may have covered entries no
+         * shipment took): nothing is at risk, so no lag. */
+        d->pending_since_ms = 0;
+    } else if (d->pending_since_ms == 0) {
         d->pending_since_ms = now;
     }
     responsible = raft_state(&s->raft) == RAFT_LEADER && s->state == SERVER_RUNNING &&
