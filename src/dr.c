@@ -569,16 +569,19 @@ static uint64_t lag_ms(struct dr *d)
 static bool behind(struct dr *d)
 {
     const struct config *c = d->srv->cfg;
-    int64_t age;
+    uint64_t now = uv_now(d->srv->loop);
     if (!d->enabled || !d->responsible) {
         return false;
     }
     if (lag_ms(d) > c->backup_lag_alert_ms) {
         return true;
     }
-    age = wall_ms() - d->last_snapshot_taken_ms;
+    /* Scheduled snapshots are skipped while nothing changes, so on a quiet
+     * cluster the last one ages without anything being behind: only state
+     * that no snapshot has held for 2 intervals is. */
     return c->backup_snapshot_interval_ms > 0 &&
-           (!d->have_snapshot || age > 2 * (int64_t)c->backup_snapshot_interval_ms);
+           (!d->have_snapshot || (d->changed_since_ms != 0 && now > d->changed_since_ms &&
+                                  now - d->changed_since_ms > 2 * c->backup_snapshot_interval_ms));
 }
 
 static void status_json(struct dr *d, struct buf *out)
@@ -946,6 +949,13 @@ static void tick(struct dr *d)
             answer_waiters(d, &d->verify_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
         }
         return;
+    }
+    if (d->have_snapshot && kv_hash(&s->fsm.kv) != d->last_snapshot_hash) {
+        if (d->changed_since_ms == 0) {
+            d->changed_since_ms = now;
+        }
+    } else {
+        d->changed_since_ms = 0;
     }
     if (!d->responsible) {
         log_info("backup: this node (the leader) now ships to %s",

@@ -99,6 +99,9 @@ struct dr
     uint64_t last_ship_ms;
     int64_t last_snapshot_taken_ms; /* wall clock, from the store or ours */
     uint64_t last_snapshot_hash;
+    /* Loop time since which the state has differed from the last snapshot
+     * (0: it has not); a snapshot is overdue when that lasts 2 intervals. */
+    uint64_t changed_since_ms;
     bool have_snapshot;
     bool rebase; /* the snapshot in flight starts the archive's chain again */
     uint64_t last_prune_ms;
