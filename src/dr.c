@@ -580,7 +580,7 @@ static bool behind(struct dr *d)
      * cluster the last one ages without anything being behind: only state
      * that no snapshot has held for 2 intervals is. */
     return c->backup_snapshot_interval_ms > 0 &&
-           (!d->have_snapshot || (d->changed_since_ms != 0 && now > d->changed_since_ms &&
+           (!d->have_snapshot || (d->changed_since_ms != 0 &&
                                   now - d->changed_since_ms > 2 * c->backup_snapshot_interval_ms));
 }
 
@@ -989,7 +989,7 @@ static void tick(struct dr *d)
     if (d->save_requested || !d->have_snapshot || d->spool.base > d->archived_index ||
         (c->backup_snapshot_interval_ms > 0 &&
          wall_ms() - d->last_snapshot_taken_ms >= (int64_t)c->backup_snapshot_interval_ms &&
-         kv_hash(&s->fsm.kv) != d->last_snapshot_hash)) {
+         d->changed_since_ms != 0 /* the state differs from the last snapshot */)) {
         start_snapshot(d);
         return;
     }

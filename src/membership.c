@@ -1072,32 +1072,36 @@ static void check_after_cb(uv_work_t *work, int status)
     server_stop(s);
 }
 
+/* What a parked request still waits for, or NULL when it may be served:
+ * the last configuration's commit; for an add on a restored leader, also
+ * the Raft snapshot of the restored state (handle_add). */
+static const char *wait_reason(const struct membership *m)
+{
+    if (m->srv->raft.configuration_uncommitted_index != 0) {
+        return "the last configuration change was not committed";
+    }
+    if (m->srv->seed_gap && strcmp(m->verb, "add") == 0) {
+        return "this cluster was restored, and its leader has not yet put the restored state in "
+               "a Raft snapshot (it takes one at the first applied entry)";
+    }
+    return NULL;
+}
+
 static void serve_waiting(struct membership *m, uint64_t now)
 {
     struct proto_request req;
     struct session *session = m->session;
-    char msg[300];
+    const char *reason;
+    char msg[400];
     if (!is_leader(m)) {
         finish(m, CAIRN_ENOTLEADER, "leadership moved; nothing changed",
                server_leader_client_address(m->srv), NULL);
         return;
     }
-    if (m->srv->raft.configuration_uncommitted_index != 0) {
+    reason = wait_reason(m);
+    if (reason != NULL) {
         if (now >= m->wait_until) {
-            snprintf(msg, sizeof(msg),
-                     "the last configuration change was not committed within %llu ms; nothing "
-                     "changed, try again",
-                     (unsigned long long)(4 * m->srv->cfg->election_timeout_ms));
-            finish(m, CAIRN_EBUSY, msg, NULL, NULL);
-        }
-        return;
-    }
-    if (m->srv->seed_gap && m->req_type == PROTO_MEMBER && strcmp(m->verb, "add") == 0) {
-        if (now >= m->wait_until) {
-            snprintf(msg, sizeof(msg),
-                     "this cluster was restored, and its leader has not yet put the restored "
-                     "state in a Raft snapshot (it takes one at the first applied entry) "
-                     "within %llu ms; nothing changed, try again",
+            snprintf(msg, sizeof(msg), "%s within %llu ms; nothing changed, try again", reason,
                      (unsigned long long)(4 * m->srv->cfg->election_timeout_ms));
             finish(m, CAIRN_EBUSY, msg, NULL, NULL);
         }
