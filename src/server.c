@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "membership.h"
+#include "preflight.h"
 #include "proto.h"
 #include "session.h"
 #include "transport.h"
@@ -1070,6 +1071,19 @@ static int check_peers(struct server *s, uint64_t restored_id, uint64_t restored
                      client_part);
                 refused = 1;
             }
+        } else if (st->revision > 0 && st->cluster_id != 0 && st->state != NULL &&
+                   strcmp(st->state, "starting") == 0 && lists_member(st, cfg->id, true)) {
+            /* A peer restored from a backup that starts at this same moment
+             * (preflight.h): this node would bootstrap empty beside it. */
+            errf(errmsg, len,
+                 "%s is empty, but node %llu (%s) is starting restored from a backup "
+                 "(cluster %016" PRIx64 ", revision %llu) with node %llu in its "
+                 "--initial-cluster: this node was started without --restore-from, and would "
+                 "replay the cluster's log onto nothing. Start it with the same --restore-from "
+                 "as the other members",
+                 cfg->data_dir, (unsigned long long)st->id, client_part, st->cluster_id,
+                 (unsigned long long)st->revision, me);
+            refused = 1;
         } else if (st->revision > 0 && lists_member(st, cfg->id, true)) {
             /* Revision 0: the cluster took no writes yet, so nothing can be
              * lost. */
@@ -1479,23 +1493,56 @@ static int parse_ipv4(const char *flag, const char *value, struct sockaddr_in *a
 
 static int listen_clients(struct server *s, char *errmsg, size_t len)
 {
-    struct sockaddr_in addr;
     int rv;
-    if (parse_ipv4("client-addr", s->cfg->client_addr, &addr, errmsg, len) != 0) {
-        return -1;
-    }
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
-    rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    rv = uv_tcp_open(&s->listener, s->client_fd);
     if (rv == 0) {
+        s->client_fd = -1; /* the handle owns it now */
         rv = uv_listen((uv_stream_t *)&s->listener, 1024, connection_cb);
     }
     if (rv != 0) {
-        errf(errmsg, len, "cannot listen for clients on %s: %s%s", s->cfg->client_addr,
-             uv_strerror(rv), rv == UV_EADDRINUSE ? " (is another cairnd running?)" : "");
+        errf(errmsg, len, "cannot listen for clients on %s: %s", s->cfg->client_addr,
+             uv_strerror(rv));
         return -1;
     }
     return 0;
+}
+
+/* Answer status while this new node checks its peers and loads its state
+ * (preflight.h). */
+static void start_preflight(struct server *s, uint64_t restored_id, uint64_t restored_rev)
+{
+    struct raft_configuration conf;
+    struct preflight_member *members;
+    char(*parts)[2][CONFIG_STR_MAX];
+    char errmsg[256];
+    unsigned i;
+    if (parse_initial_cluster(s, &conf, errmsg, sizeof(errmsg)) != 0) {
+        raft_configuration_close(&conf);
+        return; /* checked before: cannot happen */
+    }
+    members = calloc(conf.n + 1, sizeof(*members));
+    parts = calloc(conf.n + 1, sizeof(*parts));
+    if (members != NULL && parts != NULL) {
+        for (i = 0; i < conf.n; i++) {
+            parts[i][0][0] = parts[i][1][0] = '\0';
+            transport_split_address(conf.servers[i].address, parts[i][0], parts[i][1],
+                                    sizeof(parts[i][0]));
+            members[i].id = conf.servers[i].id;
+            members[i].raft_address = parts[i][0];
+            members[i].client_address = parts[i][1];
+        }
+        s->preflight = preflight_start(s->client_fd, s->cfg->id, restored_id, restored_rev,
+                                       s->cfg->http_addr, members, conf.n);
+    }
+    if (s->preflight == NULL) {
+        log_warn("cannot answer status during start-up (out of memory or threads): a peer "
+                 "starting at the same moment may not see this node");
+    }
+    free(members);
+    free(parts);
+    raft_configuration_close(&conf);
 }
 
 /* Fails fast with a clear message when the Raft port is taken: raft_uv would
@@ -1523,10 +1570,11 @@ static int check_raft_port(struct server *s, char *errmsg, size_t len)
     return 0;
 }
 
-int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *errmsg,
-                 size_t errmsg_len)
+static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, char *errmsg,
+                      size_t errmsg_len)
 {
     struct raft_configuration conf;
+    struct sockaddr_in client_sa;
     struct watch_limits limits;
     bool fresh;
     uint64_t restored_id = 0; /* --restore-from on a new directory: the new cluster id */
@@ -1536,6 +1584,7 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->cfg = cfg;
+    s->client_fd = -1;
     s->state = SERVER_RUNNING;
     s->last_state = -1;
     reads_init(&s->reads, s);
@@ -1570,11 +1619,27 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
             return -1;
         }
     }
+    /* The client port first: taken, it fails the start before a download.
+     * Connections queue until the loop (or the preflight thread) takes them. */
+    if (parse_ipv4("client-addr", cfg->client_addr, &client_sa, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    s->client_fd = preflight_bind(&client_sa, cfg->client_addr, errmsg, errmsg_len);
+    if (s->client_fd < 0) {
+        return -1;
+    }
     if (cfg->restore_from[0] != '\0') {
         if (!fresh) {
             log_info("--restore-from ignored: %s already holds this node's data", cfg->data_dir);
         } else if (restore_from(cfg, &restored_id, &restored_rev, errmsg, errmsg_len) != 0) {
             return -1;
+        }
+    }
+    if (fresh && cfg->join == 0) {
+        start_preflight(s, restored_id, restored_rev);
+        if (getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS") != NULL) {
+            /* Tests only: peers that start together check at the same time. */
+            usleep((useconds_t)atoi(getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS")) * 1000u);
         }
     }
     if (fresh && cfg->join == 0 &&
@@ -1593,9 +1658,6 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     }
     if (check_raft_port(s, errmsg, errmsg_len) != 0) {
         return -1;
-    }
-    if (listen_clients(s, errmsg, errmsg_len) != 0) {
-        return -1; /* main() closes whatever handles were opened */
     }
     rv = fsm_init(&s->fsm, cfg->id);
     if (rv != 0) {
@@ -1748,7 +1810,26 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
     uv_check_init(loop, &s->flusher);
     s->flusher.data = s;
     uv_check_start(&s->flusher, flush_cb);
-    log_info("node %llu serving clients on %s, raft on %s, data in %s", (unsigned long long)cfg->id,
-             cfg->client_addr, cfg->raft_addr, cfg->data_dir);
     return 0;
+}
+
+int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *errmsg,
+                 size_t errmsg_len)
+{
+    int rv = start_node(s, cfg, loop, errmsg, errmsg_len);
+    /* The loop answers from here on: queued connections wait for it. */
+    preflight_stop(s->preflight);
+    s->preflight = NULL;
+    if (rv == 0) {
+        rv = listen_clients(s, errmsg, errmsg_len);
+    }
+    if (s->client_fd >= 0) {
+        close(s->client_fd); /* a failed start: main() closes the handles */
+        s->client_fd = -1;
+    }
+    if (rv == 0) {
+        log_info("node %llu serving clients on %s, raft on %s, data in %s",
+                 (unsigned long long)cfg->id, cfg->client_addr, cfg->raft_addr, cfg->data_dir);
+    }
+    return rv;
 }

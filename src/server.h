@@ -60,6 +60,10 @@ struct server
     struct reads reads;
     struct watch_hub hub;
     uv_tcp_t listener;
+    /* The client port, bound before start-up's checks and handed to
+     * listener at its end (preflight.h); -1 once handed over. */
+    int client_fd;
+    struct preflight *preflight; /* answers status meanwhile, or NULL */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t ticker;

@@ -447,6 +447,7 @@ def run_file(env):
     join_restored(env, "c2", log, url)
     env.kill(nodes)
     unrestored_peer(env, url, log[9][2])
+    simultaneous_start(env, url, log[9][2])
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
@@ -538,6 +539,42 @@ def unrestored_peer(env, url, rev):
           "file_unrestored: the refused start left its seed behind")
     env.kill([p])
     print("ok file_unrestored: a restored node refuses to join a member that was not restored")
+
+
+def simultaneous_start(env, url, rev):
+    """file_simultaneous: the same mistake as file_unrestored, with both nodes started at once,
+    so that each asks the other before either serves (CAIRN_TEST_PEER_CHECK_DELAY_MS holds both
+    checks until both have begun). Each answers status from before its check (src/preflight.h),
+    so the one that asks second sees the other: at least one of them refuses, with the message
+    for its side, and a refused restored node leaves no seed. Without that, both would start."""
+    e = env.env()
+    e["CAIRN_TEST_PEER_CHECK_DELAY_MS"] = "1500"
+    procs, outs = [], []
+    for i, extra in ((1, ["--restore-from", url, "--restore-revision", str(rev)]), (2, [])):
+        outs.append(open(env.path("s-n%d.log" % i), "w+"))
+        procs.append(subprocess.Popen(node_args(env, "s", i, 2, extra), stdout=subprocess.DEVNULL,
+                                      stderr=outs[-1], env=e))
+    end = time.time() + 8
+    while time.time() < end and all(q.poll() is None for q in procs):
+        time.sleep(0.1)
+    time.sleep(0.5)  # the other one's check, if it was still under way
+    env.kill(procs)
+    errs = []
+    for f in outs:
+        f.seek(0)
+        errs.append(f.read())
+        f.close()
+    refused = [q.returncode > 0 for q in procs]
+    check(any(refused), "file_simultaneous: a restored and an unrestored member both started")
+    check(not refused[0] or "started without --restore-from" in errs[0],
+          "file_simultaneous: the restored node's refusal: %s" % errs[0][-400:])
+    check(not refused[1] or "is starting restored from a backup" in errs[1],
+          "file_simultaneous: the unrestored node's refusal: %s" % errs[1][-400:])
+    check(not refused[0] or not os.path.exists(os.path.join(env.path("s", "n1"), "seed.cairnsnap")),
+          "file_simultaneous: the refused start left its seed behind")
+    print("ok file_simultaneous: of a restored and an unrestored member started together, %s "
+          "refused" % " and ".join(w for w, r in zip(("the restored", "the unrestored"), refused)
+                                   if r))
 
 
 def quiet_lag(env):
