@@ -942,10 +942,21 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     }
     snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", region);
 
+    /* No endpoint given: the AWS tools' variables name one (a MinIO or
+     * Ceph of the environment's), the S3-specific one first. */
+    const char *endpoint = opt->endpoint;
+    if (endpoint == NULL || endpoint[0] == '\0') {
+        endpoint = getenv("AWS_ENDPOINT_URL_S3");
+    }
+    if (endpoint == NULL || endpoint[0] == '\0') {
+        endpoint = getenv("AWS_ENDPOINT_URL");
+    }
+    if (endpoint != NULL && endpoint[0] == '\0') {
+        endpoint = NULL;
+    }
     char scheme[8], host[256];
-    if (opt->endpoint != NULL) {
-        if (endpoint_parse(opt->endpoint, scheme, sizeof scheme, host, sizeof host, err, errlen) !=
-            0) {
+    if (endpoint != NULL) {
+        if (endpoint_parse(endpoint, scheme, sizeof scheme, host, sizeof host, err, errlen) != 0) {
             goto fail;
         }
     } else {
@@ -956,7 +967,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
      * for bucket names with dots: those go path style unless told. */
     int path_style = opt->path_style;
     if (path_style < 0) {
-        path_style = opt->endpoint != NULL || strchr(bucket, '.') != NULL;
+        path_style = endpoint != NULL || strchr(bucket, '.') != NULL;
     }
     s->root = cairn_malloc(strlen(prefix) + 2);
     if (s->root == NULL) {

@@ -16,7 +16,10 @@
 # /health, /ready, /metrics and the console) on http://127.0.0.1:800N, all on
 # loopback only. Data and logs live in $CAIRN_LOCAL_DIR (default:
 # .local-cluster/ in the repository); backups (docs/disaster-recovery.md) go
-# to the file:// store in its backups/ directory, or to $CAIRN_LOCAL_BACKUP_URL.
+# to the file:// store in its backups/ directory, or to $CAIRN_LOCAL_BACKUP_URL
+# (an s3:// URL takes its endpoint, region and credentials from the AWS
+# variables: AWS_ENDPOINT_URL for MinIO or s3rver, AWS_REGION,
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -155,9 +155,10 @@ class Env:
                 p.send_signal(signal.SIGKILL)
             p.wait()
 
-    def ctl(self, *args, ok=True, n=3, stdin=None):
+    def ctl(self, *args, ok=True, n=3, stdin=None, extra_env=None):
         e = self.env()
         e["CAIRN_ENDPOINTS"] = self.endpoints(n)
+        e.update(extra_env or {})
         r = subprocess.run([os.path.join(self.bin, "cairnctl")] + list(args), env=e,
                            capture_output=True, text=True, timeout=180, input=stdin)
         if ok and r.returncode != 0:
@@ -301,8 +302,9 @@ def run_s3(env, only):
     check(st["archive"]["archived_revision"] >= log[-1][2],
           "s3_failover: the new leader did not ship the writes made after the failover")
     nodes[leader - 1] = env.restart(nodes[leader - 1])
-    listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url,
-                                 *env.s3_args()).stdout)
+    # The endpoint from AWS_ENDPOINT_URL, as the AWS tools take it, instead of the flag.
+    listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url, extra_env={
+        "AWS_ENDPOINT_URL": env.s3_args()[1]}).stdout)
     check(len(listing["ranges"]) == 1 and listing["ranges"][0]["latest_revision"] >= log[-1][2],
           "s3_failover: the archive has a gap or stops short: %s" % listing["ranges"])
     print("ok s3_failover: node %d (leader) killed; the next leader shipped on to revision %d "
