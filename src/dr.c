@@ -584,9 +584,33 @@ static bool behind(struct dr *d)
                                   now - d->changed_since_ms > 2 * c->backup_snapshot_interval_ms));
 }
 
+struct point
+{
+    uint64_t index;
+    uint64_t revision;
+    int64_t time_ms;
+};
+
+/* The newest point a restore reaches: where shipping got to, or a newer
+ * snapshot, which covers entries no shipment took yet (the log chain goes
+ * on from where shipping stopped). */
+static void recovery_point(const struct dr *d, struct point *p)
+{
+    if (d->last_snapshot_index > d->archived_index) {
+        p->index = d->last_snapshot_index;
+        p->revision = d->last_snapshot_revision;
+        p->time_ms = d->last_snapshot_time_ms;
+    } else {
+        p->index = d->archived_index;
+        p->revision = d->archived_revision;
+        p->time_ms = d->archived_time_ms;
+    }
+}
+
 static void status_json(struct dr *d, struct buf *out)
 {
     struct json_writer w;
+    struct point point;
     char hex[17];
     unsigned i;
     const struct dr_catalog *cat = &d->catalog;
@@ -633,14 +657,15 @@ static void status_json(struct dr *d, struct buf *out)
     } else {
         json_null(&w);
     }
+    recovery_point(d, &point);
     json_key(&w, "archive");
     json_object_begin(&w);
     json_key(&w, "archived_index");
-    json_uint(&w, d->archived_index);
+    json_uint(&w, point.index);
     json_key(&w, "archived_revision");
-    json_uint(&w, d->archived_revision);
+    json_uint(&w, point.revision);
     json_key(&w, "archived_time_ms");
-    json_int(&w, d->archived_time_ms);
+    json_int(&w, point.time_ms);
     json_key(&w, "lag_ms");
     json_uint(&w, lag_ms(d));
     json_key(&w, "backlog_bytes");
@@ -716,6 +741,9 @@ static void finish(struct dr *d, struct dr_job *j)
                 const struct dr_snapshot *newest = dr_catalog_newest(&j->cat);
                 d->synced = true;
                 d->have_snapshot = newest != NULL;
+                d->last_snapshot_index = newest != NULL ? newest->index : 0;
+                d->last_snapshot_revision = newest != NULL ? newest->revision : 0;
+                d->last_snapshot_time_ms = newest != NULL ? newest->time_ms : 0;
                 if (newest != NULL && j->cat.n_ranges > 0) {
                     /* Resume where the archive ends. A predecessor that
                      * died after uploading a snapshot but before shipping
@@ -777,6 +805,11 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->have_snapshot = true;
                 d->last_snapshot_taken_ms = j->snap.time_ms;
                 d->last_snapshot_hash = j->snap.state_hash;
+                if (j->snap.index > d->last_snapshot_index) {
+                    d->last_snapshot_index = j->snap.index;
+                    d->last_snapshot_revision = j->snap.revision;
+                    d->last_snapshot_time_ms = j->snap.time_ms;
+                }
                 d->snapshots_uploaded++;
                 d->bytes_uploaded += j->out_bytes;
                 metrics_observe(d->m_snapshot_ns, metrics_now_ns() - j->started_ns);
@@ -918,6 +951,7 @@ static void tick(struct dr *d)
     struct server *s = d->srv;
     const struct config *c = s->cfg;
     uint64_t now = uv_now(s->loop);
+    struct point point;
     bool responsible;
     struct dr_job *j;
     spool_flush(&d->spool, false);
@@ -930,9 +964,11 @@ static void tick(struct dr *d)
         }
         d->seen_gaps = d->spool.gaps;
     }
-    if (d->spool.last <= d->archived_index) {
-        /* Everything is archived (a snapshot may have covered entries no
-         * shipment took): nothing is at risk, so no lag. */
+    recovery_point(d, &point);
+    if (d->spool.last <= point.index) {
+        /* Everything is restorable: shipped, or in a snapshot that no
+         * shipment has caught up with (the log chain goes on from where
+         * shipping stopped). Nothing is at risk, so no lag. */
         d->pending_since_ms = 0;
     } else if (d->pending_since_ms == 0) {
         d->pending_since_ms = now;
@@ -1361,6 +1397,7 @@ void dr_handle(struct dr *d, struct session *session, const struct proto_request
 
 void dr_metrics_update(struct dr *d)
 {
+    struct point point;
     int64_t age = -1;
     if (!d->enabled) {
         return;
@@ -1372,7 +1409,8 @@ void dr_metrics_update(struct dr *d)
         age = (wall_ms() - d->last_snapshot_taken_ms) / 1000;
     }
     metrics_gauge_set(d->m_snapshot_age, (double)age);
-    metrics_gauge_set(d->m_archived_rev, (double)d->archived_revision);
+    recovery_point(d, &point);
+    metrics_gauge_set(d->m_archived_rev, (double)point.revision);
     metrics_gauge_set(d->m_backlog, (double)d->spool.bytes);
     metrics_gauge_set(d->m_backlog_max, (double)d->spool.max_bytes);
     metrics_gauge_set(d->m_behind, behind(d) ? 1 : 0);

@@ -99,6 +99,11 @@ struct dr
     uint64_t last_ship_ms;
     int64_t last_snapshot_taken_ms; /* wall clock, from the store or ours */
     uint64_t last_snapshot_hash;
+    /* The newest snapshot: when shipping has not reached its index yet, it
+     * is the recovery point (recovery_point() in dr.c). */
+    uint64_t last_snapshot_index;
+    uint64_t last_snapshot_revision;
+    int64_t last_snapshot_time_ms;
     /* Loop time since which the state has differed from the last snapshot
      * (0: it has not); a snapshot is overdue when that lasts 2 intervals. */
     uint64_t changed_since_ms;
