@@ -1039,12 +1039,14 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
         errf(err, errlen, "%s: %s", tmp, strerror(errno));
         if (fd >= 0) {
             close(fd);
+            unlink(tmp); /* a full disk keeps no partial seed to fill it */
         }
         goto out;
     }
     close(fd);
     if (rename(tmp, path) != 0) {
         errf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
         goto out;
     }
     rv = 0;

@@ -238,7 +238,11 @@ static void write_base(struct spool *sp)
         return;
     }
     if (write(fd, text, (size_t)len) != len || fdatasync(fd) != 0) {
+        /* Keep the base file as it was: a partial one would replace it. */
         log_warn("backlog: cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return;
     }
     close(fd);
     if (rename(tmp, path) != 0) {

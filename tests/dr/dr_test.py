@@ -31,9 +31,11 @@ Usage: dr_test.py BUILD_DIR [CHECK...]   (exit 77: cannot run here)
 import base64
 import json
 import os
+import random
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -680,6 +682,56 @@ def run_retention(env):
           "segments left" % (len(names), len(every), last["revision"], len(segs)))
 
 
+def full_disk(env):
+    """file_full_disk: a restore into a data directory with no room fails with the system's
+    error, keeps nothing there (no partial seed to fill the disk, no seed to start from), and
+    works once there is room. Both ways: cairnctl snapshot restore and cairnd --restore-from.
+    Needs root for the small tmpfs; skipped otherwise."""
+    if os.geteuid() != 0:
+        print("skip file_full_disk: mounting a small tmpfs needs root")
+        return
+    store = env.path("fullstore")
+    os.makedirs(store)
+    url = "file://" + store
+    nodes = env.start_cluster("d", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                    "--backup-verify-interval-ms", "0"], n=1)
+    for i in range(8):  # about 360 KB of seed: each value its own
+        last = put(env, "big/%d" % i,
+                   "".join(random.choice(string.ascii_letters) for _ in range(60000)))
+    env.ctl("snapshot", "save", n=1)
+    env.kill(nodes)
+    tiny = env.path("tiny")
+    os.makedirs(tiny)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", tiny]).returncode != 0:
+        print("skip file_full_disk: cannot mount a tmpfs")
+        return
+    try:
+        data = os.path.join(tiny, "n1")
+        r = env.ctl("snapshot", "restore", "--from", url, "--data-dir", data, ok=False)
+        check(r.returncode != 0 and "No space left on device" in r.stderr,
+              "file_full_disk: cairnctl restore into a full disk: exit %d, %r" %
+              (r.returncode, r.stderr))
+        left = os.listdir(data) if os.path.isdir(data) else []
+        check(left == [], "file_full_disk: a failed restore left %s behind" % left)
+        args = node_args(env, "d2", 1, 1, ["--restore-from", url])
+        args[args.index("--data-dir") + 1] = data
+        err = start_refused(env, args, "file_full_disk", "No space left on device")
+        left = os.listdir(data) if os.path.isdir(data) else []
+        check(all(not n.startswith("seed") for n in left),
+              "file_full_disk: a failed --restore-from left %s behind" % left)
+        subprocess.run(["mount", "-o", "remount,size=16m", tiny], check=True)
+        shutil.rmtree(data, ignore_errors=True)
+        r = env.ctl("--json", "snapshot", "restore", "--from", url, "--data-dir", data)
+        check(json.loads(r.stdout)["revision"] == last,
+              "file_full_disk: the restore with room did not reach revision %d: %s" %
+              (last, r.stdout))
+    finally:
+        subprocess.run(["umount", "-l", tiny])
+    said = [ln for ln in err.splitlines() if "No space left" in ln][0]
+    print("ok file_full_disk: a restore without room fails (%s) and leaves nothing; with room "
+          "it works" % said[said.index("error:"):][:100] if "error:" in said else said[:100])
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -694,6 +746,7 @@ def main():
             quiet_lag(env)
             run_file(env)
             run_retention(env)
+            full_disk(env)
         if not only or "s3" in only:
             run_s3(env, only)
         # Sanitizer builds: a node's report counts even if the others carried on.
