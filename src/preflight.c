@@ -128,9 +128,11 @@ static int answer(struct preflight *p, struct conn *c)
             proto_pack_status(&w, &p->status);
             rv = proto_writer_end(&w);
         } else {
-            rv = proto_encode_error(&out, req.id, req.type, CAIRN_EUNAVAILABLE,
-                                    "this node is starting: it serves status only until its peers "
-                                    "are checked and its state is loaded",
+            /* No leader known yet, which is true: clients try the next
+             * endpoint and come back, as they would to a closed port. */
+            rv = proto_encode_error(&out, req.id, req.type, CAIRN_ENOLEADER,
+                                    "this node is starting (checking its peers, loading its "
+                                    "state): it knows no leader yet",
                                     NULL);
         }
         arena_free(&a);
@@ -273,14 +275,24 @@ struct preflight *preflight_start(int fd, uint64_t id, uint64_t cluster_id, uint
     return p;
 }
 
-void preflight_stop(struct preflight *p)
+void preflight_stop(struct preflight *p, preflight_handover_cb handover, void *arg)
 {
     uint64_t one = 1;
+    size_t i;
     if (p == NULL) {
         return;
     }
     while (write(p->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
     }
     pthread_join(p->thread, NULL);
+    for (i = 0; handover != NULL && i < CONNS_MAX; i++) {
+        struct conn *c = &p->conns[i];
+        if (c->fd >= 0) {
+            struct timeval none = {0, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+            handover(arg, c->fd, c->in.data, c->in.len);
+            c->fd = -1;
+        }
+    }
     destroy(p);
 }

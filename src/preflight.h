@@ -13,7 +13,8 @@
  * cluster id and revision or nothing, the --initial-cluster members, state
  * "starting") until server.c hands the socket to the loop at the end of its
  * start. Of two nodes that start together, the one that asks second finds
- * the first answering. Every other request gets CAIRN_EUNAVAILABLE.
+ * the first answering. Every other request gets CAIRN_ENOLEADER, which
+ * clients take as "try another node, then this one again".
  */
 #ifndef CAIRN_PREFLIGHT_H
 #define CAIRN_PREFLIGHT_H
@@ -41,9 +42,14 @@ struct preflight *preflight_start(int fd, uint64_t id, uint64_t cluster_id, uint
                                   const char *http_address, const struct preflight_member *members,
                                   size_t n_members);
 
-/* Stop answering: connections the thread accepted are closed, the listening
- * socket stays open (queued connections wait for its next owner). NULL is a
- * no-op. */
-void preflight_stop(struct preflight *p);
+/* Each connection the thread holds, handed over: fd (now the callee's) and
+ * the bytes read from it but not answered (an incomplete request). */
+typedef void (*preflight_handover_cb)(void *arg, int fd, const char *pending, size_t len);
+
+/* Stop answering. The connections the thread accepted go to handover (so a
+ * client waiting on one is served by the node, not cut off), or are closed
+ * when it is NULL. The listening socket stays open: queued connections wait
+ * for its next owner. NULL is a no-op. */
+void preflight_stop(struct preflight *p, preflight_handover_cb handover, void *arg);
 
 #endif

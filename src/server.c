@@ -1509,6 +1509,15 @@ static int listen_clients(struct server *s, char *errmsg, size_t len)
     return 0;
 }
 
+static void adopt_connection(void *arg, int fd, const char *pending, size_t len)
+{
+    struct server *s = arg;
+    int rv = session_adopt(s, fd, pending, len);
+    if (rv != 0) {
+        log_warn("a client connection from start-up was lost: %s", uv_strerror(rv));
+    }
+}
+
 /* Answer status while this new node checks its peers and loads its state
  * (preflight.h). */
 static void start_preflight(struct server *s, uint64_t restored_id, uint64_t restored_rev)
@@ -1817,9 +1826,11 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
                  size_t errmsg_len)
 {
     int rv = start_node(s, cfg, loop, errmsg, errmsg_len);
-    /* The loop answers from here on: queued connections wait for it. */
-    preflight_stop(s->preflight);
+    struct preflight *p = s->preflight;
+    /* The loop answers from here on: the preflight's connections become
+     * sessions, and queued ones wait for the listener. */
     s->preflight = NULL;
+    preflight_stop(p, rv == 0 ? adopt_connection : NULL, s);
     if (rv == 0) {
         rv = listen_clients(s, errmsg, errmsg_len);
     }

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "proto.h"
@@ -244,11 +245,17 @@ void session_flush(struct session *s)
     session_ref(s);
 }
 
-int session_accept(struct server *srv, uv_stream_t *listener)
+/* A new session on srv's list, its handle taken from the listener (fd < 0)
+ * or from an open connection (fd, with bytes already read from it). */
+static int session_start(struct server *srv, uv_stream_t *listener, int fd, const char *pending,
+                         size_t pending_len)
 {
     struct session *s = cairn_calloc(1, sizeof(*s));
     int rv;
     if (s == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return UV_ENOMEM;
     }
     s->srv = srv;
@@ -256,13 +263,26 @@ int session_accept(struct server *srv, uv_stream_t *listener)
     buf_init(&s->in);
     buf_init(&s->out);
     buf_init(&s->writing);
-    rv = uv_tcp_init(srv->loop, &s->tcp);
+    rv = pending_len > 0 ? buf_append(&s->in, pending, pending_len) : 0;
+    if (rv == 0) {
+        rv = uv_tcp_init(srv->loop, &s->tcp);
+    } else {
+        rv = UV_ENOMEM;
+    }
     if (rv != 0) {
+        buf_free(&s->in);
         cairn_free(s);
+        if (fd >= 0) {
+            close(fd);
+        }
         return rv;
     }
     s->tcp.data = s;
-    rv = uv_accept(listener, (uv_stream_t *)&s->tcp);
+    if (fd < 0) {
+        rv = uv_accept(listener, (uv_stream_t *)&s->tcp);
+    } else if ((rv = uv_tcp_open(&s->tcp, fd)) != 0) {
+        close(fd); /* the handle did not take it */
+    }
     /* From here the handle is initialized: it must be closed, not freed. */
     s->next = srv->sessions;
     if (srv->sessions != NULL) {
@@ -278,4 +298,14 @@ int session_accept(struct server *srv, uv_stream_t *listener)
     update_reading(s);
     metrics_counter_add(srv->metrics.connections_total, 1);
     return 0;
+}
+
+int session_accept(struct server *srv, uv_stream_t *listener)
+{
+    return session_start(srv, listener, -1, NULL, 0);
+}
+
+int session_adopt(struct server *srv, int fd, const char *pending, size_t pending_len)
+{
+    return session_start(srv, NULL, fd, pending, pending_len);
 }

@@ -59,6 +59,10 @@ struct session
 
 /* Accept a connection from listener into a new session. */
 int session_accept(struct server *srv, uv_stream_t *listener);
+/* The same for a connection accepted elsewhere (preflight.h): fd, and the
+ * bytes already read from it (an incomplete frame), become a session. On
+ * failure fd is closed. */
+int session_adopt(struct server *srv, int fd, const char *pending, size_t pending_len);
 
 /* Output buffer to pack a response into; call session_output_done() after. */
 struct buf *session_output(struct session *s);

@@ -461,6 +461,7 @@ def run_file(env):
     env.kill(nodes)
     unrestored_peer(env, url, log[9][2])
     simultaneous_start(env, url, log[9][2])
+    client_while_starting(env, url, log[9][2])
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
@@ -588,6 +589,31 @@ def simultaneous_start(env, url, rev):
     print("ok file_simultaneous: of a restored and an unrestored member started together, %s "
           "refused" % " and ".join(w for w, r in zip(("the restored", "the unrestored"), refused)
                                    if r))
+
+
+def client_while_starting(env, url, rev):
+    """file_starting: a node restoring from the store answers status while it starts (state
+    starting, the revision it restores), and a client's write sent meanwhile is not refused: it
+    is told no leader is known yet, waits and tries again, and succeeds once the node serves."""
+    e = env.env()
+    e["CAIRN_TEST_PEER_CHECK_DELAY_MS"] = "2000"
+    out = open(env.path("w-n1.log"), "w")
+    p = subprocess.Popen(node_args(env, "w", 1, 1, ["--restore-from", url, "--restore-revision",
+                                                     str(rev)]),
+                         stdout=out, stderr=out, env=e)
+    env.procs.append(p)
+    wait_port(PORT_BASE + 1)
+    r = env.ctl("--json", "status", "--endpoint", "127.0.0.1:%d" % (PORT_BASE + 1), n=1)
+    st = json.loads(r.stdout)
+    st = st[0] if isinstance(st, list) else st
+    check(st["state"] == "starting" and st["revision"] == rev,
+          "file_starting: a starting node's status: %s" % r.stdout)
+    r = env.ctl("--timeout", "10000", "put", "k/while-starting", "x", n=1, ok=False)
+    env.kill([p])
+    check(r.returncode == 0, "file_starting: a write sent while the node started failed: %s" %
+          r.stderr)
+    print("ok file_starting: a starting node answers status (starting, revision %d), and a write "
+          "sent meanwhile waits for it" % rev)
 
 
 def quiet_lag(env):
