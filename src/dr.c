@@ -981,6 +981,7 @@ static void tick(struct dr *d)
             d->responsible = false;
             d->synced = false;
             d->pending_since_ms = 0;
+            d->changed_since_ms = 0; /* measured again if it leads again */
             answer_waiters(d, &d->save_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
             answer_waiters(d, &d->verify_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
         }

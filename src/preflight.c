@@ -207,7 +207,7 @@ static void *run(void *arg)
                 for (i = 0; i < CONNS_MAX && p->conns[i].fd >= 0; i++) {
                 }
                 if (i == CONNS_MAX) {
-                    conn_close(&p->conns[0]); /* the oldest slot goes */
+                    conn_close(&p->conns[0]); /* all taken: the first one goes */
                     i = 0;
                 }
                 p->conns[i].fd = fd;

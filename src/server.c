@@ -1645,10 +1645,11 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
         }
     }
     if (fresh && cfg->join == 0) {
+        /* Tests only: peers that start together check at the same time. */
+        const char *delay = getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS");
         start_preflight(s, restored_id, restored_rev);
-        if (getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS") != NULL) {
-            /* Tests only: peers that start together check at the same time. */
-            usleep((useconds_t)atoi(getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS")) * 1000u);
+        if (delay != NULL) {
+            usleep((useconds_t)atoi(delay) * 1000u);
         }
     }
     if (fresh && cfg->join == 0 &&

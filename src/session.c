@@ -263,11 +263,10 @@ static int session_start(struct server *srv, uv_stream_t *listener, int fd, cons
     buf_init(&s->in);
     buf_init(&s->out);
     buf_init(&s->writing);
-    rv = pending_len > 0 ? buf_append(&s->in, pending, pending_len) : 0;
-    if (rv == 0) {
-        rv = uv_tcp_init(srv->loop, &s->tcp);
-    } else {
+    if (pending_len > 0 && buf_append(&s->in, pending, pending_len) != 0) {
         rv = UV_ENOMEM;
+    } else {
+        rv = uv_tcp_init(srv->loop, &s->tcp);
     }
     if (rv != 0) {
         buf_free(&s->in);

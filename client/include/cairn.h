@@ -159,7 +159,7 @@ struct cairn_member
 struct cairn_status
 {
     uint64_t id;                /* the answering node */
-    const char *state;          /* "leader", "follower", "candidate", ... */
+    const char *state;          /* "leader", "follower", "candidate", "starting", ... */
     uint64_t leader_id;         /* 0 when unknown */
     const char *leader_address; /* client address of the leader, "" when unknown */
     uint64_t term;
