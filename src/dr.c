@@ -353,7 +353,8 @@ static void job_prune(struct objstore *st, struct dr_job *j)
     }
     for (k = 0; k < cat->n_segs; k++) {
         if (cat->segs[k].last <= pitr_floor) {
-            if (objstore_delete(st, cat->segs[k].name, j->err, sizeof(j->err)) != 0) {
+            dr_segment_name(&cat->segs[k], name);
+            if (objstore_delete(st, name, j->err, sizeof(j->err)) != 0) {
                 j->rv = -1;
                 goto out;
             }

@@ -72,6 +72,12 @@ void dr_name_segment(uint64_t cluster_id, uint64_t after, uint64_t last, uint64_
              cluster_id, after, last, revision, time_ms < 0 ? 0 : time_ms);
 }
 
+void dr_segment_name(const struct dr_segment *sg, char out[DR_SEGMENT_NAME_MAX])
+{
+    dr_name_segment(sg->cluster_id, sg->after, sg->last, sg->revision, sg->time_ms, out,
+                    DR_SEGMENT_NAME_MAX);
+}
+
 int dr_manifest_json(const struct dr_snapshot *s, bool full, struct buf *out)
 {
     struct json_writer w;
@@ -357,10 +363,23 @@ static int list_cb(void *arg, const char *name, uint64_t size)
         unsigned long long rev;
         long long t;
         int used = 0;
+        char canonical[DR_SEGMENT_NAME_MAX];
         memset(&sg, 0, sizeof(sg));
         if (sscanf(rest + 4, "%20llu-%20llu-%20llu-%13lld.seg%n", &after, &last, &rev, &t, &used) !=
                 4 ||
-            rest[4 + used] != '\0' || last <= after || strlen(name) >= sizeof(sg.name)) {
+            rest[4 + used] != '\0' || last <= after || t < 0) {
+            return 0;
+        }
+        sg.cluster_id = cid;
+        sg.after = after;
+        sg.last = last;
+        sg.revision = rev;
+        sg.time_ms = t;
+        sg.size = size;
+        /* The catalog keeps the numbers, not the name (a long archive holds
+         * hundreds of thousands of segments): only names Cairn would write. */
+        dr_segment_name(&sg, canonical);
+        if (strcmp(canonical, name) != 0) {
             return 0;
         }
         if (l->cat->n_segs == l->cap_segs) {
@@ -373,12 +392,6 @@ static int list_cb(void *arg, const char *name, uint64_t size)
             l->cat->segs = s;
             l->cap_segs = cap;
         }
-        strcpy(sg.name, name);
-        sg.after = after;
-        sg.last = last;
-        sg.revision = rev;
-        sg.time_ms = t;
-        sg.size = size;
         l->cat->segs[l->cat->n_segs++] = sg;
     }
     return 0;
@@ -401,53 +414,65 @@ static int cmp_seg(const void *a, const void *b)
     return x->last < y->last ? -1 : x->last > y->last;
 }
 
-/* The segment that continues a chain at index cur (after <= cur < last),
- * reaching furthest; NULL when the chain ends. */
-static const struct dr_segment *next_segment(const struct dr_catalog *cat, uint64_t cur)
+/* Walking chains of segments: the segment that continues a chain at index
+ * cur (after <= cur < last), reaching furthest, or NULL where the chain ends.
+ * cur must not decrease from one call to the next on the same walk, so that
+ * a walk over the whole catalog is one pass (segments are sorted by after):
+ * a long archive holds hundreds of thousands of segments. */
+struct seg_walk
 {
-    const struct dr_segment *best = NULL;
-    unsigned i;
-    for (i = 0; i < cat->n_segs; i++) {
-        const struct dr_segment *s = &cat->segs[i];
-        if (s->after > cur) {
-            break; /* sorted by after */
-        }
-        if (s->last > cur && (best == NULL || s->last > best->last)) {
-            best = s;
-        }
-    }
-    return best;
+    const struct dr_catalog *cat;
+    unsigned pos;                   /* segments before it have after <= cur */
+    const struct dr_segment *reach; /* of those, the one whose last is largest */
+};
+
+static void seg_walk_init(struct seg_walk *w, const struct dr_catalog *cat)
+{
+    w->cat = cat;
+    w->pos = 0;
+    w->reach = NULL;
 }
 
+static const struct dr_segment *seg_walk_next(struct seg_walk *w, uint64_t cur)
+{
+    while (w->pos < w->cat->n_segs && w->cat->segs[w->pos].after <= cur) {
+        const struct dr_segment *s = &w->cat->segs[w->pos++];
+        if (w->reach == NULL || s->last > w->reach->last) {
+            w->reach = s;
+        }
+    }
+    return w->reach != NULL && w->reach->last > cur ? w->reach : NULL;
+}
+
+/* A snapshot inside the range before it adds nothing: its chain reaches
+ * exactly as far as that range's (whatever covers the log from the earlier
+ * start covers it from the later one, and the other way round), so each
+ * range is one walk, and all of them one pass. */
 static void build_ranges(struct dr_catalog *cat)
 {
     unsigned i;
+    struct seg_walk w;
     cat->ranges = calloc(cat->n_snaps > 0 ? cat->n_snaps : 1, sizeof(*cat->ranges));
     if (cat->ranges == NULL) {
         return;
     }
+    seg_walk_init(&w, cat);
     for (i = 0; i < cat->n_snaps; i++) {
         const struct dr_snapshot *sn = &cat->snaps[i];
         struct dr_range r = {sn->index,    sn->revision, sn->time_ms,
                              sn->revision, sn->time_ms,  sn->index};
         uint64_t cur = sn->index;
         const struct dr_segment *s;
-        while ((s = next_segment(cat, cur)) != NULL) {
+        if (cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= sn->index) {
+            continue;
+        }
+        while ((s = seg_walk_next(&w, cur)) != NULL) {
             cur = s->last;
             r.to_revision = s->revision;
             r.to_time_ms = s->time_ms;
             r.to_index = s->last;
         }
-        if (cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= sn->index) {
-            struct dr_range *prev = &cat->ranges[cat->n_ranges - 1];
-            if (r.to_index > prev->to_index) {
-                prev->to_revision = r.to_revision;
-                prev->to_time_ms = r.to_time_ms;
-                prev->to_index = r.to_index;
-            }
-        } else {
-            cat->ranges[cat->n_ranges++] = r;
-        }
+        cat->ranges[cat->n_ranges++] = r;
     }
 }
 
@@ -508,7 +533,7 @@ int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog 
             }
         }
         if (pick == 0 && cat->n_segs > 0) {
-            dr_parse_hex64(cat->segs[0].name, 16, &pick);
+            pick = cat->segs[0].cluster_id;
         }
         for (i = 0; i < cat->n_snaps; i++) {
             if (cat->snaps[i].cluster_id == pick) {
@@ -518,9 +543,7 @@ int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog 
         cat->n_snaps = j;
         j = 0;
         for (i = 0; i < cat->n_segs; i++) {
-            uint64_t cid = 0;
-            dr_parse_hex64(cat->segs[i].name, 16, &cid);
-            if (cid == pick) {
+            if (cat->segs[i].cluster_id == pick) {
                 cat->segs[j++] = cat->segs[i];
             }
         }
@@ -766,9 +789,9 @@ struct replay
     struct kv *kv;
     const struct dr_target *t;
     struct dr_result *res;
-    uint64_t cur; /* last index applied */
-    bool done;    /* the target is reached */
-    const char *segment;
+    uint64_t cur;                      /* last index applied */
+    bool done;                         /* the target is reached */
+    char segment[DR_SEGMENT_NAME_MAX]; /* the one being replayed */
     char *err;
     size_t errlen;
 };
@@ -839,9 +862,10 @@ static int replay_segment(struct objstore *st, const struct dr_segment *sg, stru
     char msg[256];
     int rv;
     buf_init(&body);
-    rv = objstore_get(st, sg->name, &data, &len, msg, sizeof(msg));
+    dr_segment_name(sg, rp->segment);
+    rv = objstore_get(st, rp->segment, &data, &len, msg, sizeof(msg));
     if (rv != 0) {
-        errf(rp->err, rp->errlen, "segment %s: %s", sg->name,
+        errf(rp->err, rp->errlen, "segment %s: %s", rp->segment,
              rv == OBJSTORE_ENOTFOUND ? "missing" : msg);
         return -1;
     }
@@ -849,11 +873,10 @@ static int replay_segment(struct objstore *st, const struct dr_segment *sg, stru
     if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0 ||
         (a.kind != ARTIFACT_SEGMENT && snprintf(msg, sizeof(msg), "not a log segment") > 0) ||
         artifact_body(&a, &body, (size_t)1 << 32, msg, sizeof(msg)) != 0) {
-        errf(rp->err, rp->errlen, "segment %s: %s", sg->name, msg);
+        errf(rp->err, rp->errlen, "segment %s: %s", rp->segment, msg);
         goto out;
     }
-    rp->segment = sg->name;
-    rv = each_record(body.data, body.len, replay_cb, rp, rp->err, rp->errlen, sg->name);
+    rv = each_record(body.data, body.len, replay_cb, rp, rp->err, rp->errlen, rp->segment);
     if (rv > 0) {
         rv = 0; /* the target was reached */
     }
@@ -877,6 +900,7 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
     for (i = (int)cat->n_snaps - 1; i >= 0; i--) {
         const struct dr_snapshot *sn = &cat->snaps[i];
         struct replay rp;
+        struct seg_walk w;
         const struct dr_segment *sg;
         if (!before_target(t, sn->revision, sn->time_ms)) {
             continue;
@@ -912,7 +936,8 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
         rp.cur = sn->index;
         rp.err = err;
         rp.errlen = errlen;
-        while (!rp.done && (sg = next_segment(cat, rp.cur)) != NULL) {
+        seg_walk_init(&w, cat);
+        while (!rp.done && (sg = seg_walk_next(&w, rp.cur)) != NULL) {
             if (replay_segment(st, sg, &rp) != 0) {
                 return -1;
             }

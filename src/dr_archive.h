@@ -51,7 +51,7 @@ struct dr_snapshot
 
 struct dr_segment
 {
-    char name[128];
+    uint64_t cluster_id; /* its name follows from these (dr_segment_name) */
     uint64_t after;
     uint64_t last;
     uint64_t revision; /* after its last entry */
@@ -90,6 +90,8 @@ void dr_name_snapshot(uint64_t cluster_id, uint64_t index, char *out, size_t len
 void dr_name_manifest(uint64_t cluster_id, uint64_t index, char *out, size_t len);
 void dr_name_segment(uint64_t cluster_id, uint64_t after, uint64_t last, uint64_t revision,
                      int64_t time_ms, char *out, size_t len);
+#define DR_SEGMENT_NAME_MAX 128
+void dr_segment_name(const struct dr_segment *sg, char out[DR_SEGMENT_NAME_MAX]);
 
 /* Manifests as JSON: for the store (with name, size and checksum) and for
  * the artifact's header (without). */
