@@ -95,6 +95,10 @@
     X(backup_ship_interval_ms, U64, "500",                                                         \
       "how often the leader ships newly committed entries to the log archive (the recovery "       \
       "point lags by about this plus one upload)")                                                 \
+    X(backup_compact_ms, U64, "60000",                                                             \
+      "the log archive's segments are merged per window of this length once it has passed, and "   \
+      "again per 12 windows, so that the archive holds and a restore fetches few objects (0: "     \
+      "never)")                                                                                    \
     X(backup_backlog_max, U64, "268435456",                                                        \
       "bytes of applied entries each node keeps on disk for shipping; beyond, the oldest go "      \
       "and the archive restarts from a snapshot")                                                  \

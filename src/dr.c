@@ -28,8 +28,8 @@
 /* How long a stopping node waits for a job in flight. */
 #define DR_CLOSE_WAIT_MS 5000
 
-enum job_kind { JOB_SYNC, JOB_SHIP, JOB_SNAPSHOT, JOB_PRUNE, JOB_VERIFY };
-static const char *const job_names[] = {"sync", "ship", "snapshot", "prune", "verify"};
+enum job_kind { JOB_SYNC, JOB_SHIP, JOB_SNAPSHOT, JOB_PRUNE, JOB_VERIFY, JOB_COMPACT };
+static const char *const job_names[] = {"sync", "ship", "snapshot", "prune", "verify", "compact"};
 
 struct dr_job
 {
@@ -45,6 +45,12 @@ struct dr_job
     struct kv_capture *cap;
     struct dr_snapshot snap;
     char tmp_path[4096];
+    /* compact: the run of segments to merge (owned), how many were merged,
+     * and the segment that holds them now */
+    struct dr_segment *run;
+    unsigned n_run;
+    unsigned n_merged;
+    struct dr_segment merged;
     /* prune */
     int64_t now_wall_ms;
     struct dr_tier tiers[DR_TIERS_MAX];
@@ -97,6 +103,7 @@ static int encode_sink(void *arg, const void *data, size_t len)
 
 struct seg_builder
 {
+    size_t max; /* raw bytes, checked before each record */
     struct buf body;
     uint64_t entries;
     uint64_t first_rev;
@@ -115,7 +122,7 @@ struct seg_builder
 static int seg_record_cb(void *arg, const struct spool_record *r)
 {
     struct seg_builder *b = arg;
-    if (b->body.len >= DR_SEGMENT_MAX_BYTES) {
+    if (b->body.len >= b->max) {
         return 1; /* full: the rest goes in the next segment */
     }
     unsigned char len[4];
@@ -142,18 +149,62 @@ static int seg_record_cb(void *arg, const struct spool_record *r)
     return 0;
 }
 
+/* A log segment artifact of the records in b, (after, through]. */
+static int segment_artifact(uint64_t cluster_id, uint64_t after, uint64_t through,
+                            const struct seg_builder *b, struct buf *out)
+{
+    struct buf header;
+    struct artifact_writer w;
+    struct json_writer jw;
+    char hex[17];
+    int rv = -1;
+    buf_init(&header);
+    json_writer_init(&jw, &header);
+    json_object_begin(&jw);
+    json_key(&jw, "format");
+    json_uint(&jw, DR_FORMAT);
+    json_key(&jw, "kind");
+    json_cstring(&jw, "segment");
+    dr_hex64(cluster_id, hex);
+    json_key(&jw, "cluster_id");
+    json_cstring(&jw, hex);
+    json_key(&jw, "after_index");
+    json_uint(&jw, after);
+    json_key(&jw, "last_index");
+    json_uint(&jw, through);
+    json_key(&jw, "entries");
+    json_uint(&jw, b->entries);
+    json_key(&jw, "first_revision");
+    json_uint(&jw, b->first_rev);
+    json_key(&jw, "last_revision");
+    json_uint(&jw, b->last_rev);
+    json_key(&jw, "first_time_ms");
+    json_int(&jw, b->first_time);
+    json_key(&jw, "last_time_ms");
+    json_int(&jw, b->last_time);
+    dr_hex64(b->last_hash, hex);
+    json_key(&jw, "state_hash");
+    json_cstring(&jw, hex);
+    json_object_end(&jw);
+    if (json_writer_error(&jw) == 0 &&
+        artifact_writer_begin(&w, ARTIFACT_SEGMENT, header.data, header.len, artifact_sink_buf,
+                              out) == 0 &&
+        artifact_writer_write(&w, b->body.data, b->body.len) == 0 &&
+        artifact_writer_end(&w, NULL) == 0) {
+        rv = 0;
+    }
+    buf_free(&header);
+    return rv;
+}
+
 static void job_ship(struct objstore *st, struct dr_job *j)
 {
     struct seg_builder b;
-    struct buf header;
     struct buf out;
-    struct artifact_writer w;
-    struct json_writer jw;
     char name[OBJSTORE_NAME_MAX];
-    char hex[17];
     memset(&b, 0, sizeof(b));
+    b.max = DR_SEGMENT_MAX_BYTES;
     buf_init(&b.body);
-    buf_init(&header);
     buf_init(&out);
     j->rv = -1;
     switch (
@@ -174,41 +225,7 @@ static void job_ship(struct objstore *st, struct dr_job *j)
              j->after, j->through);
         goto out;
     }
-    json_writer_init(&jw, &header);
-    json_object_begin(&jw);
-    json_key(&jw, "format");
-    json_uint(&jw, DR_FORMAT);
-    json_key(&jw, "kind");
-    json_cstring(&jw, "segment");
-    dr_hex64(j->cluster_id, hex);
-    json_key(&jw, "cluster_id");
-    json_cstring(&jw, hex);
-    json_key(&jw, "after_index");
-    json_uint(&jw, j->after);
-    json_key(&jw, "last_index");
-    json_uint(&jw, j->through);
-    json_key(&jw, "entries");
-    json_uint(&jw, b.entries);
-    json_key(&jw, "first_revision");
-    json_uint(&jw, b.first_rev);
-    json_key(&jw, "last_revision");
-    json_uint(&jw, b.last_rev);
-    json_key(&jw, "first_time_ms");
-    json_int(&jw, b.first_time);
-    json_key(&jw, "last_time_ms");
-    json_int(&jw, b.last_time);
-    dr_hex64(b.last_hash, hex);
-    json_key(&jw, "state_hash");
-    json_cstring(&jw, hex);
-    json_object_end(&jw);
-    if (json_writer_error(&jw) != 0 ||
-        artifact_writer_begin(&w, ARTIFACT_SEGMENT, header.data, header.len, artifact_sink_buf,
-                              &out) != 0) {
-        errf(j->err, sizeof(j->err), "out of memory building a segment");
-        goto out;
-    }
-    if (artifact_writer_write(&w, b.body.data, b.body.len) != 0 ||
-        artifact_writer_end(&w, NULL) != 0) {
+    if (segment_artifact(j->cluster_id, j->after, j->through, &b, &out) != 0) {
         errf(j->err, sizeof(j->err), "out of memory building a segment");
         goto out;
     }
@@ -224,7 +241,106 @@ static void job_ship(struct objstore *st, struct dr_job *j)
     j->rv = 0;
 out:
     buf_free(&b.body);
-    buf_free(&header);
+    buf_free(&out);
+}
+
+/* Compaction: merge a run of segments into one (docs/disaster-recovery.md,
+ * "Compaction"). The merged segment is written and read back before its
+ * inputs are deleted, so every entry is in the store throughout; a restore
+ * that listed the inputs and finds one gone lists again. */
+#define DR_COMPACT_MAX_RAW (64u << 20)
+
+struct compact_state
+{
+    struct seg_builder *b;
+    uint64_t cur; /* last index taken */
+};
+
+static int compact_record_cb(void *arg, const struct spool_record *r)
+{
+    struct compact_state *c = arg;
+    if (r->index <= c->cur) {
+        return 0; /* overlapping shipments of two leaders: the same entry */
+    }
+    c->cur = r->index;
+    return seg_record_cb(c->b, r) == 0 ? 0 : -1;
+}
+
+static int count_record_cb(void *arg, const struct spool_record *r)
+{
+    (void)r;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static void job_compact(struct objstore *st, struct dr_job *j)
+{
+    struct seg_builder b;
+    struct compact_state c;
+    struct buf out;
+    char name[DR_SEGMENT_NAME_MAX];
+    char in_name[DR_SEGMENT_NAME_MAX];
+    uint64_t back = 0;
+    unsigned used = 0;
+    unsigned i;
+    int rc;
+    memset(&b, 0, sizeof(b));
+    b.max = SIZE_MAX;
+    buf_init(&b.body);
+    buf_init(&out);
+    c.b = &b;
+    c.cur = j->run[0].after;
+    j->rv = -1;
+    for (i = 0; i < j->n_run && !(used >= 2 && b.body.len >= DR_COMPACT_MAX_RAW); i++) {
+        rc =
+            dr_segment_read(st, &j->run[i], compact_record_cb, &c, in_name, j->err, sizeof(j->err));
+        if (rc != 0) {
+            if (rc > 0) {
+                errf(j->err, sizeof(j->err), "out of memory merging segments");
+            }
+            goto out;
+        }
+        used++;
+    }
+    if (used < 2 || b.entries == 0) {
+        errf(j->err, sizeof(j->err), "nothing to merge");
+        goto out;
+    }
+    j->merged = j->run[used - 1];
+    j->merged.after = j->run[0].after;
+    if (segment_artifact(j->cluster_id, j->merged.after, j->merged.last, &b, &out) != 0) {
+        errf(j->err, sizeof(j->err), "out of memory merging segments");
+        goto out;
+    }
+    j->merged.size = out.len;
+    dr_segment_name(&j->merged, name);
+    if (objstore_put(st, name, out.data, out.len, j->err, sizeof(j->err)) != 0) {
+        goto out;
+    }
+    /* Read it back, whole and checked, before anything goes. */
+    rc = dr_segment_read(st, &j->merged, count_record_cb, &back, name, j->err, sizeof(j->err));
+    if (rc != 0 || back != b.entries) {
+        if (rc == 0) {
+            errf(j->err, sizeof(j->err),
+                 "merged segment %s read back with %" PRIu64 " entries of %" PRIu64, name, back,
+                 b.entries);
+        }
+        goto out;
+    }
+    for (i = 0; i < used; i++) {
+        dr_segment_name(&j->run[i], in_name);
+        if (strcmp(in_name, name) != 0 &&
+            objstore_delete(st, in_name, j->err, sizeof(j->err)) != 0) {
+            /* Those left are covered by the merged one: a restore prefers
+             * it, and retention removes them in time. */
+            break;
+        }
+    }
+    j->n_merged = used;
+    j->out_bytes = out.len;
+    j->rv = 0;
+out:
+    buf_free(&b.body);
     buf_free(&out);
 }
 
@@ -441,6 +557,9 @@ static void *worker_main(void *arg)
             case JOB_VERIFY:
                 job_verify(lane->store, j);
                 break;
+            case JOB_COMPACT:
+                job_compact(lane->store, j);
+                break;
         }
         pthread_mutex_lock(&d->mu);
         lane->job = NULL;
@@ -491,6 +610,7 @@ static void job_free(struct dr_job *j)
 {
     if (j != NULL) {
         dr_catalog_free(&j->cat);
+        free(j->run);
         free(j);
     }
 }
@@ -783,6 +903,13 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->archived_time_ms = j->out_time_ms;
                 d->segments_uploaded++;
                 d->bytes_uploaded += j->out_bytes;
+                if (d->responsible) {
+                    /* So that status shows the archive as it is, until the
+                     * next listing. */
+                    struct dr_segment sg = {j->cluster_id,   j->after,       j->out_index,
+                                            j->out_revision, j->out_time_ms, j->out_bytes};
+                    dr_catalog_replace_segments(&d->catalog, NULL, 0, &sg, 1);
+                }
                 spool_trim(&d->spool, d->archived_index);
                 /* Entries after `through` arrived after the job began. */
                 d->pending_since_ms = d->spool.last > d->archived_index ? d->last_ship_ms : 0;
@@ -841,6 +968,23 @@ static void finish(struct dr *d, struct dr_job *j)
         case JOB_PRUNE:
             d->last_prune_ms = now;
             take_catalog(d, j);
+            break;
+        case JOB_COMPACT:
+            if (j->rv == 0) {
+                char name[DR_SEGMENT_NAME_MAX];
+                dr_segment_name(&j->merged, name);
+                log_info("backup: merged %u log segments into %s (%llu bytes)", j->n_merged, name,
+                         (unsigned long long)j->out_bytes);
+                d->segments_merged += j->n_merged;
+                d->bytes_uploaded += j->out_bytes;
+                dr_catalog_replace_segments(&d->catalog, j->run, j->n_merged, &j->merged, 1);
+            } else {
+                /* Whatever went wrong (the store down, an input gone or
+                 * damaged; verification names damage), try again later,
+                 * from a new listing. */
+                d->compact_next_ms = now + 10 * DR_PRUNE_INTERVAL_MS;
+                d->last_prune_ms = 0;
+            }
             break;
         case JOB_VERIFY: {
             struct json_writer w;
@@ -1051,6 +1195,20 @@ static void tick(struct dr *d)
             d->last_verify_ms = now;
             submit(d, DR_KEEP, j);
         }
+        return;
+    }
+    /* Last, when nothing else is due: merge small segments. */
+    if (c->backup_compact_ms > 0 && now >= d->compact_next_ms) {
+        struct dr_segment *run = NULL;
+        int n = dr_compact_plan(&d->catalog, c->backup_compact_ms, wall_ms(), &run);
+        if (n > 0 && (j = new_job(JOB_COMPACT)) != NULL) {
+            j->run = run;
+            j->n_run = (unsigned)n;
+            submit(d, DR_KEEP, j);
+            return;
+        }
+        free(run);
+        d->compact_next_ms = now + 1000; /* nothing to merge: look again in a second */
     }
 }
 
@@ -1179,6 +1337,9 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
                                  "Snapshots this node uploaded.", NULL);
     d->m_segments = metrics_add(reg, METRICS_COUNTER, "cairn_backup_segments_total",
                                 "Log segments this node uploaded.", NULL);
+    d->m_merged =
+        metrics_add(reg, METRICS_COUNTER, "cairn_backup_segments_merged_total",
+                    "Log segments this node's compactions merged into larger ones.", NULL);
     d->m_bytes = metrics_add(reg, METRICS_COUNTER, "cairn_backup_uploaded_bytes_total",
                              "Bytes this node uploaded to the object store.", NULL);
     d->m_gaps = metrics_add(reg, METRICS_COUNTER, "cairn_backup_backlog_gaps_total",
@@ -1421,6 +1582,7 @@ void dr_metrics_update(struct dr *d)
                       d->have_last_verify ? (double)d->last_verify.time_ms / 1000.0 : 0);
     metrics_counter_set(d->m_snapshots, d->snapshots_uploaded);
     metrics_counter_set(d->m_segments, d->segments_uploaded);
+    metrics_counter_set(d->m_merged, d->segments_merged);
     metrics_counter_set(d->m_bytes, d->bytes_uploaded);
     metrics_counter_set(d->m_gaps, d->spool.gaps);
 }

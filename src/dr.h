@@ -111,6 +111,7 @@ struct dr
     bool rebase; /* the snapshot in flight starts the archive's chain again */
     uint64_t last_prune_ms;
     uint64_t last_verify_ms;
+    uint64_t compact_next_ms; /* loop time before which no compaction is planned */
     bool save_requested;
     bool verify_requested;
     struct dr_waiter *save_waiters;
@@ -126,6 +127,7 @@ struct dr
     uint64_t failures;
     uint64_t snapshots_uploaded;
     uint64_t segments_uploaded;
+    uint64_t segments_merged; /* by this node's compactions */
     uint64_t bytes_uploaded;
     /* Retention tiers, parsed from --backup-retention. */
     struct dr_tier tiers[DR_TIERS_MAX];
@@ -141,9 +143,10 @@ struct dr
     struct metrics_series *m_behind;
     struct metrics_series *m_verify_ok;
     struct metrics_series *m_verify_time;
-    struct metrics_series *m_failures[5];
+    struct metrics_series *m_failures[6];
     struct metrics_series *m_snapshots;
     struct metrics_series *m_segments;
+    struct metrics_series *m_merged;
     struct metrics_series *m_bytes;
     struct metrics_series *m_gaps;
     struct metrics_series *m_snapshot_ns;

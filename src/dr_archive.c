@@ -598,6 +598,145 @@ void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s)
     build_ranges(cat);
 }
 
+static bool same_segment(const struct dr_segment *a, const struct dr_segment *b)
+{
+    return a->cluster_id == b->cluster_id && a->after == b->after && a->last == b->last;
+}
+
+int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment *removed,
+                                unsigned n_removed, const struct dr_segment *added,
+                                unsigned n_added)
+{
+    struct dr_segment *segs;
+    unsigned n = 0;
+    unsigned i;
+    unsigned k;
+    if (n_removed == 0 && n_added == 1 &&
+        (cat->n_segs == 0 || cmp_seg(&cat->segs[cat->n_segs - 1], added) < 0) &&
+        cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= added->after) {
+        /* A shipment that continues the newest range, as most do: no sort,
+         * no walk (the leader does this every 500 ms, on its loop). */
+        struct dr_range *r = &cat->ranges[cat->n_ranges - 1];
+        segs = realloc(cat->segs, (cat->n_segs + 1) * sizeof(*segs));
+        if (segs == NULL) {
+            return -1;
+        }
+        cat->segs = segs;
+        cat->segs[cat->n_segs++] = *added;
+        if (added->last > r->to_index) {
+            r->to_index = added->last;
+            r->to_revision = added->revision;
+            r->to_time_ms = added->time_ms;
+        }
+        return 0;
+    }
+    segs = malloc((cat->n_segs + n_added + 1) * sizeof(*segs));
+    if (segs == NULL) {
+        return -1;
+    }
+    for (i = 0; i < cat->n_segs; i++) {
+        for (k = 0; k < n_removed && !same_segment(&cat->segs[i], &removed[k]); k++) {
+        }
+        if (k == n_removed) {
+            segs[n++] = cat->segs[i];
+        }
+    }
+    for (k = 0; k < n_added; k++) {
+        for (i = 0; i < n && !same_segment(&segs[i], &added[k]); i++) {
+        }
+        segs[i] = added[k]; /* the same name written again replaces it */
+        if (i == n) {
+            n++;
+        }
+    }
+    free(cat->segs);
+    cat->segs = segs;
+    cat->n_segs = n;
+    if (n > 1) {
+        qsort(cat->segs, n, sizeof(*cat->segs), cmp_seg);
+    }
+    free(cat->ranges);
+    cat->ranges = NULL;
+    cat->n_ranges = 0;
+    build_ranges(cat);
+    return 0;
+}
+
+/* Compaction's plan. The catalog is sorted by after, then last: of the
+ * segments with the same after, the last reaches furthest and covers the
+ * others. */
+static bool compactable(const struct dr_segment *s, uint64_t level_ms, uint64_t window_ms,
+                        int64_t now_ms)
+{
+    uint64_t bucket = (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms;
+    return s->size < DR_COMPACT_BIG && (int64_t)((bucket + 1) * level_ms + window_ms / 5) <= now_ms;
+}
+
+int dr_compact_plan(const struct dr_catalog *cat, uint64_t window_ms, int64_t now_ms,
+                    struct dr_segment **run)
+{
+    const struct dr_segment **members;
+    int level;
+    *run = NULL;
+    if (window_ms == 0 || cat->n_segs < 2) {
+        return 0;
+    }
+    members = malloc(DR_COMPACT_MAX_SEGMENTS * sizeof(*members));
+    if (members == NULL) {
+        return -1;
+    }
+    for (level = 0; level < 2; level++) {
+        uint64_t level_ms = level == 0 ? window_ms * 12 : window_ms;
+        unsigned n = 0;
+        uint64_t run_last = 0;
+        uint64_t bucket = 0;
+        uint64_t bytes = 0;
+        unsigned i;
+        for (i = 0; i <= cat->n_segs; i++) {
+            const struct dr_segment *s = i < cat->n_segs ? &cat->segs[i] : NULL;
+            bool joins;
+            if (s != NULL && i + 1 < cat->n_segs && cat->segs[i + 1].after == s->after &&
+                cat->segs[i + 1].cluster_id == s->cluster_id) {
+                continue; /* the next one covers it */
+            }
+            if (s != NULL && n > 0 && s->last <= run_last) {
+                continue; /* inside the run: left from a merge cut short */
+            }
+            joins = s != NULL && n > 0 && s->after <= run_last &&
+                    (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms == bucket &&
+                    bytes + s->size <= DR_COMPACT_MAX_STORED && n < DR_COMPACT_MAX_SEGMENTS &&
+                    compactable(s, level_ms, window_ms, now_ms);
+            if (!joins) {
+                if (n >= 2) {
+                    struct dr_segment *out = malloc(n * sizeof(*out));
+                    unsigned k;
+                    if (out == NULL) {
+                        free(members);
+                        return -1;
+                    }
+                    for (k = 0; k < n; k++) {
+                        out[k] = *members[k];
+                    }
+                    free(members);
+                    *run = out;
+                    return (int)n;
+                }
+                n = 0;
+                if (s == NULL || !compactable(s, level_ms, window_ms, now_ms)) {
+                    continue;
+                }
+                bucket = (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms;
+                bytes = 0;
+            }
+            members[n++] = s;
+            run_last = s->last;
+            bytes += s->size;
+        }
+    }
+    free(members);
+    return 0;
+}
+
 const struct dr_snapshot *dr_catalog_newest(const struct dr_catalog *cat)
 {
     return cat->n_snaps > 0 ? &cat->snaps[cat->n_snaps - 1] : NULL;
@@ -853,7 +992,8 @@ static int each_record(const char *data, size_t len, spool_read_cb cb, void *arg
     return 0;
 }
 
-static int replay_segment(struct objstore *st, const struct dr_segment *sg, struct replay *rp)
+int dr_segment_read(struct objstore *st, const struct dr_segment *sg, spool_read_cb cb, void *arg,
+                    char name[DR_SEGMENT_NAME_MAX], char *err, size_t errlen)
 {
     void *data = NULL;
     size_t len = 0;
@@ -862,35 +1002,45 @@ static int replay_segment(struct objstore *st, const struct dr_segment *sg, stru
     char msg[256];
     int rv;
     buf_init(&body);
-    dr_segment_name(sg, rp->segment);
-    rv = objstore_get(st, rp->segment, &data, &len, msg, sizeof(msg));
+    dr_segment_name(sg, name);
+    rv = objstore_get(st, name, &data, &len, msg, sizeof(msg));
     if (rv != 0) {
-        errf(rp->err, rp->errlen, "segment %s: %s", rp->segment,
-             rv == OBJSTORE_ENOTFOUND ? "missing" : msg);
-        return -1;
+        errf(err, errlen, "segment %s: %s", name, rv == OBJSTORE_ENOTFOUND ? "missing" : msg);
+        return rv == OBJSTORE_ENOTFOUND ? DR_EMISSING : -1;
     }
     rv = -1;
     if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0 ||
         (a.kind != ARTIFACT_SEGMENT && snprintf(msg, sizeof(msg), "not a log segment") > 0) ||
         artifact_body(&a, &body, (size_t)1 << 32, msg, sizeof(msg)) != 0) {
-        errf(rp->err, rp->errlen, "segment %s: %s", rp->segment, msg);
+        errf(err, errlen, "segment %s: %s", name, msg);
         goto out;
     }
-    rv = each_record(body.data, body.len, replay_cb, rp, rp->err, rp->errlen, rp->segment);
-    if (rv > 0) {
-        rv = 0; /* the target was reached */
-    }
-    rp->res->segments++;
+    rv = each_record(body.data, body.len, cb, arg, err, errlen, name);
 out:
     free(data);
     buf_free(&body);
     return rv;
 }
 
+static int replay_segment(struct objstore *st, const struct dr_segment *sg, struct replay *rp)
+{
+    int rv = dr_segment_read(st, sg, replay_cb, rp, rp->segment, rp->err, rp->errlen);
+    if (rv > 0) {
+        rv = 0; /* the target was reached */
+    }
+    if (rv == 0) {
+        rp->res->segments++;
+    }
+    return rv;
+}
+
 int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct dr_target *t,
                struct kv *kv, struct dr_result *res, char *err, size_t errlen)
 {
+    struct dr_catalog fresh;
+    unsigned relists = 0;
     int i;
+    memset(&fresh, 0, sizeof(fresh));
     char first_err[512] = "";
     memset(res, 0, sizeof(*res));
     if (cat->n_snaps == 0) {
@@ -938,10 +1088,25 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
         rp.errlen = errlen;
         seg_walk_init(&w, cat);
         while (!rp.done && (sg = seg_walk_next(&w, rp.cur)) != NULL) {
-            if (replay_segment(st, sg, &rp) != 0) {
+            int rv = replay_segment(st, sg, &rp);
+            if (rv == DR_EMISSING && relists < 3) {
+                /* Merged into a larger segment (or pruned) since the
+                 * listing: list again and go on from the same index, the
+                 * entries replayed so far being skipped. */
+                dr_catalog_free(&fresh);
+                if (dr_catalog_load(st, cat->cluster_id, &fresh, err, errlen) != 0) {
+                    return -1;
+                }
+                relists++;
+                seg_walk_init(&w, &fresh);
+                continue;
+            }
+            if (rv != 0) {
+                dr_catalog_free(&fresh);
                 return -1;
             }
         }
+        dr_catalog_free(&fresh);
         res->revision = kv->rev;
         res->hash = kv_hash(kv);
         if (t->revision != 0 && res->revision < t->revision) {

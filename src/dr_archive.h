@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "kv.h"
 #include "objstore.h"
+#include "spool.h"
 
 #define DR_FORMAT 1
 /* The most a snapshot's body may decompress to. */
@@ -107,6 +108,36 @@ int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog 
 void dr_catalog_free(struct dr_catalog *cat);
 /* Add a snapshot just uploaded (the listing is refreshed later). */
 void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s);
+/* Read a segment from the store and pass each record to cb (spool.h), which
+ * returns 0 to go on or non-zero to stop. name gets the segment's object
+ * name. Returns 0, the callback's value when it stopped, DR_EMISSING when
+ * the object is gone (pruned or merged since the listing), or -1 with err. */
+#define DR_EMISSING (-2)
+int dr_segment_read(struct objstore *st, const struct dr_segment *sg, spool_read_cb cb, void *arg,
+                    char name[DR_SEGMENT_NAME_MAX], char *err, size_t errlen);
+
+/* Replace segments (matched by cluster, after and last) by others, keeping
+ * the order and the ranges: a segment shipped (nothing removed) or a
+ * compaction (its inputs removed, its output added). Returns -1 when out of
+ * memory (the catalog is then as it was; the next listing corrects it). */
+int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment *removed,
+                                unsigned n_removed, const struct dr_segment *added,
+                                unsigned n_added);
+
+/* Compaction (docs/disaster-recovery.md, "Compaction"): the oldest run of
+ * at least two segments that follow each other in the log, all in one
+ * window of window_ms (by the time of their last entry) that ended more
+ * than window_ms / 5 before now_ms, small enough to merge. Windows of 12 x
+ * window_ms are tried first, then window_ms. Segments a run's first
+ * segment already covers (left by a compaction cut short) are passed over.
+ * Returns the number of segments copied to *run (malloc'd; 0 and NULL when
+ * there is nothing to merge), or -1 when out of memory. */
+#define DR_COMPACT_MAX_SEGMENTS 2000
+#define DR_COMPACT_MAX_STORED (16u << 20) /* the inputs' stored bytes */
+#define DR_COMPACT_BIG (8u << 20)         /* a segment this large is left alone */
+int dr_compact_plan(const struct dr_catalog *cat, uint64_t window_ms, int64_t now_ms,
+                    struct dr_segment **run);
+
 /* The newest snapshot, NULL when none. */
 const struct dr_snapshot *dr_catalog_newest(const struct dr_catalog *cat);
 

@@ -142,15 +142,16 @@ mkdir -p "$results"
 RANDOM=$seed
 # --backup: one file:// store for the whole cluster, a directory on the host
 # that every namespace sees (the URL needs an absolute path). Snapshots every
-# 15 s, so that a 45-second run crosses several; no scheduled verification
-# (the harness verifies at the end, from the store itself).
+# 15 s, so that a 45-second run crosses several; the log's segments merged
+# per 2 s (and 24 s) window, so that merges meet the faults too; no scheduled
+# verification (the harness verifies at the end, from the store itself).
 backup_args=()
 if ((backup)); then
   backup_dir="$(cd "$results" && pwd)/backups"
   mkdir -p "$backup_dir"
   backup_url="file://$backup_dir"
   backup_args=(--backup-url "$backup_url" --backup-snapshot-interval-ms 15000
-               --backup-verify-interval-ms 0)
+               --backup-compact-ms 2000 --backup-verify-interval-ms 0)
 fi
 
 ns_of() { echo "${pfx}n$1"; }

@@ -708,6 +708,65 @@ def run_retention(env):
           "segments left" % (len(names), len(every), last["revision"], len(segs)))
 
 
+def compaction(env):
+    """file_compaction: the archive's small segments are merged (windows of 1 s, then 12 s), and
+    the merged archive still verifies and restores to a revision in the middle and to the
+    end."""
+    store = env.path("compacted")
+    os.makedirs(store)
+    url = "file://" + store
+    nodes = env.start_cluster("m", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                    "--backup-verify-interval-ms", "0",
+                                    "--backup-ship-interval-ms", "100",
+                                    "--backup-compact-ms", "1000"])
+
+    def segments():
+        found = []
+        for _, _, files in os.walk(store):
+            found += [f for f in files if f.endswith(".seg")]
+        return found
+
+    log = []
+    end = time.time() + 4
+    i = 0
+    while time.time() < end:
+        log.append(("k/%03d" % (i % 20), "m%d" % i, put(env, "k/%03d" % (i % 20), "m%d" % i)))
+        i += 1
+        time.sleep(0.03)
+    last = log[-1][2]
+    shipped = sum(metric(env.metrics(n), "cairn_backup_segments_total") or 0 for n in (1, 2, 3))
+    check(shipped >= 15, "file_compaction: only %d segments shipped; the test needs more" % shipped)
+    # The last 1 s window closes 0.2 s after it ends, the last 12 s window 0.2 s after its end.
+    deadline = time.time() + 30
+    while time.time() < deadline and (len(segments()) > 2 or
+                                      env.backup_status()["archive"]["archived_revision"] < last):
+        time.sleep(0.5)
+    left = segments()
+    merged = sum(metric(env.metrics(n), "cairn_backup_segments_merged_total") or 0
+                 for n in (1, 2, 3))
+    check(len(left) <= 2, "file_compaction: %d segments shipped, %d still in the store: %s" %
+          (shipped, len(left), sorted(left)[:5]))
+    check(merged >= shipped - 2, "file_compaction: cairn_backup_segments_merged_total is %d" %
+          merged)
+    listing = json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)
+    check(len(listing["ranges"]) == 1 and listing["ranges"][0]["latest_revision"] >= last,
+          "file_compaction: the restorable window is %s" % listing["ranges"])
+    check(env.ctl("snapshot", "verify", "--from", url, ok=False).returncode == 0,
+          "file_compaction: the merged archive does not verify")
+    env.kill(nodes)
+    mid = log[len(log) // 2][2]
+    for tag, rev in (("mm", mid), ("ml", last)):
+        env.ctl("snapshot", "restore", "--from", url, "--data-dir", env.path(tag, "n1"),
+                "--revision", str(rev))
+        nodes = env.start_cluster(tag, [], n=1)
+        got = dump(env, n=1)
+        check(got == expected_at(log, rev), "file_compaction: the restore to revision %d differs: %s"
+              % (rev, differences(got, expected_at(log, rev))))
+        env.kill(nodes)
+    print("ok file_compaction: %d segments merged into %d; verified, and restored to revisions %d "
+          "and %d" % (shipped, len(left), mid, last))
+
+
 def full_disk(env):
     """file_full_disk: a restore into a data directory with no room fails with the system's
     error, keeps nothing there (no partial seed to fill the disk, no seed to start from), and
@@ -773,6 +832,7 @@ def main():
             quiet_lag(env)
             run_file(env)
             run_retention(env)
+            compaction(env)
             full_disk(env)
         if not only or "s3" in only:
             run_s3(env, only)

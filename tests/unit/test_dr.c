@@ -642,6 +642,216 @@ static void test_catalog_ranges(void **state)
     }
 }
 
+/* Compaction's plan: closed windows only, bigger windows first, runs that
+ * follow each other in the log, nothing across a gap or a big segment, and
+ * segments a merge already covers passed over. */
+static struct dr_segment seg_at(uint64_t after, uint64_t last, int64_t time_ms, uint64_t size)
+{
+    struct dr_segment sg;
+    memset(&sg, 0, sizeof(sg));
+    sg.cluster_id = 7;
+    sg.after = after;
+    sg.last = last;
+    sg.revision = last;
+    sg.time_ms = time_ms;
+    sg.size = size;
+    return sg;
+}
+
+static int plan(struct dr_segment *segs, unsigned n, int64_t now_ms, struct dr_segment **run)
+{
+    struct dr_catalog cat;
+    memset(&cat, 0, sizeof(cat));
+    cat.segs = segs;
+    cat.n_segs = n;
+    return dr_compact_plan(&cat, 1000, now_ms, run);
+}
+
+static void test_compact_plan(void **state)
+{
+    struct dr_segment *run = NULL;
+    (void)state;
+    {
+        /* Four in one 12 s window, closed long ago: all four at once. */
+        struct dr_segment segs[] = {seg_at(10, 11, 1100, 100), seg_at(11, 12, 1500, 100),
+                                    seg_at(12, 13, 1900, 100), seg_at(13, 14, 2100, 100)};
+        assert_int_equal(plan(segs, 4, 100000, &run), 4);
+        assert_int_equal(run[0].after, 10);
+        assert_int_equal(run[3].last, 14);
+        free(run);
+        /* At 2.5 s only the 1 s window [1 s, 2 s) is closed (0.2 s after
+         * its end): its three. At 2.1 s none is. */
+        assert_int_equal(plan(segs, 4, 2500, &run), 3);
+        assert_int_equal(run[2].last, 13);
+        free(run);
+        assert_int_equal(plan(segs, 4, 2100, &run), 0);
+        assert_null(run);
+    }
+    {
+        /* A gap in the log, or a big segment, between two: no run. */
+        struct dr_segment gap[] = {seg_at(10, 11, 1100, 100), seg_at(12, 13, 1900, 100)};
+        struct dr_segment big[] = {seg_at(10, 11, 1100, 100), seg_at(11, 12, 1500, 9u << 20),
+                                   seg_at(12, 13, 1900, 100)};
+        assert_int_equal(plan(gap, 2, 100000, &run), 0);
+        assert_int_equal(plan(big, 3, 100000, &run), 0);
+    }
+    {
+        /* Left by a merge cut short: (10, 20] covers (10, 11] and (11, 12];
+         * the run is the merge and what follows it. */
+        struct dr_segment segs[] = {seg_at(10, 11, 1100, 100), seg_at(10, 20, 1900, 100),
+                                    seg_at(11, 12, 1200, 100), seg_at(20, 21, 1950, 100)};
+        assert_int_equal(plan(segs, 4, 100000, &run), 2);
+        assert_int_equal(run[0].after, 10);
+        assert_int_equal(run[0].last, 20);
+        assert_int_equal(run[1].last, 21);
+        free(run);
+    }
+    {
+        /* Overlapping shipments of two leaders join; the stored size caps
+         * a run (16 MiB). */
+        struct dr_segment overlap[] = {seg_at(10, 12, 1100, 100), seg_at(11, 13, 1500, 100)};
+        struct dr_segment heavy[] = {seg_at(10, 11, 1100, 7u << 20), seg_at(11, 12, 1500, 7u << 20),
+                                     seg_at(12, 13, 1900, 7u << 20)};
+        assert_int_equal(plan(overlap, 2, 100000, &run), 2);
+        free(run);
+        assert_int_equal(plan(heavy, 3, 100000, &run), 2);
+        assert_int_equal(run[1].last, 12);
+        free(run);
+    }
+}
+
+/* The catalog kept up to date without listing: a shipment that continues
+ * the newest range extends it; one after a gap starts no range (only a
+ * snapshot does); a merge replaces its inputs. */
+static void test_catalog_replace(void **state)
+{
+    struct dr_catalog cat;
+    struct dr_segment segs[2] = {seg_at(10, 15, 1000, 10), seg_at(15, 20, 2000, 10)};
+    struct dr_segment more = seg_at(20, 22, 3000, 10);
+    struct dr_segment later = seg_at(30, 31, 4000, 10);
+    struct dr_segment merged = seg_at(10, 22, 3000, 30);
+    (void)state;
+    memset(&cat, 0, sizeof(cat));
+    cat.snaps = calloc(1, sizeof(*cat.snaps));
+    assert_non_null(cat.snaps);
+    cat.snaps[0].index = 10;
+    cat.snaps[0].revision = 10;
+    cat.n_snaps = 1;
+    assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, segs, 2), 0);
+    assert_int_equal(cat.n_ranges, 1);
+    assert_int_equal(cat.ranges[0].to_index, 20);
+    assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &more, 1), 0);
+    assert_int_equal(cat.n_segs, 3);
+    assert_int_equal(cat.ranges[0].to_index, 22);
+    assert_int_equal(cat.ranges[0].to_revision, 22);
+    assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &later, 1), 0);
+    assert_int_equal(cat.n_ranges, 1);
+    assert_int_equal(cat.ranges[0].to_index, 22);
+    {
+        struct dr_segment inputs[3] = {seg_at(10, 15, 1000, 10), seg_at(15, 20, 2000, 10), more};
+        assert_int_equal(dr_catalog_replace_segments(&cat, inputs, 3, &merged, 1), 0);
+    }
+    assert_int_equal(cat.n_segs, 2);
+    assert_int_equal(cat.segs[0].after, 10);
+    assert_int_equal(cat.segs[0].last, 22);
+    assert_int_equal(cat.segs[1].after, 30);
+    assert_int_equal(cat.n_ranges, 1);
+    assert_int_equal(cat.ranges[0].to_index, 22);
+    dr_catalog_free(&cat);
+}
+
+/* A restore that listed segments since merged (and deleted) lists again and
+ * goes on from where it was. */
+struct collect
+{
+    struct buf *body;
+    uint64_t last_rev;
+    int64_t last_time;
+};
+
+static int reframe_cb(void *arg, const struct spool_record *r)
+{
+    struct collect *c = arg;
+    size_t at = c->body->len;
+    size_t n;
+    assert_int_equal(buf_append(c->body, "\0\0\0\0", 4), 0);
+    assert_int_equal(spool_record_encode(c->body, r), 0);
+    n = c->body->len - at - 4;
+    c->body->data[at] = (char)(n >> 24);
+    c->body->data[at + 1] = (char)(n >> 16);
+    c->body->data[at + 2] = (char)(n >> 8);
+    c->body->data[at + 3] = (char)n;
+    c->last_rev = r->revision;
+    c->last_time = r->time_ms;
+    return 0;
+}
+
+static void test_restore_after_merge(void **state)
+{
+    char url[600];
+    char err[512];
+    char name[DR_SEGMENT_NAME_MAX];
+    struct objstore *st;
+    struct dr_catalog cat;
+    struct dr_target t;
+    struct dr_result res;
+    struct kv kv;
+    struct buf body;
+    struct buf out;
+    struct artifact_writer w;
+    struct collect c;
+    uint64_t hashes[32] = {0};
+    uint64_t cid = 0x1234abcd5678ef90ull;
+    unsigned i;
+    (void)state;
+    make_tmpdir();
+    snprintf(url, sizeof(url), "file://%s", tmpdir);
+    assert_int_equal(objstore_open(url, NULL, &st, err, sizeof(err)), 0);
+    build_history(st, cid, hashes);
+    assert_int_equal(dr_catalog_load(st, cid, &cat, err, sizeof(err)), 0);
+    assert_int_equal(cat.n_segs, 3);
+    /* Merge (15, 20] and (20, 25] into (15, 25], as compaction does, after
+     * the catalog was listed. */
+    buf_init(&body);
+    c.body = &body;
+    for (i = 1; i < 3; i++) {
+        assert_int_equal(dr_segment_read(st, &cat.segs[i], reframe_cb, &c, name, err, sizeof(err)),
+                         0);
+    }
+    buf_init(&out);
+    assert_int_equal(artifact_writer_begin(&w, ARTIFACT_SEGMENT, "{}", 2, artifact_sink_buf, &out),
+                     0);
+    assert_int_equal(artifact_writer_write(&w, body.data, body.len), 0);
+    assert_int_equal(artifact_writer_end(&w, NULL), 0);
+    dr_name_segment(cid, 15, 25, c.last_rev, c.last_time, name, sizeof(name));
+    assert_int_equal(objstore_put(st, name, out.data, out.len, err, sizeof(err)), 0);
+    for (i = 1; i < 3; i++) {
+        dr_segment_name(&cat.segs[i], name);
+        assert_int_equal(objstore_delete(st, name, err, sizeof(err)), 0);
+    }
+    /* From the older snapshot (revision 18 is before the newer one) and
+     * from the newer, with the stale listing. */
+    memset(&t, 0, sizeof(t));
+    t.verify = true;
+    t.revision = 18;
+    kv_init(&kv);
+    assert_int_equal(dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)), 0);
+    assert_int_equal(kv.rev, 18);
+    assert_int_equal(kv_hash(&kv), hashes[18]);
+    kv_close(&kv);
+    t.revision = 0;
+    kv_init(&kv);
+    assert_int_equal(dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)), 0);
+    assert_int_equal(kv.rev, 25);
+    assert_int_equal(kv_hash(&kv), hashes[25]);
+    kv_close(&kv);
+    buf_free(&body);
+    buf_free(&out);
+    dr_catalog_free(&cat);
+    objstore_close(st);
+    remove_tmpdir();
+}
+
 /* An archive whose recorded state hash differs from what replaying gives
  * (a diverged replica shipped it, or replay is broken): verification fails
  * at that entry, naming it. */
@@ -863,6 +1073,9 @@ int main(void)
         cmocka_unit_test(test_spool_bound),
         cmocka_unit_test(test_archive_restore),
         cmocka_unit_test(test_catalog_ranges),
+        cmocka_unit_test(test_compact_plan),
+        cmocka_unit_test(test_catalog_replace),
+        cmocka_unit_test(test_restore_after_merge),
         cmocka_unit_test(test_verify_detects_divergence),
         cmocka_unit_test(test_seed),
         cmocka_unit_test(test_parsers),
