@@ -824,11 +824,22 @@ static void status_json(struct dr *d, struct buf *out)
 
 static void take_catalog(struct dr *d, struct dr_job *j)
 {
-    if (j->have_cat) {
-        dr_catalog_free(&d->catalog);
-        d->catalog = j->cat;
-        memset(&j->cat, 0, sizeof(j->cat));
-        j->have_cat = false;
+    unsigned i;
+    unsigned kept = d->n_shipped < DR_SHIPPED_KEPT ? d->n_shipped : DR_SHIPPED_KEPT;
+    if (!j->have_cat) {
+        return;
+    }
+    dr_catalog_free(&d->catalog);
+    d->catalog = j->cat;
+    memset(&j->cat, 0, sizeof(j->cat));
+    j->have_cat = false;
+    /* Segments shipped while the job listed may be missing from its listing. */
+    for (i = d->n_shipped - kept; i < d->n_shipped; i++) {
+        if (d->shipped[i % DR_SHIPPED_KEPT].done_ns >= j->started_ns &&
+            d->shipped[i % DR_SHIPPED_KEPT].seg.cluster_id == d->catalog.cluster_id) {
+            dr_catalog_replace_segments(&d->catalog, NULL, 0, &d->shipped[i % DR_SHIPPED_KEPT].seg,
+                                        1);
+        }
     }
 }
 
@@ -909,6 +920,9 @@ static void finish(struct dr *d, struct dr_job *j)
                     struct dr_segment sg = {j->cluster_id,   j->after,       j->out_index,
                                             j->out_revision, j->out_time_ms, j->out_bytes};
                     dr_catalog_replace_segments(&d->catalog, NULL, 0, &sg, 1);
+                    d->shipped[d->n_shipped % DR_SHIPPED_KEPT].seg = sg;
+                    d->shipped[d->n_shipped % DR_SHIPPED_KEPT].done_ns = metrics_now_ns();
+                    d->n_shipped++;
                 }
                 spool_trim(&d->spool, d->archived_index);
                 /* Entries after `through` arrived after the job began. */

@@ -56,6 +56,8 @@ struct dr_status_snap
     char error[512];
 };
 
+#define DR_SHIPPED_KEPT 256
+
 struct dr
 {
     struct server *srv; /* borrowed */
@@ -117,7 +119,15 @@ struct dr
     struct dr_waiter *save_waiters;
     struct dr_waiter *verify_waiters;
     /* What status shows. */
-    struct dr_catalog catalog; /* the store as last listed */
+    struct dr_catalog catalog; /* the store as last listed, and shipped since */
+    /* The latest shipments, so that a listing begun before one finished
+     * does not lose it from the catalog (take_catalog in dr.c). */
+    struct
+    {
+        struct dr_segment seg;
+        uint64_t done_ns;
+    } shipped[DR_SHIPPED_KEPT];
+    unsigned n_shipped; /* ever; shipped[n % DR_SHIPPED_KEPT] is the next slot */
     struct dr_status_snap last_snapshot;
     bool have_last_snapshot;
     struct dr_status_snap last_verify;

@@ -613,9 +613,12 @@ int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment 
     unsigned k;
     if (n_removed == 0 && n_added == 1 &&
         (cat->n_segs == 0 || cmp_seg(&cat->segs[cat->n_segs - 1], added) < 0) &&
-        cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= added->after) {
-        /* A shipment that continues the newest range, as most do: no sort,
-         * no walk (the leader does this every 500 ms, on its loop). */
+        cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= added->after &&
+        cat->ranges[cat->n_ranges - 1].from_index <= added->after) {
+        /* A shipment that continues the newest range from inside it, as
+         * most do: no sort, no walk (the leader does this every 500 ms, on
+         * its loop). One that starts before the newest range's snapshot may
+         * join it to the range before: that takes the walk. */
         struct dr_range *r = &cat->ranges[cat->n_ranges - 1];
         segs = realloc(cat->segs, (cat->n_segs + 1) * sizeof(*segs));
         if (segs == NULL) {

@@ -43,7 +43,8 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PORT_BASE = 28100  # 281xx..283xx: below the ephemeral range, unused by other tests
+# 281xx..283xx: below the ephemeral range, unused by other tests
+PORT_BASE = int(os.environ.get("CAIRN_DR_PORT_BASE", "28100"))
 ACCESS, SECRET = "S3RVER", "S3RVER"
 BUCKET = "cairn-dr"
 
@@ -644,6 +645,41 @@ def quiet_lag(env):
     print("ok file_quiet_lag: a quiet, fully archived cluster reports no lag and is not behind")
 
 
+def status_follows_shipping(env):
+    """file_status_window: the leader's status shows the archive as it is between listings. A
+    snapshot taken before the entries ahead of it were shipped is listed (the leader lists the
+    store right after a snapshot) with the log ending short of it; the shipment that follows
+    closes that break, and status must show it closed, not wait a minute for the next
+    listing."""
+    store = env.path("window")
+    os.makedirs(store)
+    url = "file://" + store
+    nodes = env.start_cluster("sw", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                     "--backup-verify-interval-ms", "0",
+                                     "--backup-ship-interval-ms", "2000"])
+    end = time.time() + 10
+    while env.backup_status()["archive"]["archived_index"] == 0 and time.time() < end:
+        time.sleep(0.2)
+    time.sleep(2.5)  # past the first shipment
+    put(env, "k/w0", "a")  # shipped at once: the last shipment was long ago
+    time.sleep(0.3)
+    put(env, "k/w1", "a")  # waits for the next, 2 s after that
+    env.ctl("snapshot", "save")
+    last = put(env, "k/w2", "b")
+    end = time.time() + 10
+    status = env.backup_status()
+    while status["archive"]["archived_revision"] < last and time.time() < end:
+        time.sleep(0.2)
+        status = env.backup_status()
+    time.sleep(0.5)
+    window = env.backup_status()["window"]
+    env.kill(nodes)
+    check(window["gaps"] == 0 and window["latest_revision"] >= last,
+          "file_status_window: with the archive whole to revision %d, the leader's status shows "
+          "%s" % (last, window))
+    print("ok file_status_window: status shows the archive whole to revision %d" % last)
+
+
 def run_retention(env):
     store = env.path("retained")
     os.makedirs(store)
@@ -832,6 +868,7 @@ def main():
             quiet_lag(env)
             run_file(env)
             run_retention(env)
+            status_follows_shipping(env)
             compaction(env)
             full_disk(env)
         if not only or "s3" in only:

@@ -758,6 +758,24 @@ static void test_catalog_replace(void **state)
     assert_int_equal(cat.n_ranges, 1);
     assert_int_equal(cat.ranges[0].to_index, 22);
     dr_catalog_free(&cat);
+    /* A snapshot listed before the log that leads to it was shipped: two
+     * ranges, until that shipment joins them. */
+    {
+        struct dr_segment first = seg_at(10, 15, 1000, 10);
+        struct dr_segment bridge = seg_at(15, 20, 2000, 10);
+        memset(&cat, 0, sizeof(cat));
+        cat.snaps = calloc(2, sizeof(*cat.snaps));
+        assert_non_null(cat.snaps);
+        cat.snaps[0].index = 10;
+        cat.snaps[1].index = 20;
+        cat.n_snaps = 2;
+        assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &first, 1), 0);
+        assert_int_equal(cat.n_ranges, 2);
+        assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &bridge, 1), 0);
+        assert_int_equal(cat.n_ranges, 1);
+        assert_int_equal(cat.ranges[0].to_index, 20);
+    }
+    dr_catalog_free(&cat);
 }
 
 /* A restore that listed segments since merged (and deleted) lists again and
