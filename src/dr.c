@@ -752,6 +752,8 @@ static void status_json(struct dr *d, struct buf *out)
         snapshot_json(&w, &cat->snaps[i]);
     }
     json_array_end(&w);
+    json_key(&w, "segments");
+    json_uint(&w, cat->n_segs);
     json_key(&w, "window");
     if (cat->n_ranges > 0) {
         const struct dr_range *first = &cat->ranges[0];

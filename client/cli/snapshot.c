@@ -447,30 +447,38 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
                         "(cairnd --backup-url)\n");
         goto out;
     }
-    v = json_get(root, "url");
-    printf("%s\n", v != NULL && v->type == JSON_STRING ? v->str : "?");
-    printf("%-10s %-10s %-20s %-9s %-10s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
-           "STATE HASH");
-    v = json_get(root, "snapshots");
+    /* The same layout as list --from prints (print_catalog). */
+    {
+        unsigned n = 0;
+        v = json_get(root, "snapshots");
+        for (s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL; s != NULL; s = s->next) {
+            n++;
+        }
+        printf("%s, cluster %s: %u snapshots, %" PRIu64 " log segments\n", json_str(root, "url"),
+               json_str(root, "cluster_id"), n, json_u64(root, "segments"));
+    }
+    printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
+           "STATE HASH", "SHA-256");
     for (s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL; s != NULL; s = s->next) {
-        const struct json_value *f[6] = {json_get(s, "revision"),     json_get(s, "raft_index"),
+        const struct json_value *f[7] = {json_get(s, "revision"),     json_get(s, "raft_index"),
                                          json_get(s, "time_ms"),      json_get(s, "keys"),
-                                         json_get(s, "bytes_stored"), json_get(s, "state_hash")};
+                                         json_get(s, "bytes_stored"), json_get(s, "state_hash"),
+                                         json_get(s, "sha256")};
         char t[32];
         char b[32];
         unsigned k;
-        for (k = 0; k < 6; k++) {
+        for (k = 0; k < 7; k++) {
             if (f[k] == NULL) {
                 break;
             }
         }
-        if (k < 6) {
+        if (k < 7 || f[5]->type != JSON_STRING || f[6]->type != JSON_STRING) {
             continue;
         }
         fmt_time((int64_t)f[2]->uint, t, sizeof(t));
         fmt_bytes(f[4]->uint, b, sizeof(b));
-        printf("%-10" PRIu64 " %-10" PRIu64 " %-20s %-9" PRIu64 " %-10s %s\n", f[0]->uint,
-               f[1]->uint, t, f[3]->uint, b, f[5]->str);
+        printf("%-10" PRIu64 " %-10" PRIu64 " %-20s %-9" PRIu64 " %-10s %-16s %.16s\n", f[0]->uint,
+               f[1]->uint, t, f[3]->uint, b, f[5]->str, f[6]->str);
     }
     v = json_get(root, "window");
     if (v != NULL && v->type == JSON_OBJECT) {
@@ -485,6 +493,11 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
             fmt_time((int64_t)lt->uint, a2, sizeof(a2));
             printf("restorable: revision %" PRIu64 " (%s) to revision %" PRIu64 " (%s)\n", er->uint,
                    a1, lr->uint, a2);
+        }
+        if (json_u64(v, "gaps") > 0) {
+            printf("with %" PRIu64 " break%s in the log: snapshot list --from %s shows each "
+                   "restorable stretch\n",
+                   json_u64(v, "gaps"), json_u64(v, "gaps") == 1 ? "" : "s", json_str(root, "url"));
         }
     } else {
         printf("restorable: nothing yet (no snapshot)\n");

@@ -673,7 +673,12 @@ def status_follows_shipping(env):
         status = env.backup_status()
     time.sleep(0.5)
     window = env.backup_status()["window"]
+    # cairnctl snapshot list asks the cluster, and prints what list --from prints.
+    asked = env.ctl("snapshot", "list").stdout.splitlines()
+    read = env.ctl("snapshot", "list", "--from", url).stdout.splitlines()
     env.kill(nodes)
+    check(asked == read, "file_status_window: snapshot list shows %s, and from the store %s" %
+          (asked, read))
     check(window["gaps"] == 0 and window["latest_revision"] >= last,
           "file_status_window: with the archive whole to revision %d, the leader's status shows "
           "%s" % (last, window))
