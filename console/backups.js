@@ -146,7 +146,8 @@ export function render(main, _params, ctx) {
         ["Archived at", when(a.archived_time_ms)],
         ["Recovery point lag", formatDuration(a.lag_ms)],
         ["Backlog", backlogText(a.backlog_bytes, a.backlog_max_bytes)],
-      ]),
+        st.segments !== undefined ? ["Log segments", num(st.segments)] : null,
+      ].filter(Boolean)),
       health.reasons.length ? h("ul", { class: "backup-reasons" }, health.reasons.map((r) => h("li", {}, r))) : null,
     ]);
 

@@ -132,7 +132,7 @@ int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment 
  * segment already covers (left by a compaction cut short) are passed over.
  * Returns the number of segments copied to *run (malloc'd; 0 and NULL when
  * there is nothing to merge), or -1 when out of memory. */
-#define DR_COMPACT_MAX_SEGMENTS 2000
+#define DR_COMPACT_MAX_SEGMENTS 500       /* a job of at most ~10 s against a store 20 ms away */
 #define DR_COMPACT_MAX_STORED (16u << 20) /* the inputs' stored bytes */
 #define DR_COMPACT_BIG (8u << 20)         /* a segment this large is left alone */
 int dr_compact_plan(const struct dr_catalog *cat, uint64_t window_ms, int64_t now_ms,

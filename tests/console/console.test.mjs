@@ -447,6 +447,8 @@ check("backups: take a snapshot and verify from the Backups page", async () => {
   await verify.click();
   await until(async () => (await page.locator("#verify-result").textContent()) === "ok", "the verification", 60000);
   await until(async () => (await page.locator("#verify-badge").textContent()) === "ok", "the last verification shown ok");
+  // How many log segments the archive holds (GET /v1/backup "segments").
+  await until(async () => /^[1-9][\d,]*$/.test((await page.locator('.backup-archive dt:has-text("Log segments") + dd').textContent()) ?? ""), "the log segments count");
   await page.screenshot({ path: path.join(shots, "backups.png"), fullPage: true });
   await page.close();
 });
