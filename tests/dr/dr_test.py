@@ -412,12 +412,19 @@ def run_s3(env, only):
           "%d cut short by a killed sender" % (stats["accepted"], stats["incomplete"]))
 
 
-def run_file(env):
-    store = env.path("filestore")
+def file_cluster(env, tag, dirname, extra=(), n=3):
+    """A cluster of n nodes backing up to a new directory, with snapshots and verification on
+    demand only: (nodes, store directory, store URL)."""
+    store = env.path(dirname)
     os.makedirs(store)
     url = "file://" + store
-    nodes = env.start_cluster("f", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
-                                    "--backup-verify-interval-ms", "0"])
+    nodes = env.start_cluster(tag, ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                    "--backup-verify-interval-ms", "0"] + list(extra), n=n)
+    return nodes, store, url
+
+
+def run_file(env):
+    nodes, store, url = file_cluster(env, "f", "filestore")
     log = []
     for i in range(10):
         log.append(("k/%03d" % i, "a%d" % i, put(env, "k/%03d" % i, "a%d" % i)))
@@ -651,12 +658,7 @@ def status_follows_shipping(env):
     store right after a snapshot) with the log ending short of it; the shipment that follows
     closes that break, and status must show it closed, not wait a minute for the next
     listing."""
-    store = env.path("window")
-    os.makedirs(store)
-    url = "file://" + store
-    nodes = env.start_cluster("sw", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
-                                     "--backup-verify-interval-ms", "0",
-                                     "--backup-ship-interval-ms", "2000"])
+    nodes, store, url = file_cluster(env, "sw", "window", ["--backup-ship-interval-ms", "2000"])
     end = time.time() + 10
     while env.backup_status()["archive"]["archived_index"] == 0 and time.time() < end:
         time.sleep(0.2)
@@ -686,13 +688,8 @@ def status_follows_shipping(env):
 
 
 def run_retention(env):
-    store = env.path("retained")
-    os.makedirs(store)
-    url = "file://" + store
     # Everything for 2 s, then one snapshot per hour (the oldest of its hour).
-    nodes = env.start_cluster("r", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
-                                    "--backup-verify-interval-ms", "0",
-                                    "--backup-retention", "2s:all,1h:1h"])
+    nodes, store, url = file_cluster(env, "r", "retained", ["--backup-retention", "2s:all,1h:1h"])
     end = time.time() + 10
     while not json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)["snapshots"]:
         check(time.time() < end, "file_retention: no first snapshot")
@@ -753,13 +750,8 @@ def compaction(env):
     """file_compaction: the archive's small segments are merged (windows of 1 s, then 12 s), and
     the merged archive still verifies and restores to a revision in the middle and to the
     end."""
-    store = env.path("compacted")
-    os.makedirs(store)
-    url = "file://" + store
-    nodes = env.start_cluster("m", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
-                                    "--backup-verify-interval-ms", "0",
-                                    "--backup-ship-interval-ms", "100",
-                                    "--backup-compact-ms", "1000"])
+    nodes, store, url = file_cluster(env, "m", "compacted", ["--backup-ship-interval-ms", "100",
+                                                             "--backup-compact-ms", "1000"])
 
     def segments():
         found = []
@@ -816,11 +808,7 @@ def full_disk(env):
     if os.geteuid() != 0:
         print("skip file_full_disk: mounting a small tmpfs needs root")
         return
-    store = env.path("fullstore")
-    os.makedirs(store)
-    url = "file://" + store
-    nodes = env.start_cluster("d", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
-                                    "--backup-verify-interval-ms", "0"], n=1)
+    nodes, store, url = file_cluster(env, "d", "fullstore", n=1)
     for i in range(8):  # about 360 KB of seed: each value its own
         last = put(env, "big/%d" % i,
                    "".join(random.choice(string.ascii_letters) for _ in range(60000)))

@@ -720,6 +720,20 @@ static void test_compact_plan(void **state)
     }
 }
 
+/* A catalog of snapshots at these indexes (revision = index), no segments. */
+static void catalog_of_snapshots(struct dr_catalog *cat, const uint64_t *index, unsigned n)
+{
+    unsigned i;
+    memset(cat, 0, sizeof(*cat));
+    cat->snaps = calloc(n, sizeof(*cat->snaps));
+    assert_non_null(cat->snaps);
+    for (i = 0; i < n; i++) {
+        cat->snaps[i].index = index[i];
+        cat->snaps[i].revision = index[i];
+    }
+    cat->n_snaps = n;
+}
+
 /* The catalog kept up to date without listing: a shipment that continues
  * the newest range extends it; one after a gap starts no range (only a
  * snapshot does); a merge replaces its inputs. */
@@ -731,12 +745,7 @@ static void test_catalog_replace(void **state)
     struct dr_segment later = seg_at(30, 31, 4000, 10);
     struct dr_segment merged = seg_at(10, 22, 3000, 30);
     (void)state;
-    memset(&cat, 0, sizeof(cat));
-    cat.snaps = calloc(1, sizeof(*cat.snaps));
-    assert_non_null(cat.snaps);
-    cat.snaps[0].index = 10;
-    cat.snaps[0].revision = 10;
-    cat.n_snaps = 1;
+    catalog_of_snapshots(&cat, (uint64_t[]){10}, 1);
     assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, segs, 2), 0);
     assert_int_equal(cat.n_ranges, 1);
     assert_int_equal(cat.ranges[0].to_index, 20);
@@ -763,12 +772,7 @@ static void test_catalog_replace(void **state)
     {
         struct dr_segment first = seg_at(10, 15, 1000, 10);
         struct dr_segment bridge = seg_at(15, 20, 2000, 10);
-        memset(&cat, 0, sizeof(cat));
-        cat.snaps = calloc(2, sizeof(*cat.snaps));
-        assert_non_null(cat.snaps);
-        cat.snaps[0].index = 10;
-        cat.snaps[1].index = 20;
-        cat.n_snaps = 2;
+        catalog_of_snapshots(&cat, (uint64_t[]){10, 20}, 2);
         assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &first, 1), 0);
         assert_int_equal(cat.n_ranges, 2);
         assert_int_equal(dr_catalog_replace_segments(&cat, NULL, 0, &bridge, 1), 0);
