@@ -30,6 +30,7 @@
 
 enum job_kind { JOB_SYNC, JOB_SHIP, JOB_SNAPSHOT, JOB_PRUNE, JOB_VERIFY, JOB_COMPACT };
 static const char *const job_names[] = {"sync", "ship", "snapshot", "prune", "verify", "compact"};
+_Static_assert(sizeof(job_names) / sizeof(job_names[0]) == DR_JOB_KINDS, "a name for every job");
 
 struct dr_job
 {
@@ -758,22 +759,15 @@ static void status_json(struct dr *d, struct buf *out)
     if (cat->n_ranges > 0) {
         const struct dr_range *first = &cat->ranges[0];
         const struct dr_range *last = &cat->ranges[cat->n_ranges - 1];
-        uint64_t to_rev = last->to_revision;
-        int64_t to_time = last->to_time_ms;
-        /* Shipped since the store was listed: the chain reaches further. */
-        if (d->responsible && d->synced && d->archived_index > last->to_index) {
-            to_rev = d->archived_revision;
-            to_time = d->archived_time_ms;
-        }
         json_object_begin(&w);
         json_key(&w, "earliest_revision");
         json_uint(&w, first->from_revision);
         json_key(&w, "earliest_time_ms");
         json_int(&w, first->from_time_ms);
         json_key(&w, "latest_revision");
-        json_uint(&w, to_rev);
+        json_uint(&w, last->to_revision);
         json_key(&w, "latest_time_ms");
-        json_int(&w, to_time);
+        json_int(&w, last->to_time_ms);
         json_key(&w, "gaps");
         json_uint(&w, cat->n_ranges - 1);
         json_object_end(&w);
@@ -826,6 +820,8 @@ static void status_json(struct dr *d, struct buf *out)
 
 static void take_catalog(struct dr *d, struct dr_job *j)
 {
+    struct dr_segment again[DR_SHIPPED_KEPT];
+    unsigned n = 0;
     unsigned i;
     unsigned kept = d->n_shipped < DR_SHIPPED_KEPT ? d->n_shipped : DR_SHIPPED_KEPT;
     if (!j->have_cat) {
@@ -839,9 +835,11 @@ static void take_catalog(struct dr *d, struct dr_job *j)
     for (i = d->n_shipped - kept; i < d->n_shipped; i++) {
         if (d->shipped[i % DR_SHIPPED_KEPT].done_ns >= j->started_ns &&
             d->shipped[i % DR_SHIPPED_KEPT].seg.cluster_id == d->catalog.cluster_id) {
-            dr_catalog_replace_segments(&d->catalog, NULL, 0, &d->shipped[i % DR_SHIPPED_KEPT].seg,
-                                        1);
+            again[n++] = d->shipped[i % DR_SHIPPED_KEPT].seg;
         }
+    }
+    if (n > 0) {
+        dr_catalog_replace_segments(&d->catalog, NULL, 0, again, n);
     }
 }
 
@@ -1345,7 +1343,7 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
                                    "When the last verification ended (Unix time).", NULL);
     fails = metrics_register(reg, METRICS_COUNTER, "cairn_backup_failures_total",
                              "Object-store jobs that failed, by job.", NULL);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < DR_JOB_KINDS; i++) {
         d->m_failures[i] =
             metrics_series_get(fails, 1, (const char *[]){"job"}, (const char *[]){job_names[i]});
     }

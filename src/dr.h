@@ -57,6 +57,9 @@ struct dr_status_snap
 };
 
 #define DR_SHIPPED_KEPT 256
+/* Kinds of object-store jobs (dr.c): sync, ship, snapshot, prune, verify,
+ * compact. */
+#define DR_JOB_KINDS 6
 
 struct dr
 {
@@ -153,7 +156,7 @@ struct dr
     struct metrics_series *m_behind;
     struct metrics_series *m_verify_ok;
     struct metrics_series *m_verify_time;
-    struct metrics_series *m_failures[6];
+    struct metrics_series *m_failures[DR_JOB_KINDS];
     struct metrics_series *m_snapshots;
     struct metrics_series *m_segments;
     struct metrics_series *m_merged;

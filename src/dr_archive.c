@@ -598,25 +598,21 @@ void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s)
     build_ranges(cat);
 }
 
-static bool same_segment(const struct dr_segment *a, const struct dr_segment *b)
-{
-    return a->cluster_id == b->cluster_id && a->after == b->after && a->last == b->last;
-}
-
 int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment *removed,
                                 unsigned n_removed, const struct dr_segment *added,
                                 unsigned n_added)
 {
     struct dr_segment *segs;
+    struct dr_segment *in = NULL;
     unsigned n = 0;
-    unsigned i;
-    unsigned k;
+    unsigned i = 0;
+    unsigned k = 0;
     if (n_removed == 0 && n_added == 1 &&
         (cat->n_segs == 0 || cmp_seg(&cat->segs[cat->n_segs - 1], added) < 0) &&
         cat->n_ranges > 0 && cat->ranges[cat->n_ranges - 1].to_index >= added->after &&
         cat->ranges[cat->n_ranges - 1].from_index <= added->after) {
         /* A shipment that continues the newest range from inside it, as
-         * most do: no sort, no walk (the leader does this every 500 ms, on
+         * most do: no merge, no walk (the leader does this every 500 ms, on
          * its loop). One that starts before the newest range's snapshot may
          * join it to the range before: that takes the walk. */
         struct dr_range *r = &cat->ranges[cat->n_ranges - 1];
@@ -633,31 +629,41 @@ int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment 
         }
         return 0;
     }
+    /* One pass over the sorted catalog, the removed found by binary search
+     * and the added (sorted here) merged in: this runs on the leader's loop,
+     * and an archive written before compaction may hold 345,600 segments. */
     segs = malloc((cat->n_segs + n_added + 1) * sizeof(*segs));
-    if (segs == NULL) {
+    if (n_added > 0) {
+        in = malloc(n_added * sizeof(*in));
+    }
+    if (segs == NULL || (n_added > 0 && in == NULL)) {
+        free(segs);
+        free(in);
         return -1;
     }
-    for (i = 0; i < cat->n_segs; i++) {
-        for (k = 0; k < n_removed && !same_segment(&cat->segs[i], &removed[k]); k++) {
+    if (n_added > 0) {
+        memcpy(in, added, n_added * sizeof(*in));
+        qsort(in, n_added, sizeof(*in), cmp_seg);
+    }
+    while (i < cat->n_segs || k < n_added) {
+        const struct dr_segment *s = i < cat->n_segs ? &cat->segs[i] : NULL;
+        int c = s == NULL ? 1 : k == n_added ? -1 : cmp_seg(s, &in[k]);
+        if (c > 0) {
+            segs[n++] = in[k++];
+            continue;
         }
-        if (k == n_removed) {
-            segs[n++] = cat->segs[i];
+        i++;
+        if (c == 0) {
+            segs[n++] = in[k++]; /* the same name written again replaces it */
+        } else if (n_removed == 0 ||
+                   bsearch(s, removed, n_removed, sizeof(*removed), cmp_seg) == NULL) {
+            segs[n++] = *s;
         }
     }
-    for (k = 0; k < n_added; k++) {
-        for (i = 0; i < n && !same_segment(&segs[i], &added[k]); i++) {
-        }
-        segs[i] = added[k]; /* the same name written again replaces it */
-        if (i == n) {
-            n++;
-        }
-    }
+    free(in);
     free(cat->segs);
     cat->segs = segs;
     cat->n_segs = n;
-    if (n > 1) {
-        qsort(cat->segs, n, sizeof(*cat->segs), cmp_seg);
-    }
     free(cat->ranges);
     cat->ranges = NULL;
     cat->n_ranges = 0;
@@ -668,10 +674,15 @@ int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment 
 /* Compaction's plan. The catalog is sorted by after, then last: of the
  * segments with the same after, the last reaches furthest and covers the
  * others. */
+static uint64_t window_of(const struct dr_segment *s, uint64_t level_ms)
+{
+    return (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms;
+}
+
 static bool compactable(const struct dr_segment *s, uint64_t level_ms, uint64_t window_ms,
                         int64_t now_ms)
 {
-    uint64_t bucket = (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms;
+    uint64_t bucket = window_of(s, level_ms);
     return s->size < DR_COMPACT_BIG && (int64_t)((bucket + 1) * level_ms + window_ms / 5) <= now_ms;
 }
 
@@ -706,9 +717,8 @@ int dr_compact_plan(const struct dr_catalog *cat, uint64_t window_ms, int64_t no
                 continue; /* inside the run: left from a merge cut short */
             }
             joins = s != NULL && n > 0 && s->after <= run_last &&
-                    (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms == bucket &&
-                    bytes + s->size <= DR_COMPACT_MAX_STORED && n < DR_COMPACT_MAX_SEGMENTS &&
-                    compactable(s, level_ms, window_ms, now_ms);
+                    window_of(s, level_ms) == bucket && bytes + s->size <= DR_COMPACT_MAX_STORED &&
+                    n < DR_COMPACT_MAX_SEGMENTS && compactable(s, level_ms, window_ms, now_ms);
             if (!joins) {
                 if (n >= 2) {
                     struct dr_segment *out = malloc(n * sizeof(*out));
@@ -728,7 +738,7 @@ int dr_compact_plan(const struct dr_catalog *cat, uint64_t window_ms, int64_t no
                 if (s == NULL || !compactable(s, level_ms, window_ms, now_ms)) {
                     continue;
                 }
-                bucket = (uint64_t)(s->time_ms > 0 ? s->time_ms : 0) / level_ms;
+                bucket = window_of(s, level_ms);
                 bytes = 0;
             }
             members[n++] = s;
@@ -1040,11 +1050,11 @@ static int replay_segment(struct objstore *st, const struct dr_segment *sg, stru
 int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct dr_target *t,
                struct kv *kv, struct dr_result *res, char *err, size_t errlen)
 {
-    struct dr_catalog fresh;
+    struct dr_catalog fresh; /* listed again when a segment was merged away */
     unsigned relists = 0;
     int i;
-    memset(&fresh, 0, sizeof(fresh));
     char first_err[512] = "";
+    memset(&fresh, 0, sizeof(fresh));
     memset(res, 0, sizeof(*res));
     if (cat->n_snaps == 0) {
         errf(err, errlen, "%s holds no snapshot to restore from", objstore_url(st));

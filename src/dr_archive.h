@@ -116,10 +116,11 @@ void dr_catalog_add(struct dr_catalog *cat, const struct dr_snapshot *s);
 int dr_segment_read(struct objstore *st, const struct dr_segment *sg, spool_read_cb cb, void *arg,
                     char name[DR_SEGMENT_NAME_MAX], char *err, size_t errlen);
 
-/* Replace segments (matched by cluster, after and last) by others, keeping
- * the order and the ranges: a segment shipped (nothing removed) or a
- * compaction (its inputs removed, its output added). Returns -1 when out of
- * memory (the catalog is then as it was; the next listing corrects it). */
+/* Replace segments (matched by after and last; removed sorted as the
+ * catalog is, by after then last) by others, keeping the order and the
+ * ranges: segments shipped (nothing removed) or a compaction (its inputs
+ * removed, its output added). Returns -1 when out of memory (the catalog is
+ * then as it was; the next listing corrects it). */
 int dr_catalog_replace_segments(struct dr_catalog *cat, const struct dr_segment *removed,
                                 unsigned n_removed, const struct dr_segment *added,
                                 unsigned n_added);

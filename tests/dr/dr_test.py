@@ -800,6 +800,61 @@ def compaction(env):
           "and %d" % (shipped, len(left), mid, last))
 
 
+def compaction_fails(env):
+    """file_compact_fails: a merge that cannot be written (the store's disk full) is counted in
+    cairn_backup_failures_total{job="compact"}, the node carries on, and nothing is lost: its
+    inputs stay until a merge is written. Needs root for the small tmpfs; skipped otherwise."""
+    if os.geteuid() != 0:
+        print("skip file_compact_fails: mounting a small tmpfs needs root")
+        return
+    store = env.path("smallstore")
+    os.makedirs(store)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", store]).returncode != 0:
+        print("skip file_compact_fails: cannot mount a tmpfs")
+        return
+    name = 'cairn_backup_failures_total{job="compact"}'
+    nodes = []
+    try:
+        url = "file://" + store
+        nodes = env.start_cluster("cf", ["--backup-url", url, "--backup-snapshot-interval-ms", "0",
+                                         "--backup-verify-interval-ms", "0",
+                                         "--backup-ship-interval-ms", "100",
+                                         "--backup-compact-ms", "1000"], n=1)
+        end = time.time() + 1.5
+        i = 0
+        while time.time() < end:
+            put(env, "k/%03d" % (i % 20), "f%d" % i)
+            i += 1
+            time.sleep(0.03)
+        fd = os.open(os.path.join(store, "filler"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass  # full
+        os.close(fd)
+        deadline = time.time() + 20
+        while (metric(env.metrics(1), name) or 0) < 1 and time.time() < deadline:
+            time.sleep(0.5)
+        failures = metric(env.metrics(1), name)
+        check(failures is not None and failures >= 1,
+              "file_compact_fails: %s is %s with the store full" % (name, failures))
+        os.unlink(os.path.join(store, "filler"))
+        last = put(env, "k/after", "x")
+        deadline = time.time() + 10
+        while env.backup_status()["archive"]["archived_revision"] < last and time.time() < deadline:
+            time.sleep(0.2)
+        r = env.ctl("--json", "snapshot", "verify", "--from", url, ok=False)
+        check(r.returncode == 0 and json.loads(r.stdout)["revision"] == last,
+              "file_compact_fails: after the failed merges the store verifies to %s, not revision "
+              "%d" % (r.stdout.strip() or r.stderr.strip(), last))
+    finally:
+        env.kill(nodes)
+        subprocess.run(["umount", "-l", store])
+    print("ok file_compact_fails: %d failed merges counted; the store verifies to revision %d" %
+          (failures, last))
+
+
 def full_disk(env):
     """file_full_disk: a restore into a data directory with no room fails with the system's
     error, keeps nothing there (no partial seed to fill the disk, no seed to start from), and
@@ -863,6 +918,7 @@ def main():
             run_retention(env)
             status_follows_shipping(env)
             compaction(env)
+            compaction_fails(env)
             full_disk(env)
         if not only or "s3" in only:
             run_s3(env, only)
