@@ -90,18 +90,6 @@ static void errf(char *err, size_t len, const char *fmt, ...)
 
 /* The worker thread. */
 
-static int fd_sink(void *arg, const void *data, size_t len)
-{
-    return spool_write_all(*(int *)arg, data, len);
-}
-
-/* kv_capture_encode_to's pieces into an artifact: CAIRN_EIO, with errno
- * set, when the artifact's file cannot be written. */
-static int encode_sink(void *arg, const void *data, size_t len)
-{
-    return artifact_writer_write(arg, data, len) == 0 ? 0 : CAIRN_EIO;
-}
-
 struct seg_builder
 {
     size_t max; /* raw bytes, checked before each record */
@@ -347,57 +335,21 @@ out:
 
 static void job_snapshot(struct objstore *st, struct dr_job *j)
 {
-    struct buf header;
     struct buf manifest;
-    struct artifact_writer w;
-    unsigned char sha[32];
     char name[OBJSTORE_NAME_MAX];
-    uint64_t raw = 0;
-    int fd = -1;
-    int rc;
-    buf_init(&header);
+    char msg[256];
+    int fd;
     buf_init(&manifest);
     j->rv = -1;
-    /* The header holds the encoding's length, so it is measured first; the
-     * encoding then goes through LZ4 to the file a piece at a time, never
-     * whole in memory. */
-    if (kv_capture_encoded_size(j->cap, &raw) != 0) {
-        errf(j->err, sizeof(j->err), "the snapshot's capture is incomplete");
-        goto out;
-    }
-    j->snap.bytes_raw = raw;
-    if (dr_manifest_json(&j->snap, false, &header) != 0) {
-        errf(j->err, sizeof(j->err), "out of memory");
-        goto out;
-    }
     fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         errf(j->err, sizeof(j->err), "%s: %s", j->tmp_path, strerror(errno));
         goto out;
     }
-    if (artifact_writer_begin(&w, ARTIFACT_SNAPSHOT, header.data, header.len, fd_sink, &fd) != 0) {
-        errf(j->err, sizeof(j->err), "out of memory");
+    if (dr_snapshot_write(j->cap, &j->snap, fd, msg, sizeof(msg)) != 0) {
+        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, msg);
         goto out;
     }
-    rc = kv_capture_encode_to(j->cap, encode_sink, &w);
-    if (rc != 0) {
-        artifact_writer_abort(&w);
-        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path,
-             rc == CAIRN_EIO ? strerror(errno) : "out of memory");
-        goto out;
-    }
-    if (w.raw_bytes != raw) {
-        artifact_writer_abort(&w);
-        errf(j->err, sizeof(j->err), "the snapshot's encoding was %llu bytes, not %llu",
-             (unsigned long long)w.raw_bytes, (unsigned long long)raw);
-        goto out;
-    }
-    if (artifact_writer_end(&w, sha) != 0) {
-        errf(j->err, sizeof(j->err), "writing %s: %s", j->tmp_path, strerror(errno));
-        goto out;
-    }
-    j->snap.bytes_stored = w.stored_bytes; /* the trailer included */
-    artifact_hex(sha, 32, j->snap.sha256);
     dr_name_snapshot(j->cluster_id, j->snap.index, j->snap.name, sizeof(j->snap.name));
     if (objstore_put_file(st, j->snap.name, fd, j->snap.bytes_stored, j->err, sizeof(j->err)) !=
         0) {
@@ -419,7 +371,6 @@ out:
         close(fd);
         unlink(j->tmp_path);
     }
-    buf_free(&header);
     buf_free(&manifest);
 }
 
@@ -1090,14 +1041,7 @@ static void start_snapshot(struct dr *d)
         job_free(j);
         return;
     }
-    j->snap.cluster_id = kv->cluster_id;
-    j->snap.revision = kv->rev;
-    j->snap.index = raft_last_applied(&s->raft);
-    j->snap.term = s->raft.current_term;
-    j->snap.time_ms = wall_ms();
-    j->snap.keys = kv->nodes;
-    j->snap.versions = kv->total_versions;
-    j->snap.state_hash = kv_hash(kv);
+    dr_describe_state(s, &j->snap);
     snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
     d->save_requested = false;
     d->rebase = !d->have_snapshot || d->spool.base > d->archived_index;
@@ -1271,6 +1215,7 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
     unsigned i;
     memset(d, 0, sizeof(*d));
     d->srv = srv;
+    dr_export_init(&d->export, srv);
     d->spool.fd = -1;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cond, NULL);
@@ -1413,6 +1358,7 @@ void dr_close(struct dr *d)
     struct timespec until;
     bool abandoned = false;
     int i;
+    dr_export_close(&d->export);
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += DR_CLOSE_WAIT_MS / 1000;
     pthread_mutex_lock(&d->mu);
@@ -1551,6 +1497,9 @@ void dr_handle(struct dr *d, struct session *session, const struct proto_request
         buf_free(&json);
         return;
     }
+    if (dr_export_handle(&d->export, session, req)) {
+        return;
+    }
     if (!d->enabled) {
         session_send_error(session, req->id, req->type, CAIRN_EINVAL,
                            "backups are not configured (--backup-url)", NULL);
@@ -1568,8 +1517,9 @@ void dr_handle(struct dr *d, struct session *session, const struct proto_request
         tick(d);
         return;
     }
-    session_send_error(session, req->id, req->type, CAIRN_EINVAL,
-                       "unknown backup verb (status, save or verify)", NULL);
+    session_send_error(
+        session, req->id, req->type, CAIRN_EINVAL,
+        "unknown backup verb (status, save, verify, export, export-read or export-end)", NULL);
 }
 
 void dr_metrics_update(struct dr *d)

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "dr_archive.h"
+#include "dr_export.h"
 #include "metrics.h"
 #include "proto.h"
 #include "spool.h"
@@ -163,6 +164,9 @@ struct dr
     struct metrics_series *m_bytes;
     struct metrics_series *m_gaps;
     struct metrics_series *m_snapshot_ns;
+    /* Snapshots downloaded by clients (cairnctl snapshot save FILE); works
+     * without a store too. */
+    struct dr_export export;
 };
 
 /* Set up from the server's configuration: opens the store (validating the

@@ -881,58 +881,189 @@ static bool before_target(const struct dr_target *t, uint64_t revision, int64_t 
     return true;
 }
 
+/* Check the snapshot artifact data[0..len) and decode it into kv. what
+ * names it in err. expected, when not NULL, is the manifest it must match
+ * (SHA-256, state hash, revision); header, when not NULL, receives the
+ * manifest the artifact carries, with its size and SHA-256 filled in. */
+static int check_snapshot(const void *data, size_t len, const char *what,
+                          const struct dr_snapshot *expected, struct dr_snapshot *header,
+                          struct kv *kv, char *err, size_t errlen)
+{
+    struct artifact a;
+    struct dr_snapshot own;
+    struct buf body;
+    char hex[65];
+    char msg[256];
+    int rv = -1;
+    buf_init(&body);
+    if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "%s: %s", what, msg);
+        goto out;
+    }
+    artifact_hex(a.sha256, 32, hex);
+    if (expected != NULL && expected->sha256[0] != '\0' && strcmp(hex, expected->sha256) != 0) {
+        errf(err, errlen, "%s: SHA-256 %s differs from the manifest's %s", what, hex,
+             expected->sha256);
+        goto out;
+    }
+    if (a.kind != ARTIFACT_SNAPSHOT) {
+        errf(err, errlen, "%s: not a snapshot artifact", what);
+        goto out;
+    }
+    if (dr_manifest_parse(a.header, a.header_len, &own, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "%s: its header: %s", what, msg);
+        goto out;
+    }
+    own.bytes_stored = len;
+    memcpy(own.sha256, hex, sizeof(own.sha256));
+    if (expected == NULL) {
+        expected = &own;
+    }
+    if (artifact_body(&a, &body, DR_SNAPSHOT_RAW_MAX, msg, sizeof(msg)) != 0) {
+        errf(err, errlen, "%s: %s", what, msg);
+        goto out;
+    }
+    if (kv_snapshot_decode(kv, body.data, body.len) != 0) {
+        errf(err, errlen, "%s: the key space does not decode", what);
+        goto out;
+    }
+    if (kv_hash(kv) != expected->state_hash || kv->rev != expected->revision) {
+        errf(err, errlen, "%s: state hash or revision differs from its manifest", what);
+        goto out;
+    }
+    if (header != NULL) {
+        *header = own;
+    }
+    rv = 0;
+out:
+    buf_free(&body);
+    return rv;
+}
+
 /* Download and check one snapshot into kv. */
 static int load_snapshot(struct objstore *st, const struct dr_snapshot *sn, struct kv *kv,
                          char *err, size_t errlen)
 {
     void *data = NULL;
     size_t len = 0;
-    struct artifact a;
-    struct buf body;
-    char hex[65];
+    char what[128];
     char msg[256];
     int rv;
-    buf_init(&body);
     rv = objstore_get(st, sn->name, &data, &len, msg, sizeof(msg));
     if (rv != 0) {
         errf(err, errlen, "snapshot %s: %s", sn->name,
              rv == OBJSTORE_ENOTFOUND ? "missing (its manifest exists)" : msg);
         return -1;
     }
-    rv = -1;
-    if (artifact_parse(data, len, &a, msg, sizeof(msg)) != 0) {
-        errf(err, errlen, "snapshot %s: %s", sn->name, msg);
-        goto out;
-    }
-    artifact_hex(a.sha256, 32, hex);
-    if (sn->sha256[0] != '\0' && strcmp(hex, sn->sha256) != 0) {
-        errf(err, errlen, "snapshot %s: SHA-256 %s differs from the manifest's %s", sn->name, hex,
-             sn->sha256);
-        goto out;
-    }
-    if (a.kind != ARTIFACT_SNAPSHOT) {
-        errf(err, errlen, "snapshot %s: not a snapshot artifact", sn->name);
-        goto out;
-    }
-    if (artifact_body(&a, &body, DR_SNAPSHOT_RAW_MAX, msg, sizeof(msg)) != 0) {
-        errf(err, errlen, "snapshot %s: %s", sn->name, msg);
-        goto out;
-    }
+    snprintf(what, sizeof(what), "snapshot %s", sn->name);
+    rv = check_snapshot(data, len, what, sn, NULL, kv, err, errlen);
     free(data);
-    data = NULL;
-    if (kv_snapshot_decode(kv, body.data, body.len) != 0) {
-        errf(err, errlen, "snapshot %s: the key space does not decode", sn->name);
+    return rv;
+}
+
+int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *out, char *err,
+                          size_t errlen)
+{
+    struct stat sb;
+    char *data = NULL;
+    size_t got = 0;
+    int rv = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        errf(err, errlen, "%s: not a regular file", path);
         goto out;
     }
-    if (kv_hash(kv) != sn->state_hash || kv->rev != sn->revision) {
-        errf(err, errlen, "snapshot %s: state hash or revision differs from its manifest",
-             sn->name);
+    if ((uint64_t)sb.st_size > DR_SNAPSHOT_RAW_MAX) {
+        errf(err, errlen, "%s: %lld bytes is larger than any snapshot", path,
+             (long long)sb.st_size);
         goto out;
     }
-    rv = 0;
+    data = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);
+    if (data == NULL) {
+        errf(err, errlen, "%s: no memory for %lld bytes", path, (long long)sb.st_size);
+        goto out;
+    }
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            errf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "shorter than its size");
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    rv = check_snapshot(data, got, path, NULL, out, kv, err, errlen);
 out:
     free(data);
-    buf_free(&body);
+    close(fd);
+    return rv;
+}
+
+static int fd_sink(void *arg, const void *data, size_t len)
+{
+    return spool_write_all(*(int *)arg, data, len);
+}
+
+/* kv_capture_encode_to's pieces into an artifact: CAIRN_EIO, with errno
+ * set, when the artifact's file cannot be written. */
+static int encode_sink(void *arg, const void *data, size_t len)
+{
+    return artifact_writer_write(arg, data, len) == 0 ? 0 : CAIRN_EIO;
+}
+
+int dr_snapshot_write(const struct kv_capture *cap, struct dr_snapshot *snap, int fd, char *err,
+                      size_t errlen)
+{
+    struct buf header;
+    struct artifact_writer w;
+    unsigned char sha[32];
+    uint64_t raw = 0;
+    int rv = -1;
+    int rc;
+    buf_init(&header);
+    /* The header holds the encoding's length, so it is measured first; the
+     * encoding then goes through LZ4 to the file a piece at a time, never
+     * whole in memory. */
+    if (kv_capture_encoded_size(cap, &raw) != 0) {
+        errf(err, errlen, "the snapshot's capture is incomplete");
+        goto out;
+    }
+    snap->bytes_raw = raw;
+    if (dr_manifest_json(snap, false, &header) != 0) {
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (artifact_writer_begin(&w, ARTIFACT_SNAPSHOT, header.data, header.len, fd_sink, &fd) != 0) {
+        errf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = kv_capture_encode_to(cap, encode_sink, &w);
+    if (rc != 0) {
+        artifact_writer_abort(&w);
+        errf(err, errlen, "%s", rc == CAIRN_EIO ? strerror(errno) : "out of memory");
+        goto out;
+    }
+    if (w.raw_bytes != raw) {
+        artifact_writer_abort(&w);
+        errf(err, errlen, "the snapshot's encoding was %llu bytes, not %llu",
+             (unsigned long long)w.raw_bytes, (unsigned long long)raw);
+        goto out;
+    }
+    if (artifact_writer_end(&w, sha) != 0) {
+        errf(err, errlen, "%s", strerror(errno));
+        goto out;
+    }
+    snap->bytes_stored = w.stored_bytes; /* the trailer included */
+    artifact_hex(sha, 32, snap->sha256);
+    rv = 0;
+out:
+    buf_free(&header);
     return rv;
 }
 

@@ -190,6 +190,19 @@ struct dr_result
 int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct dr_target *t,
                struct kv *kv, struct dr_result *res, char *err, size_t errlen);
 
+/* Write the snapshot artifact of a complete capture to fd (any thread):
+ * the header is snap's manifest; snap's bytes_raw, bytes_stored and sha256
+ * are filled in. Returns 0, or -1 with the reason in err. */
+int dr_snapshot_write(const struct kv_capture *cap, struct dr_snapshot *snap, int fd, char *err,
+                      size_t errlen);
+/* Load a snapshot artifact from a local file (cairnctl snapshot save FILE)
+ * into kv (freshly initialized): checks its SHA-256, its header, and the
+ * state hash and revision the header names. out receives the header's
+ * manifest, with the file's size and SHA-256. Returns 0 or -1 with a
+ * sentence in err. */
+int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *out, char *err,
+                          size_t errlen);
+
 /* The data directory of a new cluster member from a restored key space: a
  * seed file cairnd loads before raft starts (src/server.c). The key space
  * gets a new cluster id derived from the old one and the point restored, so

@@ -85,14 +85,18 @@ static void usage(FILE *f)
             "  member demote ID           a voter becomes a standby\n"
             "  member remove ID           remove a member (it stops by itself)\n"
             "  leader transfer            hand leadership to another voter (--to ID: that one)\n"
-            "  snapshot save              the leader uploads a snapshot to the backup store now\n"
+            "  snapshot save [FILE]       the leader uploads a snapshot to the backup store now;\n"
+            "                             with FILE, a snapshot of the whole store is downloaded\n"
+            "                             into FILE instead (no backup store needed)\n"
             "  snapshot list              snapshots and the restorable window (--from URL reads\n"
             "                             a store directly: file:///DIR or s3://BUCKET/PREFIX)\n"
             "  snapshot verify            restore the newest snapshot plus log in memory and\n"
             "                             check its state hash (--from URL: locally)\n"
             "  snapshot restore           --from URL --data-dir DIR [--revision R | --time T]\n"
             "                             [--fallback]: a new member's data directory\n"
-            "  snapshot status            the cluster's backup state (JSON)\n"
+            "                             (--from FILE: from a file of snapshot save FILE)\n"
+            "  snapshot status [FILE]     the cluster's backup state (JSON); with FILE, check a\n"
+            "                             snapshot file and show what it holds\n"
             "                             S3 flags: --backup-endpoint URL, --backup-region R,\n"
             "                             --backup-addressing path|virtual-host,\n"
             "                             --backup-credentials-file F; --cluster ID\n"
@@ -1618,6 +1622,13 @@ int main(int argc, char **argv)
         rv = strcmp(cmd, "member") == 0 ? cmd_member(c, &o.member) : cmd_leader(c, &o.member);
     } else if (strcmp(cmd, "snapshot") == 0) {
         o.snap.verb = o.n_args > 0 ? o.args[0] : NULL;
+        o.snap.file = o.n_args > 1 ? o.args[1] : NULL;
+        if (o.n_args > 2) {
+            fprintf(stderr, "cairnctl: snapshot %s: unexpected argument \"%s\"\n", o.args[0],
+                    o.args[2]);
+            cairn_client_free(c);
+            return EXIT_USAGE;
+        }
         o.snap.json = o.json;
         rv = cmd_snapshot(c, &o.snap);
     } else {

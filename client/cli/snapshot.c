@@ -3,12 +3,15 @@
  * (docs/disaster-recovery.md).
  *
  *   save                 the cluster's leader takes a snapshot now
+ *   save FILE            download a snapshot of the whole store into FILE
  *   status               the cluster's backup state, as JSON
+ *   status FILE          check a snapshot file and say what it holds
  *   list    [--from URL] snapshots and the restorable window
  *   verify  [--from URL] restore the newest snapshot plus archive in memory
  *                        and compare state hashes
  *   restore --from URL --data-dir DIR [--revision R | --time T] [--fallback]
  *                        prepare a new cluster member's data directory
+ *                        (--from FILE: from a file of save FILE)
  *
  * Without --from, list and verify ask the cluster (which knows its store);
  * with it, cairnctl reads the store itself, so they work when no cluster is
@@ -16,11 +19,14 @@
  */
 #include "snapshot.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dr_archive.h"
 #include "json.h"
@@ -509,6 +515,181 @@ out:
     return rv;
 }
 
+/* A --from that names no store (no "scheme://") is a snapshot file. */
+static bool is_file(const char *from)
+{
+    return strstr(from, "://") == NULL;
+}
+
+static void print_file_manifest(const char *path, const struct dr_snapshot *sn)
+{
+    char when[32];
+    char raw[32];
+    char stored[32];
+    fmt_time(sn->time_ms, when, sizeof(when));
+    fmt_bytes(sn->bytes_raw, raw, sizeof(raw));
+    fmt_bytes(sn->bytes_stored, stored, sizeof(stored));
+    printf("file          %s\n", path);
+    printf("cluster id    %016" PRIx64 "\n", sn->cluster_id);
+    printf("revision      %" PRIu64 "\n", sn->revision);
+    printf("taken         %s\n", when);
+    printf("raft          index %" PRIu64 ", term %" PRIu64 "\n", sn->index, sn->term);
+    printf("keys          %" PRIu64 " (%" PRIu64 " versions retained)\n", sn->keys, sn->versions);
+    printf("size          %s (%s before compression)\n", stored, raw);
+    printf("sha256        %s\n", sn->sha256);
+    printf("state hash    %016" PRIx64 " (checked)\n", sn->state_hash);
+}
+
+/* status FILE: the whole file checked (checksum, decoding, state hash). */
+static int file_status(const struct snapshot_opts *o)
+{
+    struct dr_snapshot sn;
+    struct kv kv;
+    struct buf m;
+    char err[512];
+    int rv = 1;
+    kv_init(&kv);
+    buf_init(&m);
+    if (dr_snapshot_file_load(o->file, &kv, &sn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot status: %s\n", err);
+    } else if (o->json) {
+        if (dr_manifest_json(&sn, true, &m) == 0) {
+            fwrite(m.data, 1, m.len, stdout);
+            printf("\n");
+            rv = 0;
+        }
+    } else {
+        print_file_manifest(o->file, &sn);
+        rv = 0;
+    }
+    buf_free(&m);
+    kv_close(&kv);
+    return rv;
+}
+
+/* save FILE: downloaded into FILE.part, checked whole, then renamed, so
+ * that FILE is either the old file or a good snapshot. */
+static int file_save(cairn_client *c, const struct snapshot_opts *o)
+{
+    char part[4096];
+    char err[512];
+    char *json = NULL;
+    size_t len = 0;
+    struct dr_snapshot sn;
+    struct kv kv;
+    int rv = 1;
+    int fd;
+    if ((size_t)snprintf(part, sizeof(part), "%s.part", o->file) >= sizeof(part)) {
+        fprintf(stderr, "cairnctl: snapshot save: the file name is too long\n");
+        return 2;
+    }
+    fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "cairnctl: snapshot save: %s: %s\n", part, strerror(errno));
+        return 1;
+    }
+    int dl = cairn_snapshot_download(c, fd, &json, &len);
+    if (dl != 0) {
+        fprintf(stderr, "cairnctl: snapshot save: %s (%s)\n", cairn_errmsg(c), cairn_errname(dl));
+        close(fd);
+        unlink(part);
+        return 1;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fprintf(stderr, "cairnctl: snapshot save: %s: %s\n", part, strerror(errno));
+        unlink(part);
+        free(json);
+        return 1;
+    }
+    kv_init(&kv);
+    if (dr_snapshot_file_load(part, &kv, &sn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot save: the download does not check: %s\n", err);
+        unlink(part);
+    } else if (rename(part, o->file) != 0) {
+        fprintf(stderr, "cairnctl: snapshot save: %s: %s\n", o->file, strerror(errno));
+        unlink(part);
+    } else if (o->json) {
+        /* The node's answer, with the file it went to. */
+        struct buf out;
+        struct json_writer w;
+        buf_init(&out);
+        json_writer_init(&w, &out);
+        json_object_begin(&w);
+        json_key(&w, "file");
+        json_cstring(&w, o->file);
+        json_key(&w, "download");
+        json_raw(&w, json, len);
+        json_object_end(&w);
+        if (json_writer_error(&w) == 0) {
+            fwrite(out.data, 1, out.len, stdout);
+            printf("\n");
+            rv = 0;
+        }
+        buf_free(&out);
+    } else {
+        char b[32];
+        fmt_bytes(sn.bytes_stored, b, sizeof(b));
+        printf("saved: revision %" PRIu64 " (raft index %" PRIu64 "), %" PRIu64
+               " keys, %s to %s (sha256 %s, state hash %016" PRIx64 " checked)\n",
+               sn.revision, sn.index, sn.keys, b, o->file, sn.sha256, sn.state_hash);
+        rv = 0;
+    }
+    kv_close(&kv);
+    free(json);
+    return rv;
+}
+
+/* restore --from FILE: that snapshot, as it is. */
+static int file_restore(const struct snapshot_opts *o)
+{
+    struct dr_snapshot sn;
+    struct dr_result res;
+    struct kv kv;
+    char err[512];
+    int rv = 1;
+    if (o->revision != 0 || o->time != NULL || o->fallback) {
+        fprintf(stderr, "cairnctl: snapshot restore: a snapshot file restores to its own "
+                        "revision; --revision, --time and --fallback need a store "
+                        "(--from file:///DIR or s3://BUCKET/PREFIX)\n");
+        return 2;
+    }
+    kv_init(&kv);
+    memset(&res, 0, sizeof(res));
+    if (dr_snapshot_file_load(o->from, &kv, &sn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
+        goto out;
+    }
+    res.snapshot = &sn;
+    res.revision = sn.revision;
+    res.index = sn.index;
+    res.time_ms = sn.time_ms;
+    res.hash = sn.state_hash;
+    res.expected = sn.state_hash;
+    if (dr_write_seed(o->data_dir, &kv, &res, sn.cluster_id, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
+        goto out;
+    }
+    if (o->json) {
+        printf("{\"revision\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"snapshot_revision\":%" PRIu64
+               ",\"entries\":0,\"cluster_id\":\"%016" PRIx64 "\",\"state_hash\":\"%016" PRIx64
+               "\",\"skipped_snapshots\":0}\n",
+               sn.revision, sn.time_ms, sn.revision, kv.cluster_id, kv_hash(&kv));
+    } else {
+        char when[32];
+        fmt_time(sn.time_ms, when, sizeof(when));
+        printf("restored revision %" PRIu64 " (%s) into %s from %s; new cluster id %016" PRIx64
+               "\n",
+               sn.revision, when, o->data_dir, o->from, kv.cluster_id);
+        printf("start cairnd with --data-dir %s and the new cluster's --initial-cluster; "
+               "restore every member from the same file\n",
+               o->data_dir);
+    }
+    rv = 0;
+out:
+    kv_close(&kv);
+    return rv;
+}
+
 int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
 {
     const char *verb = o->verb;
@@ -516,11 +697,24 @@ int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
         fprintf(stderr, "cairnctl: snapshot wants save, status, list, verify or restore\n");
         return 2;
     }
+    if (o->file != NULL && strcmp(verb, "save") != 0 && strcmp(verb, "status") != 0) {
+        fprintf(stderr, "cairnctl: snapshot %s takes no FILE (save FILE and status FILE do)\n",
+                verb);
+        return 2;
+    }
+    if (o->file != NULL && (o->from != NULL || o->data_dir != NULL || o->revision != 0 ||
+                            o->time != NULL || o->fallback)) {
+        fprintf(stderr,
+                "cairnctl: snapshot %s FILE takes none of --from, --data-dir, "
+                "--revision, --time, --fallback\n",
+                verb);
+        return 2;
+    }
     if (strcmp(verb, "save") == 0) {
-        return cluster_save(c, o);
+        return o->file != NULL ? file_save(c, o) : cluster_save(c, o);
     }
     if (strcmp(verb, "status") == 0) {
-        return cluster_call(c, "status");
+        return o->file != NULL ? file_status(o) : cluster_call(c, "status");
     }
     if (strcmp(verb, "list") == 0) {
         struct objstore *st;
@@ -546,10 +740,16 @@ int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
     if (strcmp(verb, "restore") == 0) {
         if (o->from == NULL) {
             fprintf(stderr, "cairnctl: snapshot restore wants --from URL (the backup store: "
-                            "file:///DIR or s3://BUCKET/PREFIX)\n");
+                            "file:///DIR or s3://BUCKET/PREFIX) or --from FILE (a file of "
+                            "snapshot save FILE)\n");
             return 2;
         }
-        return local_restore(o);
+        if (o->data_dir == NULL) {
+            fprintf(stderr, "cairnctl: snapshot restore wants --data-dir DIR (a new member's "
+                            "data directory)\n");
+            return 2;
+        }
+        return is_file(o->from) ? file_restore(o) : local_restore(o);
     }
     fprintf(stderr,
             "cairnctl: unknown snapshot verb \"%s\" (save, status, list, verify, "

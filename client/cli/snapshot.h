@@ -10,6 +10,7 @@
 struct snapshot_opts
 {
     const char *verb;
+    const char *file; /* save FILE, status FILE */
     bool json;
     const char *from;     /* --from URL */
     const char *data_dir; /* --data-dir DIR */

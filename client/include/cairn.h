@@ -418,6 +418,22 @@ int cairn_metrics_text(cairn_client *c, const char *endpoint, char **text, size_
 #define CAIRN_BACKUP_TIMEOUT_MS 120000
 int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
 
+/* Download a snapshot of the whole store (keys and retained history) from
+ * the leader into fd, as `etcdctl snapshot save` does; the cluster needs no
+ * backup location for this. The leader captures its state when the call
+ * arrives, so the snapshot holds every write acknowledged before; it writes
+ * the snapshot as a backup artifact (docs/disaster-recovery.md, "Formats")
+ * and the client reads it in pieces of 1 MiB. fd gets exactly the
+ * artifact's bytes, from its current offset; check them before trusting
+ * them (cairnctl's `snapshot save FILE` does, and `snapshot restore --from
+ * FILE` restores such a file). On success *json is the node's answer,
+ * {"export": ID, "bytes": N, "snapshot": MANIFEST}, from malloc(); on
+ * failure *json is NULL and the code says why: CAIRN_EBUSY when another
+ * download is in progress on the leader; CAIRN_ENOTFOUND when leadership
+ * moved during the download (start again); CAIRN_EIO when fd cannot be
+ * written. The client's mutex is held for the whole download. */
+int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len);
+
 /* Membership (docs/cairnctl.md, "member"). Every call answers a JSON
  * document: on success *json is a NUL-terminated string from malloc() that
  * the caller releases with free(), and *len (if len is not NULL) its

@@ -615,6 +615,17 @@ def phase_snapshot(env, res):
             (dt, snap["revision"], snap["keys"], snap["versions"], snap["bytes_raw"],
              snap["bytes_stored"]))
     res["snapshot_quiet"] = quiet
+    # The same state downloaded to a local file, as etcdctl snapshot save does (no store).
+    downloads = []
+    f = env.path("download.snap")
+    for r in range(a.runs):
+        t0 = time.time()
+        env.ctl("snapshot", "save", f, timeout=600)
+        dt = time.time() - t0
+        downloads.append({"seconds": dt, "bytes": os.path.getsize(f)})
+        log("  save FILE %.2f s: %d B" % (dt, downloads[-1]["bytes"]))
+        os.unlink(f)
+    res["snapshot_download"] = downloads
 
     res["snapshot_interleaved"] = [snapshot_interleaved(env, 0)]
     if a.bench_rate > 0:
@@ -1205,6 +1216,9 @@ def report(env, res):
       (man[-1]["keys"], man[-1]["versions"], fmt(man[-1]["bytes_raw"], 0),
        fmt(man[-1]["bytes_stored"], 0), man[-1]["bytes_stored"] / max(1, man[-1]["bytes_raw"])))
     P("  the leader's log, capture to uploaded  %s ms" % msr([s.get("server_ms") for s in q], 0))
+    if res.get("snapshot_download"):
+        P("  cairnctl snapshot save FILE (download, checked) %s s" %
+          msr([s["seconds"] for s in res["snapshot_download"]], 2))
     buckets, hsum, hcount = res["snapshot_histogram"]
     if hcount:
         P("  cairn_backup_snapshot_duration_seconds  count %d, mean %.2f s; buckets %s" %

@@ -23,6 +23,11 @@ backend. Each check below fails without the behaviour it names:
                    more log and reaches the same state
   file_retention   retention tiers prune snapshots and the log they no
                    longer need, and never the newest snapshot
+  file_download    with no backup store at all, snapshot save FILE downloads
+                   the whole store (in several pieces) into FILE; status FILE
+                   checks it; three members restored from it (restore --from
+                   FILE) serve the same keys and history; a damaged file is
+                   refused; a failed download leaves an older FILE as it was
   signatures       the proxy accepted many requests and rejected none
 
 Usage: dr_test.py BUILD_DIR [CHECK...]   (exit 77: cannot run here)
@@ -687,6 +692,86 @@ def status_follows_shipping(env):
     print("ok file_status_window: status shows the archive whole to revision %d" % last)
 
 
+def download(env):
+    """snapshot save FILE / status FILE / restore --from FILE, with no store."""
+    nodes = env.start_cluster("dl", [])
+    log = []
+    rnd = random.Random(7)
+    for i in range(40):
+        log.append(("k/%03d" % i, "a%d" % i, put(env, "k/%03d" % i, "a%d" % i)))
+    # Values that LZ4 cannot shrink: the snapshot spans several 1 MiB reads.
+    for i in range(6):
+        v = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(400000))
+        log.append(("k/big%d" % i, v, put(env, "k/big%d" % i, v)))
+    for i in range(10):
+        log.append(("k/%03d" % i, "b%d" % i, put(env, "k/%03d" % i, "b%d" % i)))
+    last = log[-1][2]
+    history = env.ctl("--json", "history", "k/003").stdout
+    path = env.path("dl.snap")
+    r = env.ctl("snapshot", "save", path)
+    check(r.stdout.startswith("saved: revision %d " % last),
+          "file_download: save did not report revision %d: %r" % (last, r.stdout))
+    size = os.path.getsize(path)
+    check(size > 2 << 20, "file_download: the snapshot is only %d bytes" % size)
+    check(not os.path.exists(path + ".part"), "file_download: the .part file stayed")
+    # Nothing of the download stays on the leader.
+    for i in (1, 2, 3):
+        d = env.path("dl", "n%d" % i)
+        check(not os.path.exists(os.path.join(d, "export.tmp")),
+              "file_download: node %d kept its export file" % i)
+    st = json.loads(env.ctl("--json", "snapshot", "status", path).stdout)
+    check(st["revision"] == last and st["bytes_stored"] == size,
+          "file_download: status FILE says %s" % st)
+    r = env.ctl("snapshot", "status", path)
+    check("state hash" in r.stdout and "(checked)" in r.stdout,
+          "file_download: status FILE prints %r" % r.stdout)
+    # Two downloads one after the other both work (the first one ended).
+    path2 = env.path("dl2.snap")
+    env.ctl("snapshot", "save", path2)
+    check(json.loads(env.ctl("--json", "snapshot", "status", path2).stdout)["revision"] == last,
+          "file_download: the second download differs")
+    # Flags that have no meaning with FILE are refused.
+    r = env.ctl("snapshot", "save", path2, "--revision", "3", ok=False)
+    check(r.returncode == 2, "file_download: save FILE --revision was accepted")
+    env.kill(nodes)
+
+    # A download that cannot reach the cluster leaves the older file alone.
+    before = open(path2, "rb").read()
+    r = env.ctl("--timeout", "1000", "snapshot", "save", path2, ok=False)
+    check(r.returncode == 1 and open(path2, "rb").read() == before and
+          not os.path.exists(path2 + ".part"),
+          "file_download: a failed save touched the file: %r" % r.stderr)
+
+    # Damaged: refused, and no seed written.
+    bad = env.path("dl-bad.snap")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 3] ^= 0x01
+    open(bad, "wb").write(bytes(data))
+    for args in (["snapshot", "status", bad],
+                 ["snapshot", "restore", "--from", bad, "--data-dir", env.path("dlbad")]):
+        r = env.ctl(*args, ok=False)
+        check(r.returncode == 1 and "checksum mismatch" in r.stderr,
+              "file_download: %s accepted a damaged file: %r" % (args[1], r.stderr))
+    check(not os.path.exists(os.path.join(env.path("dlbad"), "seed.cairnsnap")),
+          "file_download: a refused restore left a seed behind")
+    r = env.ctl("snapshot", "restore", "--from", path, "--data-dir", env.path("x"), "--revision",
+                "5", ok=False)
+    check(r.returncode == 2, "file_download: restore --from FILE --revision was accepted")
+
+    # A new cluster from the file serves the same keys and history.
+    for i in (1, 2, 3):
+        env.ctl("snapshot", "restore", "--from", path, "--data-dir", env.path("dlr", "n%d" % i))
+    nodes = env.start_cluster("dlr", [])
+    got = dump(env)
+    check(got == expected_at(log, last), "file_download: the restored store differs: %s" %
+          differences(got, expected_at(log, last)))
+    check(json.loads(env.ctl("--json", "history", "k/003").stdout)["results"] ==
+          json.loads(history)["results"],
+          "file_download: the history of k/003 differs after the restore")
+    env.kill(nodes)
+    print("ok file_download: %d bytes at revision %d, restored into 3 members" % (size, last))
+
+
 def run_retention(env):
     # Everything for 2 s, then one snapshot per hour (the oldest of its hour).
     nodes, store, url = file_cluster(env, "r", "retained", ["--backup-retention", "2s:all,1h:1h"])
@@ -914,6 +999,7 @@ def main():
     try:
         if not only or "file" in only:
             quiet_lag(env)
+            download(env)
             run_file(env)
             run_retention(env)
             status_follows_shipping(env)

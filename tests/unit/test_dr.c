@@ -5,6 +5,7 @@
  * restorable ranges, restore to a revision and a time, refusal of corrupt
  * objects, fallback, retention plans and the settings' parsers.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1086,6 +1087,124 @@ static void test_retention_plan(void **state)
     free(cat.snaps);
 }
 
+/* A snapshot written by dr_snapshot_write (what cairnd's backups and
+ * downloads write) loads back from a file with the same state; damage,
+ * truncation and a log segment in its place are refused. */
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_snapshot_file(void **state)
+{
+    struct kv kv;
+    struct kv back;
+    struct kv_capture *cap;
+    struct dr_snapshot sn;
+    struct dr_snapshot got;
+    struct buf seg;
+    struct buf file;
+    char path[300];
+    char err[512];
+    char value[64];
+    int fd;
+    (void)state;
+    make_tmpdir();
+    kv_init(&kv);
+    buf_init(&seg);
+    for (int i = 0; i < 300; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k/%03d", i % 100);
+        snprintf(value, sizeof(value), "value %d", i);
+        put_entry(&kv, &seg, (uint64_t)i + 1, 1000 + i, key, value);
+    }
+    memset(&sn, 0, sizeof(sn));
+    sn.cluster_id = 0x1234;
+    sn.revision = kv.rev;
+    sn.index = 300;
+    sn.term = 2;
+    sn.time_ms = 5000;
+    sn.keys = kv.nodes;
+    sn.versions = kv.total_versions;
+    sn.state_hash = kv_hash(&kv);
+    assert_int_equal(kv_capture(&kv, &cap), 0);
+    snprintf(path, sizeof(path), "%s/a.snap", tmpdir);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(dr_snapshot_write(cap, &sn, fd, err, sizeof(err)), 0);
+    close(fd);
+    kv_capture_release(&kv, cap);
+
+    kv_init(&back);
+    assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), 0);
+    assert_int_equal(kv_hash(&back), kv_hash(&kv));
+    assert_int_equal(back.rev, kv.rev);
+    assert_int_equal(got.revision, kv.rev);
+    assert_int_equal(got.cluster_id, 0x1234);
+    assert_int_equal(got.index, 300);
+    assert_int_equal(got.versions, kv.total_versions);
+    assert_int_equal(got.bytes_stored, sn.bytes_stored);
+    assert_string_equal(got.sha256, sn.sha256);
+    kv_close(&back);
+
+    /* The file's bytes, damaged one way at a time. */
+    buf_init(&file);
+    {
+        FILE *f = fopen(path, "rb");
+        char chunk[4096];
+        size_t n;
+        assert_non_null(f);
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+            assert_int_equal(buf_append(&file, chunk, n), 0);
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/bad.snap", tmpdir);
+    file.data[file.len / 2] ^= 0x40;
+    write_file(path, file.data, file.len);
+    kv_init(&back);
+    assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "checksum mismatch"));
+    assert_int_equal(back.rev, 0);
+    file.data[file.len / 2] ^= 0x40;
+    write_file(path, file.data, file.len - 100);
+    assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "checksum mismatch"));
+    write_file(path, "", 0);
+    assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(dr_snapshot_file_load(tmpdir, &back, &got, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a regular file"));
+    snprintf(path, sizeof(path), "%s/none.snap", tmpdir);
+    assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "No such file"));
+    /* A log segment is an artifact too, but not a snapshot. */
+    {
+        struct buf out;
+        struct artifact_writer w;
+        unsigned char sha[32];
+        buf_init(&out);
+        assert_int_equal(
+            artifact_writer_begin(&w, ARTIFACT_SEGMENT, "{}", 2, artifact_sink_buf, &out), 0);
+        assert_int_equal(artifact_writer_write(&w, seg.data, seg.len), 0);
+        assert_int_equal(artifact_writer_end(&w, sha), 0);
+        snprintf(path, sizeof(path), "%s/seg.snap", tmpdir);
+        write_file(path, out.data, out.len);
+        assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "not a snapshot"));
+        buf_free(&out);
+    }
+    assert_int_equal(back.rev, 0);
+    kv_close(&back);
+    buf_free(&file);
+    buf_free(&seg);
+    kv_close(&kv);
+    remove_tmpdir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1221,7 @@ int main(void)
         cmocka_unit_test(test_seed),
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_retention_plan),
+        cmocka_unit_test(test_snapshot_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,357 @@
+#include "dr_export.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dr.h"
+#include "json.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+/* Keys captured per loop turn, as for a backup snapshot (src/dr.c). */
+#define EXPORT_SLICE_KEYS 2048
+/* The writing thread's nice value, as the backup snapshot worker's. */
+#define EXPORT_NICE 10
+
+void dr_describe_state(struct server *s, struct dr_snapshot *snap)
+{
+    const struct kv *kv = &s->fsm.kv;
+    memset(snap, 0, sizeof(*snap));
+    snap->cluster_id = kv->cluster_id;
+    snap->revision = kv->rev;
+    snap->index = raft_last_applied(&s->raft);
+    snap->term = s->raft.current_term;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snap->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    snap->keys = kv->nodes;
+    snap->versions = kv->total_versions;
+    snap->state_hash = kv_hash(kv);
+}
+
+void dr_export_init(struct dr_export *x, struct server *srv)
+{
+    memset(x, 0, sizeof(*x));
+    x->srv = srv;
+    x->fd = -1;
+    snprintf(x->path, sizeof(x->path), "%s/export.tmp", srv->cfg->data_dir);
+}
+
+static void answer_all(struct dr_export *x, int code, const char *message, const struct buf *json)
+{
+    struct dr_waiter *w = x->waiters;
+    x->waiters = NULL;
+    while (w != NULL) {
+        struct dr_waiter *next = w->next;
+        if (!session_is_open(w->session)) {
+            /* gone: nothing to answer */
+        } else if (code != 0) {
+            session_send_error(w->session, w->id, PROTO_BACKUP, code, message, NULL);
+        } else if (proto_encode_text(session_output(w->session), w->id, PROTO_BACKUP,
+                                     x->snap.revision, json->data, json->len) != 0) {
+            session_send_error(w->session, w->id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory",
+                               NULL);
+        } else {
+            session_output_done(w->session);
+        }
+        session_unref(w->session);
+        free(w);
+        w = next;
+    }
+}
+
+/* Back to IDLE from any state but WRITING: the capture and file go. */
+static void reset(struct dr_export *x)
+{
+    if (x->cap != NULL) {
+        kv_capture_release(&x->srv->fsm.kv, x->cap);
+        x->cap = NULL;
+    }
+    if (x->fd >= 0) {
+        close(x->fd);
+        x->fd = -1;
+    }
+    if (x->handles) {
+        uv_idle_stop(&x->idle);
+        uv_timer_stop(&x->timer);
+    }
+    x->state = DR_EXPORT_IDLE;
+}
+
+static void fail(struct dr_export *x, int code, const char *message)
+{
+    log_warn("export: snapshot %" PRIu64 " failed: %s", x->id, message);
+    reset(x);
+    answer_all(x, code, message, NULL);
+}
+
+static void *write_main(void *arg)
+{
+    struct dr_export *x = arg;
+    /* Linux applies setpriority to one thread given its id. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), EXPORT_NICE) != 0) {
+        /* not fatal: it only runs at the loop's priority */
+    }
+    x->thread_rv = dr_snapshot_write(x->cap, &x->snap, x->fd, x->thread_err, sizeof(x->thread_err));
+    uv_async_send(&x->async);
+    return NULL;
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+    struct dr_export *x = h->data;
+    struct kv *kv = &x->srv->fsm.kv;
+    int rv;
+    if (x->cap == NULL) {
+        /* A backup snapshot's capture may be under way (one sliced capture
+         * at a time): wait for it to finish. */
+        rv = kv_capture_begin(kv, &x->cap);
+        if (rv == CAIRN_EBUSY) {
+            return;
+        }
+        if (rv != 0) {
+            x->cap = NULL;
+            fail(x, rv, "cannot capture the state");
+            return;
+        }
+        dr_describe_state(x->srv, &x->snap);
+        dr_name_snapshot(x->snap.cluster_id, x->snap.index, x->snap.name, sizeof(x->snap.name));
+    }
+    rv = kv_capture_step(kv, x->cap, EXPORT_SLICE_KEYS);
+    if (rv == 0) {
+        return;
+    }
+    uv_idle_stop(&x->idle);
+    if (rv != 1) {
+        /* The state was replaced under it (raft installed a snapshot): take
+         * it again from the new state. */
+        kv_capture_release(kv, x->cap);
+        x->cap = NULL;
+        if (rv == CAIRN_ESHUTDOWN && x->srv->state != SERVER_CLOSING) {
+            uv_idle_start(&x->idle, idle_cb);
+            return;
+        }
+        fail(x, rv, "the state's capture was cut short");
+        return;
+    }
+    unlink(x->path);
+    x->fd = open(x->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (x->fd < 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%.400s: %s", x->path, strerror(errno));
+        fail(x, CAIRN_EIO, msg);
+        return;
+    }
+    /* Nothing of it outlives the process, even a crash. */
+    unlink(x->path);
+    x->state = DR_EXPORT_WRITING;
+    if (pthread_create(&x->thread, NULL, write_main, x) != 0) {
+        fail(x, CAIRN_ENOMEM, "cannot start a thread");
+        return;
+    }
+    x->thread_started = true;
+}
+
+static void timer_cb(uv_timer_t *h)
+{
+    struct dr_export *x = h->data;
+    if (x->state == DR_EXPORT_READY) {
+        log_info("export: snapshot %" PRIu64 " unread for %d s; dropped", x->id,
+                 DR_EXPORT_IDLE_MS / 1000);
+        reset(x);
+    }
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct dr_export *x = h->data;
+    struct buf json;
+    struct json_writer w;
+    struct buf manifest;
+    if (!x->thread_started) {
+        return;
+    }
+    pthread_join(x->thread, NULL);
+    x->thread_started = false;
+    kv_capture_release(&x->srv->fsm.kv, x->cap);
+    x->cap = NULL;
+    if (x->thread_rv != 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "writing the snapshot: %s", x->thread_err);
+        fail(x, CAIRN_EIO, msg);
+        return;
+    }
+    buf_init(&json);
+    buf_init(&manifest);
+    json_writer_init(&w, &json);
+    json_object_begin(&w);
+    json_key(&w, "export");
+    json_uint(&w, x->id);
+    json_key(&w, "bytes");
+    json_uint(&w, x->snap.bytes_stored);
+    json_key(&w, "snapshot");
+    if (dr_manifest_json(&x->snap, true, &manifest) == 0) {
+        json_raw(&w, manifest.data, manifest.len);
+    } else {
+        json_null(&w);
+    }
+    json_object_end(&w);
+    if (json_writer_error(&w) != 0) {
+        fail(x, CAIRN_ENOMEM, "out of memory");
+    } else {
+        x->state = DR_EXPORT_READY;
+        uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
+        log_info("export: snapshot %" PRIu64 " at revision %" PRIu64 " ready (%" PRIu64 " bytes)",
+                 x->id, x->snap.revision, x->snap.bytes_stored);
+        answer_all(x, 0, NULL, &json);
+    }
+    buf_free(&json);
+    buf_free(&manifest);
+}
+
+static int start(struct dr_export *x)
+{
+    uv_loop_t *loop = x->srv->loop;
+    if (!x->handles) {
+        if (uv_idle_init(loop, &x->idle) != 0 || uv_timer_init(loop, &x->timer) != 0 ||
+            uv_async_init(loop, &x->async, async_cb) != 0) {
+            return CAIRN_ENOMEM;
+        }
+        x->idle.data = x;
+        x->timer.data = x;
+        x->async.data = x;
+        x->handles = true;
+    }
+    x->id++;
+    x->state = DR_EXPORT_CAPTURING;
+    uv_idle_start(&x->idle, idle_cb);
+    return 0;
+}
+
+static void read_chunk(struct dr_export *x, struct session *session,
+                       const struct proto_request *req)
+{
+    uint64_t off = req->op.revision;
+    uint64_t want = req->op.limit;
+    char *chunk;
+    ssize_t n;
+    if (want == 0 || want > DR_EXPORT_READ_MAX) {
+        want = DR_EXPORT_READ_MAX;
+    }
+    if (off > x->snap.bytes_stored) {
+        session_send_error(session, req->id, req->type, CAIRN_EINVAL,
+                           "offset past the end of the snapshot", NULL);
+        return;
+    }
+    if (want > x->snap.bytes_stored - off) {
+        want = x->snap.bytes_stored - off;
+    }
+    chunk = malloc(want > 0 ? want : 1);
+    if (chunk == NULL) {
+        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
+        return;
+    }
+    /* The file was just written: its pages are in the page cache, so this
+     * costs the loop a copy, not a disk read. */
+    do {
+        n = pread(x->fd, chunk, want, (off_t)off);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 || (uint64_t)n != want) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "reading the snapshot's file: %s",
+                 n < 0 ? strerror(errno) : "short read");
+        session_send_error(session, req->id, req->type, CAIRN_EIO, msg, NULL);
+    } else if (proto_encode_text(session_output(session), req->id, PROTO_BACKUP, x->snap.revision,
+                                 chunk, want) != 0) {
+        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
+    } else {
+        session_output_done(session);
+    }
+    free(chunk);
+    uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
+}
+
+bool dr_export_handle(struct dr_export *x, struct session *session, const struct proto_request *req)
+{
+    const struct proto_slice *verb = &req->op.key;
+    char msg[160];
+    if (verb->len == 6 && memcmp(verb->ptr, "export", 6) == 0) {
+        if (x->state != DR_EXPORT_IDLE) {
+            snprintf(msg, sizeof(msg),
+                     "another snapshot download (export %" PRIu64
+                     ") is in progress on this node; it ends when read or after %d s unread",
+                     x->id, DR_EXPORT_IDLE_MS / 1000);
+            session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
+            return true;
+        }
+        int rv = start(x);
+        if (rv != 0) {
+            session_send_error(session, req->id, req->type, rv, "cannot start an export", NULL);
+            return true;
+        }
+        struct dr_waiter *w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            reset(x);
+            session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
+            return true;
+        }
+        session_ref(session);
+        w->session = session;
+        w->id = req->id;
+        x->waiters = w;
+        return true;
+    }
+    bool is_read = verb->len == 11 && memcmp(verb->ptr, "export-read", 11) == 0;
+    bool is_end = verb->len == 10 && memcmp(verb->ptr, "export-end", 10) == 0;
+    if (!is_read && !is_end) {
+        return false;
+    }
+    if (x->state != DR_EXPORT_READY || req->number != x->id) {
+        snprintf(msg, sizeof(msg),
+                 "no snapshot download %" PRIu64
+                 " on this node (it ended, was unread for %d s, or leadership moved): start "
+                 "again",
+                 req->number, DR_EXPORT_IDLE_MS / 1000);
+        session_send_error(session, req->id, req->type, CAIRN_ENOTFOUND, msg, NULL);
+        return true;
+    }
+    if (is_read) {
+        read_chunk(x, session, req);
+        return true;
+    }
+    reset(x);
+    char json[64];
+    int n = snprintf(json, sizeof(json), "{\"ended\":%" PRIu64 "}", req->number);
+    if (proto_encode_text(session_output(session), req->id, PROTO_BACKUP, x->snap.revision, json,
+                          (size_t)n) != 0) {
+        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
+    } else {
+        session_output_done(session);
+    }
+    return true;
+}
+
+void dr_export_close(struct dr_export *x)
+{
+    if (x->thread_started) {
+        pthread_join(x->thread, NULL);
+        x->thread_started = false;
+    }
+    reset(x);
+    answer_all(x, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    if (x->handles) {
+        x->handles = false;
+        uv_close((uv_handle_t *)&x->idle, NULL);
+        uv_close((uv_handle_t *)&x->timer, NULL);
+        uv_close((uv_handle_t *)&x->async, NULL);
+    }
+}
