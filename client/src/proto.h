@@ -64,7 +64,8 @@ enum proto_type {
     PROTO_TYPE_MAX = 17,
 };
 
-/* A BACKUP request's verb (op.key): "status", "save" or "verify" today. The
+/* A BACKUP request's verb (op.key): "status", "save", "verify", "export",
+ * "export-read" or "export-end" today (the export verbs: src/dr_export.h). The
  * decoder refuses an empty verb or one longer than this (CAIRN_EMALFORMED);
  * the server answers a verb it does not know with CAIRN_EINVAL, so that
  * later verbs need no change here. */
