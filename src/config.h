@@ -111,8 +111,8 @@
     X(backup_lag_alert_ms, U64, "10000",                                                           \
       "cairn_backup_behind turns 1 when the recovery point lags more than this")                   \
     X(restore_from, STR, "",                                                                       \
-      "when the data directory is new, restore it from this object store (a backup URL) before "   \
-      "starting")                                                                                  \
+      "when the data directory is new, restore it from this object store (a backup URL), or "      \
+      "from a file of cairnctl snapshot save FILE, before starting")                               \
     X(restore_revision, U64, "0", "with --restore-from: restore to this revision (0: latest)")     \
     X(restore_cluster, STR, "",                                                                    \
       "with --restore-from: the cluster id to restore when the store holds several (default: "     \

@@ -1565,6 +1565,32 @@ int dr_bootstrap(const struct config *c, int64_t time_ms, uint64_t *cluster_id, 
     struct kv kv;
     char err[512];
     int rv = -1;
+    if (dr_is_snapshot_file(url)) {
+        struct dr_snapshot sn;
+        if (c->restore_revision != 0 || time_ms != 0) {
+            errf(errmsg, len,
+                 "--restore-from %s: a snapshot file restores to its own revision; "
+                 "--restore-revision and --restore-time need a store",
+                 url);
+            return -1;
+        }
+        if (kv_init(&kv) != 0) {
+            errf(errmsg, len, "out of memory");
+            return -1;
+        }
+        if (dr_restore_file(url, &kv, &sn, &res, err, sizeof(err)) != 0 ||
+            dr_write_seed(data_dir, &kv, &res, sn.cluster_id, err, sizeof(err)) != 0) {
+            errf(errmsg, len, "--restore-from: %s", err);
+            kv_close(&kv);
+            return -1;
+        }
+        log_info("restored revision %llu from the snapshot file %s into %s",
+                 (unsigned long long)res.revision, url, data_dir);
+        *cluster_id = kv.cluster_id;
+        *revision = kv.rev;
+        kv_close(&kv);
+        return 0;
+    }
     if (store_options(c, &opt, errmsg, len) != 0) {
         return -1;
     }

@@ -1005,6 +1005,27 @@ out:
     return rv;
 }
 
+bool dr_is_snapshot_file(const char *from)
+{
+    return strstr(from, "://") == NULL;
+}
+
+int dr_restore_file(const char *path, struct kv *kv, struct dr_snapshot *sn, struct dr_result *res,
+                    char *err, size_t errlen)
+{
+    memset(res, 0, sizeof(*res));
+    if (dr_snapshot_file_load(path, kv, sn, err, errlen) != 0) {
+        return -1;
+    }
+    res->snapshot = sn;
+    res->revision = sn->revision;
+    res->index = sn->index;
+    res->time_ms = sn->time_ms;
+    res->hash = sn->state_hash;
+    res->expected = sn->state_hash;
+    return 0;
+}
+
 static int fd_sink(void *arg, const void *data, size_t len)
 {
     return spool_write_all(*(int *)arg, data, len);

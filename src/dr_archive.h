@@ -203,6 +203,14 @@ int dr_snapshot_write(const struct kv_capture *cap, struct dr_snapshot *snap, in
 int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *out, char *err,
                           size_t errlen);
 
+/* A restore from such a file: what dr_restore gives, for dr_write_seed (sn
+ * receives the file's manifest and must outlive res). */
+int dr_restore_file(const char *path, struct kv *kv, struct dr_snapshot *sn, struct dr_result *res,
+                    char *err, size_t errlen);
+/* A --from or --restore-from that names no store (no "scheme://") is a
+ * snapshot file. */
+bool dr_is_snapshot_file(const char *from);
+
 /* The data directory of a new cluster member from a restored key space: a
  * seed file cairnd loads before raft starts (src/server.c). The key space
  * gets a new cluster id derived from the old one and the point restored, so

@@ -515,12 +515,6 @@ out:
     return rv;
 }
 
-/* A --from that names no store (no "scheme://") is a snapshot file. */
-static bool is_file(const char *from)
-{
-    return strstr(from, "://") == NULL;
-}
-
 static void print_file_manifest(const char *path, const struct dr_snapshot *sn)
 {
     char when[32];
@@ -654,17 +648,10 @@ static int file_restore(const struct snapshot_opts *o)
         return 2;
     }
     kv_init(&kv);
-    memset(&res, 0, sizeof(res));
-    if (dr_snapshot_file_load(o->from, &kv, &sn, err, sizeof(err)) != 0) {
+    if (dr_restore_file(o->from, &kv, &sn, &res, err, sizeof(err)) != 0) {
         fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
         goto out;
     }
-    res.snapshot = &sn;
-    res.revision = sn.revision;
-    res.index = sn.index;
-    res.time_ms = sn.time_ms;
-    res.hash = sn.state_hash;
-    res.expected = sn.state_hash;
     if (dr_write_seed(o->data_dir, &kv, &res, sn.cluster_id, err, sizeof(err)) != 0) {
         fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
         goto out;
@@ -749,7 +736,7 @@ int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
                             "data directory)\n");
             return 2;
         }
-        return is_file(o->from) ? file_restore(o) : local_restore(o);
+        return dr_is_snapshot_file(o->from) ? file_restore(o) : local_restore(o);
     }
     fprintf(stderr,
             "cairnctl: unknown snapshot verb \"%s\" (save, status, list, verify, "

@@ -26,8 +26,9 @@ backend. Each check below fails without the behaviour it names:
   file_download    with no backup store at all, snapshot save FILE downloads
                    the whole store (in several pieces) into FILE; status FILE
                    checks it; three members restored from it (restore --from
-                   FILE) serve the same keys and history; a damaged file is
-                   refused; a failed download leaves an older FILE as it was
+                   FILE, or cairnd --restore-from FILE) serve the same keys
+                   and history; a damaged file is refused; a failed download
+                   leaves an older FILE as it was
   signatures       the proxy accepted many requests and rejected none
 
 Usage: dr_test.py BUILD_DIR [CHECK...]   (exit 77: cannot run here)
@@ -769,7 +770,14 @@ def download(env):
           json.loads(history)["results"],
           "file_download: the history of k/003 differs after the restore")
     env.kill(nodes)
-    print("ok file_download: %d bytes at revision %d, restored into 3 members" % (size, last))
+    # cairnd --restore-from FILE does the same at start.
+    nodes = env.start_cluster("dlr2", ["--restore-from", path])
+    got = dump(env)
+    check(got == expected_at(log, last), "file_download: --restore-from FILE differs: %s" %
+          differences(got, expected_at(log, last)))
+    env.kill(nodes)
+    print("ok file_download: %d bytes at revision %d, restored into 3 members twice" %
+          (size, last))
 
 
 def run_retention(env):
