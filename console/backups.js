@@ -45,13 +45,19 @@ export function render(main, _params, ctx) {
   const updated = h("p", { class: "muted small", id: "backups-updated" });
   const snapBtn = h("button", { type: "button", class: "btn btn-primary", onclick: () => act("save") }, "Take snapshot now");
   const verifyBtn = h("button", { type: "button", class: "btn", onclick: () => act("verify") }, "Verify now");
+  // A snapshot saved by the browser, like `cairnctl snapshot save FILE`: no store needed.
+  const downloadLink = h(
+    "a",
+    { class: "btn", href: "/v1/backup/download", download: true, title: "The whole store as a file; restore it with cairnctl snapshot restore --from FILE" },
+    "Download snapshot",
+  );
   const actionResult = h("div", { class: "backup-action", "aria-live": "polite" });
   const summary = h("div", { class: "summary", "aria-live": "polite" });
   const body = h("div", { class: "backups-body" }, h("p", { class: "muted" }, "Loading…"));
   main.append(
     h("section", { class: "view backups-view" }, [
       h("div", { class: "page-head" }, [h("h1", {}, "Backups"), updated]),
-      h("div", { class: "actions backup-actions" }, [snapBtn, verifyBtn]),
+      h("div", { class: "actions backup-actions" }, [snapBtn, verifyBtn, downloadLink]),
       actionResult,
       summary,
       body,
@@ -106,7 +112,7 @@ export function render(main, _params, ctx) {
         h("code", {}, "--backup-url"),
         " (for example ",
         h("code", {}, "file:///var/backups/cairn"),
-        ") to enable them.",
+        ") to enable them. A snapshot can still be downloaded with the button above.",
       ]),
       e ? h("p", { class: "muted small" }, ["The node said: ", h("span", { class: "error-message" }, e.message), " ", h("code", { class: "error-code" }, e.code)]) : null,
     ]);

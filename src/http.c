@@ -313,6 +313,23 @@ void http_stream_begin(struct http_request *r, const char *content_type)
     mg_response_header_send(r->conn);
 }
 
+void http_download_begin(struct http_request *r, const char *content_type, uint64_t length,
+                         const char *filename)
+{
+    char len[32];
+    char disposition[300];
+    r->status = 200;
+    count(r->http, r->route, 200);
+    snprintf(len, sizeof(len), "%llu", (unsigned long long)length);
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", filename);
+    mg_response_header_start(r->conn, 200);
+    mg_response_header_add(r->conn, "Content-Type", content_type, -1);
+    mg_response_header_add(r->conn, "Content-Length", len, -1);
+    mg_response_header_add(r->conn, "Content-Disposition", disposition, -1);
+    mg_response_header_add(r->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_send(r->conn);
+}
+
 void http_reply(struct http_request *r, int status, const char *content_type, const char *body,
                 size_t len)
 {
@@ -613,6 +630,7 @@ static const struct route routes[] = {
     {"/v1/backup", HTTP_ROUTE_BACKUP, M_GET | M_HEAD, http_api_backup_status},
     {"/v1/backup/snapshot", HTTP_ROUTE_BACKUP, M_POST, http_api_backup_snapshot},
     {"/v1/backup/verify", HTTP_ROUTE_BACKUP, M_POST, http_api_backup_verify},
+    {"/v1/backup/download", HTTP_ROUTE_BACKUP, M_GET, http_api_backup_download},
     {"/v1/members", HTTP_ROUTE_MEMBERS, M_GET | M_HEAD | M_POST, http_api_members},
     {"/v1/members/", HTTP_ROUTE_MEMBERS, M_POST | M_DELETE, http_api_member},
     {"/v1/leader/transfer", HTTP_ROUTE_LEADER, M_POST, http_api_leader_transfer},

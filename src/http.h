@@ -186,6 +186,7 @@ void http_api_openapi(struct http_request *r);
 void http_api_backup_status(struct http_request *r);
 void http_api_backup_snapshot(struct http_request *r);
 void http_api_backup_verify(struct http_request *r);
+void http_api_backup_download(struct http_request *r);
 /* GET /v1/members (the leader's list when this node follows one), POST
  * /v1/members {"id", "address"} (add); DELETE /v1/members/ID (remove), POST
  * /v1/members/ID {"role": "voter" | "standby"} (promote, demote); POST
@@ -205,6 +206,10 @@ void http_watch_serve(struct http_request *r);
 /* Start a streamed answer: 200, the content type, chunked transfer; the
  * body follows with mg_send_chunk() and ends with an empty chunk. */
 void http_stream_begin(struct http_request *r, const char *content_type);
+/* Start a 200 answer of length bytes to be saved as filename (a name of
+ * letters, digits, '-', '_' and '.'); the body follows with mg_write. */
+void http_download_begin(struct http_request *r, const char *content_type, uint64_t length,
+                         const char *filename);
 
 /* State the handlers share with the server (http.c). */
 bool http_stopping(const struct http *h);

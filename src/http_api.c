@@ -4,6 +4,7 @@
  * JSON. They run on CivetWeb's worker threads and touch nothing but the
  * request, its arena and the clients.
  */
+#include <civetweb.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "diff.h"
 #include "http.h"
+#include "log.h"
 
 /* Helpers */
 
@@ -1134,6 +1136,72 @@ void http_api_backup_snapshot(struct http_request *r)
 void http_api_backup_verify(struct http_request *r)
 {
     backup_relay(r, "verify");
+}
+
+/* GET /v1/backup/download: a snapshot of the whole store, downloaded from
+ * the leader (cairn_snapshot_stream) and sent on as it arrives, so that
+ * the gateway holds 1 MiB of it at a time. The length is known before the
+ * first byte; an error after that cuts the answer short of it. */
+struct download
+{
+    struct http_request *r;
+    bool broken; /* the browser went away */
+};
+
+static int download_begin(void *arg, const char *json, size_t len, uint64_t bytes)
+{
+    struct download *d = arg;
+    struct arena a;
+    struct json_value *root = NULL;
+    const struct json_value *snap;
+    const struct json_value *v;
+    char msg[64];
+    char name[96];
+    uint64_t rev = 0;
+    const char *cluster = "cairn";
+    arena_init(&a);
+    if (json_parse(json, len, &a, &root, msg, sizeof(msg)) == 0 &&
+        (snap = json_get(root, "snapshot")) != NULL) {
+        v = json_get(snap, "revision");
+        if (v != NULL && v->type == JSON_NUMBER && v->is_uint) {
+            rev = v->uint;
+        }
+        v = json_get(snap, "cluster_id");
+        if (v != NULL && v->type == JSON_STRING && v->len == 16 &&
+            strspn(v->str, "0123456789abcdef") == 16) {
+            cluster = v->str;
+        }
+    }
+    snprintf(name, sizeof(name), "cairn-%.16s-%llu.cairnsnap", cluster, (unsigned long long)rev);
+    http_download_begin(d->r, "application/octet-stream", bytes, name);
+    arena_free(&a);
+    return 0;
+}
+
+static int download_data(void *arg, const char *data, size_t len)
+{
+    struct download *d = arg;
+    if (mg_write(d->r->conn, data, len) <= 0) {
+        d->broken = true;
+        return -1;
+    }
+    return 0;
+}
+
+void http_api_backup_download(struct http_request *r)
+{
+    struct download d = {.r = r, .broken = false};
+    char *json = NULL;
+    int rv = cairn_snapshot_stream(r->leader, download_begin, download_data, &d, &json, NULL);
+    free(json);
+    if (rv == 0) {
+        return;
+    }
+    if (r->status == 0) {
+        reply_client_error(r, r->leader, rv);
+    } else if (!d.broken) {
+        log_warn("http: GET /v1/backup/download cut short: %s", cairn_errmsg(r->leader));
+    }
 }
 
 /* /v1/members, /v1/leader/transfer: membership (docs/http.md, "Members").

@@ -433,6 +433,16 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
  * moved during the download (start again); CAIRN_EIO when fd cannot be
  * written. The client's mutex is held for the whole download. */
 int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len);
+/* The same, with the bytes handed to data as they arrive (in pieces of up
+ * to 1 MiB, in order) instead of written to a file descriptor: begin, when
+ * not NULL, is called first with the leader's answer and the snapshot's
+ * size in bytes. A non-zero return from either stops the download
+ * (CAIRN_EIO). Both run with the client's mutex held: they must not call
+ * this client. */
+typedef int (*cairn_snapshot_begin_fn)(void *arg, const char *json, size_t len, uint64_t bytes);
+typedef int (*cairn_snapshot_data_fn)(void *arg, const char *data, size_t len);
+int cairn_snapshot_stream(cairn_client *c, cairn_snapshot_begin_fn begin,
+                          cairn_snapshot_data_fn data, void *arg, char **json, size_t *len);
 
 /* Membership (docs/cairnctl.md, "member"). Every call answers a JSON
  * document: on success *json is a NUL-terminated string from malloc() that

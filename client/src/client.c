@@ -1178,7 +1178,8 @@ static uint64_t json_number_after(const char *text, size_t len, const char *key)
 
 #define EXPORT_CHUNK (1u << 20)
 
-int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
+int cairn_snapshot_stream(cairn_client *c, cairn_snapshot_begin_fn begin,
+                          cairn_snapshot_data_fn data, void *arg, char **json, size_t *len)
 {
     struct proto_request req;
     struct call_spec spec;
@@ -1190,6 +1191,10 @@ int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
     size_t answer_len = 0;
     int rv = text_call_begin(c, json, len, &req, &spec);
     if (rv != 0) {
+        return rv;
+    }
+    if (data == NULL) {
+        rv = refuse(c, CAIRN_EINVAL, "data is NULL");
         return rv;
     }
     rv = export_call(c, "export", 0, 0, 0, &resp);
@@ -1211,6 +1216,9 @@ int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
         pthread_mutex_unlock(&c->mu);
         return rv;
     }
+    if (begin != NULL && begin(arg, answer, answer_len, size) != 0) {
+        rv = set_err(c, CAIRN_EIO, "the caller stopped the download");
+    }
     while (rv == 0 && off < size) {
         rv = export_call(c, "export-read", id, off, EXPORT_CHUNK, &resp);
         if (rv != 0) {
@@ -1220,28 +1228,18 @@ int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
             rv = set_err(c, CAIRN_EMALFORMED,
                          "the node sent %zu bytes at offset %" PRIu64 " of %" PRIu64,
                          resp.text != NULL ? resp.text_len : 0, off, size);
+        } else if (data(arg, resp.text, resp.text_len) != 0) {
+            rv = set_err(c, CAIRN_EIO, "the caller stopped the download at offset %" PRIu64, off);
         } else {
-            size_t done = 0;
-            while (done < resp.text_len) {
-                ssize_t n = write(fd, resp.text + done, resp.text_len - done);
-                if (n < 0 && errno == EINTR) {
-                    continue;
-                }
-                if (n < 0) {
-                    rv = set_err(c, CAIRN_EIO, "writing the snapshot: %s", strerror(errno));
-                    break;
-                }
-                done += (size_t)n;
-            }
             off += resp.text_len;
         }
         proto_response_free(&resp);
     }
+    /* Done or not, the node may drop it now (it would after a minute). */
+    if (rv != CAIRN_ENOTFOUND && export_call(c, "export-end", id, 0, 0, &resp) == 0) {
+        proto_response_free(&resp);
+    }
     if (rv == 0) {
-        /* The node drops it unread after a minute anyway. */
-        if (export_call(c, "export-end", id, 0, 0, &resp) == 0) {
-            proto_response_free(&resp);
-        }
         *json = answer;
         if (len != NULL) {
             *len = answer_len;
@@ -1250,6 +1248,42 @@ int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
         free(answer);
     }
     pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+struct fd_download
+{
+    int fd;
+    int err; /* errno of a failed write */
+};
+
+static int fd_download_data(void *arg, const char *p, size_t n)
+{
+    struct fd_download *f = arg;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            f->err = errno;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
+{
+    struct fd_download f = {.fd = fd, .err = 0};
+    int rv = cairn_snapshot_stream(c, NULL, fd_download_data, &f, json, len);
+    if (rv != 0 && f.err != 0) {
+        pthread_mutex_lock(&c->mu);
+        rv = set_err(c, CAIRN_EIO, "writing the snapshot: %s", strerror(f.err));
+        pthread_mutex_unlock(&c->mu);
+    }
     return rv;
 }
 

@@ -449,6 +449,12 @@ check("backups: take a snapshot and verify from the Backups page", async () => {
   await until(async () => (await page.locator("#verify-badge").textContent()) === "ok", "the last verification shown ok");
   // How many log segments the archive holds (GET /v1/backup "segments").
   await until(async () => /^[1-9][\d,]*$/.test((await page.locator('.backup-archive dt:has-text("Log segments") + dd').textContent()) ?? ""), "the log segments count");
+  // A snapshot saved by the browser: a snapshot artifact, named after the cluster and revision.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download snapshot" }).click()]);
+  assert.match(download.suggestedFilename(), /^cairn-[0-9a-f]{16}-\d+\.cairnsnap$/);
+  const saved = fs.readFileSync(await download.path());
+  assert.equal(saved.subarray(0, 7).toString(), "CAIRNDR");
+  assert.ok(saved.length > 100, `a snapshot of ${saved.length} bytes`);
   await page.screenshot({ path: path.join(shots, "backups.png"), fullPage: true });
   await page.close();
 });

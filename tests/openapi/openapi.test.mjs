@@ -426,6 +426,11 @@ try {
   if (off.json?.enabled !== false) fail(`GET /v1/backup without --backup-url: enabled ${off.json?.enabled}`);
   await check(u, "POST", "/v1/backup/snapshot", { status: 400 });
   await check(u, "POST", "/v1/backup/verify", { status: 400 });
+  // A snapshot downloads without a store: the artifact's magic, its length as announced.
+  const dl = await check(u, "GET", "/v1/backup/download", { status: 200 });
+  if (!dl.text.startsWith("CAIRNDR") || !/^attachment; filename="cairn-[0-9a-f]{16}-\d+\.cairnsnap"$/.test(dl.headers.get("content-disposition") ?? "")) {
+    fail(`GET /v1/backup/download: ${dl.headers.get("content-disposition")} ${JSON.stringify(dl.text.slice(0, 8))}`);
+  }
 
   // Watches: events of every kind but snapshot and error, validated.
   const w = watchEvents(u, `prefix=oa%2Fw%2F&prev_kv=true&progress_ms=100&rev=1`, (ev) => ev.some((e) => e.event === "delete") && ev.some((e) => e.event === "progress"));
@@ -523,6 +528,7 @@ try {
       get(b, "/v1/backup", { status: 503 }),
       check(b, "POST", "/v1/backup/snapshot", { status: 503 }),
       check(b, "POST", "/v1/backup/verify", { status: 503 }),
+      check(b, "GET", "/v1/backup/download", { status: 503 }),
     ]);
   } finally {
     await bc.stop();
