@@ -254,18 +254,6 @@ static void answer_free(struct answer *ans)
     free(ans->json);
 }
 
-/* status: the JSON as it came. */
-static int cluster_call(cairn_client *c, const char *verb)
-{
-    struct answer ans;
-    if (answer_get(c, verb, &ans) != 0) {
-        return 1;
-    }
-    answer_print(&ans);
-    answer_free(&ans);
-    return 0;
-}
-
 /* save answers {"snapshot": MANIFEST}: one line, or the JSON with --json. */
 static int cluster_save(cairn_client *c, const struct snapshot_opts *o)
 {
@@ -419,6 +407,98 @@ static int local_restore(const struct snapshot_opts *o)
     dr_catalog_free(&cat);
     objstore_close(st);
     return rv;
+}
+
+static bool json_true(const struct json_value *obj, const char *key)
+{
+    const struct json_value *v = obj != NULL ? json_get(obj, key) : NULL;
+    return v != NULL && v->type == JSON_BOOL && v->boolean;
+}
+
+/* One "last ..." line of status: ok or failed, when, and what. */
+static void print_outcome(const char *label, const struct json_value *o)
+{
+    char when[32];
+    if (o == NULL || o->type != JSON_OBJECT) {
+        printf("%-14s none yet\n", label);
+        return;
+    }
+    fmt_time((int64_t)json_u64(o, "time_ms"), when, sizeof(when));
+    if (json_true(o, "ok")) {
+        printf("%-14s ok at %s, revision %" PRIu64, label, when, json_u64(o, "revision"));
+        if (json_get(o, "snapshot_revision") != NULL) {
+            printf(" (snapshot at revision %" PRIu64 " plus %" PRIu64 " entries)",
+                   json_u64(o, "snapshot_revision"), json_u64(o, "entries"));
+        }
+        printf("\n");
+    } else {
+        printf("%-14s FAILED at %s: %s\n", label, when, json_str(o, "error"));
+    }
+}
+
+/* status: the leader's backup state for a human; --json: as it came. */
+static int cluster_status(cairn_client *c, const struct snapshot_opts *o)
+{
+    struct answer ans;
+    const struct json_value *r;
+    const struct json_value *ar;
+    const struct json_value *w;
+    const struct json_value *v;
+    char when[32];
+    char b1[32];
+    char b2[32];
+    unsigned n = 0;
+    if (answer_get(c, "status", &ans) != 0) {
+        return 1;
+    }
+    r = ans.root;
+    if (o->json || r == NULL) {
+        answer_print(&ans);
+        answer_free(&ans);
+        return 0;
+    }
+    if (!json_true(r, "enabled")) {
+        printf("%-14s not configured on this cluster (cairnd --backup-url); snapshot save FILE "
+               "still works\n",
+               "backups");
+        answer_free(&ans);
+        return 0;
+    }
+    printf("%-14s to %s, cluster %s\n", "backups", json_str(r, "url"), json_str(r, "cluster_id"));
+    ar = json_get(r, "archive");
+    fmt_time((int64_t)json_u64(ar, "archived_time_ms"), when, sizeof(when));
+    fmt_bytes(json_u64(ar, "backlog_bytes"), b1, sizeof(b1));
+    fmt_bytes(json_u64(ar, "backlog_max_bytes"), b2, sizeof(b2));
+    printf("%-14s revision %" PRIu64 " (%s), recovery point lag %" PRIu64
+           " ms, backlog %s of %s: %s\n",
+           "archive", json_u64(ar, "archived_revision"), when, json_u64(ar, "lag_ms"), b1, b2,
+           json_true(ar, "behind") ? "BEHIND" : "current");
+    v = json_get(r, "snapshots");
+    for (const struct json_value *s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL;
+         s != NULL; s = s->next) {
+        n++;
+    }
+    printf("%-14s %u, and %" PRIu64 " log segments\n", "snapshots", n, json_u64(r, "segments"));
+    w = json_get(r, "window");
+    if (w != NULL && w->type == JSON_OBJECT) {
+        char from[32];
+        fmt_time((int64_t)json_u64(w, "earliest_time_ms"), from, sizeof(from));
+        fmt_time((int64_t)json_u64(w, "latest_time_ms"), when, sizeof(when));
+        printf("%-14s revision %" PRIu64 " (%s) to revision %" PRIu64 " (%s)", "restorable",
+               json_u64(w, "earliest_revision"), from, json_u64(w, "latest_revision"), when);
+        if (json_u64(w, "gaps") > 0) {
+            printf(", %" PRIu64 " break(s) in the log (snapshot list shows them)",
+                   json_u64(w, "gaps"));
+        }
+        printf("\n");
+    } else {
+        printf("%-14s nothing stored yet\n", "restorable");
+    }
+    print_outcome("last snapshot", json_get(r, "last_snapshot"));
+    print_outcome("last verify", json_get(r, "last_verify"));
+    printf("%-14s %" PRIu64 "\n", "failures", json_u64(r, "failures"));
+    answer_free(&ans);
+    return 0;
 }
 
 /* The cluster's status JSON, for list without --from. */
@@ -701,7 +781,7 @@ int cmd_snapshot(cairn_client *c, const struct snapshot_opts *o)
         return o->file != NULL ? file_save(c, o) : cluster_save(c, o);
     }
     if (strcmp(verb, "status") == 0) {
-        return o->file != NULL ? file_status(o) : cluster_call(c, "status");
+        return o->file != NULL ? file_status(o) : cluster_status(c, o);
     }
     if (strcmp(verb, "list") == 0) {
         struct objstore *st;

@@ -184,7 +184,7 @@ class Env:
         raise Fail("no leader elected")
 
     def backup_status(self):
-        return json.loads(self.ctl("snapshot", "status").stdout)
+        return json.loads(self.ctl("--json", "snapshot", "status").stdout)
 
     def metrics(self, node=1):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (PORT_BASE + 20 + node),
@@ -446,6 +446,16 @@ def run_file(env):
         time.sleep(0.2)
     r = env.ctl("snapshot", "verify")
     check(r.returncode == 0, "file: verify failed before any corruption")
+    # status, for a human: where to, how far the archive is, the last results.
+    r = env.ctl("snapshot", "status")
+    lines = {l.split()[0] + (" " + l.split()[1] if l.startswith("last") else ""): l
+             for l in r.stdout.splitlines() if l.strip()}
+    check(url in lines.get("backups", "") and
+          ("revision %d " % last) in lines.get("archive", "") and
+          "current" in lines.get("archive", "") and
+          lines.get("last verify", "").startswith("last verify    ok at") and
+          lines.get("last snapshot", "").startswith("last snapshot  ok at"),
+          "file: snapshot status prints %r" % r.stdout)
     env.kill(nodes)
 
     # Corrupt the newest snapshot: one byte in the middle.
@@ -647,7 +657,7 @@ def quiet_lag(env):
     saved = json.loads(env.ctl("--json", "snapshot", "save", n=1).stdout)["snapshot"]
     check(saved["revision"] >= rev, "file_quiet_lag: the snapshot missed the write")
     time.sleep(2.5)
-    st = json.loads(env.ctl("snapshot", "status", n=1).stdout)
+    st = json.loads(env.ctl("--json", "snapshot", "status", n=1).stdout)
     behind = metric(env.metrics(1), "cairn_backup_behind")
     env.kill(nodes)
     check(st["archive"]["archived_revision"] >= rev and st["archive"]["lag_ms"] == 0 and
@@ -731,6 +741,8 @@ def download(env):
     env.ctl("snapshot", "save", path2)
     check(json.loads(env.ctl("--json", "snapshot", "status", path2).stdout)["revision"] == last,
           "file_download: the second download differs")
+    r = env.ctl("snapshot", "status")
+    check("not configured" in r.stdout, "file_download: status without a store: %r" % r.stdout)
     # Flags that have no meaning with FILE are refused.
     r = env.ctl("snapshot", "save", path2, "--revision", "3", ok=False)
     check(r.returncode == 2, "file_download: save FILE --revision was accepted")
