@@ -101,6 +101,11 @@ static void *write_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), EXPORT_NICE) != 0) {
         /* not fatal: it only runs at the loop's priority */
     }
+    /* Tests only: hold the export long enough to kill its leader under it. */
+    const char *delay = getenv("CAIRN_TEST_EXPORT_DELAY_MS");
+    if (delay != NULL) {
+        usleep((useconds_t)atoi(delay) * 1000u);
+    }
     x->thread_rv = dr_snapshot_write(x->cap, &x->snap, x->fd, x->thread_err, sizeof(x->thread_err));
     uv_async_send(&x->async);
     return NULL;

@@ -430,7 +430,8 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
  * {"export": ID, "bytes": N, "snapshot": MANIFEST}, from malloc(); on
  * failure *json is NULL and the code says why: CAIRN_EBUSY when another
  * download is in progress on the leader; CAIRN_ENOTFOUND when leadership
- * moved during the download (start again); CAIRN_EIO when fd cannot be
+ * moved once the reading had begun (start again: a leader lost before that
+ * is replaced by the next one within the client's timeout_ms); CAIRN_EIO when fd cannot be
  * written. The client's mutex is held for the whole download. */
 int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len);
 /* The same, with the bytes handed to data as they arrive (in pieces of up

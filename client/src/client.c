@@ -1153,9 +1153,11 @@ static int export_call(cairn_client *c, const char *verb, uint64_t id, uint64_t 
     req.number = id;
     req.op.revision = offset;
     req.op.limit = limit;
-    /* "export" starts one: a lost answer leaves one behind, which the node
-     * drops unread; reads and the end change nothing and are retried. */
-    spec.is_write = id == 0;
+    /* Retried like reads, "export" too: sent again after a lost answer (a
+     * leader that died, say), it starts a new export wherever the leader
+     * now is, whose capture begins after it, as the caller asked; the lost
+     * one, if any, is dropped unread after a minute. */
+    spec.is_write = false;
     spec.answer_wait_ms = CAIRN_BACKUP_TIMEOUT_MS;
     spec.busy_is_final = true;
     return call_with(c, &req, &spec, resp);
