@@ -567,12 +567,12 @@ static void job_free(struct dr_job *j)
     }
 }
 
-static void reply_json(struct dr *d, struct session *session, uint64_t id, const struct buf *json)
+void dr_reply_json(struct session *session, uint64_t id, uint64_t revision, const struct buf *json)
 {
     if (!session_is_open(session)) {
         return;
     }
-    if (proto_encode_text(session_output(session), id, PROTO_BACKUP, d->srv->fsm.kv.rev, json->data,
+    if (proto_encode_text(session_output(session), id, PROTO_BACKUP, revision, json->data,
                           json->len) != 0) {
         session_send_error(session, id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory", NULL);
         return;
@@ -580,8 +580,8 @@ static void reply_json(struct dr *d, struct session *session, uint64_t id, const
     session_output_done(session);
 }
 
-static void answer_waiters(struct dr *d, struct dr_waiter **list, int code, const char *message,
-                           const struct buf *json)
+void dr_answer_waiters(struct dr_waiter **list, uint64_t revision, int code, const char *message,
+                       const struct buf *json)
 {
     struct dr_waiter *w = *list;
     *list = NULL;
@@ -592,7 +592,7 @@ static void answer_waiters(struct dr *d, struct dr_waiter **list, int code, cons
                 session_send_error(w->session, w->id, PROTO_BACKUP, code, message, NULL);
             }
         } else {
-            reply_json(d, w->session, w->id, json);
+            dr_reply_json(w->session, w->id, revision, json);
         }
         session_unref(w->session);
         free(w);
@@ -925,9 +925,9 @@ static void finish(struct dr *d, struct dr_job *j)
                 json_key(&w, "snapshot");
                 snapshot_json(&w, &j->snap);
                 json_object_end(&w);
-                answer_waiters(d, &d->save_waiters, 0, NULL, &json);
+                dr_answer_waiters(&d->save_waiters, d->srv->fsm.kv.rev, 0, NULL, &json);
             } else {
-                answer_waiters(d, &d->save_waiters, CAIRN_EIO, j->err, NULL);
+                dr_answer_waiters(&d->save_waiters, 0, CAIRN_EIO, j->err, NULL);
             }
             break;
         case JOB_PRUNE:
@@ -974,7 +974,7 @@ static void finish(struct dr *d, struct dr_job *j)
             json_writer_init(&w, &json);
             verify_json(d, &w);
             /* A verification that ran and failed is still an answer. */
-            answer_waiters(d, &d->verify_waiters, 0, NULL, &json);
+            dr_answer_waiters(&d->verify_waiters, d->srv->fsm.kv.rev, 0, NULL, &json);
             break;
         }
     }
@@ -1085,8 +1085,8 @@ static void tick(struct dr *d)
             d->synced = false;
             d->pending_since_ms = 0;
             d->changed_since_ms = 0; /* measured again if it leads again */
-            answer_waiters(d, &d->save_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
-            answer_waiters(d, &d->verify_waiters, CAIRN_ENOTLEADER, "leadership lost", NULL);
+            dr_answer_waiters(&d->save_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
+            dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
         }
         return;
     }
@@ -1398,8 +1398,8 @@ void dr_close(struct dr *d)
                  "unshipped entries stay in the backlog");
         d->abandoned = true;
     }
-    answer_waiters(d, &d->save_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
-    answer_waiters(d, &d->verify_waiters, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    dr_answer_waiters(&d->save_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     if (d->capturing != NULL) {
         uv_idle_stop(&d->idle);
         kv_capture_release(&d->srv->fsm.kv, d->capturing->cap);
@@ -1472,18 +1472,19 @@ void dr_before_raft_snapshot(struct dr *d)
     }
 }
 
-static void add_waiter(struct dr_waiter **list, struct session *session, uint64_t id)
+int dr_add_waiter(struct dr_waiter **list, struct session *session, uint64_t id)
 {
     struct dr_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL) {
         session_send_error(session, id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory", NULL);
-        return;
+        return -1;
     }
     session_ref(session);
     w->session = session;
     w->id = id;
     w->next = *list;
     *list = w;
+    return 0;
 }
 
 void dr_handle(struct dr *d, struct session *session, const struct proto_request *req)
@@ -1493,7 +1494,7 @@ void dr_handle(struct dr *d, struct session *session, const struct proto_request
     if (verb->len == 6 && memcmp(verb->ptr, "status", 6) == 0) {
         buf_init(&json);
         status_json(d, &json);
-        reply_json(d, session, req->id, &json);
+        dr_reply_json(session, req->id, d->srv->fsm.kv.rev, &json);
         buf_free(&json);
         return;
     }
@@ -1507,13 +1508,13 @@ void dr_handle(struct dr *d, struct session *session, const struct proto_request
     }
     if (verb->len == 4 && memcmp(verb->ptr, "save", 4) == 0) {
         d->save_requested = true;
-        add_waiter(&d->save_waiters, session, req->id);
+        dr_add_waiter(&d->save_waiters, session, req->id);
         tick(d);
         return;
     }
     if (verb->len == 6 && memcmp(verb->ptr, "verify", 6) == 0) {
         d->verify_requested = true;
-        add_waiter(&d->verify_waiters, session, req->id);
+        dr_add_waiter(&d->verify_waiters, session, req->id);
         tick(d);
         return;
     }

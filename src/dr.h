@@ -49,6 +49,16 @@ struct dr_waiter
     uint64_t id;
 };
 
+/* Waiters (loop thread): add one (it references the session; -1 when out
+ * of memory, the request then answered with CAIRN_ENOMEM); answer them all,
+ * with json at revision (code 0) or with the error (revision unused), and
+ * release them. dr_reply_json
+ * answers one request with a BACKUP text answer at revision. */
+int dr_add_waiter(struct dr_waiter **list, struct session *session, uint64_t id);
+void dr_answer_waiters(struct dr_waiter **list, uint64_t revision, int code, const char *message,
+                       const struct buf *json);
+void dr_reply_json(struct session *session, uint64_t id, uint64_t revision, const struct buf *json);
+
 struct dr_status_snap
 {
     bool ok;

@@ -967,41 +967,27 @@ int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *o
     struct stat sb;
     char *data = NULL;
     size_t got = 0;
-    int rv = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    int rv;
+    if (stat(path, &sb) != 0) {
         errf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (!S_ISREG(sb.st_mode)) {
         errf(err, errlen, "%s: not a regular file", path);
-        goto out;
+        return -1;
     }
     if ((uint64_t)sb.st_size > DR_SNAPSHOT_RAW_MAX) {
         errf(err, errlen, "%s: %lld bytes is larger than any snapshot", path,
              (long long)sb.st_size);
-        goto out;
+        return -1;
     }
-    data = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);
-    if (data == NULL) {
-        errf(err, errlen, "%s: no memory for %lld bytes", path, (long long)sb.st_size);
-        goto out;
-    }
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, data + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            errf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "shorter than its size");
-            goto out;
-        }
-        got += (size_t)n;
+    /* A short read shows as a truncated artifact. */
+    if (spool_read_file(path, &data, &got) != 0) {
+        errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
     }
     rv = check_snapshot(data, got, path, NULL, out, kv, err, errlen);
-out:
     free(data);
-    close(fd);
     return rv;
 }
 
@@ -1417,11 +1403,7 @@ int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
     char path[4096];
     char *data;
     size_t got = 0;
-    struct artifact a;
-    struct buf body;
-    struct dr_snapshot m;
-    char msg[256];
-    int rv = -1;
+    int rv;
     snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
     if (spool_read_file(path, &data, &got) != 0) {
         if (errno == ENOENT) {
@@ -1430,20 +1412,7 @@ int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
         errf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    buf_init(&body);
-    if (artifact_parse(data, got, &a, msg, sizeof(msg)) != 0 ||
-        dr_manifest_parse(a.header, a.header_len, &m, msg, sizeof(msg)) != 0 ||
-        artifact_body(&a, &body, DR_SNAPSHOT_RAW_MAX, msg, sizeof(msg)) != 0) {
-        errf(err, errlen, "%s: %s", path, msg);
-        goto out;
-    }
-    if (kv_snapshot_decode(kv, body.data, body.len) != 0 || kv_hash(kv) != m.state_hash) {
-        errf(err, errlen, "%s: the key space does not decode to its recorded state hash", path);
-        goto out;
-    }
-    rv = 0;
-out:
+    rv = check_snapshot(data, got, path, NULL, NULL, kv, err, errlen);
     free(data);
-    buf_free(&body);
     return rv;
 }

@@ -46,29 +46,6 @@ void dr_export_init(struct dr_export *x, struct server *srv)
     snprintf(x->path, sizeof(x->path), "%s/export.tmp", srv->cfg->data_dir);
 }
 
-static void answer_all(struct dr_export *x, int code, const char *message, const struct buf *json)
-{
-    struct dr_waiter *w = x->waiters;
-    x->waiters = NULL;
-    while (w != NULL) {
-        struct dr_waiter *next = w->next;
-        if (!session_is_open(w->session)) {
-            /* gone: nothing to answer */
-        } else if (code != 0) {
-            session_send_error(w->session, w->id, PROTO_BACKUP, code, message, NULL);
-        } else if (proto_encode_text(session_output(w->session), w->id, PROTO_BACKUP,
-                                     x->snap.revision, json->data, json->len) != 0) {
-            session_send_error(w->session, w->id, PROTO_BACKUP, CAIRN_ENOMEM, "out of memory",
-                               NULL);
-        } else {
-            session_output_done(w->session);
-        }
-        session_unref(w->session);
-        free(w);
-        w = next;
-    }
-}
-
 /* Back to IDLE from any state but WRITING: the capture and file go. */
 static void reset(struct dr_export *x)
 {
@@ -91,7 +68,7 @@ static void fail(struct dr_export *x, int code, const char *message)
 {
     log_warn("export: snapshot %" PRIu64 " failed: %s", x->id, message);
     reset(x);
-    answer_all(x, code, message, NULL);
+    dr_answer_waiters(&x->waiters, 0, code, message, NULL);
 }
 
 static void *write_main(void *arg)
@@ -217,7 +194,7 @@ static void async_cb(uv_async_t *h)
         uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
         log_info("export: snapshot %" PRIu64 " at revision %" PRIu64 " ready (%" PRIu64 " bytes)",
                  x->id, x->snap.revision, x->snap.bytes_stored);
-        answer_all(x, 0, NULL, &json);
+        dr_answer_waiters(&x->waiters, x->snap.revision, 0, NULL, &json);
     }
     buf_free(&json);
     buf_free(&manifest);
@@ -303,16 +280,9 @@ bool dr_export_handle(struct dr_export *x, struct session *session, const struct
             session_send_error(session, req->id, req->type, rv, "cannot start an export", NULL);
             return true;
         }
-        struct dr_waiter *w = calloc(1, sizeof(*w));
-        if (w == NULL) {
+        if (dr_add_waiter(&x->waiters, session, req->id) != 0) {
             reset(x);
-            session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
-            return true;
         }
-        session_ref(session);
-        w->session = session;
-        w->id = req->id;
-        x->waiters = w;
         return true;
     }
     bool is_read = verb->len == 11 && memcmp(verb->ptr, "export-read", 11) == 0;
@@ -334,25 +304,30 @@ bool dr_export_handle(struct dr_export *x, struct session *session, const struct
         return true;
     }
     reset(x);
-    char json[64];
-    int n = snprintf(json, sizeof(json), "{\"ended\":%" PRIu64 "}", req->number);
-    if (proto_encode_text(session_output(session), req->id, PROTO_BACKUP, x->snap.revision, json,
-                          (size_t)n) != 0) {
+    struct buf json;
+    buf_init(&json);
+    char text[64];
+    int n = snprintf(text, sizeof(text), "{\"ended\":%" PRIu64 "}", req->number);
+    if (buf_append(&json, text, (size_t)n) != 0) {
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
     } else {
-        session_output_done(session);
+        dr_reply_json(session, req->id, x->snap.revision, &json);
     }
+    buf_free(&json);
     return true;
 }
 
 void dr_export_close(struct dr_export *x)
 {
+    if (x->srv == NULL) {
+        return; /* never initialized: the node stopped before dr_init */
+    }
     if (x->thread_started) {
         pthread_join(x->thread, NULL);
         x->thread_started = false;
     }
     reset(x);
-    answer_all(x, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    dr_answer_waiters(&x->waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     if (x->handles) {
         x->handles = false;
         uv_close((uv_handle_t *)&x->idle, NULL);

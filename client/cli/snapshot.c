@@ -527,8 +527,7 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
         fprintf(stderr, "cairnctl: snapshot list: the answer is not JSON (%s)\n", msg);
         goto out;
     }
-    v = json_get(root, "enabled");
-    if (v == NULL || v->type != JSON_BOOL || !v->boolean) {
+    if (!json_true(root, "enabled")) {
         fprintf(stderr, "cairnctl: snapshot list: backups are not configured on this cluster "
                         "(cairnd --backup-url)\n");
         goto out;
