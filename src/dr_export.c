@@ -242,6 +242,12 @@ static void read_chunk(struct dr_export *x, struct session *session,
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
         return;
     }
+    /* Tests only: make the reading last long enough to kill the leader
+     * between two pieces. It blocks the loop, which a test can afford. */
+    const char *delay = getenv("CAIRN_TEST_EXPORT_READ_DELAY_MS");
+    if (delay != NULL) {
+        usleep((useconds_t)atoi(delay) * 1000u);
+    }
     /* The file was just written: its pages are in the page cache, so this
      * costs the loop a copy, not a disk read. */
     do {

@@ -429,16 +429,22 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
  * FILE` restores such a file). On success *json is the node's answer,
  * {"export": ID, "bytes": N, "snapshot": MANIFEST}, from malloc(); on
  * failure *json is NULL and the code says why: CAIRN_EBUSY when another
- * download is in progress on the leader; CAIRN_ENOTFOUND when leadership
- * moved once the reading had begun (start again: a leader lost before that
- * is replaced by the next one within the client's timeout_ms); CAIRN_EIO when fd cannot be
- * written. The client's mutex is held for the whole download. */
+ * download is in progress on the leader; CAIRN_EIO when fd cannot be
+ * written. A leader lost before the reading begins is replaced by the next
+ * one within the client's timeout_ms. If leadership moves once the reading
+ * has begun and fd is seekable (a file), fd is truncated back to its offset
+ * at the call and the download taken again from the new leader, up to 3
+ * times in all; otherwise (a pipe, a socket, or the third time) the call
+ * fails with CAIRN_ENOTFOUND, and the caller may start again. The client's
+ * mutex is held for the whole download. */
 int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len);
 /* The same, with the bytes handed to data as they arrive (in pieces of up
  * to 1 MiB, in order) instead of written to a file descriptor: begin, when
  * not NULL, is called first with the leader's answer and the snapshot's
  * size in bytes. A non-zero return from either stops the download
- * (CAIRN_EIO). Both run with the client's mutex held: they must not call
+ * (CAIRN_EIO). Bytes handed on cannot be taken back, so this form is not
+ * started again when leadership moves during the reading: it fails with
+ * CAIRN_ENOTFOUND. Both run with the client's mutex held: they must not call
  * this client. */
 typedef int (*cairn_snapshot_begin_fn)(void *arg, const char *json, size_t len, uint64_t bytes);
 typedef int (*cairn_snapshot_data_fn)(void *arg, const char *data, size_t len);

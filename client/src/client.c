@@ -1277,10 +1277,26 @@ static int fd_download_data(void *arg, const char *p, size_t n)
     return 0;
 }
 
+/* Downloads started again when leadership moves during the reading. */
+#define DOWNLOAD_ATTEMPTS 3
+
 int cairn_snapshot_download(cairn_client *c, int fd, char **json, size_t *len)
 {
     struct fd_download f = {.fd = fd, .err = 0};
+    /* A file can be started again from where it began: a download that
+     * lost its leader is then taken afresh from the next one, whose
+     * capture is newer still. A pipe or socket cannot take back what it
+     * was given, so there the caller starts again. */
+    off_t start = lseek(fd, 0, SEEK_CUR);
     int rv = cairn_snapshot_stream(c, NULL, fd_download_data, &f, json, len);
+    for (int attempt = 1; rv == CAIRN_ENOTFOUND && start >= 0 && attempt < DOWNLOAD_ATTEMPTS;
+         attempt++) {
+        if (ftruncate(fd, start) != 0 || lseek(fd, start, SEEK_SET) != start) {
+            f.err = errno;
+            break;
+        }
+        rv = cairn_snapshot_stream(c, NULL, fd_download_data, &f, json, len);
+    }
     if (rv != 0 && f.err != 0) {
         pthread_mutex_lock(&c->mu);
         rv = set_err(c, CAIRN_EIO, "writing the snapshot: %s", strerror(f.err));

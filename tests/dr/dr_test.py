@@ -790,8 +790,9 @@ def download(env):
           differences(got, expected_at(log, last)))
     env.kill(nodes)
     leader_dies_during_download(env)
+    leader_dies_during_reading(env)
     print("ok file_download: %d bytes at revision %d, restored into 3 members twice; a leader "
-          "killed during a download handed it on" % (size, last))
+          "killed during a download handed it on, before and during the reading" % (size, last))
 
 
 def leader_dies_during_download(env):
@@ -819,6 +820,55 @@ def leader_dies_during_download(env):
     st = json.loads(env.ctl("--json", "snapshot", "status", path).stdout)
     check(st["revision"] >= last, "file_download: after the leader died, revision %d < %d" %
           (st["revision"], last))
+    env.kill(nodes)
+
+
+def leader_dies_during_reading(env):
+    """The leader is killed between two 1 MiB reads of the file (each held 300 ms by
+    CAIRN_TEST_EXPORT_READ_DELAY_MS, cairnctl stopped meanwhile): cairnctl truncates FILE.part
+    and downloads it afresh from the next leader. Without that it failed with
+    CAIRN_ENOTFOUND."""
+    os.environ["CAIRN_TEST_EXPORT_READ_DELAY_MS"] = "300"
+    try:
+        nodes = env.start_cluster("dlr", [])
+    finally:
+        del os.environ["CAIRN_TEST_EXPORT_READ_DELAY_MS"]
+    rnd = random.Random(11)
+    # Three 1 MiB reads: values LZ4 cannot shrink.
+    for i in range(6):
+        v = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(400000))
+        last = put(env, "k/big%d" % i, v)
+    leader = json.loads(env.ctl("--json", "status").stdout)[0]["leader"]
+    term = json.loads(env.ctl("--json", "member", "list").stdout)["term"]
+    path = env.path("dlr.snap")
+    e = env.env()
+    e["CAIRN_ENDPOINTS"] = env.endpoints()
+    p = subprocess.Popen([os.path.join(env.bin, "cairnctl"), "--timeout", "15000", "snapshot",
+                          "save", path], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    # The first piece is in FILE.part: stop cairnctl, kill the leader, let cairnctl go on.
+    end = time.time() + 30
+    while not (os.path.exists(path + ".part") and os.path.getsize(path + ".part") > 0):
+        if p.poll() is not None:
+            out, err = p.communicate()
+            raise Fail("file_download: the download ended (exit %d) before its first piece was "
+                       "seen: %s%s" % (p.returncode, out, err))
+        check(time.time() < end, "file_download: no piece of the download in 30 s")
+        time.sleep(0.01)
+    p.send_signal(signal.SIGSTOP)
+    got = os.path.getsize(path + ".part")
+    env.kill([nodes[leader - 1]])
+    p.send_signal(signal.SIGCONT)
+    out, err = p.communicate(timeout=60)
+    check(got < 3 << 20, "file_download: %d bytes were read before the leader died" % got)
+    check(p.returncode == 0, "file_download: the leader's death during the reading failed the "
+          "download: %s" % err)
+    st = json.loads(env.ctl("--json", "snapshot", "status", path).stdout)
+    check(st["revision"] >= last and st["bytes_stored"] == os.path.getsize(path),
+          "file_download: after the leader died during the reading: %s" % st)
+    # Taken afresh by the next leader, in a later term.
+    check(st["raft_term"] > term, "file_download: the file is of term %d, the dead leader's "
+          "(%d)" % (st["raft_term"], term))
     env.kill(nodes)
 
 
