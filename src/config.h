@@ -82,6 +82,12 @@
       "S3 addressing: path, virtual-host, or auto (path when --backup-endpoint is set)")           \
     X(backup_credentials_file, STR, "",                                                            \
       "AWS credentials file (empty: the AWS_* environment variables, else ~/.aws/credentials)")    \
+    X(backup_sse, STR, "",                                                                         \
+      "S3 server-side encryption of every object Cairn writes: AES256 (keys managed by S3) or "    \
+      "aws:kms (AWS KMS) (empty: the bucket's default)")                                           \
+    X(backup_sse_kms_key_id, STR, "",                                                              \
+      "with --backup-sse aws:kms: the KMS key, as an ID, ARN or alias/NAME (empty: the "           \
+      "account's default key for S3)")                                                             \
     X(backup_part_size, U64, "8388608",                                                            \
       "part size of S3 multipart uploads (at least 5 MiB); one part is held in memory at a time")  \
     X(backup_multipart_threshold, U64, "268435456",                                                \

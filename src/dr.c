@@ -1220,6 +1220,10 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cond, NULL);
     if (c->backup_url[0] == '\0') {
+        if (c->backup_sse[0] != '\0' || c->backup_sse_kms_key_id[0] != '\0') {
+            errf(errmsg, len, "--backup-sse and --backup-sse-kms-key-id need --backup-url");
+            return -1;
+        }
         return 0;
     }
     if (dr_parse_retention(c->backup_retention, d->tiers, &d->n_tiers, errmsg, len) != 0) {
@@ -1234,6 +1238,22 @@ int dr_init(struct dr *d, struct server *srv, struct metrics *reg, char *errmsg,
     }
     /* Only snapshots are uploaded from a file; segments go from memory. */
     opt.put_file_rate = c->backup_snapshot_rate;
+    /* Only what writes asks for encryption: a restore reads. */
+    if (c->backup_sse[0] != '\0' && strcmp(c->backup_sse, "AES256") != 0 &&
+        strcmp(c->backup_sse, "aws:kms") != 0) {
+        errf(errmsg, len, "--backup-sse \"%s\": AES256 or aws:kms", c->backup_sse);
+        return -1;
+    }
+    if (c->backup_sse_kms_key_id[0] != '\0' && strcmp(c->backup_sse, "aws:kms") != 0) {
+        errf(errmsg, len, "--backup-sse-kms-key-id needs --backup-sse aws:kms");
+        return -1;
+    }
+    if (c->backup_sse[0] != '\0' && strncmp(c->backup_url, "s3://", 5) != 0) {
+        errf(errmsg, len, "--backup-sse is for s3:// stores, not %s", c->backup_url);
+        return -1;
+    }
+    opt.sse = c->backup_sse[0] != '\0' ? c->backup_sse : NULL;
+    opt.sse_kms_key_id = c->backup_sse_kms_key_id[0] != '\0' ? c->backup_sse_kms_key_id : NULL;
     for (i = 0; i < 2; i++) {
         d->lanes[i].d = d;
         if (objstore_open(c->backup_url, &opt, &d->lanes[i].store, err, sizeof(err)) != 0) {

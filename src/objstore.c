@@ -674,7 +674,12 @@ int objstore_open(const char *url, const struct objstore_options *opt, struct ob
     s->put_file_rate = opt != NULL ? opt->put_file_rate : 0;
     if (strncmp(url, "file://", 7) == 0) {
         s->kind = OBJSTORE_FILE;
-        rc = open_file(s, url, err, errlen);
+        if (opt != NULL && opt->sse != NULL) {
+            err_set(err, errlen, "%s: server-side encryption is for s3:// stores", url);
+            rc = -1;
+        } else {
+            rc = open_file(s, url, err, errlen);
+        }
     } else if (strncmp(url, "s3://", 5) == 0) {
         s->kind = OBJSTORE_S3;
         rc = open_s3(s, url, opt, err, errlen);

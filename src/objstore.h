@@ -78,6 +78,15 @@ struct objstore_options
      * than this many bytes/s (0: no limit): a snapshot's upload then takes
      * the store's CPU, and ours, a little at a time. */
     uint64_t put_file_rate;
+    /* Server-side encryption asked of an S3 store for every object written:
+     * NULL (the bucket's default encryption), "AES256" (SSE-S3, keys managed
+     * by S3) or "aws:kms" (SSE-KMS), with sse_kms_key_id (a key ID, ARN or
+     * alias/NAME; NULL: the account's default key for S3). Sent, and signed,
+     * with PutObject and CreateMultipartUpload, as S3 wants them; reads need
+     * nothing. A bucket policy that requires it refuses uploads without it.
+     * A file store refuses the option. */
+    const char *sse;
+    const char *sse_kms_key_id;
 };
 
 /* Opens the store at url: "file:///abs/dir" (the directory must exist) or

@@ -1,25 +1,22 @@
 /*
  * objstore_s3: the S3 backend of objstore (see objstore.h), over libcurl.
  *
- * Signing. libcurl (CURLOPT_AWS_SIGV4, "aws:amz:REGION:s3") signs each
- * request. What it signs, in the libcurl 7.88 we build against, decides
- * how we must write a request:
- *   - the canonical URI is the URL's path exactly as we give it, so the path
- *     must already be in SigV4's canonical form (every byte outside
- *     A-Za-z0-9-._~/ percent-encoded, once). Object names and the store's
- *     prefix are restricted to [A-Za-z0-9._/-] (objstore.c checks), so keys
- *     go in as they are; uri_encode() still runs over them as a guard.
- *   - the canonical query string is the query exactly as we give it: libcurl
- *     neither sorts nor encodes it. So every query below is written with its
- *     parameters in ascending order, each as name=value (also "uploads="),
- *     values encoded with '/' as %2F.
- *   - the payload hash is taken from our x-amz-content-sha256 header when
- *     present; without it libcurl hashes only POSTFIELDS, which is wrong for
- *     a PUT. We always send the body's real SHA-256 (never UNSIGNED-PAYLOAD),
- *     so a body damaged on the way is refused by S3.
- *   - every header we add is signed (with host and x-amz-date). A header
- *     given empty to suppress one of libcurl's ("Expect:") would be signed
- *     yet not sent, so we add none of those.
+ * Signing. Every request is signed with SigV4 by src/sigv4.c, not by
+ * libcurl's CURLOPT_AWS_SIGV4, whose 7.88 (Debian 12) orders signed headers
+ * by whole line and so cannot sign SSE-KMS's pair of headers (sigv4.h).
+ * What we sign is what we send: Host, x-amz-date, x-amz-content-sha256
+ * (always the body's real SHA-256, never UNSIGNED-PAYLOAD, so a body
+ * damaged on the way is refused by S3), Content-Type on POSTs, the session
+ * token, and the encryption headers on requests that create an object.
+ * libcurl adds headers of its own (Content-Length, Expect, Accept) that
+ * are not signed, which S3 allows. The request's path and query go into
+ * the signature as we wrote them, so they must already be canonical:
+ *   - the path: every byte outside A-Za-z0-9-._~/ percent-encoded, once.
+ *     Object names and the store's prefix are restricted to
+ *     [A-Za-z0-9._/-] (objstore.c checks), so keys go in as they are;
+ *     uri_encode() still runs over them as a guard.
+ *   - the query: parameters in ascending order, each as name=value (also
+ *     "uploads="), values encoded with '/' as %2F.
  * tests/dr/sigv4_proxy.py recomputes every signature with botocore and
  * checks these rules.
  *
@@ -38,15 +35,18 @@
 #include "objstore.h"
 
 #include "buf.h"
+#include "sigv4.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,10 +72,10 @@
 
 struct objstore_s3
 {
-    char *bucket_url;    /* owned: the bucket, for listing (no trailing '/' in path style) */
-    char *key_url;       /* owned: prefix of every object's URL, ending in '/' or root/ */
-    char *root;          /* owned: "" or "prefix/": prepended to names in keys */
-    char sigv4[64];      /* "aws:amz:REGION:s3" */
+    char *bucket_url; /* owned: the bucket, for listing (no trailing '/' in path style) */
+    char *key_url;    /* owned: prefix of every object's URL, ending in '/' or root/ */
+    char *root;       /* owned: "" or "prefix/": prepended to names in keys */
+    char region[S3_REGION_MAX + 1];
     char *access_key;    /* owned */
     char *secret_key;    /* owned; never printed */
     char *session_token; /* owned, NULL when none; never printed */
@@ -91,7 +91,12 @@ struct objstore_s3
     struct buf body;            /* the last response's body */
     char etag[S3_ETAG_MAX];     /* the last response's ETag header */
     char code[64];              /* the last response's S3 error Code, or "" */
-    char *part_buf;             /* owned: put_file's part, part_buf_cap bytes */
+    /* owned, NULL when none: the values of x-amz-server-side-encryption
+     * and of its KMS key id, sent with requests that create an object */
+    char *sse;
+    char *sse_key;
+    bool sse_now;   /* the request being sent creates an object */
+    char *part_buf; /* owned: put_file's part, part_buf_cap bytes */
     size_t part_buf_cap;
     uint64_t rng; /* for backoff jitter */
 };
@@ -583,6 +588,66 @@ static long request_timeout_ms(const struct objstore_s3 *s, enum s3_method metho
  * with the reason in err, *status the last HTTP status (0 when none came)
  * and s->code S3's error Code (or ""). what names the request in err
  * ("PUT", "PUT part 3/5"). */
+/* Frees a header list that may hold the session token. */
+static void free_headers(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h != NULL; h = h->next) {
+        memset(h->data, 0, strlen(h->data));
+    }
+    curl_slist_free_all(headers);
+}
+
+/* The request's headers, signed now: hv (whose "x-amz-date" value is
+ * amz_date, written here) and the Authorization. NULL when out of memory. */
+static struct curl_slist *sign(const struct objstore_s3 *s, enum s3_method method, const char *path,
+                               const char *query, const struct sigv4_header *hv, size_t nh,
+                               const char *hash, char *amz_date)
+{
+    static const char *const names[] = {
+        [S3_GET] = "GET", [S3_PUT] = "PUT", [S3_POST] = "POST", [S3_DELETE] = "DELETE"};
+    sigv4_amz_date(time(NULL), amz_date);
+    struct sigv4_request req = {
+        .method = names[method],
+        .path = path,
+        .query = query,
+        .headers = hv,
+        .n_headers = nh,
+        .payload_sha256 = hash,
+        .amz_date = amz_date,
+        .region = s->region,
+        .service = "s3",
+        .access_key = s->access_key,
+        .secret_key = s->secret_key,
+    };
+    char auth[1024];
+    if (sigv4_authorization(&req, auth, sizeof auth) != 0) {
+        return NULL;
+    }
+    struct curl_slist *headers = NULL;
+    struct buf line;
+    buf_init(&line);
+    for (size_t i = 0; i <= nh; i++) {
+        line.len = 0;
+        int bad = i < nh ? buf_printf(&line, "%s: %s", hv[i].name, hv[i].value)
+                         : buf_printf(&line, "Authorization: %s", auth);
+        struct curl_slist *h = NULL;
+        if (bad == 0 && buf_cstr(&line) == 0) {
+            h = curl_slist_append(headers, line.data);
+        }
+        if (h == NULL) {
+            free_headers(headers);
+            headers = NULL;
+            break;
+        }
+        headers = h;
+    }
+    if (line.data != NULL) {
+        memset(line.data, 0, line.len); /* may be the session token */
+    }
+    buf_free(&line);
+    return headers;
+}
+
 static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url, const void *data,
                    int fd, size_t len, const char *what, long *status, char *err, size_t errlen)
 {
@@ -598,31 +663,47 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
     } else {
         sha256_hex(len > 0 ? data : "", len, hash);
     }
-    char hash_header[96];
-    snprintf(hash_header, sizeof hash_header, "x-amz-content-sha256: %s", hash);
-    struct curl_slist *headers = curl_slist_append(NULL, hash_header);
-    if (headers != NULL && method == S3_POST) {
-        struct curl_slist *h = curl_slist_append(headers, "Content-Type: application/xml");
-        headers = h != NULL ? h : (curl_slist_free_all(headers), NULL);
+    /* Every header we send but the Authorization is signed. */
+    struct sigv4_header hv[8];
+    size_t nh = 0;
+    char amz_date[17];
+    char host[300];
+    hv[nh++] = (struct sigv4_header){"host", host};
+    hv[nh++] = (struct sigv4_header){"x-amz-date", amz_date};
+    hv[nh++] = (struct sigv4_header){"x-amz-content-sha256", hash};
+    if (method == S3_POST) {
+        hv[nh++] = (struct sigv4_header){"content-type", "application/xml"};
     }
-    if (headers != NULL && s->session_token != NULL) {
-        struct buf t;
-        buf_init(&t);
-        struct curl_slist *h = NULL;
-        if (buf_printf(&t, "x-amz-security-token: %s", s->session_token) == 0 &&
-            buf_cstr(&t) == 0) {
-            h = curl_slist_append(headers, t.data);
-        }
-        if (t.data != NULL) {
-            memset(t.data, 0, t.len); /* a secret */
-        }
-        buf_free(&t);
-        headers = h != NULL ? h : (curl_slist_free_all(headers), NULL);
+    if (s->session_token != NULL) {
+        hv[nh++] = (struct sigv4_header){"x-amz-security-token", s->session_token};
     }
-    if (headers == NULL) {
+    if (s->sse_now && s->sse != NULL) {
+        hv[nh++] = (struct sigv4_header){"x-amz-server-side-encryption", s->sse};
+        if (s->sse_key != NULL) {
+            hv[nh++] =
+                (struct sigv4_header){"x-amz-server-side-encryption-aws-kms-key-id", s->sse_key};
+        }
+    }
+    /* The URL is ours (object_url, bucket_url): scheme://host/path?query,
+     * its path and query already canonical. */
+    const char *authority = strstr(url, "://");
+    authority = authority != NULL ? authority + 3 : url;
+    size_t host_len = strcspn(authority, "/?");
+    if (host_len >= sizeof host) {
+        err_set(err, errlen, "%s: the host name is too long", what);
+        return -1;
+    }
+    memcpy(host, authority, host_len);
+    host[host_len] = '\0';
+    const char *path_start = authority + host_len;
+    size_t path_len = strcspn(path_start, "?");
+    char *path = cairn_malloc(path_len + 2);
+    if (path == NULL) {
         err_set(err, errlen, "%s: out of memory", what);
         return -1;
     }
+    snprintf(path, path_len + 2, "%.*s", (int)path_len, path_len > 0 ? path_start : "/");
+    const char *query = path_start[path_len] == '?' ? path_start + path_len + 1 : "";
 
     int rc = -1;
     *status = 0;
@@ -630,6 +711,12 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         CURL *c = s->curl;
         char curl_err[CURL_ERROR_SIZE] = "";
         struct s3_upload upload = {.data = data, .fd = fd, .len = len, .pos = 0};
+        /* Signed afresh for each attempt: S3 refuses a date 15 minutes old. */
+        struct curl_slist *headers = sign(s, method, path, query, hv, nh, hash, amz_date);
+        if (headers == NULL) {
+            err_set(err, errlen, "%s: cannot sign the request (out of memory?)", what);
+            break;
+        }
         s->body.len = 0;
         s->etag[0] = '\0';
         s->code[0] = '\0';
@@ -640,9 +727,6 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, request_timeout_ms(s, method, len));
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-        curl_easy_setopt(c, CURLOPT_USERNAME, s->access_key);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, s->secret_key);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s3_write_cb);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
@@ -672,6 +756,8 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         }
         s->requests++;
         CURLcode cc = curl_easy_perform(c);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+        free_headers(headers);
         int retry;
         if (cc != CURLE_OK && upload.read_errno != 0) {
             *status = 0;
@@ -720,7 +806,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         }
         sleep_ms(cap / 2 + (unsigned)(rng_next(&s->rng) % (cap / 2 + 1)));
     }
-    curl_slist_free_all(headers);
+    cairn_free(path);
     curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, NULL);
     return rc;
 }
@@ -861,6 +947,8 @@ void objstore_s3_close(struct objstore_s3 *s)
     }
     buf_free(&s->body);
     cairn_free(s->part_buf);
+    cairn_free(s->sse);
+    cairn_free(s->sse_key);
     cairn_free(s->bucket_url);
     cairn_free(s->key_url);
     cairn_free(s->root);
@@ -868,6 +956,54 @@ void objstore_s3_close(struct objstore_s3 *s)
     free_secret(s->secret_key);
     free_secret(s->session_token);
     cairn_free(s);
+}
+
+/* The server-side encryption headers of opt, checked. */
+static int sse_setup(struct objstore_s3 *s, const struct objstore_options *opt, char *err,
+                     size_t errlen)
+{
+    const char *sse = opt->sse;
+    const char *key = opt->sse_kms_key_id;
+    if (sse != NULL && sse[0] == '\0') {
+        sse = NULL;
+    }
+    if (key != NULL && key[0] == '\0') {
+        key = NULL;
+    }
+    if (sse == NULL && key == NULL) {
+        return 0;
+    }
+    if (sse == NULL || (strcmp(sse, "AES256") != 0 && strcmp(sse, "aws:kms") != 0)) {
+        err_set(err, errlen,
+                sse == NULL ? "a KMS key id needs server-side encryption aws:kms"
+                            : "server-side encryption \"%.40s\": AES256 or aws:kms",
+                sse);
+        return -1;
+    }
+    if (key != NULL && strcmp(sse, "aws:kms") != 0) {
+        err_set(err, errlen, "a KMS key id needs server-side encryption aws:kms, not %s", sse);
+        return -1;
+    }
+    if (key != NULL) {
+        size_t n = strlen(key);
+        for (size_t i = 0; i < n; i++) {
+            if (!isgraph((unsigned char)key[i])) {
+                err_set(err, errlen, "the KMS key id holds a space or control character");
+                return -1;
+            }
+        }
+        if (n > 2048) {
+            err_set(err, errlen, "the KMS key id is longer than 2048 bytes");
+            return -1;
+        }
+    }
+    s->sse = cairn_strdup(sse);
+    s->sse_key = key != NULL ? cairn_strdup(key) : NULL;
+    if (s->sse == NULL || (key != NULL && s->sse_key == NULL)) {
+        err_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Splits an endpoint "http[s]://host[:port][/]" into scheme and host. */
@@ -924,6 +1060,9 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
         err_set(err, errlen, "part size %zu is below S3's minimum of 5 MiB", s->part_size);
         goto fail;
     }
+    if (sse_setup(s, opt, err, errlen) != 0) {
+        goto fail;
+    }
 
     const char *region = opt->region;
     if (region == NULL || region[0] == '\0') {
@@ -940,7 +1079,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
         err_set(err, errlen, "region \"%.40s\" is not like us-east-1", region);
         goto fail;
     }
-    snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", region);
+    snprintf(s->region, sizeof s->region, "%s", region);
 
     /* No endpoint given: the AWS tools' variables name one (a MinIO or
      * Ceph of the environment's), the S3-specific one first. */
@@ -1065,7 +1204,12 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
         err_set(err, errlen, "out of memory");
         goto out;
     }
-    if (s3_request(s, S3_POST, url, NULL, 0, "CreateMultipartUpload", &status, err, errlen) != 0) {
+    /* The object's encryption is asked for here, not with its parts. */
+    s->sse_now = true;
+    int created =
+        s3_request(s, S3_POST, url, NULL, 0, "CreateMultipartUpload", &status, err, errlen);
+    s->sse_now = false;
+    if (created != 0) {
         goto out;
     }
     const char *t, *te;
@@ -1197,7 +1341,9 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
     }
     long status;
     s->send_rate = data == NULL ? s->put_file_rate : 0;
+    s->sse_now = true;
     rc = s3_send(s, S3_PUT, url, data, fd, len, "PUT", &status, err, errlen);
+    s->sse_now = false;
     s->send_rate = 0;
     cairn_free(url);
     return rc;

@@ -19,14 +19,27 @@ A request that fails any check gets 403 with an S3-style XML error
 (SignatureDoesNotMatch) and is counted; the others go to s3rver unchanged
 and its answers come back unchanged. A body cut short (the client went away
 mid-upload, as when the test kills a node) is neither: it is counted as
-incomplete and the connection dropped, as S3 would. GET /__sigv4_proxy/stats
-(unsigned, not forwarded) answers
-{"accepted": N, "rejected": M, "incomplete": K, "problems": [...]}.
+incomplete and the connection dropped, as S3 would.
+
+Server-side encryption, as S3 treats its headers (x-amz-server-side-encryption
+and its -aws-kms-key-id): they belong to requests that create an object
+(PutObject, CreateMultipartUpload); any other request carrying them (an
+UploadPart, a GET) gets 400 InvalidArgument. With --require-sse (and
+--require-sse-kms-key-id) the proxy also acts as a bucket policy that denies
+creating an object without that encryption: 403 AccessDenied. Refusals of
+either kind are counted apart from bad signatures.
+
+GET /__sigv4_proxy/stats (unsigned, not forwarded) answers
+{"accepted": N, "rejected": M, "incomplete": K, "refused": R,
+ "encrypted_creates": E, "problems": [...]}: rejected counts bad signatures,
+refused the encryption refusals above, encrypted_creates the accepted
+requests that created an object with encryption asked for.
 
 Uses python3-botocore from Debian: run with /usr/bin/python3.
 
   sigv4_proxy.py --listen PORT --target PORT --access-key K --secret S
                  [--region us-east-1] [--session-token T]
+                 [--require-sse AES256|aws:kms] [--require-sse-kms-key-id KEY]
 """
 
 import argparse
@@ -62,6 +75,8 @@ class Stats:
         self.accepted = 0
         self.rejected = 0
         self.incomplete = 0
+        self.refused = 0
+        self.encrypted_creates = 0
         self.problems = []
 
     def count(self, problem):
@@ -73,6 +88,16 @@ class Stats:
                 if len(self.problems) < 20:
                     self.problems.append(problem)
 
+    def refuse(self, problem):
+        with self.lock:
+            self.refused += 1
+            if len(self.problems) < 20:
+                self.problems.append(problem)
+
+    def encrypted_create(self):
+        with self.lock:
+            self.encrypted_creates += 1
+
     def cut_short(self):
         with self.lock:
             self.incomplete += 1
@@ -81,7 +106,8 @@ class Stats:
         with self.lock:
             return json.dumps(
                 {"accepted": self.accepted, "rejected": self.rejected,
-                 "incomplete": self.incomplete, "problems": self.problems}
+                 "incomplete": self.incomplete, "refused": self.refused,
+                 "encrypted_creates": self.encrypted_creates, "problems": self.problems}
             )
 
 
@@ -170,6 +196,30 @@ def check(args, method, target, headers, body):
     return None
 
 
+SSE = "x-amz-server-side-encryption"
+SSE_KEY = "x-amz-server-side-encryption-aws-kms-key-id"
+
+
+def encryption(args, method, target, headers):
+    """(None, created) when the request's encryption headers are as S3 and the policy want,
+    else ((status, code, why), created)."""
+    _, _, query = target.partition("?")
+    params = {p.partition("=")[0] for p in query.split("&") if p}
+    creates = (method == "PUT" and "partNumber" not in params) or \
+        (method == "POST" and "uploads" in params)
+    sse, key = headers.get(SSE), headers.get(SSE_KEY)
+    if not creates and (sse is not None or key is not None):
+        return (400, "InvalidArgument", "%s %s: the encryption headers belong to PutObject and "
+                "CreateMultipartUpload only" % (method, target)), False
+    if creates and args.require_sse is not None and sse != args.require_sse:
+        return (403, "AccessDenied", "%s %s: the bucket policy requires %s: %s, got %r" %
+                (method, target, SSE, args.require_sse, sse)), True
+    if creates and args.require_sse_kms_key_id is not None and key != args.require_sse_kms_key_id:
+        return (403, "AccessDenied", "%s %s: the bucket policy requires %s: %s, got %r" %
+                (method, target, SSE_KEY, args.require_sse_kms_key_id, key)), True
+    return None, creates and sse is not None
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     upstream = None
@@ -210,6 +260,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 problem = check(args, self.command, self.path, self.headers, body)
             except Exception as e:  # a bug here must fail the test, not pass it
                 problem = "checker error: %r" % e
+        if problem is None:
+            refusal, encrypted = encryption(args, self.command, self.path, self.headers)
+            if refusal is not None:
+                status, code, why = refusal
+                stats.refuse(why)
+                sys.stderr.write("sigv4_proxy: REFUSED %s\n" % why)
+                xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
+                       "<Message>%s</Message></Error>" %
+                       (code, why.replace("&", "&amp;").replace("<", "&lt;")))
+                self.reply(status, xml.encode(), "application/xml")
+                return
+            if encrypted:
+                stats.encrypted_create()
         stats.count(problem)
         if problem is not None:
             sys.stderr.write("sigv4_proxy: REJECTED %s %s: %s\n" % (self.command, self.path, problem))
@@ -265,6 +328,8 @@ def main():
     p.add_argument("--secret", required=True)
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--session-token")
+    p.add_argument("--require-sse", choices=("AES256", "aws:kms"))
+    p.add_argument("--require-sse-kms-key-id")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     server = Server(("127.0.0.1", args.listen), Handler)
