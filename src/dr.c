@@ -1077,7 +1077,7 @@ static void tick(struct dr *d)
         d->pending_since_ms = now;
     }
     responsible = raft_state(&s->raft) == RAFT_LEADER && s->state == SERVER_RUNNING &&
-                  s->fsm.kv.cluster_id != 0;
+                  server_cluster_named(s);
     if (!responsible) {
         if (d->responsible) {
             log_info("backup: no longer responsible for shipping (not the leader)");

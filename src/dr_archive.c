@@ -1385,6 +1385,23 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
         goto out;
     }
     close(fd);
+    /* The provisional id, for as long as the directory lives: the seed goes
+     * once raft has a snapshot of its own. Written first, so that a seed
+     * never exists without it. */
+    char idpath[4096];
+    char idtext[32];
+    int n = snprintf(idtext, sizeof(idtext), "%016" PRIx64 "\n", kv->cluster_id);
+    snprintf(idpath, sizeof(idpath), "%s/" DR_RESTORED_AS_FILE, data_dir);
+    fd = open(idpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || spool_write_all(fd, idtext, (size_t)n) != 0 || fsync(fd) != 0) {
+        errf(err, errlen, "%s: %s", idpath, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
     if (rename(tmp, path) != 0) {
         errf(err, errlen, "%s: %s", path, strerror(errno));
         unlink(tmp);
@@ -1396,6 +1413,29 @@ out:
     buf_free(&out);
     buf_free(&header);
     return rv;
+}
+
+uint64_t dr_restored_as(const char *data_dir)
+{
+    char path[4096];
+    char *data = NULL;
+    size_t got = 0;
+    uint64_t id = 0;
+    snprintf(path, sizeof(path), "%s/" DR_RESTORED_AS_FILE, data_dir);
+    if (spool_read_file(path, &data, &got) != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < got && i < 16; i++) {
+        char c = data[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) {
+            id = 0;
+            break;
+        }
+        id = id << 4 | (uint64_t)d;
+    }
+    free(data);
+    return id;
 }
 
 int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)

@@ -213,13 +213,21 @@ bool dr_is_snapshot_file(const char *from);
 
 /* The data directory of a new cluster member from a restored key space: a
  * seed file cairnd loads before raft starts (src/server.c). The key space
- * gets a new cluster id derived from the old one and the point restored, so
- * every member restored to the same point agrees on it. */
+ * gets a provisional cluster id derived from the old one and the point
+ * restored, so that every member restored to the same point agrees on it
+ * and a member restored to another point is told apart; it is also kept
+ * in DR_RESTORED_AS_FILE. The first leader then names the cluster with a
+ * random id through the log (PROTO_INIT replacing the provisional one), so
+ * that two restores of the same point never share an id, nor their
+ * backups. */
 #define DR_SEED_FILE "seed.cairnsnap"
+#define DR_RESTORED_AS_FILE "restored-as"
 int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *res,
                   uint64_t old_cluster_id, char *err, size_t errlen);
 /* Load a seed into kv; returns 1 when there was none, 0 loaded, -1 error. */
 int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen);
+/* The provisional id of a restored data directory (0: not restored). */
+uint64_t dr_restored_as(const char *data_dir);
 
 /* Parse "90s", "15m", "48h", "30d", "1y" or milliseconds. */
 int dr_parse_duration(const char *text, size_t len, uint64_t *ms);

@@ -1088,10 +1088,13 @@ int kv_apply(struct kv *kv, const struct proto_request *req, int64_t time_ms,
                 rv = set_retention(kv, req, time_ms);
             } else if (req->type == PROTO_SWEEP) {
                 sweep(kv, time_ms);
-            } else if (kv->cluster_id == 0) {
-                /* PROTO_INIT: the first nonzero id wins. Later ones (a
-                 * leader that proposed again before it saw the first one
-                 * applied) change nothing, and still succeed. */
+            } else if (kv->cluster_id == 0 ||
+                       (req->op.revision != 0 && kv->cluster_id == req->op.revision)) {
+                /* PROTO_INIT: the first nonzero id wins, or for a restored
+                 * state, the first that replaces its provisional id (the
+                 * one in op.revision). Later ones (a leader that proposed
+                 * again before it saw the first one applied) change
+                 * nothing, and still succeed. */
                 kv->cluster_id = req->number;
             }
             if (rv != 0) {

@@ -255,6 +255,7 @@ struct preflight *preflight_start(int fd, uint64_t id, uint64_t cluster_id, uint
     ok = p->strings != NULL && p->members != NULL;
     p->status.id = id;
     p->status.cluster_id = cluster_id;
+    p->status.restored_as = cluster_id; /* starting restored: the provisional id */
     p->status.revision = revision;
     ok = ok && (p->status.state = keep(p, "starting")) != NULL &&
          (p->status.leader_address = keep(p, "")) != NULL &&

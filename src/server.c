@@ -463,6 +463,7 @@ static int answer_status(struct server *s, struct session *session, const struct
     st.watch_snapshots = s->hub.snapshots;
     st.state_hash = kv_hash(&s->fsm.kv);
     st.cluster_id = s->fsm.kv.cluster_id;
+    st.restored_as = s->restored_as;
     st.http_address = s->cfg->http_addr;
     for (i = 0; i < s->raft.configuration.n; i++) {
         const struct raft_server *m = &s->raft.configuration.servers[i];
@@ -1041,8 +1042,10 @@ static int check_peers(struct server *s, uint64_t restored_id, uint64_t restored
         }
         if (restored_id != 0) {
             /* 0: a node that has no id yet, or predates reporting it. */
+            /* A peer of the same restore may have named the cluster
+             * already: it still reports the provisional id. */
             if (st->cluster_id != 0 && st->cluster_id != restored_id &&
-                lists_member(st, cfg->id, false)) {
+                st->restored_as != restored_id && lists_member(st, cfg->id, false)) {
                 errf(errmsg, len,
                      "%s was restored as cluster %016" PRIx64 " (revision %llu), but node %llu "
                      "(%s) serves cluster %016" PRIx64 " in which node %llu is a member: not "
@@ -1186,13 +1189,21 @@ static void init_cb(struct raft_apply *req, int status, void *result)
     }
 }
 
+bool server_cluster_named(const struct server *s)
+{
+    uint64_t id = s->fsm.kv.cluster_id;
+    return id != 0 && id != s->restored_as;
+}
+
 /* A new cluster's first leader names it: a random id in the replicated
- * state, so every node and every backup agrees on it. */
+ * state, so every node and every backup agrees on it. A restored cluster
+ * is new too: its provisional id (src/dr_archive.h) is replaced, or two
+ * restores of one point would back up under one id. */
 static void propose_init(struct server *s)
 {
     struct proto_request req;
     uint64_t id = 0;
-    if (s->fsm.kv.cluster_id != 0 || s->init_in_flight || s->state != SERVER_RUNNING ||
+    if (server_cluster_named(s) || s->init_in_flight || s->state != SERVER_RUNNING ||
         raft_state(&s->raft) != RAFT_LEADER) {
         return;
     }
@@ -1204,6 +1215,11 @@ static void propose_init(struct server *s)
     memset(&req, 0, sizeof(req));
     req.type = PROTO_INIT;
     req.number = id;
+    req.op.revision = s->fsm.kv.cluster_id; /* the provisional id, or 0 */
+    if (req.op.revision != 0) {
+        log_info("naming the restored cluster %016" PRIx64 " anew: %016" PRIx64, req.op.revision,
+                 id);
+    }
     if (propose_internal(s, &req, &s->init, init_cb) == 0) {
         s->init_in_flight = true;
     }
@@ -1660,6 +1676,8 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
             char seed[CONFIG_STR_MAX + 64];
             snprintf(seed, sizeof(seed), "%s/%s", cfg->data_dir, DR_SEED_FILE);
             unlink(seed);
+            snprintf(seed, sizeof(seed), "%s/%s", cfg->data_dir, DR_RESTORED_AS_FILE);
+            unlink(seed);
         }
         return -1;
     }
@@ -1693,6 +1711,7 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
                  (unsigned long long)s->fsm.kv.rev, cfg->data_dir, DR_SEED_FILE);
         s->seed_gap = true; /* until raft_start shows a snapshot of its own */
     }
+    s->restored_as = dr_restored_as(cfg->data_dir);
     if (dr_init(&s->dr, s, &s->metrics.reg, errmsg, errmsg_len) != 0) {
         return -1;
     }

@@ -52,6 +52,9 @@ struct server
     uint64_t threshold_base_index;
     uint64_t threshold_base_bytes;
     char address[512]; /* ours, as stored in the Raft configuration */
+    /* A restored data directory's provisional cluster id (dr_restored_as),
+     * 0 otherwise: the cluster is not named while it still has this id. */
+    uint64_t restored_as;
     struct raft raft;
     struct raft_io io;
     struct transport transport;
@@ -112,6 +115,9 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
 
 /* Begin the clean shutdown described above. */
 void server_stop(struct server *s);
+/* The cluster has its final id: named by its first leader (a restored
+ * cluster's provisional id does not count). Backups wait for it. */
+bool server_cluster_named(const struct server *s);
 
 /* Handle one request payload from a session. */
 void server_handle_request(struct server *s, struct session *session, const char *payload,

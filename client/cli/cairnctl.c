@@ -1227,11 +1227,13 @@ static void json_status(const struct cairn_status *s, const char *endpoint)
            ",\"retain_versions\":%" PRIu64 ",\"snapshots\":%" PRIu64 ",\"read_barriers\":%" PRIu64
            ",\"linearizable_reads\":%" PRIu64 ",\"watchers\":%" PRIu64 ",\"watch_events\":%" PRIu64
            ",\"watch_catchups\":%" PRIu64 ",\"watch_snapshots\":%" PRIu64
-           ",\"state_hash\":\"%016" PRIx64 "\",\"cluster_id\":\"%016" PRIx64 "\",\"members\":[",
+           ",\"state_hash\":\"%016" PRIx64 "\",\"cluster_id\":\"%016" PRIx64
+           "\",\"restored_as\":\"%016" PRIx64 "\",\"members\":[",
            endpoint, s->id, s->state, s->leader_id, s->leader_address, s->term, s->commit_index,
            s->applied_index, s->last_index, s->revision, s->compact_revision, s->keys, s->bytes,
            s->retain_versions, s->snapshots, s->read_barriers, s->linearizable_reads, s->watchers,
-           s->watch_events, s->watch_catchups, s->watch_snapshots, s->state_hash, s->cluster_id);
+           s->watch_events, s->watch_catchups, s->watch_snapshots, s->state_hash, s->cluster_id,
+           s->restored_as);
     for (i = 0; i < s->n_members; i++) {
         printf("%s{\"id\":%" PRIu64 ",\"raft_address\":\"%s\",\"client_address\":\"%s\","
                "\"role\":\"%s\"}",

@@ -394,7 +394,7 @@ static int local_restore(const struct snapshot_opts *o)
                    kv_hash(&kv), res.skipped_snapshots);
         } else {
             printf("restored revision %" PRIu64 " (%s) into %s: snapshot at revision %" PRIu64
-                   " plus %" PRIu64 " archived entries; new cluster id %016" PRIx64 "\n",
+                   " plus %" PRIu64 " archived entries; provisional cluster id %016" PRIx64 "\n",
                    res.revision, when, o->data_dir, res.snapshot->revision, res.entries,
                    kv.cluster_id);
             printf("start cairnd with --data-dir %s and the new cluster's --initial-cluster; "
@@ -743,8 +743,8 @@ static int file_restore(const struct snapshot_opts *o)
     } else {
         char when[32];
         fmt_time(sn.time_ms, when, sizeof(when));
-        printf("restored revision %" PRIu64 " (%s) into %s from %s; new cluster id %016" PRIx64
-               "\n",
+        printf("restored revision %" PRIu64
+               " (%s) into %s from %s; provisional cluster id %016" PRIx64 "\n",
                sn.revision, when, o->data_dir, o->from, kv.cluster_id);
         printf("start cairnd with --data-dir %s and the new cluster's --initial-cluster; "
                "restore every member from the same file\n",

@@ -188,9 +188,14 @@ struct cairn_status
     struct cairn_retention *retention;
     size_t n_retention;
     /* The cluster's id, as in backups' object names (0 before the first
-     * leader named it, or from a node too old to report it). Nodes restored
-     * to the same point share it; any other node does not. */
+     * leader named it, or from a node too old to report it). Each new
+     * cluster, restored ones too, gets a random id from its first leader. */
     uint64_t cluster_id;
+    /* A node restored from a backup: the provisional id its restore gave it
+     * (derived from the source cluster and the restore point, so the nodes
+     * of one restore agree), which cluster_id keeps until the first leader
+     * names the cluster; 0 for a node that was not restored. */
+    uint64_t restored_as;
     void *internal_; /* owned: backing memory */
 };
 

@@ -391,7 +391,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     msgpack_packer *pk = &w->pk;
     size_t i;
     size_t n;
-    msgpack_pack_map(pk, 26);
+    msgpack_pack_map(pk, 27);
     pack_kv_u64(pk, "id", s->id);
     pack_key(pk, "state");
     pack_str(pk, s->state);
@@ -416,6 +416,7 @@ void proto_pack_status(struct proto_writer *w, const struct cairn_status *s)
     pack_kv_u64(pk, "watch_snapshots", s->watch_snapshots);
     pack_kv_u64(pk, "state_hash", s->state_hash);
     pack_kv_u64(pk, "cluster_id", s->cluster_id);
+    pack_kv_u64(pk, "restored_as", s->restored_as);
     pack_key(pk, "http_addr");
     pack_str(pk, s->http_address != NULL ? s->http_address : "");
     pack_key(pk, "members");
@@ -797,6 +798,8 @@ static bool read_status(struct mp_reader *r, struct arena *a, struct cairn_statu
             field = &s->state_hash;
         } else if (key_is(k, klen, "cluster_id")) {
             field = &s->cluster_id;
+        } else if (key_is(k, klen, "restored_as")) {
+            field = &s->restored_as;
         }
         if (field != NULL) {
             if (!mp_uint(r, field)) {

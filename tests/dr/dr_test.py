@@ -211,6 +211,22 @@ class Env:
                 p.wait()
 
 
+def wait_named(env, provisional, what, n=3, timeout=15):
+    """The restored cluster's id once its first leader named it: every node reports the same
+    id, not the provisional one, and the provisional one as restored_as."""
+    end = time.time() + timeout
+    status = None
+    while time.time() < end:
+        status = json.loads(env.ctl("--json", "status", n=n).stdout)
+        ids = {s.get("cluster_id") for s in status}
+        if len(ids) == 1 and provisional not in ids and \
+                all(s.get("restored_as") == provisional for s in status):
+            return ids.pop()
+        time.sleep(0.2)
+    raise Fail("%s: the restored cluster was not named anew (provisional %s): %s" %
+               (what, provisional, [(s.get("cluster_id"), s.get("restored_as")) for s in status]))
+
+
 def put(env, key, value, n=3):
     if len(value) > 4096:  # big values go through stdin
         r = env.ctl("--json", "put", key, stdin=value, n=n)
@@ -842,8 +858,11 @@ def download(env):
 
     # A new cluster from the file serves the same keys and history.
     for i in (1, 2, 3):
-        env.ctl("snapshot", "restore", "--from", path, "--data-dir", env.path("dlr", "n%d" % i))
+        r = env.ctl("--json", "snapshot", "restore", "--from", path, "--data-dir",
+                    env.path("dlr", "n%d" % i))
+        provisional = json.loads(r.stdout)["cluster_id"]
     nodes = env.start_cluster("dlr", [])
+    first_id = wait_named(env, provisional, "file_download")
     got = dump(env)
     check(got == expected_at(log, last), "file_download: the restored store differs: %s" %
           differences(got, expected_at(log, last)))
@@ -856,6 +875,10 @@ def download(env):
     got = dump(env)
     check(got == expected_at(log, last), "file_download: --restore-from FILE differs: %s" %
           differences(got, expected_at(log, last)))
+    # The same point restored twice: two clusters, two ids, or their backups would mix.
+    second_id = wait_named(env, provisional, "file_download")
+    check(second_id != first_id, "file_download: two restores of one point share the cluster "
+          "id %s" % first_id)
     env.kill(nodes)
     leader_dies_during_download(env)
     leader_dies_during_reading(env)

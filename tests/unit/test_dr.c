@@ -971,7 +971,10 @@ static void test_seed(void **state)
     assert_int_equal(kv_hash(&back), kv_hash(&kv));
     assert_int_equal(back.cluster_id, kv.cluster_id);
     kv_close(&back);
-    /* The same point restored again: the same new cluster id. */
+    /* The provisional id is kept beside the seed. */
+    assert_true(dr_restored_as(dir) == kv.cluster_id);
+    assert_true(dr_restored_as(tmpdir) == 0);
+    /* The same point restored again: the same provisional cluster id. */
     {
         uint64_t id = kv.cluster_id;
         char dir2[600];
@@ -979,6 +982,24 @@ static void test_seed(void **state)
         snprintf(dir2, sizeof(dir2), "%s/other", tmpdir);
         assert_int_equal(dr_write_seed(dir2, &kv, &res, 77, err, sizeof(err)), 0);
         assert_int_equal(kv.cluster_id, id);
+    }
+    /* The first leader names it: an INIT that names the provisional id
+     * replaces it; one naming another id, or a second one, changes nothing. */
+    {
+        uint64_t provisional = kv.cluster_id;
+        struct proto_request init;
+        memset(&init, 0, sizeof(init));
+        init.type = PROTO_INIT;
+        init.number = 0x1234;
+        init.op.revision = provisional + 1;
+        assert_int_equal(kv_apply(&kv, &init, 1000, NULL), 0);
+        assert_true(kv.cluster_id == provisional);
+        init.op.revision = provisional;
+        assert_int_equal(kv_apply(&kv, &init, 1000, NULL), 0);
+        assert_true(kv.cluster_id == 0x1234);
+        init.number = 0x5678;
+        assert_int_equal(kv_apply(&kv, &init, 1000, NULL), 0);
+        assert_true(kv.cluster_id == 0x1234);
     }
     /* No seed: 1. */
     kv_init(&back);
