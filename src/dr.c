@@ -1042,6 +1042,42 @@ static void start_snapshot(struct dr *d)
         return;
     }
     dr_describe_state(s, &j->snap);
+    /* Entries after the last one spooled carry no command (read barriers,
+     * configuration changes), so the state is the same as of that one: name
+     * the snapshot after it. The log archive, which holds commands only,
+     * then reaches the snapshot, and a quiet cluster shows no break between
+     * its log and its newest snapshot. Not after raft replaced the state:
+     * until the next entry the backlog ends before what the state holds. */
+    if (!d->replaced && d->spool.last != 0 && d->spool.last < j->snap.index) {
+        j->snap.index = d->spool.last;
+    }
+    /* Asked again with nothing changed: that snapshot is stored already.
+     * Writing it again would only replace a good object under the same
+     * name, under the feet of any restore reading it. (Not when the chain
+     * needs a new start: that bookkeeping is the upload's.) */
+    for (unsigned i = d->catalog.n_snaps;
+         d->save_requested && d->have_snapshot && d->spool.base <= d->archived_index && i-- > 0;) {
+        const struct dr_snapshot *had = &d->catalog.snaps[i];
+        if (had->index == j->snap.index && had->state_hash == j->snap.state_hash &&
+            had->cluster_id == kv->cluster_id) {
+            struct buf json;
+            struct json_writer w;
+            kv_capture_release(kv, j->cap);
+            job_free(j);
+            d->save_requested = false;
+            log_info("backup: the snapshot at revision %llu is stored already",
+                     (unsigned long long)had->revision);
+            buf_init(&json);
+            json_writer_init(&w, &json);
+            json_object_begin(&w);
+            json_key(&w, "snapshot");
+            snapshot_json(&w, had);
+            json_object_end(&w);
+            dr_answer_waiters(&d->save_waiters, kv->rev, 0, NULL, &json);
+            buf_free(&json);
+            return;
+        }
+    }
     snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
     d->save_requested = false;
     d->rebase = !d->have_snapshot || d->spool.base > d->archived_index;
@@ -1652,7 +1688,12 @@ int dr_bootstrap(const struct config *c, int64_t time_ms, uint64_t *cluster_id, 
              "%s into %s",
              (unsigned long long)res.revision, (unsigned long long)res.snapshot->revision,
              (unsigned long long)res.entries, url, data_dir);
-    *cluster_id = kv.cluster_id; /* the new cluster's, set by dr_write_seed */
+    if (res.ended_before_time) {
+        log_warn("--restore-time %s is after the archive's end: restored to its end, revision "
+                 "%llu",
+                 c->restore_time, (unsigned long long)res.revision);
+    }
+    *cluster_id = kv.cluster_id; /* the new cluster's, provisional (dr_archive.h) */
     *revision = kv.rev;
     kv_close(&kv);
     rv = 0;

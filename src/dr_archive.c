@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifact.h"
@@ -972,6 +973,16 @@ int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *o
         errf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
+    if (S_ISDIR(sb.st_mode)) {
+        /* Most likely a backup directory given as a path. */
+        char *abs = realpath(path, NULL);
+        errf(err, errlen,
+             "%s is a directory, not a snapshot file; a backup store is named by its URL: "
+             "file://%s",
+             path, abs != NULL ? abs : path);
+        free(abs);
+        return -1;
+    }
     if (!S_ISREG(sb.st_mode)) {
         errf(err, errlen, "%s: not a regular file", path);
         return -1;
@@ -1260,6 +1271,7 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
         dr_catalog_free(&fresh);
         res->revision = kv->rev;
         res->hash = kv_hash(kv);
+        res->ended_before_time = t->time_ms != 0 && !rp.done;
         if (t->revision != 0 && res->revision < t->revision) {
             errf(err, errlen,
                  "revision %" PRIu64 " is beyond what the archive holds (it reaches %" PRIu64 ")",
@@ -1277,10 +1289,15 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
     if (first_err[0] != '\0') {
         errf(err, errlen, "%s; and no earlier snapshot restores", first_err);
     } else {
+        char when[32];
+        time_t secs = (time_t)(cat->snaps[0].time_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
         errf(err, errlen,
-             "no snapshot of cluster %016" PRIx64 " in %s is at or before the point asked for (the "
-             "oldest is revision %" PRIu64 ")%s",
-             cat->cluster_id, objstore_url(st), cat->snaps[0].revision,
+             "no snapshot of cluster %016" PRIx64 " in %s is at or before the point asked for (its "
+             "oldest is revision %" PRIu64 ", taken %s)%s",
+             cat->cluster_id, objstore_url(st), cat->snaps[0].revision, when,
              cat->n_clusters > 1 ? "; the store holds other clusters too (snapshot list --from "
                                    "shows them): pick one with --cluster ID "
                                    "(cairnd: --restore-cluster ID)"

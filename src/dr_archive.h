@@ -180,6 +180,9 @@ struct dr_result
     uint64_t hash;     /* kv_hash at the end */
     uint64_t expected; /* what the cluster recorded there */
     unsigned skipped_snapshots;
+    /* Restoring to a time after the archive's end: restored to the end,
+     * which is all the archive knows of (a lost cluster's last second). */
+    bool ended_before_time;
 };
 
 /* Build in kv (freshly initialized by the caller) the store as it was at

@@ -1169,6 +1169,10 @@ static int restore_from(const struct config *cfg, uint64_t *cluster_id, uint64_t
                         char *errmsg, size_t len)
 {
     int64_t time_ms = 0;
+    if (cfg->restore_time[0] != '\0' && cfg->restore_revision != 0) {
+        errf(errmsg, len, "give --restore-revision or --restore-time, not both");
+        return -1;
+    }
     if (cfg->restore_time[0] != '\0' && dr_parse_time(cfg->restore_time, &time_ms) != 0) {
         errf(errmsg, len,
              "--restore-time \"%s\" is not RFC 3339 (2026-11-22T10:00:00Z) or milliseconds",

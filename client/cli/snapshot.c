@@ -160,6 +160,11 @@ static void print_catalog_json(const struct objstore *st, const struct dr_catalo
 static void print_catalog(const struct objstore *st, const struct dr_catalog *cat)
 {
     unsigned i;
+    if (cat->n_clusters == 0 && cat->n_snaps == 0 && cat->n_segs == 0) {
+        printf("%s holds no backups (no snapshot or log segment of any cluster)\n",
+               objstore_url(st));
+        return;
+    }
     printf("%s, cluster %016" PRIx64 ": %u snapshots, %u log segments\n", objstore_url(st),
            cat->cluster_id, cat->n_snaps, cat->n_segs);
     printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
@@ -385,6 +390,12 @@ static int local_restore(const struct snapshot_opts *o)
     } else {
         char when[32];
         fmt_time(res.time_ms, when, sizeof(when));
+        if (res.ended_before_time) {
+            fprintf(stderr,
+                    "cairnctl: note: --time %s is after the archive's end (revision %" PRIu64
+                    ", %s): restored to the end\n",
+                    o->time, res.revision, when);
+        }
         if (o->json) {
             printf("{\"revision\":%" PRIu64 ",\"time_ms\":%" PRId64
                    ",\"snapshot_revision\":%" PRIu64 ",\"entries\":%" PRIu64

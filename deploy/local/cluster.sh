@@ -105,8 +105,10 @@ status() {
   for n in "${nodes[@]}"; do
     local pid role
     if pid=$(pid_of "$n"); then
+      # A node that is alive but does not answer (paused, starting) is
+      # "unreachable", not the end of the table.
       role=$("$bin"/cairnctl status --endpoint "$(caddr "$n")" --json 2>/dev/null |
-        sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')
+        sed -n 's/.*"state":"\([a-z]*\)".*/\1/p') || true
       printf "$fmt" "$n" "$pid" "$(caddr "$n")" "$(raddr "$n")" "http://$(haddr "$n")" "${role:-unreachable}"
     else
       printf "$fmt" "$n" "-" "$(caddr "$n")" "$(raddr "$n")" "http://$(haddr "$n")" "stopped"
@@ -156,14 +158,31 @@ case "${1:-}" in
   down) down ;;
   wipe) wipe ;;
   restore)
-    wipe
     restore_args=(--restore-from "$backup_url")
+    check_args=(--from "$backup_url")
     if [[ -n ${2:-} ]]; then
       restore_args+=(--restore-revision "$2")
+      check_args+=(--revision "$2")
     fi
     if [[ -n ${3:-} ]]; then
       restore_args+=(--restore-cluster "$3")
+      check_args+=(--cluster "$3")
     fi
+    # Restore once into scratch space first: a point the store cannot give
+    # fails here, before the running cluster is wiped.
+    [[ -x $bin/cairnctl ]] || build
+    scratch=$(mktemp -d)
+    if ! out=$("$bin"/cairnctl --json snapshot restore "${check_args[@]}" --data-dir "$scratch/n"); then
+      rm -rf "$scratch"
+      echo "$0: nothing was wiped. After a restore the store holds more than one cluster:" \
+        "name the one to restore with $0 restore REVISION CLUSTER" \
+        "(cairnctl snapshot list --from $backup_url lists them)" >&2
+      exit 1
+    fi
+    rm -rf "$scratch"
+    rev=$(sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$out" | head -1)
+    echo "restoring revision $rev from $backup_url${3:+ (cluster $3)}: the nodes' data is wiped first"
+    wipe
     up
     ;;
   *) echo "usage: $0 up|status|down|wipe|restore [REVISION [CLUSTER]]" >&2; exit 2 ;;

@@ -786,6 +786,37 @@ def status_follows_shipping(env):
           "file_status_window: with the archive whole to revision %d, the leader's status shows "
           "%s" % (last, window))
     print("ok file_status_window: status shows the archive whole to revision %d" % last)
+    quiet_window(env)
+
+
+def quiet_window(env):
+    """file_quiet_window: reads after the last write (each a Raft barrier, which the log
+    archive does not hold) and then a snapshot: the snapshot is named after the last entry
+    that changed the state, so the log reaches it and no break is shown. Before, the window
+    showed one break on a healthy cluster until the next write."""
+    nodes, store, url = file_cluster(env, "qw", "quietwindow")
+    for i in range(4):
+        last = put(env, "k/q%d" % i, "v")
+    end = time.time() + 10
+    while env.backup_status()["archive"]["archived_revision"] < last and time.time() < end:
+        time.sleep(0.2)
+    for i in range(5):
+        env.ctl("get", "k/q%d" % (i % 4))
+    saved = json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"]
+    window = env.backup_status()["window"]
+    listing = env.ctl("snapshot", "list", "--from", url).stdout
+    # Asked again with nothing changed: the stored snapshot answers, not rewritten.
+    again = json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"]
+    env.kill(nodes)
+    check(again["name"] == saved["name"] and again["sha256"] == saved["sha256"],
+          "file_quiet_window: a second save of the same state wrote %s over %s" % (again, saved))
+    check(saved["revision"] == last, "file_quiet_window: snapshot at revision %d, not %d" %
+          (saved["revision"], last))
+    check(window["gaps"] == 0 and window["latest_revision"] == last,
+          "file_quiet_window: a quiet cluster's window is %s; the store lists:\n%s" %
+          (window, listing))
+    print("ok file_quiet_window: reads, then a snapshot: the window is whole (revisions %d-%d)" %
+          (window["earliest_revision"], last))
 
 
 def download(env):
@@ -855,6 +886,14 @@ def download(env):
     r = env.ctl("snapshot", "restore", "--from", path, "--data-dir", env.path("x"), "--revision",
                 "5", ok=False)
     check(r.returncode == 2, "file_download: restore --from FILE --revision was accepted")
+    # A backup directory given as a path is told to be a URL; an empty store says so.
+    empty = env.path("emptystore")
+    os.makedirs(empty)
+    r = env.ctl("snapshot", "restore", "--from", empty, "--data-dir", env.path("x"), ok=False)
+    check(r.returncode == 1 and "is a directory" in r.stderr and "file://" + empty in r.stderr,
+          "file_download: a directory as --from: %r" % r.stderr)
+    r = env.ctl("snapshot", "list", "--from", "file://" + empty)
+    check("holds no backups" in r.stdout, "file_download: an empty store lists %r" % r.stdout)
 
     # A new cluster from the file serves the same keys and history.
     for i in (1, 2, 3):

@@ -3,7 +3,8 @@
 # console's URL), write, read, the same over HTTP, the console's page,
 # status (with each node's HTTP URL), the member list, a leader transfer, a
 # min-revision read on a follower, down, up again (restart from existing
-# data), read, wipe. Runs on ports 27001-27003 / 27101-27103 / 27201-27203
+# data), read, backups, status with a paused node, restore (refused before
+# wiping, then done), wipe. Runs on ports 27001-27003 / 27101-27103 / 27201-27203
 # so that a developer's own cluster is safe.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -45,6 +46,21 @@ for i in $(seq 1 20); do "$ctl" put "k/$i" "v$i" >/dev/null; done
 "$ctl" snapshot save | grep -q '^saved: revision [0-9]* (raft index [0-9]*), [0-9]* keys'
 "$ctl" snapshot list | grep -q '^restorable: revision'
 "$ctl" snapshot verify | grep -q '^verified: snapshot at revision [0-9]* plus [0-9]* archived entries'
+# status with a node alive but not answering: "unreachable", and the table whole.
+pid3=$(cat "$CAIRN_LOCAL_DIR/node3.pid")
+kill -STOP "$pid3"
+status_out=$("$cluster" status) || { kill -CONT "$pid3"; exit 1; }
+kill -CONT "$pid3"
+grep -E '^3 .*unreachable' <<<"$status_out" >/dev/null
+grep -F "backups:" <<<"$status_out" >/dev/null
+# restore: a point the store cannot give wipes nothing; one it can is restored.
+saved=$("$ctl" snapshot save | sed -n 's/^saved: revision \([0-9]*\).*/\1/p')
+if "$cluster" restore 999999 2>/tmp/cairn-smoke-err; then exit 1; fi
+grep -q "nothing was wiped" /tmp/cairn-smoke-err
+[[ $("$ctl" get greeting) == hello ]]
+restore_out=$("$cluster" restore "$saved")
+grep -q "^restoring revision $saved " <<<"$restore_out"
+[[ $("$ctl" get k/20) == v20 ]]
 # A failure exits non-zero with a message on stderr.
 if "$ctl" get does-not-exist 2>/tmp/cairn-smoke-err; then exit 1; fi
 grep -q "not found" /tmp/cairn-smoke-err

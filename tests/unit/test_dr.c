@@ -461,6 +461,14 @@ static void test_archive_restore(void **state)
     kv_init(&kv);
     assert_int_equal(dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)), 0);
     assert_int_equal(kv.rev, 17);
+    assert_false(res.ended_before_time);
+    kv_close(&kv);
+    /* A time after the archive's end: its end, and said so. */
+    t.time_ms = 99000;
+    kv_init(&kv);
+    assert_int_equal(dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)), 0);
+    assert_int_equal(kv.rev, 25);
+    assert_true(res.ended_before_time);
     kv_close(&kv);
     /* Beyond the archive, and before the first snapshot: clear errors. */
     t.time_ms = 0;
@@ -473,6 +481,7 @@ static void test_archive_restore(void **state)
     kv_init(&kv);
     assert_int_equal(dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no snapshot"));
+    assert_non_null(strstr(err, "oldest is revision 10, taken 1970-01-01T"));
     kv_close(&kv);
 
     /* Corrupt the newest snapshot: refused, naming it; --fallback takes
@@ -1198,7 +1207,7 @@ static void test_snapshot_file(void **state)
     assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "truncated"));
     assert_int_equal(dr_snapshot_file_load(tmpdir, &back, &got, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "not a regular file"));
+    assert_non_null(strstr(err, "is a directory, not a snapshot file"));
     snprintf(path, sizeof(path), "%s/none.snap", tmpdir);
     assert_int_equal(dr_snapshot_file_load(path, &back, &got, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "No such file"));
