@@ -999,6 +999,10 @@ int dr_snapshot_file_load(const char *path, struct kv *kv, struct dr_snapshot *o
     }
     rv = check_snapshot(data, got, path, NULL, out, kv, err, errlen);
     free(data);
+    if (rv == 0 && out != NULL && out->name[0] == '\0') {
+        /* The name it has, or would have, in a store. */
+        dr_name_snapshot(out->cluster_id, out->index, out->name, sizeof(out->name));
+    }
     return rv;
 }
 

@@ -1659,7 +1659,9 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
     }
     if (cfg->restore_from[0] != '\0') {
         if (!fresh) {
-            log_info("--restore-from ignored: %s already holds this node's data", cfg->data_dir);
+            log_warn("--restore-from ignored: %s already holds this node's data (from an "
+                     "earlier start, or an earlier restore); to restore again, empty it first",
+                     cfg->data_dir);
         } else if (restore_from(cfg, &restored_id, &restored_rev, errmsg, errmsg_len) != 0) {
             return -1;
         }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,6 +156,26 @@ static void print_catalog_json(const struct objstore *st, const struct dr_catalo
     fwrite(out.data, 1, out.len, stdout);
     printf("\n");
     buf_free(&out);
+}
+
+/* A seed already there is from an earlier restore whose node never
+ * started (a started node's directory is refused): say that it goes. */
+static bool seed_exists(const char *data_dir)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
+    return stat(path, &sb) == 0;
+}
+
+static void note_replaced(bool had_seed, const char *data_dir)
+{
+    if (had_seed) {
+        fprintf(stderr,
+                "cairnctl: note: %s held the seed of an earlier restore, never started; "
+                "replaced\n",
+                data_dir);
+    }
 }
 
 static void print_catalog(const struct objstore *st, const struct dr_catalog *cat)
@@ -383,6 +404,7 @@ static int local_restore(const struct snapshot_opts *o)
         return 1;
     }
     kv_init(&kv);
+    bool had_seed = seed_exists(o->data_dir);
     if (dr_restore(st, &cat, &t, &kv, &res, err, sizeof(err)) != 0) {
         fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
     } else if (dr_write_seed(o->data_dir, &kv, &res, cat.cluster_id, err, sizeof(err)) != 0) {
@@ -390,6 +412,7 @@ static int local_restore(const struct snapshot_opts *o)
     } else {
         char when[32];
         fmt_time(res.time_ms, when, sizeof(when));
+        note_replaced(had_seed, o->data_dir);
         if (res.ended_before_time) {
             fprintf(stderr,
                     "cairnctl: note: --time %s is after the archive's end (revision %" PRIu64
@@ -738,6 +761,7 @@ static int file_restore(const struct snapshot_opts *o)
         return 2;
     }
     kv_init(&kv);
+    bool had_seed = seed_exists(o->data_dir);
     if (dr_restore_file(o->from, &kv, &sn, &res, err, sizeof(err)) != 0) {
         fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
         goto out;
@@ -746,6 +770,7 @@ static int file_restore(const struct snapshot_opts *o)
         fprintf(stderr, "cairnctl: snapshot restore: %s\n", err);
         goto out;
     }
+    note_replaced(had_seed, o->data_dir);
     if (o->json) {
         printf("{\"revision\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"snapshot_revision\":%" PRIu64
                ",\"entries\":0,\"cluster_id\":\"%016" PRIx64 "\",\"state_hash\":\"%016" PRIx64

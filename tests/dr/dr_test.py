@@ -847,7 +847,8 @@ def download(env):
         check(not os.path.exists(os.path.join(d, "export.tmp")),
               "file_download: node %d kept its export file" % i)
     st = json.loads(env.ctl("--json", "snapshot", "status", path).stdout)
-    check(st["revision"] == last and st["bytes_stored"] == size,
+    check(st["revision"] == last and st["bytes_stored"] == size and
+          st["name"].startswith(st["cluster_id"] + "/snap/"),
           "file_download: status FILE says %s" % st)
     r = env.ctl("snapshot", "status", path)
     check("state hash" in r.stdout and "(checked)" in r.stdout,
@@ -900,6 +901,10 @@ def download(env):
         r = env.ctl("--json", "snapshot", "restore", "--from", path, "--data-dir",
                     env.path("dlr", "n%d" % i))
         provisional = json.loads(r.stdout)["cluster_id"]
+    # Restored again before it ever started: replaced, and said so.
+    r = env.ctl("snapshot", "restore", "--from", path, "--data-dir", env.path("dlr", "n1"))
+    check("held the seed of an earlier restore" in r.stderr,
+          "file_download: a replaced seed went unmentioned: %r" % r.stderr)
     nodes = env.start_cluster("dlr", [])
     first_id = wait_named(env, provisional, "file_download")
     got = dump(env)
