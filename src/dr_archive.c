@@ -1370,7 +1370,7 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
              data_dir);
         return -1;
     }
-    kv->cluster_id = id != 0 ? id : 1;
+    kv->cluster_id = id | KV_CLUSTER_PROVISIONAL;
     memset(&m, 0, sizeof(m));
     m.cluster_id = kv->cluster_id;
     m.revision = kv->rev;

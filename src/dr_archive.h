@@ -217,9 +217,9 @@ bool dr_is_snapshot_file(const char *from);
 /* The data directory of a new cluster member from a restored key space: a
  * seed file cairnd loads before raft starts (src/server.c). The key space
  * gets a provisional cluster id derived from the old one and the point
- * restored, so that every member restored to the same point agrees on it
- * and a member restored to another point is told apart; it is also kept
- * in DR_RESTORED_AS_FILE. The first leader then names the cluster with a
+ * restored (KV_CLUSTER_PROVISIONAL set), so that every member restored to
+ * the same point agrees on it and a member restored to another point is
+ * told apart; it is also kept in DR_RESTORED_AS_FILE. The first leader then names the cluster with a
  * random id through the log (PROTO_INIT replacing the provisional one), so
  * that two restores of the same point never share an id, nor their
  * backups. */

@@ -113,13 +113,21 @@ struct kv_observer
     void (*restored)(void *data);
 };
 
+/* The top bit of a cluster id marks a restored state's provisional id;
+ * ids that PROTO_INIT gives have it clear. Every node can tell from the
+ * state alone whether the cluster is named, members that joined later too. */
+#define KV_CLUSTER_PROVISIONAL (UINT64_C(1) << 63)
+
 struct kv
 {
     struct kv_key *head; /* owned: sentinel of KV_LEVEL_MAX levels */
     uint8_t level;       /* highest level in use */
     kv_rev rev;
     kv_rev compact_rev;
-    uint64_t cluster_id; /* 0 until PROTO_INIT sets it; then never changes */
+    /* 0 until PROTO_INIT sets it; then never changes, unless it is a
+     * restored state's provisional id (KV_CLUSTER_PROVISIONAL set), which
+     * the first PROTO_INIT naming it replaces (src/dr_archive.h). */
+    uint64_t cluster_id;
     /* owned: sorted bytewise by prefix, so policies[0] is the one for "" */
     struct kv_retention *policies;
     uint32_t n_policies;

@@ -1196,7 +1196,7 @@ static void init_cb(struct raft_apply *req, int status, void *result)
 bool server_cluster_named(const struct server *s)
 {
     uint64_t id = s->fsm.kv.cluster_id;
-    return id != 0 && id != s->restored_as;
+    return id != 0 && (id & KV_CLUSTER_PROVISIONAL) == 0;
 }
 
 /* A new cluster's first leader names it: a random id in the replicated
@@ -1215,6 +1215,7 @@ static void propose_init(struct server *s)
         if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
             id = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
         }
+        id &= ~KV_CLUSTER_PROVISIONAL; /* a final id */
     }
     memset(&req, 0, sizeof(req));
     req.type = PROTO_INIT;

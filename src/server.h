@@ -53,7 +53,8 @@ struct server
     uint64_t threshold_base_bytes;
     char address[512]; /* ours, as stored in the Raft configuration */
     /* A restored data directory's provisional cluster id (dr_restored_as),
-     * 0 otherwise: the cluster is not named while it still has this id. */
+     * 0 otherwise: reported in status, so that the members of one restore
+     * recognise each other after the cluster was named. */
     uint64_t restored_as;
     struct raft raft;
     struct raft_io io;
@@ -116,7 +117,8 @@ int server_start(struct server *s, struct config *cfg, uv_loop_t *loop, char *er
 /* Begin the clean shutdown described above. */
 void server_stop(struct server *s);
 /* The cluster has its final id: named by its first leader (a restored
- * cluster's provisional id does not count). Backups wait for it. */
+ * state's provisional id, KV_CLUSTER_PROVISIONAL, does not count). Backups
+ * wait for it. */
 bool server_cluster_named(const struct server *s);
 
 /* Handle one request payload from a session. */

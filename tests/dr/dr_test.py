@@ -221,7 +221,10 @@ def wait_named(env, provisional, what, n=3, timeout=15):
         ids = {s.get("cluster_id") for s in status}
         if len(ids) == 1 and provisional not in ids and \
                 all(s.get("restored_as") == provisional for s in status):
-            return ids.pop()
+            named = ids.pop()
+            check(int(named, 16) < 1 << 63, "%s: the cluster was named %s, an id with the "
+                  "provisional bit" % (what, named))
+            return named
         time.sleep(0.2)
     raise Fail("%s: the restored cluster was not named anew (provisional %s): %s" %
                (what, provisional, [(s.get("cluster_id"), s.get("restored_as")) for s in status]))

@@ -980,7 +980,10 @@ static void test_seed(void **state)
     assert_int_equal(kv_hash(&back), kv_hash(&kv));
     assert_int_equal(back.cluster_id, kv.cluster_id);
     kv_close(&back);
-    /* The provisional id is kept beside the seed. */
+    /* The provisional id is marked as such in the state itself, so that a
+     * member that joins before the cluster is named knows it is not, and
+     * kept beside the seed. */
+    assert_true((kv.cluster_id & KV_CLUSTER_PROVISIONAL) != 0);
     assert_true(dr_restored_as(dir) == kv.cluster_id);
     assert_true(dr_restored_as(tmpdir) == 0);
     /* The same point restored again: the same provisional cluster id. */
