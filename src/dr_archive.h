@@ -219,10 +219,9 @@ bool dr_is_snapshot_file(const char *from);
  * gets a provisional cluster id derived from the old one and the point
  * restored (KV_CLUSTER_PROVISIONAL set), so that every member restored to
  * the same point agrees on it and a member restored to another point is
- * told apart; it is also kept in DR_RESTORED_AS_FILE. The first leader then names the cluster with a
- * random id through the log (PROTO_INIT replacing the provisional one), so
- * that two restores of the same point never share an id, nor their
- * backups. */
+ * told apart; it is also kept in DR_RESTORED_AS_FILE. The first leader then names the cluster with
+ * a random id through the log (PROTO_INIT replacing the provisional one), so that two restores of
+ * the same point never share an id, nor their backups. */
 #define DR_SEED_FILE "seed.cairnsnap"
 #define DR_RESTORED_AS_FILE "restored-as"
 int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *res,
