@@ -807,6 +807,21 @@ static void failed(struct dr *d, struct dr_job *j)
              (unsigned long long)(wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS));
 }
 
+/* Answer those waiting for a snapshot: {"snapshot": MANIFEST}. */
+static void answer_saved(struct dr *d, const struct dr_snapshot *snap)
+{
+    struct buf json;
+    struct json_writer w;
+    buf_init(&json);
+    json_writer_init(&w, &json);
+    json_object_begin(&w);
+    json_key(&w, "snapshot");
+    snapshot_json(&w, snap);
+    json_object_end(&w);
+    dr_answer_waiters(&d->save_waiters, d->srv->fsm.kv.rev, 0, NULL, &json);
+    buf_free(&json);
+}
+
 static void finish(struct dr *d, struct dr_job *j)
 {
     struct kv *kv = &d->srv->fsm.kv;
@@ -894,7 +909,6 @@ static void finish(struct dr *d, struct dr_job *j)
             snprintf(d->last_snapshot.error, sizeof(d->last_snapshot.error), "%s",
                      j->rv == 0 ? "" : j->err);
             if (j->rv == 0) {
-                struct json_writer w;
                 d->have_snapshot = true;
                 d->last_snapshot_taken_ms = j->snap.time_ms;
                 d->last_snapshot_hash = j->snap.state_hash;
@@ -920,12 +934,7 @@ static void finish(struct dr *d, struct dr_job *j)
                          (double)(metrics_now_ns() - j->started_ns) / 1e6);
                 d->last_prune_ms = 0; /* list and prune next */
                 dr_catalog_add(&d->catalog, &j->snap);
-                json_writer_init(&w, &json);
-                json_object_begin(&w);
-                json_key(&w, "snapshot");
-                snapshot_json(&w, &j->snap);
-                json_object_end(&w);
-                dr_answer_waiters(&d->save_waiters, d->srv->fsm.kv.rev, 0, NULL, &json);
+                answer_saved(d, &j->snap);
             } else {
                 dr_answer_waiters(&d->save_waiters, 0, CAIRN_EIO, j->err, NULL);
             }
@@ -1027,6 +1036,19 @@ static void capture_idle_cb(uv_idle_t *h)
     d->save_requested = true;
 }
 
+/* The snapshot in the catalog of the same state as snap, if any. */
+static const struct dr_snapshot *stored_already(const struct dr *d, const struct dr_snapshot *snap)
+{
+    for (unsigned i = d->catalog.n_snaps; i-- > 0;) {
+        const struct dr_snapshot *had = &d->catalog.snaps[i];
+        if (had->index == snap->index && had->state_hash == snap->state_hash &&
+            had->cluster_id == snap->cluster_id) {
+            return had;
+        }
+    }
+    return NULL;
+}
+
 static void start_snapshot(struct dr *d)
 {
     struct server *s = d->srv;
@@ -1055,28 +1077,18 @@ static void start_snapshot(struct dr *d)
      * Writing it again would only replace a good object under the same
      * name, under the feet of any restore reading it. (Not when the chain
      * needs a new start: that bookkeeping is the upload's.) */
-    for (unsigned i = d->catalog.n_snaps;
-         d->save_requested && d->have_snapshot && d->spool.base <= d->archived_index && i-- > 0;) {
-        const struct dr_snapshot *had = &d->catalog.snaps[i];
-        if (had->index == j->snap.index && had->state_hash == j->snap.state_hash &&
-            had->cluster_id == kv->cluster_id) {
-            struct buf json;
-            struct json_writer w;
-            kv_capture_release(kv, j->cap);
-            job_free(j);
-            d->save_requested = false;
-            log_info("backup: the snapshot at revision %llu is stored already",
-                     (unsigned long long)had->revision);
-            buf_init(&json);
-            json_writer_init(&w, &json);
-            json_object_begin(&w);
-            json_key(&w, "snapshot");
-            snapshot_json(&w, had);
-            json_object_end(&w);
-            dr_answer_waiters(&d->save_waiters, kv->rev, 0, NULL, &json);
-            buf_free(&json);
-            return;
-        }
+    const struct dr_snapshot *had = NULL;
+    if (d->save_requested && d->have_snapshot && d->spool.base <= d->archived_index) {
+        had = stored_already(d, &j->snap);
+    }
+    if (had != NULL) {
+        kv_capture_release(kv, j->cap);
+        job_free(j);
+        d->save_requested = false;
+        log_info("backup: the snapshot at revision %llu is stored already",
+                 (unsigned long long)had->revision);
+        answer_saved(d, had);
+        return;
     }
     snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
     d->save_requested = false;

@@ -1410,11 +1410,12 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
      * once raft has a snapshot of its own. Written first, so that a seed
      * never exists without it. */
     char idpath[4096];
-    char idtext[32];
-    int n = snprintf(idtext, sizeof(idtext), "%016" PRIx64 "\n", kv->cluster_id);
+    char idtext[18];
+    dr_hex64(kv->cluster_id, idtext);
+    idtext[16] = '\n';
     snprintf(idpath, sizeof(idpath), "%s/" DR_RESTORED_AS_FILE, data_dir);
     fd = open(idpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || spool_write_all(fd, idtext, (size_t)n) != 0 || fsync(fd) != 0) {
+    if (fd < 0 || spool_write_all(fd, idtext, 17) != 0 || fsync(fd) != 0) {
         errf(err, errlen, "%s: %s", idpath, strerror(errno));
         if (fd >= 0) {
             close(fd);
@@ -1446,14 +1447,8 @@ uint64_t dr_restored_as(const char *data_dir)
     if (spool_read_file(path, &data, &got) != 0) {
         return 0;
     }
-    for (size_t i = 0; i < got && i < 16; i++) {
-        char c = data[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) {
-            id = 0;
-            break;
-        }
-        id = id << 4 | (uint64_t)d;
+    if (got < 16 || !dr_parse_hex64(data, 16, &id)) {
+        id = 0;
     }
     free(data);
     return id;

@@ -71,6 +71,15 @@ static void fail(struct dr_export *x, int code, const char *message)
     dr_answer_waiters(&x->waiters, 0, code, message, NULL);
 }
 
+/* Tests only: sleep as many milliseconds as the variable says, if set. */
+static void test_delay(const char *variable)
+{
+    const char *ms = getenv(variable);
+    if (ms != NULL) {
+        usleep((useconds_t)atoi(ms) * 1000u);
+    }
+}
+
 static void *write_main(void *arg)
 {
     struct dr_export *x = arg;
@@ -79,10 +88,7 @@ static void *write_main(void *arg)
         /* not fatal: it only runs at the loop's priority */
     }
     /* Tests only: hold the export long enough to kill its leader under it. */
-    const char *delay = getenv("CAIRN_TEST_EXPORT_DELAY_MS");
-    if (delay != NULL) {
-        usleep((useconds_t)atoi(delay) * 1000u);
-    }
+    test_delay("CAIRN_TEST_EXPORT_DELAY_MS");
     x->thread_rv = dr_snapshot_write(x->cap, &x->snap, x->fd, x->thread_err, sizeof(x->thread_err));
     uv_async_send(&x->async);
     return NULL;
@@ -244,10 +250,7 @@ static void read_chunk(struct dr_export *x, struct session *session,
     }
     /* Tests only: make the reading last long enough to kill the leader
      * between two pieces. It blocks the loop, which a test can afford. */
-    const char *delay = getenv("CAIRN_TEST_EXPORT_READ_DELAY_MS");
-    if (delay != NULL) {
-        usleep((useconds_t)atoi(delay) * 1000u);
-    }
+    test_delay("CAIRN_TEST_EXPORT_READ_DELAY_MS");
     /* The file was just written: its pages are in the page cache, so this
      * costs the loop a copy, not a disk read. */
     do {

@@ -140,17 +140,6 @@ static void sleep_ms(unsigned ms)
     }
 }
 
-/* A SHA-256 digest as 64 lower-case hex digits. */
-static void digest_hex(const unsigned char md[32], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 static void sha256_hex(const void *data, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -159,7 +148,7 @@ static void sha256_hex(const void *data, size_t len, char hex[65])
     assert(ok == 1); /* SHA-256 of memory cannot fail short of a broken libcrypto */
     assert(md_len == 32);
     (void)ok;
-    digest_hex(md, hex);
+    sigv4_hex(md, 32, hex);
 }
 
 struct put_source
@@ -227,7 +216,7 @@ static int sha256_hex_source(struct objstore_s3 *s, const struct put_source *src
     EVP_MD_CTX_free(ctx);
     assert(ok == 1 && md_len == 32);
     (void)ok;
-    digest_hex(md, hex);
+    sigv4_hex(md, 32, hex);
     return 0;
 }
 
@@ -582,12 +571,6 @@ static long request_timeout_ms(const struct objstore_s3 *s, enum s3_method metho
     return s->timeout_ms + (long)((uint64_t)len * 1000 / speed);
 }
 
-/* Sends one request to url with the body data (or, data NULL, bytes
- * [0, len) of fd), retrying transient failures. The answer's body lands in
- * s->body, its ETag in s->etag. Returns 0 on a 2xx answer; -1 otherwise,
- * with the reason in err, *status the last HTTP status (0 when none came)
- * and s->code S3's error Code (or ""). what names the request in err
- * ("PUT", "PUT part 3/5"). */
 /* Frees a header list that may hold the session token. */
 static void free_headers(struct curl_slist *headers)
 {
@@ -648,6 +631,12 @@ static struct curl_slist *sign(const struct objstore_s3 *s, enum s3_method metho
     return headers;
 }
 
+/* Sends one request to url with the body data (or, data NULL, bytes
+ * [0, len) of fd), retrying transient failures. The answer's body lands in
+ * s->body, its ETag in s->etag. Returns 0 on a 2xx answer; -1 otherwise,
+ * with the reason in err, *status the last HTTP status (0 when none came)
+ * and s->code S3's error Code (or ""). what names the request in err
+ * ("PUT", "PUT part 3/5"). */
 static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url, const void *data,
                    int fd, size_t len, const char *what, long *status, char *err, size_t errlen)
 {
@@ -702,7 +691,11 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         err_set(err, errlen, "%s: out of memory", what);
         return -1;
     }
-    snprintf(path, path_len + 2, "%.*s", (int)path_len, path_len > 0 ? path_start : "/");
+    if (path_len > 0) {
+        snprintf(path, path_len + 1, "%.*s", (int)path_len, path_start);
+    } else {
+        snprintf(path, 2, "/"); /* a URL without a path asks for the root */
+    }
     const char *query = path_start[path_len] == '?' ? path_start + path_len + 1 : "";
 
     int rc = -1;

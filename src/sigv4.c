@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void hex(const unsigned char *md, size_t n, char *out)
+void sigv4_hex(const unsigned char *md, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -117,7 +117,7 @@ int sigv4_authorization(const struct sigv4_request *req, char *out, size_t outle
     if (EVP_Digest(canon.data, canon.len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
         goto out;
     }
-    hex(md, 32, canon_hex);
+    sigv4_hex(md, 32, canon_hex);
 
     char date[9];
     memcpy(date, req->amz_date, 8);
@@ -156,7 +156,7 @@ int sigv4_authorization(const struct sigv4_request *req, char *out, size_t outle
         goto out;
     }
     char sig[65];
-    hex(md, 32, sig);
+    sigv4_hex(md, 32, sig);
     n = snprintf(out, outlen, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
                  req->access_key, scope, names.data, sig);
     if (n >= 0 && (size_t)n < outlen) {

@@ -42,6 +42,9 @@ struct sigv4_request
 
 #define SIGV4_HEADERS_MAX 16
 
+/* n bytes as 2n lower-case hex digits and a NUL, as SigV4 writes digests. */
+void sigv4_hex(const unsigned char *md, size_t n, char *out);
+
 /* x-amz-date's value for t (UTC): 16 characters and a NUL. */
 void sigv4_amz_date(time_t t, char out[17]);
 

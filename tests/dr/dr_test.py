@@ -103,20 +103,26 @@ class Env:
         wait_port(PORT_BASE + 90)
         self.start_proxy()
 
-    def start_proxy(self):
-        self.proxy = subprocess.Popen(
+    def start_proxy(self, port=PORT_BASE + 91, extra=(), log="proxy.log"):
+        """The signature-checking proxy in front of s3rver; the one at PORT_BASE + 91 is the
+        tests' usual store (self.proxy), others (extra flags) are the caller's."""
+        p = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HERE, "sigv4_proxy.py"), "--listen",
-             str(PORT_BASE + 91), "--target", str(PORT_BASE + 90), "--access-key", ACCESS,
-             "--secret", SECRET],
-            stdout=subprocess.DEVNULL, stderr=open(self.path("proxy.log"), "a"))
-        wait_port(PORT_BASE + 91)
+             str(port), "--target", str(PORT_BASE + 90), "--access-key", ACCESS,
+             "--secret", SECRET] + list(extra),
+            stdout=subprocess.DEVNULL, stderr=open(self.path(log), "a"))
+        if port == PORT_BASE + 91:
+            self.proxy = p
+        else:
+            self.procs.append(p)
+        wait_port(port)
 
     def stop_proxy(self):
         self.proxy.terminate()
         self.proxy.wait()
 
-    def proxy_stats(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/__sigv4_proxy/stats" % (PORT_BASE + 91),
+    def proxy_stats(self, port=PORT_BASE + 91):
+        with urllib.request.urlopen("http://127.0.0.1:%d/__sigv4_proxy/stats" % port,
                                     timeout=5) as r:
             return json.load(r)
 
@@ -448,18 +454,11 @@ def s3_encryption(env):
     verify and restore read them back; a node without --backup-sse is refused."""
     port = PORT_BASE + 92
     key = "alias/cairn-dr-test"
-    proxy = subprocess.Popen(
-        ["/usr/bin/python3", os.path.join(HERE, "sigv4_proxy.py"), "--listen", str(port),
-         "--target", str(PORT_BASE + 90), "--access-key", ACCESS, "--secret", SECRET,
-         "--require-sse", "aws:kms", "--require-sse-kms-key-id", key],
-        stdout=subprocess.DEVNULL, stderr=open(env.path("proxy-sse.log"), "a"))
-    env.procs.append(proxy)
-    wait_port(port)
+    env.start_proxy(port, ["--require-sse", "aws:kms", "--require-sse-kms-key-id", key],
+                    "proxy-sse.log")
 
     def stats():
-        with urllib.request.urlopen("http://127.0.0.1:%d/__sigv4_proxy/stats" % port,
-                                    timeout=5) as r:
-            return json.load(r)
+        return env.proxy_stats(port)
 
     store = ["--backup-endpoint", "http://127.0.0.1:%d" % port]
     url = "s3://%s/encrypted" % BUCKET
