@@ -14,6 +14,7 @@
 
 #include "cairn.h"
 #include "diff.h"
+#include "help.h"
 #include "member.h"
 #include "snapshot.h"
 
@@ -107,7 +108,8 @@ static void usage(FILE *f)
             "  --json                     machine-readable output\n"
             "  --timeout MS               per-call timeout (default 5000)\n"
             "  --version                  print cairnctl's version\n"
-            "  --help                     this help\n",
+            "  --help                     this help; COMMAND --help (or help COMMAND):\n"
+            "                             that command's flags\n",
             CAIRN_DEFAULT_ENDPOINTS);
 }
 
@@ -1463,6 +1465,27 @@ static int cmd_watch(cairn_client *c, const struct opts *o)
     return result;
 }
 
+/* --help: the command's page when a command is given, otherwise the global
+ * help. An unknown command or verb is a usage error, as it is without --help. */
+static int command_help(const char *cmd, const char *verb)
+{
+    int rv;
+    if (cmd == NULL) {
+        usage(stdout);
+        return 0;
+    }
+    rv = help_page(stdout, stderr, cmd, verb);
+    if (rv == HELP_NO_COMMAND) {
+        fprintf(stderr, "cairnctl: unknown command \"%s\" (see --help)\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (rv == HELP_NO_VERB) {
+        fprintf(stderr, "cairnctl: %s has no command \"%s\" (its commands are above)\n", cmd, verb);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -1473,8 +1496,12 @@ int main(int argc, char **argv)
     int i;
     int rv;
     uint64_t n;
+    bool help = false;
 
     memset(&o, 0, sizeof(o));
+    for (i = 1; i < argc; i++) {
+        help = help || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    }
     o.endpoints = getenv("CAIRN_ENDPOINTS");
     if (o.endpoints == NULL || o.endpoints[0] == '\0') {
         o.endpoints = CAIRN_DEFAULT_ENDPOINTS;
@@ -1484,8 +1511,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         bool has_next = i + 1 < argc;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
+            continue; /* below, once the command is known */
         } else if (strcmp(a, "--version") == 0) {
             printf("cairnctl %d.%d\n", CAIRN_VERSION_MAJOR, CAIRN_VERSION_MINOR);
             return 0;
@@ -1563,6 +1589,9 @@ int main(int argc, char **argv)
                 o.timeout_ms = n > 0 && n < 3600000 ? (int)n : 5000;
             }
         } else if (strncmp(a, "--", 2) == 0 && strlen(a) > 2) {
+            if (help) {
+                continue; /* asking for help is never a usage error */
+            }
             fprintf(stderr, "cairnctl: unknown flag %s or missing value (see --help)\n", a);
             return EXIT_USAGE;
         } else if (cmd == NULL) {
@@ -1573,6 +1602,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "cairnctl: too many arguments\n");
             return EXIT_USAGE;
         }
+    }
+    if (cmd != NULL && strcmp(cmd, "help") == 0) {
+        help = true;
+        cmd = o.n_args > 0 ? o.args[0] : NULL;
+        memmove(o.args, o.args + 1, sizeof(o.args) - sizeof(o.args[0]));
+        o.n_args = o.n_args > 0 ? o.n_args - 1 : 0;
+    }
+    if (help) {
+        return command_help(cmd, o.n_args > 0 ? o.args[0] : NULL);
     }
     if (cmd == NULL) {
         usage(stderr);

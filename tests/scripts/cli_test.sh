@@ -24,6 +24,24 @@ expect_fail() {
   grep -q -- "$words" "$err" || fail "$* did not say '$words': $(cat "$err")"
 }
 
+# help: each command's own page, with its flags (no cluster needed)
+for c in put get del cas txn history diff rollback compact retention watch status metrics \
+  member "member list" "member add" "member promote" "member demote" "member remove" \
+  "leader transfer" snapshot "snapshot save" "snapshot list" "snapshot verify" \
+  "snapshot restore" "snapshot status"; do
+  read -ra words <<<"$c"
+  out=$("$ctl" "${words[@]}" --help) || fail "$c --help exited $?"
+  [[ $out == "Usage: cairnctl ${words[0]}"* ]] || fail "$c --help: $out"
+  [[ $("$ctl" help "${words[@]}") == "$out" ]] || fail "help $c differs from $c --help"
+done
+out=$("$ctl" snapshot restore --help)
+[[ $out == *--fallback* && $out == *--backup-credentials-file* ]] ||
+  fail "restore --help lacks --fallback or the S3 flags: $out"
+[[ $("$ctl" get app/x --help --no-such-flag) == *--min-revision* ]] || fail "get --help"
+[[ $("$ctl" --help) == *$'\nCommands:\n'* ]] || fail "global --help"
+expect_fail 2 'snapshot has no command "bogus"' -- "$ctl" snapshot bogus --help
+expect_fail 2 'unknown command "bogus"' -- "$ctl" bogus --help
+
 "$cluster" up >/dev/null
 export CAIRN_ENDPOINTS=$n1,$n2,$n3
 
