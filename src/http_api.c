@@ -931,6 +931,12 @@ static void write_status(struct json_writer *w, const struct cairn_status *st)
         json_key(w, "cluster_id");
         json_cstring(w, hex);
     }
+    if (st->restored_as != 0) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, st->restored_as);
+        json_key(w, "restored_as");
+        json_cstring(w, hex);
+    }
 }
 
 static void write_member(struct json_writer *w, const struct cairn_member *m)

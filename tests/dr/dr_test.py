@@ -198,6 +198,11 @@ class Env:
                                     timeout=5) as r:
             return r.read().decode()
 
+    def http_status(self, node=1):
+        with urllib.request.urlopen("http://127.0.0.1:%d/v1/status" % (PORT_BASE + 20 + node),
+                                    timeout=5) as r:
+            return json.loads(r.read().decode())
+
     def ready(self, node=1):
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/ready" % (PORT_BASE + 20 + node),
@@ -230,6 +235,12 @@ def wait_named(env, provisional, what, n=3, timeout=15):
             named = ids.pop()
             check(int(named, 16) < 1 << 63, "%s: the cluster was named %s, an id with the "
                   "provisional bit" % (what, named))
+            for node in range(1, n + 1):  # HTTP's status says the same as the native one
+                doc = env.http_status(node)
+                check(doc.get("cluster_id") == named and doc.get("restored_as") == provisional,
+                      "%s: GET /v1/status of node %d: cluster_id %s, restored_as %s; want %s, %s"
+                      % (what, node, doc.get("cluster_id"), doc.get("restored_as"), named,
+                         provisional))
             return named
         time.sleep(0.2)
     raise Fail("%s: the restored cluster was not named anew (provisional %s): %s" %
