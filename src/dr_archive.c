@@ -477,6 +477,29 @@ static void build_ranges(struct dr_catalog *cat)
     }
 }
 
+static void warn_stderr(const char *msg)
+{
+    fprintf(stderr, "warning: %s\n", msg);
+}
+
+static void (*warn_fn)(const char *msg) = warn_stderr;
+
+void dr_set_warn(void (*warn)(const char *msg))
+{
+    warn_fn = warn != NULL ? warn : warn_stderr;
+}
+
+static void warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warnf(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    warn_fn(msg);
+}
+
 int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog *cat, char *err,
                     size_t errlen)
 {
@@ -515,7 +538,7 @@ int dr_catalog_load(struct objstore *st, uint64_t cluster_id, struct dr_catalog 
         rv = dr_manifest_parse(data, len, &s, msg, sizeof(msg));
         free(data);
         if (rv != 0) {
-            fprintf(stderr, "cairn: ignoring manifest %s: %s\n", l.manifests[i], msg);
+            warnf("ignoring manifest %s: %s", l.manifests[i], msg);
             continue;
         }
         dr_name_snapshot(s.cluster_id, s.index, s.name, sizeof(s.name));
@@ -1238,7 +1261,7 @@ int dr_restore(struct objstore *st, const struct dr_catalog *cat, const struct d
                 snprintf(first_err, sizeof(first_err), "%s", err);
             }
             res->skipped_snapshots++;
-            fprintf(stderr, "cairn: %s; falling back to an earlier snapshot\n", err);
+            warnf("%s; falling back to an earlier snapshot", err);
             continue;
         }
         res->revision = sn->revision;

@@ -185,6 +185,12 @@ struct dr_result
     bool ended_before_time;
 };
 
+/* Where the restore library's warnings go (an ignored manifest, a fallback
+ * to an earlier snapshot): one sentence, no newline. cairnd sends them to its
+ * log, cairnctl to stderr under its own name; by default they go to stderr.
+ * Set once, before any restore runs. */
+void dr_set_warn(void (*warn)(const char *msg));
+
 /* Build in kv (freshly initialized by the caller) the store as it was at
  * the target: the newest snapshot at or before it, then archived entries.
  * Checks every artifact's checksum, the snapshot's state hash, and the

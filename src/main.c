@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "dr_archive.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -21,6 +22,13 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) {
         uv_close(h, NULL);
     }
+}
+
+/* The restore library's warnings (a fallback to an earlier snapshot) go to
+ * the log like any other. */
+static void log_restore_warning(const char *msg)
+{
+    log_warn("restore: %s", msg);
 }
 
 int main(int argc, char **argv)
@@ -52,6 +60,7 @@ int main(int argc, char **argv)
                      : strcmp(cfg.log_level, "warn") == 0     ? LOG_WARN
                      : strcmp(cfg.log_level, "error") == 0    ? LOG_ERROR
                                                               : LOG_INFO);
+    dr_set_warn(log_restore_warning);
     /* Return large blocks (snapshot buffers, big values) to the system when
      * freed: glibc's dynamic threshold otherwise keeps tens of MiB of freed
      * heap resident after the first snapshot (measured: ~70 MiB per node at

@@ -14,6 +14,7 @@
 
 #include "cairn.h"
 #include "diff.h"
+#include "dr_archive.h"
 #include "help.h"
 #include "member.h"
 #include "snapshot.h"
@@ -1486,6 +1487,11 @@ static int command_help(const char *cmd, const char *verb)
     return 0;
 }
 
+static void restore_warning(const char *msg)
+{
+    fprintf(stderr, "cairnctl: warning: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -1499,6 +1505,7 @@ int main(int argc, char **argv)
     bool help = false;
 
     memset(&o, 0, sizeof(o));
+    dr_set_warn(restore_warning);
     for (i = 1; i < argc; i++) {
         help = help || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
     }

@@ -577,6 +577,10 @@ def run_file(env):
     check(out["revision"] == last and out["skipped_snapshots"] == 1,
           "file_corrupt: --fallback did not reach revision %d from the earlier snapshot: %s" %
           (last, r.stdout))
+    check("cairnctl: warning: " in r.stderr and "falling back to an earlier snapshot" in r.stderr
+          and saved["name"] in r.stderr,
+          "file_corrupt: --fallback did not warn, under cairnctl's name, which snapshot it "
+          "skipped: %r" % r.stderr)
     nodes = env.start_cluster("c2", [], n=1)
     check(dump(env, n=1) == expected_at(log, last), "file_corrupt: the fallback restore differs")
     join_restored(env, "c2", log, url)
