@@ -981,6 +981,92 @@ static bool data_dir_is_fresh(const struct config *cfg)
     return stat(path, &st) != 0;
 }
 
+/* What --restore-from asks for, as one line. cairnd keeps it in
+ * RESTORE_PENDING_FILE from before its restore until raft has bootstrapped
+ * on the result: a start that failed in between (a port in use, a peer that
+ * refused the restore point, a crash) leaves a seed that no node ever ran,
+ * which the next start may replace instead of taking for this node's data. */
+#define RESTORE_PENDING_FILE "restore-pending"
+
+static void restore_target(const struct config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "from=%s revision=%llu time=%s cluster=%s", cfg->restore_from,
+             (unsigned long long)cfg->restore_revision, cfg->restore_time, cfg->restore_cluster);
+}
+
+static void data_path(const struct config *cfg, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", cfg->data_dir, name);
+}
+
+/* The seed and what goes with it, when the restore never ran. */
+static void unlink_restore(const struct config *cfg)
+{
+    char path[CONFIG_STR_MAX + 64];
+    data_path(cfg, DR_SEED_FILE, path, sizeof(path));
+    unlink(path);
+    data_path(cfg, DR_RESTORED_AS_FILE, path, sizeof(path));
+    unlink(path);
+    data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
+    unlink(path);
+}
+
+static int write_restore_pending(const struct config *cfg, char *errmsg, size_t len)
+{
+    char path[CONFIG_STR_MAX + 64];
+    char line[3 * CONFIG_STR_MAX + 64];
+    FILE *f;
+    if (mkdir_p(cfg->data_dir) != 0) {
+        errf(errmsg, len, "data directory %s cannot be created: %s", cfg->data_dir,
+             strerror(errno));
+        return -1;
+    }
+    data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
+    restore_target(cfg, line, sizeof(line));
+    f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%s\n", line) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        errf(errmsg, len, "%s: %s", path, strerror(errno));
+        if (f != NULL) {
+            fclose(f);
+        }
+        unlink(path);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* True, with the target in buf, when the data directory holds a restore of
+ * an earlier start that raft never bootstrapped on. A marker that raft's own
+ * files outlived (a crash right after the bootstrap) is removed. */
+static bool restore_pending(const struct config *cfg, char *buf, size_t len)
+{
+    char path[CONFIG_STR_MAX + 64];
+    struct stat st;
+    FILE *f;
+    bool raft_data;
+    data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    if (fgets(buf, (int)len, f) == NULL) {
+        buf[0] = '\0';
+    }
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    data_path(cfg, "metadata1", path, sizeof(path));
+    raft_data = stat(path, &st) == 0;
+    data_path(cfg, "metadata2", path, sizeof(path));
+    raft_data = raft_data || stat(path, &st) == 0;
+    if (raft_data) {
+        data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
+        unlink(path);
+        return false;
+    }
+    return true;
+}
+
 /* A node about to bootstrap from --initial-cluster on an empty data
  * directory asks the other members listed whether a cluster of them already
  * holds data with this node as a voter. If one does, this node's data was
@@ -1636,6 +1722,27 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
     /* A new data directory restored from object storage gets its seed
      * first; an existing one keeps its data (restarts reuse the flags). */
     fresh = data_dir_is_fresh(cfg);
+    if (!fresh) {
+        char pending[3 * CONFIG_STR_MAX + 64];
+        if (!restore_pending(cfg, pending, sizeof(pending))) {
+            /* this node's data, or a seed cairnctl snapshot restore wrote */
+        } else if (cfg->restore_from[0] != '\0') {
+            /* Restore again, to what this start asks (which may differ), and
+             * check the peers again as a restored node. */
+            log_info("%s holds a restore an earlier start made and never ran (%s): "
+                     "restoring again",
+                     cfg->data_dir, pending);
+            char path[CONFIG_STR_MAX + 64];
+            unlink_restore(cfg);
+            data_path(cfg, NODE_ID_FILE, path, sizeof(path)); /* that start's, never used */
+            unlink(path);
+            fresh = true;
+        } else {
+            log_info("%s holds a restore an earlier start made and never ran (%s): starting "
+                     "from it, without --restore-from",
+                     cfg->data_dir, pending);
+        }
+    }
     if (cfg->recover_members[0] != '\0') {
         rv = parse_members(s, cfg->recover_members, "--recover-members", &conf, errmsg, errmsg_len);
         raft_configuration_close(&conf);
@@ -1663,7 +1770,10 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
             log_warn("--restore-from ignored: %s already holds this node's data (from an "
                      "earlier start, or an earlier restore); to restore again, empty it first",
                      cfg->data_dir);
+        } else if (write_restore_pending(cfg, errmsg, errmsg_len) != 0) {
+            return -1;
         } else if (restore_from(cfg, &restored_id, &restored_rev, errmsg, errmsg_len) != 0) {
+            unlink_restore(cfg); /* the seed is not there: a failed restore leaves none */
             return -1;
         }
     }
@@ -1680,11 +1790,7 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
         if (restored_id != 0) {
             /* Leave the directory new again, or the next start would take
              * the seed for this node's data and skip both restore and check. */
-            char seed[CONFIG_STR_MAX + 64];
-            snprintf(seed, sizeof(seed), "%s/%s", cfg->data_dir, DR_SEED_FILE);
-            unlink(seed);
-            snprintf(seed, sizeof(seed), "%s/%s", cfg->data_dir, DR_RESTORED_AS_FILE);
-            unlink(seed);
+            unlink_restore(cfg);
         }
         return -1;
     }
@@ -1780,7 +1886,11 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
         rv = raft_bootstrap(&s->raft, &conf);
         raft_configuration_close(&conf);
         if (rv == 0) {
+            char path[CONFIG_STR_MAX + 64];
             log_info("bootstrapped a new cluster in %s", cfg->data_dir);
+            /* From here the restored state is raft's: the node's data. */
+            data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
+            unlink(path);
         } else if (rv == RAFT_CANTBOOTSTRAP) {
             log_info("restarting from existing data in %s", cfg->data_dir);
         } else {

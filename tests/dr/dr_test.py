@@ -588,6 +588,7 @@ def run_file(env):
     unrestored_peer(env, url, log[9][2])
     simultaneous_start(env, url, log[9][2])
     client_while_starting(env, url, log[9][2])
+    retry_after_failed_start(env, url, log, log[9][2], log[14][2])
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
@@ -715,6 +716,51 @@ def simultaneous_start(env, url, rev):
     print("ok file_simultaneous: of a restored and an unrestored member started together, %s "
           "refused" % " and ".join(w for w, r in zip(("the restored", "the unrestored"), refused)
                                    if r))
+
+
+def retry_after_failed_start(env, url, log, first, second):
+    """file_retry: a cairnd --restore-from start that fails after its restore (here the Raft port
+    is taken) leaves a seed that no node ran. The next start with --restore-from restores again,
+    to what it asks now, instead of taking that seed for the node's data; once the node has run,
+    --restore-from is ignored (with a warning)."""
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", PORT_BASE + 11))
+    blocker.listen(1)
+    try:
+        start_refused(env, node_args(env, "rt", 1, 1, ["--restore-from", url,
+                                                       "--restore-revision", str(first)]),
+                      "file_retry", "cannot listen for Raft peers")
+    finally:
+        blocker.close()
+    check(os.path.exists(os.path.join(env.path("rt", "n1"), "restore-pending")),
+          "file_retry: the failed start left no restore-pending marker")
+    out = open(env.path("rt-n1.log"), "a")
+    args = node_args(env, "rt", 1, 1, ["--restore-from", url, "--restore-revision", str(second)])
+    p = subprocess.Popen(args, stdout=out, stderr=out, env=env.env())
+    env.procs.append(p)
+    env.wait_leader(n=1)
+    got = dump(env, n=1)
+    check(got == expected_at(log, second),
+          "file_retry: after a failed start, --restore-revision %d restored %s" %
+          (second, "the first start's revision %d" % first if got == expected_at(log, first)
+           else differences(got, expected_at(log, second))))
+    check(not os.path.exists(os.path.join(env.path("rt", "n1"), "restore-pending")),
+          "file_retry: the marker outlived the node's first run")
+    env.kill([p])
+    # The node has run: its data is its own now, whatever --restore-from says.
+    args = node_args(env, "rt", 1, 1, ["--restore-from", url, "--restore-revision", str(first)])
+    p = subprocess.Popen(args, stdout=out, stderr=out, env=env.env())
+    env.procs.append(p)
+    env.wait_leader(n=1)
+    check(dump(env, n=1) == expected_at(log, second),
+          "file_retry: a restart with another --restore-revision replaced a node's data")
+    env.kill([p])
+    with open(env.path("rt-n1.log")) as f:
+        check("--restore-from ignored" in f.read(),
+              "file_retry: the restart did not warn that --restore-from was ignored")
+    print("ok file_retry: a start that failed after restoring revision %d restored %d when "
+          "asked again; a node that ran keeps its data" % (first, second))
 
 
 def client_while_starting(env, url, rev):
