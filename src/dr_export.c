@@ -40,14 +40,19 @@ void dr_describe_state(struct server *s, struct dr_snapshot *snap)
 
 void dr_export_init(struct dr_export *x, struct server *srv)
 {
+    unsigned i;
     memset(x, 0, sizeof(*x));
     x->srv = srv;
-    x->fd = -1;
-    snprintf(x->path, sizeof(x->path), "%s/export.tmp", srv->cfg->data_dir);
+    for (i = 0; i < DR_EXPORT_MAX; i++) {
+        x->slots[i].srv = srv;
+        x->slots[i].fd = -1;
+        snprintf(x->slots[i].path, sizeof(x->slots[i].path), "%s/export-%u.tmp", srv->cfg->data_dir,
+                 i);
+    }
 }
 
 /* Back to IDLE from any state but WRITING: the capture and file go. */
-static void reset(struct dr_export *x)
+static void reset(struct dr_export_slot *x)
 {
     if (x->cap != NULL) {
         kv_capture_release(&x->srv->fsm.kv, x->cap);
@@ -64,7 +69,7 @@ static void reset(struct dr_export *x)
     x->state = DR_EXPORT_IDLE;
 }
 
-static void fail(struct dr_export *x, int code, const char *message)
+static void fail(struct dr_export_slot *x, int code, const char *message)
 {
     log_warn("export: snapshot %" PRIu64 " failed: %s", x->id, message);
     reset(x);
@@ -82,7 +87,7 @@ static void test_delay(const char *variable)
 
 static void *write_main(void *arg)
 {
-    struct dr_export *x = arg;
+    struct dr_export_slot *x = arg;
     /* Linux applies setpriority to one thread given its id. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), EXPORT_NICE) != 0) {
         /* not fatal: it only runs at the loop's priority */
@@ -96,7 +101,7 @@ static void *write_main(void *arg)
 
 static void idle_cb(uv_idle_t *h)
 {
-    struct dr_export *x = h->data;
+    struct dr_export_slot *x = h->data;
     struct kv *kv = &x->srv->fsm.kv;
     int rv;
     if (x->cap == NULL) {
@@ -151,7 +156,7 @@ static void idle_cb(uv_idle_t *h)
 
 static void timer_cb(uv_timer_t *h)
 {
-    struct dr_export *x = h->data;
+    struct dr_export_slot *x = h->data;
     if (x->state == DR_EXPORT_READY) {
         log_info("export: snapshot %" PRIu64 " unread for %d s; dropped", x->id,
                  DR_EXPORT_IDLE_MS / 1000);
@@ -159,9 +164,20 @@ static void timer_cb(uv_timer_t *h)
     }
 }
 
+static bool anyone_waits(const struct dr_export_slot *x)
+{
+    const struct dr_waiter *w;
+    for (w = x->waiters; w != NULL; w = w->next) {
+        if (session_is_open(w->session)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void async_cb(uv_async_t *h)
 {
-    struct dr_export *x = h->data;
+    struct dr_export_slot *x = h->data;
     struct buf json;
     struct json_writer w;
     struct buf manifest;
@@ -195,6 +211,12 @@ static void async_cb(uv_async_t *h)
     json_object_end(&w);
     if (json_writer_error(&w) != 0) {
         fail(x, CAIRN_ENOMEM, "out of memory");
+    } else if (!anyone_waits(x)) {
+        /* Its client went away meanwhile: nobody will read it, and it would
+         * hold one of DR_EXPORT_MAX places (and its file) until the timer. */
+        log_info("export: snapshot %" PRIu64 " written, but its client is gone; dropped", x->id);
+        reset(x);
+        dr_answer_waiters(&x->waiters, 0, CAIRN_ESHUTDOWN, "nobody waits", NULL);
     } else {
         x->state = DR_EXPORT_READY;
         uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
@@ -206,7 +228,7 @@ static void async_cb(uv_async_t *h)
     buf_free(&manifest);
 }
 
-static int start(struct dr_export *x)
+static int start(struct dr_export_slot *x, uint64_t id)
 {
     uv_loop_t *loop = x->srv->loop;
     if (!x->handles) {
@@ -219,13 +241,13 @@ static int start(struct dr_export *x)
         x->async.data = x;
         x->handles = true;
     }
-    x->id++;
+    x->id = id;
     x->state = DR_EXPORT_CAPTURING;
     uv_idle_start(&x->idle, idle_cb);
     return 0;
 }
 
-static void read_chunk(struct dr_export *x, struct session *session,
+static void read_chunk(struct dr_export_slot *x, struct session *session,
                        const struct proto_request *req)
 {
     uint64_t off = req->op.revision;
@@ -271,27 +293,55 @@ static void read_chunk(struct dr_export *x, struct session *session,
     uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
 }
 
+/* The export with this id, if it is still there. */
+static struct dr_export_slot *find(struct dr_export *x, uint64_t id)
+{
+    unsigned i;
+    for (i = 0; i < DR_EXPORT_MAX; i++) {
+        if (x->slots[i].state != DR_EXPORT_IDLE && x->slots[i].id == id) {
+            return &x->slots[i];
+        }
+    }
+    return NULL;
+}
+
+static void begin(struct dr_export *x, struct session *session, const struct proto_request *req)
+{
+    struct dr_export_slot *slot = NULL;
+    unsigned i;
+    char msg[160];
+    int rv;
+    for (i = 0; i < DR_EXPORT_MAX && slot == NULL; i++) {
+        /* A slot whose thread has not been joined yet is not free. */
+        if (x->slots[i].state == DR_EXPORT_IDLE && !x->slots[i].thread_started) {
+            slot = &x->slots[i];
+        }
+    }
+    if (slot == NULL) {
+        snprintf(msg, sizeof(msg),
+                 "%d snapshot downloads are in progress on this node, the most at once; each "
+                 "ends when read or after %d s unread",
+                 DR_EXPORT_MAX, DR_EXPORT_IDLE_MS / 1000);
+        session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
+        return;
+    }
+    rv = start(slot, ++x->last_id);
+    if (rv != 0) {
+        session_send_error(session, req->id, req->type, rv, "cannot start an export", NULL);
+        return;
+    }
+    if (dr_add_waiter(&slot->waiters, session, req->id) != 0) {
+        reset(slot);
+    }
+}
+
 bool dr_export_handle(struct dr_export *x, struct session *session, const struct proto_request *req)
 {
     const struct proto_slice *verb = &req->op.key;
+    struct dr_export_slot *slot;
     char msg[160];
     if (verb->len == 6 && memcmp(verb->ptr, "export", 6) == 0) {
-        if (x->state != DR_EXPORT_IDLE) {
-            snprintf(msg, sizeof(msg),
-                     "another snapshot download (export %" PRIu64
-                     ") is in progress on this node; it ends when read or after %d s unread",
-                     x->id, DR_EXPORT_IDLE_MS / 1000);
-            session_send_error(session, req->id, req->type, CAIRN_EBUSY, msg, NULL);
-            return true;
-        }
-        int rv = start(x);
-        if (rv != 0) {
-            session_send_error(session, req->id, req->type, rv, "cannot start an export", NULL);
-            return true;
-        }
-        if (dr_add_waiter(&x->waiters, session, req->id) != 0) {
-            reset(x);
-        }
+        begin(x, session, req);
         return true;
     }
     bool is_read = verb->len == 11 && memcmp(verb->ptr, "export-read", 11) == 0;
@@ -299,7 +349,8 @@ bool dr_export_handle(struct dr_export *x, struct session *session, const struct
     if (!is_read && !is_end) {
         return false;
     }
-    if (x->state != DR_EXPORT_READY || req->number != x->id) {
+    slot = find(x, req->number);
+    if (slot == NULL || slot->state != DR_EXPORT_READY) {
         snprintf(msg, sizeof(msg),
                  "no snapshot download %" PRIu64
                  " on this node (it ended, was unread for %d s, or leadership moved): start "
@@ -309,10 +360,11 @@ bool dr_export_handle(struct dr_export *x, struct session *session, const struct
         return true;
     }
     if (is_read) {
-        read_chunk(x, session, req);
+        read_chunk(slot, session, req);
         return true;
     }
-    reset(x);
+    uint64_t revision = slot->snap.revision;
+    reset(slot);
     struct buf json;
     buf_init(&json);
     char text[64];
@@ -320,17 +372,14 @@ bool dr_export_handle(struct dr_export *x, struct session *session, const struct
     if (buf_append(&json, text, (size_t)n) != 0) {
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
     } else {
-        dr_reply_json(session, req->id, x->snap.revision, &json);
+        dr_reply_json(session, req->id, revision, &json);
     }
     buf_free(&json);
     return true;
 }
 
-void dr_export_close(struct dr_export *x)
+static void slot_close(struct dr_export_slot *x)
 {
-    if (x->srv == NULL) {
-        return; /* never initialized: the node stopped before dr_init */
-    }
     if (x->thread_started) {
         pthread_join(x->thread, NULL);
         x->thread_started = false;
@@ -342,5 +391,16 @@ void dr_export_close(struct dr_export *x)
         uv_close((uv_handle_t *)&x->idle, NULL);
         uv_close((uv_handle_t *)&x->timer, NULL);
         uv_close((uv_handle_t *)&x->async, NULL);
+    }
+}
+
+void dr_export_close(struct dr_export *x)
+{
+    unsigned i;
+    if (x->srv == NULL) {
+        return; /* never initialized: the node stopped before dr_init */
+    }
+    for (i = 0; i < DR_EXPORT_MAX; i++) {
+        slot_close(&x->slots[i]);
     }
 }

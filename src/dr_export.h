@@ -14,9 +14,11 @@
  *                  the answer's text
  *   "export-end"   number = ID: the file goes
  *
- * One export at a time per node; another "export" meanwhile is refused with
- * CAIRN_EBUSY. An export nobody reads for DR_EXPORT_IDLE_MS goes by itself,
- * and nothing of it outlives the process (the file is unlinked at once).
+ * Up to DR_EXPORT_MAX exports at once per node, each with its own capture,
+ * file and thread (the captures take turns: one sliced capture at a time);
+ * one more "export" meanwhile is refused with CAIRN_EBUSY. An export nobody
+ * reads for DR_EXPORT_IDLE_MS goes by itself, and nothing of it outlives the
+ * process (the file is unlinked at once).
  * Everything here runs on the loop thread but the writing.
  */
 #ifndef CAIRN_DR_EXPORT_H
@@ -36,6 +38,7 @@ struct dr_waiter;
 
 #define DR_EXPORT_READ_MAX (4u << 20)
 #define DR_EXPORT_IDLE_MS 60000
+#define DR_EXPORT_MAX 4
 
 enum dr_export_state {
     DR_EXPORT_IDLE = 0,
@@ -44,7 +47,8 @@ enum dr_export_state {
     DR_EXPORT_READY,     /* written: clients read it */
 };
 
-struct dr_export
+/* One export. */
+struct dr_export_slot
 {
     struct server *srv; /* borrowed */
     enum dr_export_state state;
@@ -62,6 +66,13 @@ struct dr_export
     int thread_rv; /* the thread's result: 0 or -1 with thread_err */
     char thread_err[512];
     struct dr_waiter *waiters;
+};
+
+struct dr_export
+{
+    struct server *srv; /* borrowed */
+    uint64_t last_id;   /* ids are never reused while the node runs */
+    struct dr_export_slot slots[DR_EXPORT_MAX];
 };
 
 void dr_export_init(struct dr_export *x, struct server *srv);

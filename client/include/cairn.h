@@ -433,8 +433,8 @@ int cairn_backup(cairn_client *c, const char *verb, char **json, size_t *len);
  * them (cairnctl's `snapshot save FILE` does, and `snapshot restore --from
  * FILE` restores such a file). On success *json is the node's answer,
  * {"export": ID, "bytes": N, "snapshot": MANIFEST}, from malloc(); on
- * failure *json is NULL and the code says why: CAIRN_EBUSY when another
- * download is in progress on the leader; CAIRN_EIO when fd cannot be
+ * failure *json is NULL and the code says why: CAIRN_EBUSY when the leader
+ * already serves four downloads, the most at once; CAIRN_EIO when fd cannot be
  * written. A leader lost before the reading begins is replaced by the next
  * one within the client's timeout_ms. If leadership moves once the reading
  * has begun and fd is seekable (a file), fd is truncated back to its offset

@@ -907,7 +907,7 @@ def download(env):
     # Nothing of the download stays on the leader.
     for i in (1, 2, 3):
         d = env.path("dl", "n%d" % i)
-        check(not os.path.exists(os.path.join(d, "export.tmp")),
+        check(not [f for f in os.listdir(d) if f.startswith("export")],
               "file_download: node %d kept its export file" % i)
     st = json.loads(env.ctl("--json", "snapshot", "status", path).stdout)
     check(st["revision"] == last and st["bytes_stored"] == size and
@@ -993,6 +993,40 @@ def download(env):
           "killed during a download handed it on, before and during the reading" % (size, last))
 
 
+def concurrent_downloads(env, last, most=4):
+    """Downloads at once (each held in its writing by CAIRN_TEST_EXPORT_DELAY_MS): up to `most`
+    proceed side by side, each into its own file; one more is refused with CAIRN_EBUSY. There was
+    one at a time. First, a download whose client dies while the leader writes it: the leader
+    drops it once written, instead of keeping one of the places for 60 s."""
+    p = subprocess.Popen([os.path.join(env.bin, "cairnctl"), "snapshot", "save",
+                          env.path("dlc-gone.snap")], env=env.env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    p.kill()
+    p.wait()
+    end = time.time() + 10
+    while not any("its client is gone; dropped" in open(env.path("dlk-n%d.log" % i)).read()
+                  for i in (1, 2, 3)):
+        check(time.time() < end, "file_concurrent: an abandoned download was not dropped")
+        time.sleep(0.2)
+    procs = [subprocess.Popen([os.path.join(env.bin, "cairnctl"), "--timeout", "15000",
+                               "snapshot", "save", env.path("dlc%d.snap" % i)],
+                              env=env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(most + 1)]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    done = [i for i, (_, _, rc) in enumerate(results) if rc == 0]
+    busy = [i for i, (_, err, rc) in enumerate(results)
+            if rc == 1 and "CAIRN_EBUSY" in err and "the most at once" in err]
+    check(len(done) == most and len(busy) == 1,
+          "file_concurrent: of %d downloads at once, %d finished and %d were refused as busy: %s"
+          % (most + 1, len(done), len(busy), [(rc, err.strip()) for _, err, rc in results]))
+    for i in done:
+        st = json.loads(env.ctl("--json", "snapshot", "status", env.path("dlc%d.snap" % i)).stdout)
+        check(st["revision"] == last, "file_concurrent: download %d is of revision %d, not %d" %
+              (i, st["revision"], last))
+    print("ok file_concurrent: %d downloads at once, one more refused as busy" % most)
+
+
 def leader_dies_during_download(env):
     """The leader is killed while it writes the snapshot (held there by
     CAIRN_TEST_EXPORT_DELAY_MS): cairnctl asks the next leader, and the file holds every write
@@ -1004,6 +1038,7 @@ def leader_dies_during_download(env):
         del os.environ["CAIRN_TEST_EXPORT_DELAY_MS"]
     for i in range(5):
         last = put(env, "k/%d" % i, "v%d" % i)
+    concurrent_downloads(env, last)
     leader = json.loads(env.ctl("--json", "status").stdout)[0]["leader"]
     path = env.path("dlk.snap")
     # --timeout: an election after the leader's death may take a few seconds.
