@@ -1477,6 +1477,41 @@ uint64_t dr_restored_as(const char *data_dir)
     return id;
 }
 
+int dr_seed_point(const char *data_dir, uint64_t *cluster_id, uint64_t *revision)
+{
+    char path[4096];
+    unsigned char prefix[16];
+    char *header = NULL;
+    char msg[256];
+    struct dr_snapshot sn;
+    uint32_t hlen;
+    int rv = -1;
+    int fd;
+    snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 1 : -1;
+    }
+    if (pread(fd, prefix, sizeof(prefix), 0) != (ssize_t)sizeof(prefix) ||
+        memcmp(prefix, ARTIFACT_MAGIC, 8) != 0 || prefix[8] != 'S') {
+        goto out;
+    }
+    hlen = (uint32_t)prefix[12] << 24 | (uint32_t)prefix[13] << 16 | (uint32_t)prefix[14] << 8 |
+           prefix[15];
+    if (hlen == 0 || hlen > (1u << 20) || (header = malloc(hlen)) == NULL ||
+        pread(fd, header, hlen, sizeof(prefix)) != (ssize_t)hlen ||
+        dr_manifest_parse(header, hlen, &sn, msg, sizeof(msg)) != 0) {
+        goto out;
+    }
+    *cluster_id = sn.cluster_id;
+    *revision = sn.revision;
+    rv = 0;
+out:
+    free(header);
+    close(fd);
+    return rv;
+}
+
 int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen)
 {
     char path[4096];

@@ -236,6 +236,11 @@ int dr_write_seed(const char *data_dir, struct kv *kv, const struct dr_result *r
 int dr_load_seed(const char *data_dir, struct kv *kv, char *err, size_t errlen);
 /* The provisional id of a restored data directory (0: not restored). */
 uint64_t dr_restored_as(const char *data_dir);
+/* The point a data directory's seed holds, read from its header alone (the
+ * whole seed is checked when it is loaded): its provisional cluster id and
+ * revision. Returns 0, 1 when there is no seed, -1 when its header cannot be
+ * read (the load then says why). */
+int dr_seed_point(const char *data_dir, uint64_t *cluster_id, uint64_t *revision);
 
 /* Parse "90s", "15m", "48h", "30d", "1y" or milliseconds. */
 int dr_parse_duration(const char *text, size_t len, uint64_t *ms);

@@ -1036,15 +1036,26 @@ static int write_restore_pending(const struct config *cfg, char *errmsg, size_t 
     return 0;
 }
 
+/* Whether raft has bootstrapped in the data directory (its metadata files). */
+static bool raft_has_data(const struct config *cfg)
+{
+    char path[CONFIG_STR_MAX + 64];
+    struct stat st;
+    data_path(cfg, "metadata1", path, sizeof(path));
+    if (stat(path, &st) == 0) {
+        return true;
+    }
+    data_path(cfg, "metadata2", path, sizeof(path));
+    return stat(path, &st) == 0;
+}
+
 /* True, with the target in buf, when the data directory holds a restore of
  * an earlier start that raft never bootstrapped on. A marker that raft's own
  * files outlived (a crash right after the bootstrap) is removed. */
 static bool restore_pending(const struct config *cfg, char *buf, size_t len)
 {
     char path[CONFIG_STR_MAX + 64];
-    struct stat st;
     FILE *f;
-    bool raft_data;
     data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
     f = fopen(path, "r");
     if (f == NULL) {
@@ -1055,11 +1066,7 @@ static bool restore_pending(const struct config *cfg, char *buf, size_t len)
     }
     fclose(f);
     buf[strcspn(buf, "\n")] = '\0';
-    data_path(cfg, "metadata1", path, sizeof(path));
-    raft_data = stat(path, &st) == 0;
-    data_path(cfg, "metadata2", path, sizeof(path));
-    raft_data = raft_data || stat(path, &st) == 0;
-    if (raft_data) {
+    if (raft_has_data(cfg)) {
         data_path(cfg, RESTORE_PENDING_FILE, path, sizeof(path));
         unlink(path);
         return false;
@@ -1140,8 +1147,9 @@ static int check_peers(struct server *s, uint64_t restored_id, uint64_t restored
                      "cluster runs and this node's data was lost: remove it (cairnctl member "
                      "remove %llu), then start it empty with --join 1 and no --restore-from, "
                      "and add it again (docs/operations.md, \"Replacing a dead node\"). If "
-                     "every member is being restored now: give them all the same "
-                     "--restore-revision or --restore-time",
+                     "every member is being restored now: restore them all to the same point "
+                     "(cairnd --restore-revision or --restore-time; cairnctl snapshot restore "
+                     "--revision or --time)",
                      cfg->data_dir, restored_id, (unsigned long long)restored_rev,
                      (unsigned long long)st->id, client_part, st->cluster_id, me, me);
                 refused = 1;
@@ -1695,6 +1703,8 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
     bool fresh;
     uint64_t restored_id = 0; /* --restore-from on a new directory: the new cluster id */
     uint64_t restored_rev = 0;
+    bool restored_now = false; /* by this start's --restore-from */
+    bool check_seed = false;   /* a seed written before, never run */
     int rv;
 
     memset(s, 0, sizeof(*s));
@@ -1775,9 +1785,19 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
         } else if (restore_from(cfg, &restored_id, &restored_rev, errmsg, errmsg_len) != 0) {
             unlink_restore(cfg); /* the seed is not there: a failed restore leaves none */
             return -1;
+        } else {
+            restored_now = true;
         }
     }
-    if (fresh && cfg->join == 0) {
+    /* A seed no node has run yet, which cairnctl snapshot restore wrote (or
+     * an earlier start of ours that failed): the peers are checked as for a
+     * restore made now, or members restored to different points (a store
+     * whose newest point moved on between them) would diverge unseen. */
+    if (!fresh && !restored_now && cfg->join == 0 && !raft_has_data(cfg) &&
+        dr_seed_point(cfg->data_dir, &restored_id, &restored_rev) == 0) {
+        check_seed = true;
+    }
+    if ((fresh || check_seed) && cfg->join == 0) {
         /* Tests only: peers that start together check at the same time. */
         const char *delay = getenv("CAIRN_TEST_PEER_CHECK_DELAY_MS");
         start_preflight(s, restored_id, restored_rev);
@@ -1785,9 +1805,9 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
             usleep((useconds_t)atoi(delay) * 1000u);
         }
     }
-    if (fresh && cfg->join == 0 &&
+    if ((fresh || check_seed) && cfg->join == 0 &&
         check_peers(s, restored_id, restored_rev, errmsg, errmsg_len) != 0) {
-        if (restored_id != 0) {
+        if (restored_now) {
             /* Leave the directory new again, or the next start would take
              * the seed for this node's data and skip both restore and check. */
             unlink_restore(cfg);

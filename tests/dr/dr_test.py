@@ -589,6 +589,7 @@ def run_file(env):
     simultaneous_start(env, url, log[9][2])
     client_while_starting(env, url, log[9][2])
     retry_after_failed_start(env, url, log, log[9][2], log[14][2])
+    ctl_restored_apart(env, url, log, log[9][2], log[14][2])
     print("ok file_corrupt: refused with \"%s\"; --fallback restored revision %d" %
           (r.stderr.strip().splitlines()[0] if r.stderr.strip() else "checksum mismatch", last))
 
@@ -761,6 +762,44 @@ def retry_after_failed_start(env, url, log, first, second):
               "file_retry: the restart did not warn that --restore-from was ignored")
     print("ok file_retry: a start that failed after restoring revision %d restored %d when "
           "asked again; a node that ran keeps its data" % (first, second))
+
+
+def ctl_restored_apart(env, url, log, first, second):
+    """file_ctl_apart: two members restored with cairnctl snapshot restore to different points
+    (as when the store's newest point moves on between them) would each run on its own base
+    under one log. The second to start asks its peers first, as a node restoring with
+    --restore-from does, refuses, and keeps its seed; restored again to the first one's point,
+    it starts and the two agree."""
+    for i, rev in ((1, first), (2, second)):
+        env.ctl("snapshot", "restore", "--from", url, "--data-dir", env.path("ca", "n%d" % i),
+                "--revision", str(rev))
+    out = open(env.path("ca-n1.log"), "a")
+    p = subprocess.Popen(node_args(env, "ca", 1, 2, []), stdout=out, stderr=out, env=env.env())
+    env.procs.append(p)
+    wait_port(PORT_BASE + 1)
+    start_refused(env, node_args(env, "ca", 2, 2, []), "file_ctl_apart",
+                  "not the same restore point")
+    check(os.path.exists(os.path.join(env.path("ca", "n2"), "seed.cairnsnap")),
+          "file_ctl_apart: the refused start deleted a seed cairnctl wrote")
+    env.ctl("snapshot", "restore", "--from", url, "--data-dir", env.path("ca", "n2"),
+            "--revision", str(first))
+    out2 = open(env.path("ca-n2.log"), "a")
+    q = subprocess.Popen(node_args(env, "ca", 2, 2, []), stdout=out2, stderr=out2,
+                         env=env.env())
+    env.procs.append(q)
+    env.wait_leader(n=2)
+    put(env, "k/after", "z", n=2)
+    end = time.time() + 10
+    while True:
+        st = json.loads(env.ctl("--json", "status", n=2).stdout)
+        if len(st) == 2 and st[0]["applied_index"] == st[1]["applied_index"] and \
+                st[0]["state_hash"] == st[1]["state_hash"]:
+            break
+        check(time.time() < end, "file_ctl_apart: the two members disagree: %s" % st)
+        time.sleep(0.2)
+    env.kill([p, q])
+    print("ok file_ctl_apart: a member restored by cairnctl to another point is refused; "
+          "restored to the same one, it starts")
 
 
 def client_while_starting(env, url, rev):
