@@ -1701,7 +1701,10 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
     struct sockaddr_in client_sa;
     struct watch_limits limits;
     bool fresh;
-    uint64_t restored_id = 0; /* --restore-from on a new directory: the new cluster id */
+    /* A restored state that no node has run yet (made by this start's
+     * --restore-from, or a seed written before): its provisional cluster id
+     * and revision, for the peer check. */
+    uint64_t restored_id = 0;
     uint64_t restored_rev = 0;
     bool restored_now = false; /* by this start's --restore-from */
     bool check_seed = false;   /* a seed written before, never run */
@@ -1739,10 +1742,10 @@ static int start_node(struct server *s, struct config *cfg, uv_loop_t *loop, cha
         } else if (cfg->restore_from[0] != '\0') {
             /* Restore again, to what this start asks (which may differ), and
              * check the peers again as a restored node. */
+            char path[CONFIG_STR_MAX + 64];
             log_info("%s holds a restore an earlier start made and never ran (%s): "
                      "restoring again",
                      cfg->data_dir, pending);
-            char path[CONFIG_STR_MAX + 64];
             unlink_restore(cfg);
             data_path(cfg, NODE_ID_FILE, path, sizeof(path)); /* that start's, never used */
             unlink(path);
