@@ -58,8 +58,8 @@ static void reset(struct dr_export_slot *x)
         kv_capture_release(&x->srv->fsm.kv, x->cap);
         x->cap = NULL;
     }
-    if (x->fd >= 0) {
-        close(x->fd);
+    if (x->fd >= 0 && x->reads == 0) {
+        close(x->fd); /* with reads under way, the last one closes it */
         x->fd = -1;
     }
     if (x->handles) {
@@ -247,13 +247,80 @@ static int start(struct dr_export_slot *x, uint64_t id)
     return 0;
 }
 
+/* One export-read: the file is read on libuv's thread pool, so a piece of
+ * up to DR_EXPORT_READ_MAX bytes never holds the loop; the answer is encoded
+ * on the loop once it is read. */
+struct export_read
+{
+    uv_work_t work;
+    struct dr_export_slot *slot;
+    struct session *session; /* referenced */
+    uint64_t request_id;
+    uint8_t type;
+    uint64_t revision;
+    int fd;
+    uint64_t off;
+    size_t want;
+    char *chunk;
+    int err; /* errno of the read, or -1: short */
+};
+
+static void read_work(uv_work_t *w)
+{
+    struct export_read *r = w->data;
+    size_t got = 0;
+    /* Tests only: make the reading last long enough to kill the leader
+     * between two pieces. */
+    test_delay("CAIRN_TEST_EXPORT_READ_DELAY_MS");
+    while (got < r->want) {
+        ssize_t n = pread(r->fd, r->chunk + got, r->want - got, (off_t)(r->off + got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            r->err = n < 0 ? errno : -1;
+            return;
+        }
+        got += (size_t)n;
+    }
+}
+
+static void read_done(uv_work_t *w, int status)
+{
+    struct export_read *r = w->data;
+    struct dr_export_slot *x = r->slot;
+    struct session *session = r->session;
+    x->reads--;
+    if (!session_is_open(session)) {
+        /* the client went away: nothing to answer */
+    } else if (status != 0 || r->err != 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "reading the snapshot's file: %s",
+                 status != 0  ? uv_strerror(status)
+                 : r->err > 0 ? strerror(r->err)
+                              : "short read");
+        session_send_error(session, r->request_id, r->type, CAIRN_EIO, msg, NULL);
+    } else if (proto_encode_text(session_output(session), r->request_id, PROTO_BACKUP, r->revision,
+                                 r->chunk, r->want) != 0) {
+        session_send_error(session, r->request_id, r->type, CAIRN_ENOMEM, "out of memory", NULL);
+    } else {
+        session_output_done(session);
+    }
+    session_unref(session);
+    free(r->chunk);
+    free(r);
+    if (x->state == DR_EXPORT_IDLE && x->reads == 0 && x->fd >= 0) {
+        close(x->fd); /* the export ended while this read was under way */
+        x->fd = -1;
+    }
+}
+
 static void read_chunk(struct dr_export_slot *x, struct session *session,
                        const struct proto_request *req)
 {
     uint64_t off = req->op.revision;
     uint64_t want = req->op.limit;
-    char *chunk;
-    ssize_t n;
+    struct export_read *r;
     if (want == 0 || want > DR_EXPORT_READ_MAX) {
         want = DR_EXPORT_READ_MAX;
     }
@@ -265,31 +332,29 @@ static void read_chunk(struct dr_export_slot *x, struct session *session,
     if (want > x->snap.bytes_stored - off) {
         want = x->snap.bytes_stored - off;
     }
-    chunk = malloc(want > 0 ? want : 1);
-    if (chunk == NULL) {
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->chunk = malloc(want > 0 ? want : 1)) == NULL) {
+        free(r);
         session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
         return;
     }
-    /* Tests only: make the reading last long enough to kill the leader
-     * between two pieces. It blocks the loop, which a test can afford. */
-    test_delay("CAIRN_TEST_EXPORT_READ_DELAY_MS");
-    /* The file was just written: its pages are in the page cache, so this
-     * costs the loop a copy, not a disk read. */
-    do {
-        n = pread(x->fd, chunk, want, (off_t)off);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 || (uint64_t)n != want) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "reading the snapshot's file: %s",
-                 n < 0 ? strerror(errno) : "short read");
-        session_send_error(session, req->id, req->type, CAIRN_EIO, msg, NULL);
-    } else if (proto_encode_text(session_output(session), req->id, PROTO_BACKUP, x->snap.revision,
-                                 chunk, want) != 0) {
-        session_send_error(session, req->id, req->type, CAIRN_ENOMEM, "out of memory", NULL);
-    } else {
-        session_output_done(session);
+    r->work.data = r;
+    r->slot = x;
+    r->session = session;
+    r->request_id = req->id;
+    r->type = req->type;
+    r->revision = x->snap.revision;
+    r->fd = x->fd;
+    r->off = off;
+    r->want = want;
+    if (uv_queue_work(x->srv->loop, &r->work, read_work, read_done) != 0) {
+        free(r->chunk);
+        free(r);
+        session_send_error(session, req->id, req->type, CAIRN_EIO, "cannot queue the read", NULL);
+        return;
     }
-    free(chunk);
+    session_ref(session);
+    x->reads++;
     uv_timer_start(&x->timer, timer_cb, DR_EXPORT_IDLE_MS, 0);
 }
 
@@ -313,7 +378,8 @@ static void begin(struct dr_export *x, struct session *session, const struct pro
     int rv;
     for (i = 0; i < DR_EXPORT_MAX && slot == NULL; i++) {
         /* A slot whose thread has not been joined yet is not free. */
-        if (x->slots[i].state == DR_EXPORT_IDLE && !x->slots[i].thread_started) {
+        if (x->slots[i].state == DR_EXPORT_IDLE && !x->slots[i].thread_started &&
+            x->slots[i].reads == 0) {
             slot = &x->slots[i];
         }
     }

@@ -19,7 +19,8 @@
  * one more "export" meanwhile is refused with CAIRN_EBUSY. An export nobody
  * reads for DR_EXPORT_IDLE_MS goes by itself, and nothing of it outlives the
  * process (the file is unlinked at once).
- * Everything here runs on the loop thread but the writing.
+ * Everything here runs on the loop thread but the writing (a thread of its
+ * own) and the reading of pieces (libuv's thread pool).
  */
 #ifndef CAIRN_DR_EXPORT_H
 #define CAIRN_DR_EXPORT_H
@@ -66,6 +67,7 @@ struct dr_export_slot
     int thread_rv; /* the thread's result: 0 or -1 with thread_err */
     char thread_err[512];
     struct dr_waiter *waiters;
+    unsigned reads; /* export-reads under way on the thread pool */
 };
 
 struct dr_export
