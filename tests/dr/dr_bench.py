@@ -35,9 +35,12 @@ cost the cluster without an object store's own CPU on the same two cores.
 The data set: --keys keys bench/NNNNN (cairn-bench's names) with --value-size
 values of random letters and digits, every value different (cairn-bench's own
 values come from a pool of 16, which LZ4 would compress away). Loaded through
-the leader's HTTP API from 16 threads.
+the leader's HTTP API from 16 threads. --values config loads text shaped like
+configuration files instead ("section.name = value" lines, every value
+different), which LZ4 shrinks as it shrinks real configuration.
 
-Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--etcd] [--runs 3]
+Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--values random|config]
+                   [--etcd] [--runs 3]
                    [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
                    [--bench-rate R] [--s3-nice N] [--s3-dir DIR] [--store s3|file]
                    [--port-base P] [--json FILE] [--keep]
@@ -51,6 +54,7 @@ import datetime
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -122,6 +126,43 @@ def msr(values, digits=1):
 def random_values(n, size):
     raw = os.urandom(n * size).translate(TO_ALNUM)
     return [raw[i * size:(i + 1) * size].decode() for i in range(n)]
+
+
+CONFIG_WORDS = ("timeout", "retries", "endpoint", "enabled", "replicas", "region", "pool",
+                "max_connections", "log_level", "cache_ttl", "feature", "backend", "weight",
+                "threshold", "interval", "owner", "tier", "zone", "port", "host", "path",
+                "limit", "burst", "mode", "version", "secret_ref", "queue", "shard")
+CONFIG_LEVELS = ("debug", "info", "warn", "error")
+
+
+def config_values(n, size, seed=1):
+    """Values shaped like configuration files: lines "section.name = value" drawn from a small
+    vocabulary, with numbers, host names and tokens that differ from value to value. LZ4
+    shrinks them about as it shrinks real configuration, unlike random_values."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        lines = []
+        length = 0
+        while length < size:
+            w = rnd.choice(CONFIG_WORDS)
+            kind = rnd.randrange(5)
+            if kind == 0:
+                v = str(rnd.randrange(1, 100000))
+            elif kind == 1:
+                v = "svc-%d.%s.internal:%d" % (rnd.randrange(400), rnd.choice(CONFIG_WORDS),
+                                               rnd.randrange(1024, 65535))
+            elif kind == 2:
+                v = rnd.choice(("true", "false"))
+            elif kind == 3:
+                v = rnd.choice(CONFIG_LEVELS)
+            else:
+                v = "%016x" % rnd.getrandbits(64)
+            line = "%s.%s = %s\n" % (rnd.choice(CONFIG_WORDS), w, v)
+            lines.append(line)
+            length += len(line)
+        out.append(("# item %d\n" % i + "".join(lines))[:size])
+    return out
 
 
 class Http:
@@ -1197,8 +1238,10 @@ def report(env, res):
     a = env.a
     P = print
     P()
-    P("Disaster-recovery benchmark: %d keys x %d B (random letters and digits, all "
-      "different), %d run(s) each; median [min-max]" % (a.keys, a.value_size, a.runs))
+    P("Disaster-recovery benchmark: %d keys x %d B (%s, all different), %d run(s) each; "
+      "median [min-max]" % (a.keys, a.value_size,
+                            "text shaped like configuration files" if a.values == "config"
+                            else "random letters and digits", a.runs))
     if a.store == "file":
         P("machine: %d CPUs, load average before %s; store: file:// in %s (no s3rver)" %
           (os.cpu_count(), res["loadavg_before"], a.s3_dir or "the temporary directory"))
@@ -1312,6 +1355,9 @@ def main():
     ap.add_argument("--value-size", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--etcd", action="store_true")
+    ap.add_argument("--values", choices=("random", "config"), default="random",
+                    help="random letters and digits (LZ4 cannot shrink them; the default), or "
+                    "text shaped like configuration files")
     ap.add_argument("--window", type=int, default=10, help="cairn-bench window, s [10]")
     ap.add_argument("--s3-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else "",
                     help="where s3rver keeps its files (empty: the temporary directory, on the "
@@ -1353,7 +1399,8 @@ def main():
         env.start_s3()
         start_main_cluster(env)
         keys = [key_name(i, a.keys) for i in range(a.keys)]
-        values = random_values(a.keys, a.value_size)
+        values = (config_values if a.values == "config" else random_values)(a.keys,
+                                                                             a.value_size)
         log("loading %d keys x %d B" % (a.keys, a.value_size))
         res["load_seconds"], _ = load_http(env.leader_http(), keys, values)
         wait_applied(env)
