@@ -307,7 +307,7 @@ member_test() {
   leader=$("$ctl" member list --json | sed -n 's/.*"leader_id":\([0-9]*\).*/\1/p')
   other=$((leader % 3 + 1))
   out=$("$ctl" leader transfer --to "$other")
-  [[ $out == "node $other leads now (127.0.0.1:2600$other)" ]] || fail "leader transfer --to: $out"
+  [[ $out == "node $other leads now (127.0.0.1:$((base + other)))" ]] || fail "leader transfer --to: $out"
   "$ctl" leader transfer --json | grep -q '"previous_leader_id":'"$other" || fail "leader transfer --json"
   expect_fail 1 "CAIRN_ENOTFOUND" -- "$ctl" member remove 9
   expect_fail 1 "is a voter already" -- "$ctl" member promote 1
