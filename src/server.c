@@ -968,16 +968,22 @@ static void fsm_before_snapshot_hook(void *data)
     dr_before_raft_snapshot(data);
 }
 
+/* A file of the data directory. */
+static void data_path(const struct config *cfg, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", cfg->data_dir, name);
+}
+
 /* True when the data directory holds nothing of a node yet. */
 static bool data_dir_is_fresh(const struct config *cfg)
 {
     char path[CONFIG_STR_MAX + 64];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, NODE_ID_FILE);
+    data_path(cfg, NODE_ID_FILE, path, sizeof(path));
     if (stat(path, &st) == 0) {
         return false;
     }
-    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, DR_SEED_FILE);
+    data_path(cfg, DR_SEED_FILE, path, sizeof(path));
     return stat(path, &st) != 0;
 }
 
@@ -992,11 +998,6 @@ static void restore_target(const struct config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len, "from=%s revision=%llu time=%s cluster=%s", cfg->restore_from,
              (unsigned long long)cfg->restore_revision, cfg->restore_time, cfg->restore_cluster);
-}
-
-static void data_path(const struct config *cfg, const char *name, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s", cfg->data_dir, name);
 }
 
 /* The seed and what goes with it, when the restore never ran. */
