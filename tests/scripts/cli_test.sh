@@ -12,7 +12,8 @@ n1=127.0.0.1:$((base + 1)) n2=127.0.0.1:$((base + 2)) n3=127.0.0.1:$((base + 3))
 cluster=$repo/deploy/local/cluster.sh
 ctl=${CAIRN_BUILD_DIR:-$repo/build}/bin/cairnctl
 err=$CAIRN_LOCAL_DIR/stderr
-trap '"$cluster" wipe >/dev/null 2>&1 || true' EXIT
+# The nodes stop, and their directory (backups included) goes with them.
+trap '"$cluster" wipe >/dev/null 2>&1 || true; rm -rf "$CAIRN_LOCAL_DIR"' EXIT
 
 fail() { echo "cli_test: FAIL: $*" >&2; exit 1; }
 # expect_fail CODE WORDS -- command...: the command exits CODE and says WORDS.

@@ -13,7 +13,9 @@ export CAIRN_LOCAL_CLIENT_BASE=27000 CAIRN_LOCAL_RAFT_BASE=27100 CAIRN_LOCAL_HTT
 export CAIRN_ENDPOINTS=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 cluster=$repo/deploy/local/cluster.sh
 ctl=$repo/build/bin/cairnctl
-trap '"$cluster" wipe >/dev/null 2>&1 || true' EXIT
+err=$CAIRN_LOCAL_DIR/stderr
+# The nodes stop, and their directory (backups included) goes with them.
+trap '"$cluster" wipe >/dev/null 2>&1 || true; rm -rf "$CAIRN_LOCAL_DIR"' EXIT
 
 up_out=$("$cluster" up)
 echo "$up_out"
@@ -55,13 +57,13 @@ grep -E '^3 .*unreachable' <<<"$status_out" >/dev/null
 grep -F "backups:" <<<"$status_out" >/dev/null
 # restore: a point the store cannot give wipes nothing; one it can is restored.
 saved=$("$ctl" snapshot save | sed -n 's/^saved: revision \([0-9]*\).*/\1/p')
-if "$cluster" restore 999999 2>/tmp/cairn-smoke-err; then exit 1; fi
-grep -q "nothing was wiped" /tmp/cairn-smoke-err
+if "$cluster" restore 999999 2>"$err"; then exit 1; fi
+grep -q "nothing was wiped" "$err"
 [[ $("$ctl" get greeting) == hello ]]
 restore_out=$("$cluster" restore "$saved")
 grep -q "^restoring revision $saved " <<<"$restore_out"
 [[ $("$ctl" get k/20) == v20 ]]
 # A failure exits non-zero with a message on stderr.
-if "$ctl" get does-not-exist 2>/tmp/cairn-smoke-err; then exit 1; fi
-grep -q "not found" /tmp/cairn-smoke-err
+if "$ctl" get does-not-exist 2>"$err"; then exit 1; fi
+grep -q "not found" "$err"
 echo "smoke: ok"
