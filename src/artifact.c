@@ -2,20 +2,10 @@
 
 #include <lz4frame.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static void errf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
+#include "errbuf.h"
 
 void artifact_hex(const unsigned char *bytes, size_t n, char *out)
 {

@@ -2,12 +2,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "errbuf.h"
 
 enum kind { KIND_U64, KIND_STR };
 
@@ -28,14 +28,6 @@ static const struct setting settings[] = {
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
-
-static void errf(char *errmsg, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, len, fmt, ap);
-    va_end(ap);
-}
 
 /* Flags spell names with dashes (--data-dir), the table with underscores. */
 static const struct setting *find_setting(const char *name, size_t len)

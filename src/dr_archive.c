@@ -13,19 +13,9 @@
 
 #include "artifact.h"
 #include "entry.h"
+#include "errbuf.h"
 #include "json.h"
 #include "spool.h"
-
-static void errf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void dr_hex64(uint64_t v, char out[17])
 {

@@ -13,12 +13,12 @@
 #include "objstore.h"
 
 #include "buf.h"
+#include "errbuf.h"
 
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +40,6 @@ struct objstore
 
 /* Copying between a file and a file, or reading, goes by this much. */
 #define FILE_CHUNK_BYTES (1u << 20)
-
-static void err_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void err_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Rewrites err (the backend's reason) as "URL: OP NAME: reason". */
 static void err_wrap(const struct objstore *s, const char *op, const char *name, char *err,
@@ -143,11 +130,11 @@ static int fsync_dir(const char *dir, char *err, size_t errlen)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        err_set(err, errlen, "open %s: %s", dir, strerror(errno));
+        errf(err, errlen, "open %s: %s", dir, strerror(errno));
         return -1;
     }
     if (fsync(fd) != 0) {
-        err_set(err, errlen, "fsync %s: %s", dir, strerror(errno));
+        errf(err, errlen, "fsync %s: %s", dir, strerror(errno));
         close(fd);
         return -1;
     }
@@ -175,13 +162,13 @@ static int file_mkdirs(const struct objstore *s, char *path, char *err, size_t e
                 return -1;
             }
         } else if (saved != EEXIST) {
-            err_set(err, errlen, "mkdir %s: %s", path, strerror(saved));
+            errf(err, errlen, "mkdir %s: %s", path, strerror(saved));
             *p = '/';
             return -1;
         } else {
             struct stat st;
             if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                err_set(err, errlen, "%s exists and is not a directory", path);
+                errf(err, errlen, "%s exists and is not a directory", path);
                 *p = '/';
                 return -1;
             }
@@ -261,7 +248,7 @@ static int file_put(struct objstore *s, const char *name, const void *data, int 
     char *chunk = NULL;
     int fd = -1;
     if (path == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     if (file_mkdirs(s, path, err, errlen) != 0) {
@@ -273,37 +260,37 @@ static int file_put(struct objstore *s, const char *name, const void *data, int 
     size_t tmp_cap = strlen(path) + 64;
     tmp = cairn_malloc(tmp_cap);
     if (tmp == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto out;
     }
     snprintf(tmp, tmp_cap, "%.*s/.%s.~tmp.%ld.%lu", (int)(slash - path), path, slash + 1,
              (long)getpid(), ++s->tmp_seq);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-        err_set(err, errlen, "create %s: %s", tmp, strerror(errno));
+        errf(err, errlen, "create %s: %s", tmp, strerror(errno));
         goto out;
     }
     if (data != NULL || len == 0) {
         if (write_all(fd, data, len) != 0) {
-            err_set(err, errlen, "write %s: %s", tmp, strerror(errno));
+            errf(err, errlen, "write %s: %s", tmp, strerror(errno));
             goto out_unlink;
         }
     } else {
         started_ns = mono_ns();
         chunk = cairn_malloc(FILE_CHUNK_BYTES);
         if (chunk == NULL) {
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto out_unlink;
         }
         for (size_t off = 0; off < len;) {
             size_t n = len - off < FILE_CHUNK_BYTES ? len - off : FILE_CHUNK_BYTES;
             if (pread_all(src_fd, chunk, n, (off_t)off) != 0) {
-                err_set(err, errlen, "read source: %s",
-                        errno != 0 ? strerror(errno) : "file shorter than the given length");
+                errf(err, errlen, "read source: %s",
+                     errno != 0 ? strerror(errno) : "file shorter than the given length");
                 goto out_unlink;
             }
             if (write_all(fd, chunk, n) != 0) {
-                err_set(err, errlen, "write %s: %s", tmp, strerror(errno));
+                errf(err, errlen, "write %s: %s", tmp, strerror(errno));
                 goto out_unlink;
             }
             off += n;
@@ -311,17 +298,17 @@ static int file_put(struct objstore *s, const char *name, const void *data, int 
         }
     }
     if (fsync(fd) != 0) {
-        err_set(err, errlen, "fsync %s: %s", tmp, strerror(errno));
+        errf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
         goto out_unlink;
     }
     if (close(fd) != 0) {
         fd = -1;
-        err_set(err, errlen, "close %s: %s", tmp, strerror(errno));
+        errf(err, errlen, "close %s: %s", tmp, strerror(errno));
         goto out_unlink;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        err_set(err, errlen, "rename to %s: %s", path, strerror(errno));
+        errf(err, errlen, "rename to %s: %s", path, strerror(errno));
         goto out_unlink;
     }
     *slash = '\0';
@@ -345,7 +332,7 @@ static int file_get(struct objstore *s, const char *name, void **data, size_t *l
 {
     char *path = path_join(s->dir, name);
     if (path == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -355,13 +342,13 @@ static int file_get(struct objstore *s, const char *name, void **data, size_t *l
         if (saved == ENOENT || saved == ENOTDIR) {
             return OBJSTORE_ENOTFOUND;
         }
-        err_set(err, errlen, "open: %s", strerror(saved));
+        errf(err, errlen, "open: %s", strerror(saved));
         return -1;
     }
     cairn_free(path);
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        err_set(err, errlen, "fstat: %s", strerror(errno));
+        errf(err, errlen, "fstat: %s", strerror(errno));
         close(fd);
         return -1;
     }
@@ -373,12 +360,12 @@ static int file_get(struct objstore *s, const char *name, void **data, size_t *l
     size_t size = (size_t)st.st_size;
     char *p = cairn_malloc(size + 1);
     if (p == NULL) {
-        err_set(err, errlen, "out of memory for %zu bytes", size);
+        errf(err, errlen, "out of memory for %zu bytes", size);
         close(fd);
         return -1;
     }
     if (pread_all(fd, p, size, 0) != 0) {
-        err_set(err, errlen, "read: %s", errno != 0 ? strerror(errno) : "file shrank");
+        errf(err, errlen, "read: %s", errno != 0 ? strerror(errno) : "file shrank");
         cairn_free(p);
         close(fd);
         return -1;
@@ -421,7 +408,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
         }
     }
     if (dir_path == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     DIR *d = opendir(dir_path);
@@ -431,7 +418,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
             cairn_free(dir_path);
             return 0;
         }
-        err_set(err, errlen, "opendir %s: %s", dir_path, strerror(saved));
+        errf(err, errlen, "opendir %s: %s", dir_path, strerror(saved));
         cairn_free(dir_path);
         return -1;
     }
@@ -449,13 +436,13 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
             if (errno == ENOENT) {
                 continue; /* deleted meanwhile */
             }
-            err_set(err, errlen, "stat %s/%s: %s", dir_path, e->d_name, strerror(errno));
+            errf(err, errlen, "stat %s/%s: %s", dir_path, e->d_name, strerror(errno));
             rc = -1;
             break;
         }
         size_t mark = rel->len;
         if (buf_append(rel, e->d_name, strlen(e->d_name)) != 0) {
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             rc = -1;
             break;
         }
@@ -466,7 +453,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
         if (S_ISDIR(st.st_mode)) {
             size_t cmp = n + 1 < prefix_len ? n + 1 : prefix_len;
             if (buf_append(rel, "/", 1) != 0) {
-                err_set(err, errlen, "out of memory");
+                errf(err, errlen, "out of memory");
                 rc = -1;
             } else if (memcmp(rel->data, prefix, cmp) == 0) {
                 rc = file_walk(s, rel, prefix, out, err, errlen);
@@ -477,7 +464,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
                 size_t cap = out->cap ? out->cap * 2 : 64;
                 struct file_entry *v = cairn_realloc(out->v, cap * sizeof *v);
                 if (v == NULL) {
-                    err_set(err, errlen, "out of memory");
+                    errf(err, errlen, "out of memory");
                     rc = -1;
                     rel->len = mark;
                     break;
@@ -487,7 +474,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
             }
             char *copy = cairn_malloc(n + 1);
             if (copy == NULL) {
-                err_set(err, errlen, "out of memory");
+                errf(err, errlen, "out of memory");
                 rc = -1;
             } else {
                 memcpy(copy, rel->data, n);
@@ -500,7 +487,7 @@ static int file_walk(const struct objstore *s, struct buf *rel, const char *pref
         rel->len = mark;
     }
     if (rc == 0 && e == NULL && errno != 0) {
-        err_set(err, errlen, "readdir %s: %s", dir_path, strerror(errno));
+        errf(err, errlen, "readdir %s: %s", dir_path, strerror(errno));
         rc = -1;
     }
     closedir(d);
@@ -518,7 +505,7 @@ static int file_list(struct objstore *s, const char *prefix, objstore_list_cb cb
     const char *slash = strrchr(prefix, '/');
     int rc = 0;
     if (slash != NULL && buf_append(&rel, prefix, (size_t)(slash - prefix) + 1) != 0) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         rc = -1;
     }
     if (rc == 0) {
@@ -546,7 +533,7 @@ static int file_delete(struct objstore *s, const char *name, char *err, size_t e
 {
     char *path = path_join(s->dir, name);
     if (path == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     struct stat st;
@@ -560,7 +547,7 @@ static int file_delete(struct objstore *s, const char *name, char *err, size_t e
         if (saved == ENOENT || saved == ENOTDIR) {
             return 0;
         }
-        err_set(err, errlen, "unlink: %s", strerror(saved));
+        errf(err, errlen, "unlink: %s", strerror(saved));
         return -1;
     }
     /* Empty directories stay: removing them would race with a put into
@@ -577,7 +564,7 @@ static int open_file(struct objstore *s, const char *url, char *err, size_t errl
 {
     const char *dir = url + strlen("file://");
     if (dir[0] != '/') {
-        err_set(err, errlen, "%s: a file URL needs an absolute path (file:///abs/dir)", url);
+        errf(err, errlen, "%s: a file URL needs an absolute path (file:///abs/dir)", url);
         return -1;
     }
     size_t n = strlen(dir);
@@ -585,23 +572,23 @@ static int open_file(struct objstore *s, const char *url, char *err, size_t errl
         n--;
     }
     if (n == 1) {
-        err_set(err, errlen, "%s: the root directory cannot be a store", url);
+        errf(err, errlen, "%s: the root directory cannot be a store", url);
         return -1;
     }
     s->dir = cairn_malloc(n + 1);
     if (s->dir == NULL) {
-        err_set(err, errlen, "%s: out of memory", url);
+        errf(err, errlen, "%s: out of memory", url);
         return -1;
     }
     memcpy(s->dir, dir, n);
     s->dir[n] = '\0';
     struct stat st;
     if (stat(s->dir, &st) != 0) {
-        err_set(err, errlen, "%s: %s: %s", url, s->dir, strerror(errno));
+        errf(err, errlen, "%s: %s: %s", url, s->dir, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        err_set(err, errlen, "%s: %s is not a directory", url, s->dir);
+        errf(err, errlen, "%s: %s is not a directory", url, s->dir);
         return -1;
     }
     return 0;
@@ -614,13 +601,13 @@ static int open_s3(struct objstore *s, const char *url, const struct objstore_op
     size_t bucket_len = strcspn(rest, "/");
     char bucket[64];
     if (bucket_len < 3 || bucket_len > 63) {
-        err_set(err, errlen, "%s: a bucket name has 3 to 63 characters", url);
+        errf(err, errlen, "%s: a bucket name has 3 to 63 characters", url);
         return -1;
     }
     for (size_t i = 0; i < bucket_len; i++) {
         char c = rest[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) {
-            err_set(err, errlen, "%s: a bucket name is made of [a-z0-9.-]", url);
+            errf(err, errlen, "%s: a bucket name is made of [a-z0-9.-]", url);
             return -1;
         }
     }
@@ -639,18 +626,18 @@ static int open_s3(struct objstore *s, const char *url, const struct objstore_op
     }
     const char *why = NULL;
     if (plen > 100) {
-        err_set(err, errlen, "%s: a prefix longer than 100 bytes", url);
+        errf(err, errlen, "%s: a prefix longer than 100 bytes", url);
         return -1;
     }
     memcpy(prefix_copy, prefix, plen);
     prefix_copy[plen] = '\0';
     if (plen > 0 && name_check(prefix_copy, 0, &why) != 0) {
-        err_set(err, errlen, "%s: bad prefix: %s", url, why);
+        errf(err, errlen, "%s: bad prefix: %s", url, why);
         return -1;
     }
     char reason[256] = "";
     if (objstore_s3_open(bucket, prefix_copy, opt, &s->s3, reason, sizeof reason) != 0) {
-        err_set(err, errlen, "%s: %s", url, reason);
+        errf(err, errlen, "%s: %s", url, reason);
         return -1;
     }
     return 0;
@@ -661,12 +648,12 @@ int objstore_open(const char *url, const struct objstore_options *opt, struct ob
 {
     *out = NULL;
     if (url == NULL) {
-        err_set(err, errlen, "objstore: no URL");
+        errf(err, errlen, "objstore: no URL");
         return -1;
     }
     struct objstore *s = cairn_calloc(1, sizeof *s);
     if (s == NULL || (s->url = cairn_strdup(url)) == NULL) {
-        err_set(err, errlen, "%s: out of memory", url);
+        errf(err, errlen, "%s: out of memory", url);
         cairn_free(s);
         return -1;
     }
@@ -675,7 +662,7 @@ int objstore_open(const char *url, const struct objstore_options *opt, struct ob
     if (strncmp(url, "file://", 7) == 0) {
         s->kind = OBJSTORE_FILE;
         if (opt != NULL && opt->sse != NULL) {
-            err_set(err, errlen, "%s: server-side encryption is for s3:// stores", url);
+            errf(err, errlen, "%s: server-side encryption is for s3:// stores", url);
             rc = -1;
         } else {
             rc = open_file(s, url, err, errlen);
@@ -684,7 +671,7 @@ int objstore_open(const char *url, const struct objstore_options *opt, struct ob
         s->kind = OBJSTORE_S3;
         rc = open_s3(s, url, opt, err, errlen);
     } else {
-        err_set(err, errlen, "%s: not a store URL (file:///abs/dir or s3://bucket/prefix)", url);
+        errf(err, errlen, "%s: not a store URL (file:///abs/dir or s3://bucket/prefix)", url);
         rc = -1;
     }
     if (rc != 0) {
@@ -731,12 +718,12 @@ static int check_name(const struct objstore *s, const char *op, const char *name
 {
     const char *why = NULL;
     if (name == NULL) {
-        err_set(err, errlen, "%s: %s: no name", s->url, op);
+        errf(err, errlen, "%s: %s: no name", s->url, op);
         return -1;
     }
     if (name_check(name, is_prefix, &why) != 0) {
-        err_set(err, errlen, "%s: %s: invalid %s \"%.64s%s\": %s", s->url, op,
-                is_prefix ? "prefix" : "name", name, strlen(name) > 64 ? "..." : "", why);
+        errf(err, errlen, "%s: %s: invalid %s \"%.64s%s\": %s", s->url, op,
+             is_prefix ? "prefix" : "name", name, strlen(name) > 64 ? "..." : "", why);
         return -1;
     }
     return 0;
@@ -764,7 +751,7 @@ int objstore_put(struct objstore *s, const char *name, const void *data, size_t 
                  size_t errlen)
 {
     if (data == NULL && len > 0) {
-        err_set(err, errlen, "%s: put %s: no data", s->url, name != NULL ? name : "");
+        errf(err, errlen, "%s: put %s: no data", s->url, name != NULL ? name : "");
         return -1;
     }
     static const char empty[1];
@@ -775,7 +762,7 @@ int objstore_put_file(struct objstore *s, const char *name, int fd, size_t len, 
                       size_t errlen)
 {
     if (fd < 0) {
-        err_set(err, errlen, "%s: put %s: bad file descriptor", s->url, name != NULL ? name : "");
+        errf(err, errlen, "%s: put %s: bad file descriptor", s->url, name != NULL ? name : "");
         return -1;
     }
     return put(s, name, NULL, fd, len, err, errlen);

@@ -35,6 +35,7 @@
 #include "objstore.h"
 
 #include "buf.h"
+#include "errbuf.h"
 #include "sigv4.h"
 
 #include <curl/curl.h>
@@ -101,19 +102,6 @@ struct objstore_s3
     uint64_t rng; /* for backoff jitter */
 };
 
-static void err_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void err_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 
@@ -168,7 +156,7 @@ static int source_read(struct objstore_s3 *s, const struct put_source *src, size
     if (n > s->part_buf_cap) {
         char *p = cairn_realloc(s->part_buf, n);
         if (p == NULL) {
-            err_set(err, errlen, "out of memory for a %zu-byte part", n);
+            errf(err, errlen, "out of memory for a %zu-byte part", n);
             return -1;
         }
         s->part_buf = p;
@@ -180,8 +168,8 @@ static int source_read(struct objstore_s3 *s, const struct put_source *src, size
             continue;
         }
         if (r <= 0) {
-            err_set(err, errlen, "read source at %zu: %s", off + done,
-                    r < 0 ? strerror(errno) : "file shorter than the given length");
+            errf(err, errlen, "read source at %zu: %s", off + done,
+                 r < 0 ? strerror(errno) : "file shorter than the given length");
             return -1;
         }
         done += (size_t)r;
@@ -197,7 +185,7 @@ static int sha256_hex_source(struct objstore_s3 *s, const struct put_source *src
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     for (size_t off = 0; off < len;) {
@@ -549,9 +537,9 @@ static void s3_describe_error(struct objstore_s3 *s, long status, char *err, siz
     }
     buf_free(&text);
     if (s->code[0] != '\0') {
-        err_set(err, errlen, "HTTP %ld %s%s%s", status, s->code, message[0] ? ": " : "", message);
+        errf(err, errlen, "HTTP %ld %s%s%s", status, s->code, message[0] ? ": " : "", message);
     } else {
-        err_set(err, errlen, "HTTP %ld (no S3 error in the answer)", status);
+        errf(err, errlen, "HTTP %ld (no S3 error in the answer)", status);
     }
 }
 
@@ -646,7 +634,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         struct put_source src = {.data = NULL, .fd = fd};
         char reason[200];
         if (sha256_hex_source(s, &src, len, hash, reason, sizeof reason) != 0) {
-            err_set(err, errlen, "%s: %s", what, reason);
+            errf(err, errlen, "%s: %s", what, reason);
             return -1;
         }
     } else {
@@ -679,7 +667,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
     authority = authority != NULL ? authority + 3 : url;
     size_t host_len = strcspn(authority, "/?");
     if (host_len >= sizeof host) {
-        err_set(err, errlen, "%s: the host name is too long", what);
+        errf(err, errlen, "%s: the host name is too long", what);
         return -1;
     }
     memcpy(host, authority, host_len);
@@ -688,7 +676,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
     size_t path_len = strcspn(path_start, "?");
     char *path = cairn_malloc(path_len + 2);
     if (path == NULL) {
-        err_set(err, errlen, "%s: out of memory", what);
+        errf(err, errlen, "%s: out of memory", what);
         return -1;
     }
     if (path_len > 0) {
@@ -707,7 +695,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         /* Signed afresh for each attempt: S3 refuses a date 15 minutes old. */
         struct curl_slist *headers = sign(s, method, path, query, hv, nh, hash, amz_date);
         if (headers == NULL) {
-            err_set(err, errlen, "%s: cannot sign the request (out of memory?)", what);
+            errf(err, errlen, "%s: cannot sign the request (out of memory?)", what);
             break;
         }
         s->body.len = 0;
@@ -754,13 +742,13 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
         int retry;
         if (cc != CURLE_OK && upload.read_errno != 0) {
             *status = 0;
-            err_set(err, errlen, "%s: read source at %zu: %s", what, upload.pos,
-                    upload.read_errno > 0 ? strerror(upload.read_errno)
-                                          : "file shorter than the given length");
+            errf(err, errlen, "%s: read source at %zu: %s", what, upload.pos,
+                 upload.read_errno > 0 ? strerror(upload.read_errno)
+                                       : "file shorter than the given length");
             break;
         } else if (cc != CURLE_OK) {
             *status = 0;
-            err_set(err, errlen, "%s: %s", what, curl_err[0] ? curl_err : curl_easy_strerror(cc));
+            errf(err, errlen, "%s: %s", what, curl_err[0] ? curl_err : curl_easy_strerror(cc));
             retry = curl_transient(cc);
         } else {
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -777,7 +765,7 @@ static int s3_send(struct objstore_s3 *s, enum s3_method method, const char *url
             }
             char reason[320];
             s3_describe_error(s, *status, reason, sizeof reason);
-            err_set(err, errlen, "%s: %s", what, reason);
+            errf(err, errlen, "%s: %s", what, reason);
             retry = *status >= 500 || *status == 429 || strcmp(s->code, "RequestTimeout") == 0 ||
                     strcmp(s->code, "InternalError") == 0 || strcmp(s->code, "SlowDown") == 0;
         }
@@ -832,10 +820,10 @@ static int credentials_from_file(struct objstore_s3 *s, const char *path, const 
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        err_set(err, errlen,
-                "no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "are not set, and %s: %s",
-                path, strerror(errno));
+        errf(err, errlen,
+             "no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+             "are not set, and %s: %s",
+             path, strerror(errno));
         return -1;
     }
     char line[2048];
@@ -868,7 +856,7 @@ static int credentials_from_file(struct objstore_s3 *s, const char *path, const 
         if (slot != NULL) {
             cairn_free(*slot);
             if ((*slot = cairn_strdup(value)) == NULL) {
-                err_set(err, errlen, "out of memory");
+                errf(err, errlen, "out of memory");
                 rc = -1;
             }
         }
@@ -876,10 +864,10 @@ static int credentials_from_file(struct objstore_s3 *s, const char *path, const 
     memset(line, 0, sizeof line); /* may hold a secret */
     fclose(f);
     if (rc == 0 && (s->access_key == NULL || s->secret_key == NULL)) {
-        err_set(err, errlen,
-                "no credentials: %s has no [%s] with aws_access_key_id and "
-                "aws_secret_access_key",
-                path, profile);
+        errf(err, errlen,
+             "no credentials: %s has no [%s] with aws_access_key_id and "
+             "aws_secret_access_key",
+             path, profile);
         rc = -1;
     }
     return rc;
@@ -905,7 +893,7 @@ static int credentials_load(struct objstore_s3 *s, const char *file, char *err, 
         }
         if (s->access_key == NULL || s->secret_key == NULL ||
             (token != NULL && token[0] != '\0' && s->session_token == NULL)) {
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             return -1;
         }
         return 0;
@@ -967,33 +955,33 @@ static int sse_setup(struct objstore_s3 *s, const struct objstore_options *opt, 
         return 0;
     }
     if (sse == NULL || (strcmp(sse, "AES256") != 0 && strcmp(sse, "aws:kms") != 0)) {
-        err_set(err, errlen,
-                sse == NULL ? "a KMS key id needs server-side encryption aws:kms"
-                            : "server-side encryption \"%.40s\": AES256 or aws:kms",
-                sse);
+        errf(err, errlen,
+             sse == NULL ? "a KMS key id needs server-side encryption aws:kms"
+                         : "server-side encryption \"%.40s\": AES256 or aws:kms",
+             sse);
         return -1;
     }
     if (key != NULL && strcmp(sse, "aws:kms") != 0) {
-        err_set(err, errlen, "a KMS key id needs server-side encryption aws:kms, not %s", sse);
+        errf(err, errlen, "a KMS key id needs server-side encryption aws:kms, not %s", sse);
         return -1;
     }
     if (key != NULL) {
         size_t n = strlen(key);
         for (size_t i = 0; i < n; i++) {
             if (!isgraph((unsigned char)key[i])) {
-                err_set(err, errlen, "the KMS key id holds a space or control character");
+                errf(err, errlen, "the KMS key id holds a space or control character");
                 return -1;
             }
         }
         if (n > 2048) {
-            err_set(err, errlen, "the KMS key id is longer than 2048 bytes");
+            errf(err, errlen, "the KMS key id is longer than 2048 bytes");
             return -1;
         }
     }
     s->sse = cairn_strdup(sse);
     s->sse_key = key != NULL ? cairn_strdup(key) : NULL;
     if (s->sse == NULL || (key != NULL && s->sse_key == NULL)) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -1011,12 +999,12 @@ static int endpoint_parse(const char *endpoint, char *scheme, size_t scheme_len,
         snprintf(scheme, scheme_len, "https");
         rest = endpoint + 8;
     } else {
-        err_set(err, errlen, "endpoint %s: not http:// or https://", endpoint);
+        errf(err, errlen, "endpoint %s: not http:// or https://", endpoint);
         return -1;
     }
     size_t n = strcspn(rest, "/?#@");
     if (n == 0 || n >= host_len || (rest[n] != '\0' && strcmp(rest + n, "/") != 0)) {
-        err_set(err, errlen, "endpoint %s: want scheme://host[:port] with no path", endpoint);
+        errf(err, errlen, "endpoint %s: want scheme://host[:port] with no path", endpoint);
         return -1;
     }
     memcpy(host, rest, n);
@@ -1034,12 +1022,12 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     *out = NULL;
     pthread_once(&curl_once, curl_init_once);
     if (curl_init_result != CURLE_OK) {
-        err_set(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_result));
+        errf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_result));
         return -1;
     }
     struct objstore_s3 *s = cairn_calloc(1, sizeof *s);
     if (s == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     buf_init(&s->body);
@@ -1050,7 +1038,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
         opt->multipart_threshold != 0 ? opt->multipart_threshold : S3_MULTIPART_THRESHOLD_DEFAULT;
     s->put_file_rate = opt->put_file_rate;
     if (s->part_size < S3_PART_BYTES_MIN) {
-        err_set(err, errlen, "part size %zu is below S3's minimum of 5 MiB", s->part_size);
+        errf(err, errlen, "part size %zu is below S3's minimum of 5 MiB", s->part_size);
         goto fail;
     }
     if (sse_setup(s, opt, err, errlen) != 0) {
@@ -1069,7 +1057,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     }
     if (strlen(region) > S3_REGION_MAX ||
         strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(region)) {
-        err_set(err, errlen, "region \"%.40s\" is not like us-east-1", region);
+        errf(err, errlen, "region \"%.40s\" is not like us-east-1", region);
         goto fail;
     }
     snprintf(s->region, sizeof s->region, "%s", region);
@@ -1103,7 +1091,7 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
     }
     s->root = cairn_malloc(strlen(prefix) + 2);
     if (s->root == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto fail;
     }
     snprintf(s->root, strlen(prefix) + 2, "%s%s", prefix, prefix[0] != '\0' ? "/" : "");
@@ -1113,20 +1101,20 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
         if (buf_printf(&u, "%s://%s/%s", scheme, host, bucket) != 0 || buf_cstr(&u) != 0 ||
             (s->bucket_url = cairn_strdup(u.data)) == NULL || buf_puts(&u, "/") != 0) {
             buf_free(&u);
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto fail;
         }
     } else {
         if (buf_printf(&u, "%s://%s.%s/", scheme, bucket, host) != 0 || buf_cstr(&u) != 0 ||
             (s->bucket_url = cairn_strdup(u.data)) == NULL) {
             buf_free(&u);
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto fail;
         }
     }
     if (uri_encode(&u, s->root, 1) != 0 || buf_cstr(&u) != 0) {
         buf_free(&u);
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto fail;
     }
     s->key_url = buf_steal(&u);
@@ -1135,12 +1123,12 @@ int objstore_s3_open(const char *bucket, const char *prefix, const struct objsto
         goto fail;
     }
     if (strchr(s->access_key, '/') != NULL || strchr(s->access_key, ',') != NULL) {
-        err_set(err, errlen, "the access key id holds a '/' or ','");
+        errf(err, errlen, "the access key id holds a '/' or ','");
         goto fail;
     }
     s->curl = curl_easy_init();
     if (s->curl == NULL) {
-        err_set(err, errlen, "curl_easy_init failed");
+        errf(err, errlen, "curl_easy_init failed");
         goto fail;
     }
     struct timespec now;
@@ -1194,7 +1182,7 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
     buf_init(&xml);
     buf_init(&text);
     if (url == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto out;
     }
     /* The object's encryption is asked for here, not with its parts. */
@@ -1208,7 +1196,7 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
     const char *t, *te;
     if (xml_find(s->body.data, s->body.data + s->body.len, "UploadId", &t, &te) == NULL ||
         t == te || xml_text(&text, t, te) != 0) {
-        err_set(err, errlen, "CreateMultipartUpload: no UploadId in the answer");
+        errf(err, errlen, "CreateMultipartUpload: no UploadId in the answer");
         goto out;
     }
     upload_id = buf_steal(&text);
@@ -1216,14 +1204,14 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
     buf_init(&enc_id);
     if (uri_encode(&enc_id, upload_id, 0) != 0 || buf_cstr(&enc_id) != 0) {
         buf_free(&enc_id);
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto abort;
     }
 
     size_t parts = (len + part - 1) / part;
     if (buf_puts(&xml, "<CompleteMultipartUpload>") != 0) {
         buf_free(&enc_id);
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto abort;
     }
     for (size_t i = 0; i < parts; i++) {
@@ -1243,7 +1231,7 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
         if (buf_printf(&q, "partNumber=%zu&uploadId=%s", i + 1, enc_id.data) != 0 ||
             buf_cstr(&q) != 0 || (url = object_url(s, name, q.data)) == NULL) {
             buf_free(&enc_id);
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto abort;
         }
         if (s3_request(s, S3_PUT, url, body, n, what, &status, err, errlen) != 0) {
@@ -1252,13 +1240,13 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
         }
         if (s->etag[0] == '\0') {
             buf_free(&enc_id);
-            err_set(err, errlen, "%s: no ETag in the answer", what);
+            errf(err, errlen, "%s: no ETag in the answer", what);
             goto abort;
         }
         if (buf_printf(&xml, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1) != 0 ||
             xml_escape(&xml, s->etag) != 0 || buf_puts(&xml, "</ETag></Part>") != 0) {
             buf_free(&enc_id);
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto abort;
         }
     }
@@ -1269,7 +1257,7 @@ static int put_multipart(struct objstore_s3 *s, const char *name, const struct p
         buf_printf(&q, "uploadId=%s", enc_id.data) != 0 || buf_cstr(&q) != 0 ||
         (url = object_url(s, name, q.data)) == NULL) {
         buf_free(&enc_id);
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto abort;
     }
     buf_free(&enc_id);
@@ -1329,7 +1317,7 @@ int objstore_s3_put(struct objstore_s3 *s, const char *name, const void *data, i
      * parts afterwards (s3rver copies every byte again to do so). */
     char *url = object_url(s, name, NULL);
     if (url == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     long status;
@@ -1347,7 +1335,7 @@ int objstore_s3_get(struct objstore_s3 *s, const char *name, void **data, size_t
 {
     char *url = object_url(s, name, NULL);
     if (url == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     long status;
@@ -1363,7 +1351,7 @@ int objstore_s3_get(struct objstore_s3 *s, const char *name, void **data, size_t
         return -1;
     }
     if (buf_cstr(&s->body) != 0) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     *len = s->body.len;
@@ -1375,7 +1363,7 @@ int objstore_s3_delete(struct objstore_s3 *s, const char *name, char *err, size_
 {
     char *url = object_url(s, name, NULL);
     if (url == NULL) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         return -1;
     }
     long status;
@@ -1447,7 +1435,7 @@ int objstore_s3_list(struct objstore_s3 *s, const char *prefix, objstore_list_cb
     size_t root_len = strlen(s->root);
     if (buf_puts(&full_prefix, s->root) != 0 || buf_puts(&full_prefix, prefix) != 0 ||
         buf_cstr(&full_prefix) != 0 || buf_cstr(&token) != 0) {
-        err_set(err, errlen, "out of memory");
+        errf(err, errlen, "out of memory");
         goto out;
     }
     for (unsigned page = 1;; page++) {
@@ -1465,7 +1453,7 @@ int objstore_s3_list(struct objstore_s3 *s, const char *prefix, objstore_list_cb
         bad = bad || buf_puts(&url, "&prefix=") != 0 ||
               uri_encode(&url, full_prefix.data, 0) != 0 || buf_cstr(&url) != 0;
         if (bad) {
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto out;
         }
         char what[48];
@@ -1478,30 +1466,30 @@ int objstore_s3_list(struct objstore_s3 *s, const char *prefix, objstore_list_cb
         const char *end = p + s->body.len;
         const char *c, *ce, *t, *te;
         if (s->body.len == 0 || xml_find(p, end, "ListBucketResult", &c, &ce) == NULL) {
-            err_set(err, errlen, "%s: not a ListBucketResult", what);
+            errf(err, errlen, "%s: not a ListBucketResult", what);
             goto out;
         }
         while ((p = xml_find(p, end, "Contents", &c, &ce)) != NULL) {
             if (xml_find(c, ce, "Key", &t, &te) == NULL || xml_text(&key, t, te) != 0) {
-                err_set(err, errlen, "%s: an entry without a Key", what);
+                errf(err, errlen, "%s: an entry without a Key", what);
                 goto out;
             }
             if (xml_find(c, ce, "Size", &t, &te) == NULL || xml_text(&text, t, te) != 0) {
-                err_set(err, errlen, "%s: %s has no Size", what, key.data);
+                errf(err, errlen, "%s: %s has no Size", what, key.data);
                 goto out;
             }
             char *size_end;
             errno = 0;
             unsigned long long size = strtoull(text.data, &size_end, 10);
             if (text.len == 0 || *size_end != '\0' || errno != 0 || text.data[0] == '-') {
-                err_set(err, errlen, "%s: %s has a bad Size", what, key.data);
+                errf(err, errlen, "%s: %s has a bad Size", what, key.data);
                 goto out;
             }
             if (key.len <= root_len || memcmp(key.data, s->root, root_len) != 0) {
                 continue; /* not under our root: S3 would not send it */
             }
             if (listing_add(&all, key.data + root_len, (uint64_t)size) != 0) {
-                err_set(err, errlen, "out of memory");
+                errf(err, errlen, "out of memory");
                 goto out;
             }
         }
@@ -1512,16 +1500,16 @@ int objstore_s3_list(struct objstore_s3 *s, const char *prefix, objstore_list_cb
         }
         if (xml_find(p, end, "NextContinuationToken", &t, &te) == NULL || t == te ||
             xml_text(&text, t, te) != 0) {
-            err_set(err, errlen, "%s: truncated without a NextContinuationToken", what);
+            errf(err, errlen, "%s: truncated without a NextContinuationToken", what);
             goto out;
         }
         if (token.len == text.len && memcmp(token.data, text.data, text.len) == 0) {
-            err_set(err, errlen, "%s: the same continuation token twice", what);
+            errf(err, errlen, "%s: the same continuation token twice", what);
             goto out;
         }
         token.len = 0;
         if (buf_append(&token, text.data, text.len) != 0 || buf_cstr(&token) != 0) {
-            err_set(err, errlen, "out of memory");
+            errf(err, errlen, "out of memory");
             goto out;
         }
     }

@@ -5,29 +5,18 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "mpread.h"
 
 #define BASE_FILE "base"
 #define SUFFIX ".spool"
-
-static void errf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 static void file_path(const char *dir, uint64_t first, char *out, size_t len)
 {
