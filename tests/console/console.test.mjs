@@ -371,7 +371,7 @@ check("the cluster page lists 3 members with one leader", async () => {
 });
 
 check("the cluster page shows a joining node's role and catch-up, then its promotion", async () => {
-  const address = await cluster.startJoining(4);
+  const { address } = await cluster.startJoining(4);
   await cluster.ctl("member", "add", "4", address);
   const page = await open("/cluster");
   const row = page.locator('tr.member[data-member="4"]');
