@@ -152,16 +152,9 @@ void artifact_writer_abort(struct artifact_writer *w)
     w->out = NULL;
 }
 
-int artifact_parse(const void *data, size_t len, struct artifact *a, char *err, size_t errlen)
+int artifact_prefix(const unsigned char p[ARTIFACT_PREFIX_SIZE], unsigned *kind, size_t *header_len,
+                    char *err, size_t errlen)
 {
-    const unsigned char *p = data;
-    unsigned char digest[32];
-    size_t header_len;
-    memset(a, 0, sizeof(*a));
-    if (len < ARTIFACT_PREFIX_SIZE + ARTIFACT_TRAILER_SIZE) {
-        errf(err, errlen, "truncated: %zu bytes is shorter than any artifact", len);
-        return -1;
-    }
     if (memcmp(p, ARTIFACT_MAGIC, 7) != 0) {
         errf(err, errlen, "not a Cairn backup artifact (bad magic)");
         return -1;
@@ -171,21 +164,39 @@ int artifact_parse(const void *data, size_t len, struct artifact *a, char *err, 
              (unsigned)(unsigned char)ARTIFACT_MAGIC[7]);
         return -1;
     }
+    *kind = p[8];
+    *header_len = (size_t)p[12] << 24 | (size_t)p[13] << 16 | (size_t)p[14] << 8 | p[15];
+    return 0;
+}
+
+int artifact_parse(const void *data, size_t len, struct artifact *a, char *err, size_t errlen)
+{
+    const unsigned char *p = data;
+    unsigned char digest[32];
+    unsigned kind;
+    size_t header_len;
+    memset(a, 0, sizeof(*a));
+    if (len < ARTIFACT_PREFIX_SIZE + ARTIFACT_TRAILER_SIZE) {
+        errf(err, errlen, "truncated: %zu bytes is shorter than any artifact", len);
+        return -1;
+    }
+    if (artifact_prefix(p, &kind, &header_len, err, errlen) != 0) {
+        return -1;
+    }
     artifact_sha256(p, len - ARTIFACT_TRAILER_SIZE, digest);
     if (memcmp(digest, p + len - ARTIFACT_TRAILER_SIZE, sizeof(digest)) != 0) {
         errf(err, errlen, "checksum mismatch: the object is corrupt or partially written");
         return -1;
     }
-    if (p[8] != ARTIFACT_SNAPSHOT && p[8] != ARTIFACT_SEGMENT) {
-        errf(err, errlen, "unknown artifact kind 0x%02x", p[8]);
+    if (kind != ARTIFACT_SNAPSHOT && kind != ARTIFACT_SEGMENT) {
+        errf(err, errlen, "unknown artifact kind 0x%02x", kind);
         return -1;
     }
-    header_len = (size_t)p[12] << 24 | (size_t)p[13] << 16 | (size_t)p[14] << 8 | p[15];
     if (header_len > len - ARTIFACT_PREFIX_SIZE - ARTIFACT_TRAILER_SIZE) {
         errf(err, errlen, "truncated: header of %zu bytes runs past the end", header_len);
         return -1;
     }
-    a->kind = (enum artifact_kind)p[8];
+    a->kind = (enum artifact_kind)kind;
     a->header = (const char *)p + ARTIFACT_PREFIX_SIZE;
     a->header_len = header_len;
     a->body = a->header + header_len;

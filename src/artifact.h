@@ -74,6 +74,14 @@ struct artifact
     unsigned char sha256[32];
 };
 
+/* Read an artifact's first ARTIFACT_PREFIX_SIZE bytes: checks the magic and
+ * the format, and gives the kind (not checked: artifact_parse does, after the
+ * checksum) and the header's length. For reading a header without the whole
+ * object; artifact_parse checks the rest. Returns 0, or -1 with a sentence in
+ * err. */
+int artifact_prefix(const unsigned char p[ARTIFACT_PREFIX_SIZE], unsigned *kind, size_t *header_len,
+                    char *err, size_t errlen);
+
 /* Check data[0..len): magic, lengths and the SHA-256. Returns 0, or -1 with
  * a sentence in err ("truncated", "checksum mismatch", ...). */
 int artifact_parse(const void *data, size_t len, struct artifact *a, char *err, size_t errlen);

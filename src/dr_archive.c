@@ -1470,11 +1470,12 @@ uint64_t dr_restored_as(const char *data_dir)
 int dr_seed_point(const char *data_dir, uint64_t *cluster_id, uint64_t *revision)
 {
     char path[4096];
-    unsigned char prefix[16];
+    unsigned char prefix[ARTIFACT_PREFIX_SIZE];
     char *header = NULL;
     char msg[256];
     struct dr_snapshot sn;
-    uint32_t hlen;
+    unsigned kind;
+    size_t hlen;
     int rv = -1;
     int fd;
     snprintf(path, sizeof(path), "%s/" DR_SEED_FILE, data_dir);
@@ -1483,12 +1484,10 @@ int dr_seed_point(const char *data_dir, uint64_t *cluster_id, uint64_t *revision
         return errno == ENOENT ? 1 : -1;
     }
     if (pread(fd, prefix, sizeof(prefix), 0) != (ssize_t)sizeof(prefix) ||
-        memcmp(prefix, ARTIFACT_MAGIC, 8) != 0 || prefix[8] != 'S') {
+        artifact_prefix(prefix, &kind, &hlen, NULL, 0) != 0 || kind != ARTIFACT_SNAPSHOT) {
         goto out;
     }
-    hlen = (uint32_t)prefix[12] << 24 | (uint32_t)prefix[13] << 16 | (uint32_t)prefix[14] << 8 |
-           prefix[15];
-    if (hlen == 0 || hlen > (1u << 20) || (header = malloc(hlen)) == NULL ||
+    if (hlen == 0 || hlen > ARTIFACT_HEADER_MAX || (header = malloc(hlen)) == NULL ||
         pread(fd, header, hlen, sizeof(prefix)) != (ssize_t)hlen ||
         dr_manifest_parse(header, hlen, &sn, msg, sizeof(msg)) != 0) {
         goto out;
