@@ -28,6 +28,13 @@ on loopback, cairnctl, cairn-bench, and with --etcd a 3-member etcd 3.4 cluster.
                 and `etcdctl snapshot restore` of 3 members plus their start
                 until a get succeeds.
 
+--control 10,save,100 adds a control to step 1: the same interleaved measure with a
+busy loop at nice 10 (the snapshot worker's nice value) in place of each save, taking
+10%, as much as a quiet save used (the nodes' and s3rver's CPU time during it, above
+their idle use), and 100% of one core, for as long as a quiet save. It does no backup
+work, so its ratio is what this measure gives on the machine for CPU work that is not
+Cairn's.
+
 --store file backs up to a file:// directory in --s3-dir instead of s3rver (the
 same paced saves, the same log shipping): the figures then show what backups
 cost the cluster without an object store's own CPU on the same two cores.
@@ -43,7 +50,7 @@ Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--values random|config
                    [--etcd] [--runs 3]
                    [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
                    [--bench-rate R] [--s3-nice N] [--s3-dir DIR] [--store s3|file]
-                   [--port-base P] [--json FILE] [--keep]
+                   [--control DUTY,...] [--port-base P] [--json FILE] [--keep]
 Exit status: 0 when everything ran (targets are not judged here), 1 when
 something failed to run, 77 when s3rver is not installed.
 """
@@ -559,24 +566,84 @@ def snapshot_pairs(env, rate):
     return pairs
 
 
-def snapshot_interleaved(env, rate):
+def cpu_seconds(pids):
+    """User and system CPU time of these processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class BusyLoop:
+    """A CPU-bound stand-in for a save (--control): a process at the snapshot worker's nice
+    value (10) that spins for duty x 5 ms of every 5 ms, for `seconds`. Each process is
+    started ahead and waits for a byte on stdin, so that starting Python (some 20 ms of CPU)
+    falls before the run or in the 0.5 s after a stand-in that no measure counts."""
+
+    def __init__(self, seconds, duty):
+        period = 0.005
+        self.code = ("import sys, time\n"
+                     "sys.stdin.read(1)\n"
+                     "end = time.monotonic() + %f\n"
+                     "while time.monotonic() < end:\n"
+                     "    t = time.monotonic() + %f\n"
+                     "    while time.monotonic() < t:\n"
+                     "        pass\n"
+                     "    if %f > 0:\n"
+                     "        time.sleep(%f)\n") % (seconds, period * duty, period * (1 - duty),
+                                                  period * (1 - duty))
+        self.p = None
+
+    def spawn(self):
+        self.p = subprocess.Popen([sys.executable, "-c", self.code], stdin=subprocess.PIPE,
+                                  preexec_fn=lambda: os.nice(10))
+
+    def __call__(self):
+        """Runs one; returns (seconds, None)."""
+        if self.p is None:
+            self.spawn()
+        t0 = time.monotonic()
+        self.p.stdin.write(b"x")
+        self.p.stdin.close()
+        if self.p.wait() != 0:
+            raise Fail("the busy loop exited with %d" % self.p.returncode)
+        dt = time.monotonic() - t0
+        self.spawn()
+        return dt, None
+
+    def close(self):
+        if self.p is not None and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        self.p = None
+
+
+def snapshot_interleaved(env, rate, stand_in=None):
     """One cairn-bench run of 2 x runs x window seconds (a closed loop, or rate ops/s offered)
     while snapshots are taken with quiet gaps between them as long as the last save. Every
     request is sorted by when it started (cairn-bench --trace, CLOCK_MONOTONIC like
     time.monotonic()): during a save (from `cairnctl snapshot save` started to its exit) or
     quiet (no save running, and none ended in the 0.5 s before). Both kinds come from the same
-    run, interleaved, so that drift of the machine over time falls on both alike."""
+    run, interleaved, so that drift of the machine over time falls on both alike.
+
+    With stand_in (a BusyLoop), it runs in place of each save: the
+    control that tells what this measure gives for work that is not Cairn's (--control)."""
     a = env.a
     duration = max(6, 2 * a.runs * a.window)
     trace = env.path("trace-%d.txt" % rate)
-    log("snapshot: cairn-bench %d s, %s, with snapshots and quiet gaps taking turns" %
-        (duration, "%d ops/s offered" % rate if rate else "closed loop"))
+    log("snapshot: cairn-bench %d s, %s, with %s and quiet gaps taking turns" %
+        (duration, "%d ops/s offered" % rate if rate else "closed loop",
+         "a stand-in for each save" if stand_in else "snapshots"))
     args = [os.path.join(env.bin, "cairn-bench"), "--endpoints", env.endpoints(),
             "--clients", str(a.bench_clients), "--mix", "put=20,get=80", "--keys", str(a.keys),
             "--value-size", str(a.value_size), "--warmup", "2", "--duration", str(duration),
             "--seed", str(int(time.time())), "--json", "--trace", trace]
     if rate > 0:
         args += ["--rate", str(rate)]
+    if stand_in is not None:
+        stand_in.spawn()
     t0 = time.monotonic()
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     w0, w1 = t0 + 2, t0 + 2 + duration
@@ -589,10 +656,12 @@ def snapshot_interleaved(env, rate):
             break
         env.ctl("put", "dr-bench/marker", "interleaved-%d-%d" % (rate, len(saves)))
         t = time.monotonic()
-        dt, snap = snapshot_save(env)
+        dt, snap = stand_in() if stand_in else snapshot_save(env)
         saves.append({"start": t, "end": t + dt, "seconds": dt, "manifest": snap})
         gap = max(1.0, dt)
     out, err = p.communicate(timeout=duration + 120)
+    if stand_in is not None:
+        stand_in.close()
     if p.returncode != 0:
         raise Fail("cairn-bench: exit %d: %s" % (p.returncode, err.strip()))
     during, quiet = [], []
@@ -648,13 +717,26 @@ def phase_snapshot(env, res):
     a = env.a
     log("snapshot: %d x cairnctl snapshot save on a quiet cluster" % a.runs)
     quiet = []
+    nodes = [p.pid for p in env.nodes]
+    store = [env.s3.pid] if env.s3 is not None else []
+    idle_s = 2.0
     for r in range(a.runs):
         env.ctl("put", "dr-bench/marker", "quiet-%d" % r)  # a new index: a new snapshot name
+        # The CPU a save costs: the nodes' and s3rver's CPU time during it, less what they
+        # use idle (shipping, heartbeats) over as long, measured just before.
+        c0 = (cpu_seconds(nodes), cpu_seconds(store))
+        time.sleep(idle_s)
+        c1 = (cpu_seconds(nodes), cpu_seconds(store))
         dt, snap = snapshot_save(env)
-        quiet.append({"seconds": dt, "manifest": snap})
-        log("  save %.2f s: revision %d, %d keys, %d versions, raw %d B, stored %d B" %
+        c2 = (cpu_seconds(nodes), cpu_seconds(store))
+        cpu = [max(0.0, (c2[i] - c1[i]) - (c1[i] - c0[i]) * dt / idle_s) for i in (0, 1)]
+        quiet.append({"seconds": dt, "manifest": snap, "cpu_nodes_s": cpu[0],
+                      "cpu_store_s": cpu[1]})
+        log("  save %.2f s: revision %d, %d keys, %d versions, raw %d B, stored %d B; CPU above "
+            "idle: nodes %.2f s, store %.2f s" %
             (dt, snap["revision"], snap["keys"], snap["versions"], snap["bytes_raw"],
-             snap["bytes_stored"]))
+             snap["bytes_stored"], cpu[0], cpu[1]))
+        idle_s = dt
     res["snapshot_quiet"] = quiet
     # The same state downloaded to a local file, as etcdctl snapshot save does (no store).
     downloads = []
@@ -675,6 +757,18 @@ def phase_snapshot(env, res):
         res["snapshot_load"] = snapshot_pairs(env, 0)
         if a.bench_rate > 0:
             res["snapshot_paced"] = snapshot_pairs(env, a.bench_rate)
+    # --control: the same measure with a busy loop in place of each save, as long as the
+    # median quiet save, at each duty; what the measure gives for CPU work that is not Cairn's.
+    seconds = med([s["seconds"] for s in quiet])
+    # "save": the share of one core a quiet save used, nodes and store together.
+    save_duty = med([min(1.0, (s["cpu_nodes_s"] + s["cpu_store_s"]) / s["seconds"])
+                     for s in quiet]) * 100
+    res["snapshot_control"] = []
+    for duty in [save_duty if d == "save" else d for d in a.control]:
+        for r in [0] + ([a.bench_rate] if a.bench_rate > 0 else []):
+            it = snapshot_interleaved(env, r, BusyLoop(seconds, duty / 100))
+            it["duty"], it["stand_in_seconds"] = duty, seconds
+            res["snapshot_control"].append(it)
     m = env.metrics(env.leader_id)
     res["snapshot_histogram"] = histogram(m, "cairn_backup_snapshot_duration_seconds")
     res["snapshot_log"] = snapshot_log_lines(env, "a")
@@ -1193,20 +1287,25 @@ def report_interleaved(a, it):
     P = print
     rate = it["rate"]
     b = it["bench"]["total"]
-    P("  cairn-bench, %d clients, put=20,get=80, %s, one %d s run with snapshots and quiet gaps "
-      "taking turns (%d saves, %.0f%% of the run; %.0f ops/s in all):" %
+    if "duty" in it:
+        P("  control: in place of each save, a busy loop at nice 10 taking %.0f%% of one core "
+          "for %.2f s (no backup work)" % (it["duty"], it["stand_in_seconds"]))
+    what = "stand-in" if "duty" in it else "save"
+    P("  cairn-bench, %d clients, put=20,get=80, %s, one %d s run with %ss and quiet gaps "
+      "taking turns (%d %ss, %.0f%% of the run; %.0f ops/s in all):" %
       (a.bench_clients, "%d ops/s offered" % rate if rate else "closed loop", it["duration"],
-       len(it["saves"]), 100 * it["snapshot_share"], b["ops_per_s"]))
+       what, len(it["saves"]), what, 100 * it["snapshot_share"], b["ops_per_s"]))
     P("    %-28s %-12s %-10s %-10s %-10s" % ("requests started", "count", "p50 ms", "p99 ms",
                                               "p99.9 ms"))
-    for label, key in (("in quiet gaps", "quiet"), ("during a save", "during")):
+    for label, key in (("in quiet gaps", "quiet"), ("during a " + what, "during")):
         c = it[key]
         P("    %-28s %-12s %-10s %-10s %-10s" % (label, fmt(c["n"], 0), fmt(c["p50_ms"], 2),
                                                   fmt(c["p99_ms"], 2), fmt(c["p999_ms"], 2)))
     per = [x["during_p99_ms"] / x["quiet_p99_ms"] for x in it["per_save"]
            if x["n_quiet"] and x["n_during"]]
-    P("    p99 during / quiet: %.2f (target <= 2); each save against the gap before it: %s "
-      "(%d of %d within 2x)" % (it["ratio"], ", ".join("%.2f" % x for x in per),
+    P("    p99 during / quiet: %.2f (%s); each %s against the gap before it: %s "
+      "(%d of %d within 2x)" % (it["ratio"], "the control" if "duty" in it else "target <= 2",
+                                what, ", ".join("%.2f" % x for x in per),
                                 sum(1 for x in per if x <= 2), len(per)))
 
 
@@ -1259,6 +1358,10 @@ def report(env, res):
       (man[-1]["keys"], man[-1]["versions"], fmt(man[-1]["bytes_raw"], 0),
        fmt(man[-1]["bytes_stored"], 0), man[-1]["bytes_stored"] / max(1, man[-1]["bytes_raw"])))
     P("  the leader's log, capture to uploaded  %s ms" % msr([s.get("server_ms") for s in q], 0))
+    P("  CPU per save above idle: nodes %s s, %s %s s; %s%% of one core over the save" %
+      (msr([s["cpu_nodes_s"] for s in q], 2), "the store" if a.store == "file" else "s3rver",
+       msr([s["cpu_store_s"] for s in q], 2),
+       msr([100 * (s["cpu_nodes_s"] + s["cpu_store_s"]) / s["seconds"] for s in q], 0)))
     if res.get("snapshot_download"):
         P("  cairnctl snapshot save FILE (download, checked) %s s" %
           msr([s["seconds"] for s in res["snapshot_download"]], 2))
@@ -1272,6 +1375,8 @@ def report(env, res):
     for key in ("snapshot_load", "snapshot_paced"):
         if key in res:
             report_pairs(a, res[key])
+    for it in res.get("snapshot_control", []):
+        report_interleaved(a, it)
     pairs = (res.get("snapshot_load", []) + res.get("snapshot_paced", []) +
              res["snapshot_interleaved"])
     under = [s for p in pairs for s in p["saves"]]
@@ -1379,6 +1484,12 @@ def main():
     ap.add_argument("--pairs", action="store_true",
                     help="also measure the snapshots' effect the old way: --runs pairs of "
                          "windows, one without snapshots and one with them back to back")
+    ap.add_argument("--control", metavar="DUTY,...", default="",
+                    type=lambda s: [x if x == "save" else int(x) for x in s.split(",") if x],
+                    help="also run the interleaved measure with, in place of each save, a busy "
+                    "loop at nice 10 taking DUTY%% of one core for as long as a quiet save; "
+                    "'save' is the share a quiet save used (e.g. 10,save,100): what the measure "
+                    "gives on this machine for CPU work that is not Cairn's")
     ap.add_argument("--snapshot-only", action="store_true",
                     help="measure the snapshot figures only (no lag, restore or etcd)")
     ap.add_argument("--json", help="write every figure here")
