@@ -580,24 +580,29 @@ class BusyLoop:
     """A CPU-bound stand-in for a save (--control): a process at the snapshot worker's nice
     value (10) that spins for duty x 5 ms of every 5 ms, for `seconds`. Each process is
     started ahead and waits for a byte on stdin, so that starting Python (some 20 ms of CPU)
-    falls before the run or in the 0.5 s after a stand-in that no measure counts."""
+    falls before the run or in the 0.5 s after a stand-in that no measure counts; it exits
+    without spinning if stdin closes first (the benchmark stopped)."""
+
+    CODE = ("import sys, time\n"
+            "seconds, on, off = (float(x) for x in sys.argv[1:])\n"
+            "if not sys.stdin.read(1):\n"
+            "    sys.exit()\n"
+            "end = time.monotonic() + seconds\n"
+            "while time.monotonic() < end:\n"
+            "    t = time.monotonic() + on\n"
+            "    while time.monotonic() < t:\n"
+            "        pass\n"
+            "    if off > 0:\n"
+            "        time.sleep(off)\n")
 
     def __init__(self, seconds, duty):
         period = 0.005
-        self.code = ("import sys, time\n"
-                     "sys.stdin.read(1)\n"
-                     "end = time.monotonic() + %f\n"
-                     "while time.monotonic() < end:\n"
-                     "    t = time.monotonic() + %f\n"
-                     "    while time.monotonic() < t:\n"
-                     "        pass\n"
-                     "    if %f > 0:\n"
-                     "        time.sleep(%f)\n") % (seconds, period * duty, period * (1 - duty),
-                                                  period * (1 - duty))
+        self.args = ["%f" % seconds, "%f" % (period * duty), "%f" % (period * (1 - duty))]
         self.p = None
 
     def spawn(self):
-        self.p = subprocess.Popen([sys.executable, "-c", self.code], stdin=subprocess.PIPE,
+        self.p = subprocess.Popen([sys.executable, "-c", self.CODE] + self.args,
+                                  stdin=subprocess.PIPE,
                                   preexec_fn=lambda: os.nice(10))
 
     def __call__(self):
@@ -1453,6 +1458,20 @@ def report(env, res):
               (fmt(e["data_dir_bytes"], 0), fmt(e["restore"][-1]["data_dir_bytes"], 0)))
 
 
+def control_duties(text):
+    """--control: percentages of one core (1-100) or "save", comma-separated."""
+    duties = []
+    for x in text.split(","):
+        if x == "save":
+            duties.append(x)
+        elif x.isdigit() and 1 <= int(x) <= 100:
+            duties.append(int(x))
+        else:
+            raise argparse.ArgumentTypeError(
+                "%r is not a share of one core: give percentages from 1 to 100, or 'save'" % x)
+    return duties
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("build_dir")
@@ -1484,8 +1503,8 @@ def main():
     ap.add_argument("--pairs", action="store_true",
                     help="also measure the snapshots' effect the old way: --runs pairs of "
                          "windows, one without snapshots and one with them back to back")
-    ap.add_argument("--control", metavar="DUTY,...", default="",
-                    type=lambda s: [x if x == "save" else int(x) for x in s.split(",") if x],
+    ap.add_argument("--control", metavar="DUTY,...", default=[],
+                    type=control_duties,
                     help="also run the interleaved measure with, in place of each save, a busy "
                     "loop at nice 10 taking DUTY%% of one core for as long as a quiet save; "
                     "'save' is the share a quiet save used (e.g. 10,save,100): what the measure "
