@@ -186,8 +186,9 @@ static void print_catalog(const struct objstore *st, const struct dr_catalog *ca
                objstore_url(st));
         return;
     }
-    printf("%s, cluster %016" PRIx64 ": %u snapshots, %u log segments\n", objstore_url(st),
-           cat->cluster_id, cat->n_snaps, cat->n_segs);
+    printf("%s, cluster %016" PRIx64 ": %u snapshot%s, %u log segment%s\n", objstore_url(st),
+           cat->cluster_id, cat->n_snaps, cat->n_snaps == 1 ? "" : "s", cat->n_segs,
+           cat->n_segs == 1 ? "" : "s");
     printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
            "STATE HASH", "SHA-256");
     for (i = 0; i < cat->n_snaps; i++) {
@@ -512,7 +513,8 @@ static int cluster_status(cairn_client *c, const struct snapshot_opts *o)
          s != NULL; s = s->next) {
         n++;
     }
-    printf("%-14s %u, and %" PRIu64 " log segments\n", "snapshots", n, json_u64(r, "segments"));
+    printf("%-14s %u, and %" PRIu64 " log segment%s\n", "snapshots", n, json_u64(r, "segments"),
+           json_u64(r, "segments") == 1 ? "" : "s");
     w = json_get(r, "window");
     if (w != NULL && w->type == JSON_OBJECT) {
         char from[32];
@@ -573,8 +575,9 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
         for (s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL; s != NULL; s = s->next) {
             n++;
         }
-        printf("%s, cluster %s: %u snapshots, %" PRIu64 " log segments\n", json_str(root, "url"),
-               json_str(root, "cluster_id"), n, json_u64(root, "segments"));
+        printf("%s, cluster %s: %u snapshot%s, %" PRIu64 " log segment%s\n", json_str(root, "url"),
+               json_str(root, "cluster_id"), n, n == 1 ? "" : "s", json_u64(root, "segments"),
+               json_u64(root, "segments") == 1 ? "" : "s");
     }
     printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
            "STATE HASH", "SHA-256");
