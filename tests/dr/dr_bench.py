@@ -35,6 +35,11 @@ their idle use), and 100% of one core, for as long as a quiet save. It does no b
 work, so its ratio is what this measure gives on the machine for CPU work that is not
 Cairn's.
 
+--s3-cpus 1 keeps s3rver (every thread of it) on vCPU 1; the nodes, the load and
+the control stay free to run on any. A store on other machines spends none of the
+cluster's CPU; confined to one vCPU, the stand-in at least does not move between
+both (docs/performance.md, "s3rver on one vCPU").
+
 --store file backs up to a file:// directory in --s3-dir instead of s3rver (the
 same paced saves, the same log shipping): the figures then show what backups
 cost the cluster without an object store's own CPU on the same two cores.
@@ -49,7 +54,8 @@ different), which LZ4 shrinks as it shrinks real configuration.
 Usage: dr_bench.py BUILD_DIR [--keys N] [--value-size B] [--values random|config]
                    [--etcd] [--runs 3]
                    [--window S] [--lag-seconds S] [--rate R] [--bench-clients N]
-                   [--bench-rate R] [--s3-nice N] [--s3-dir DIR] [--store s3|file]
+                   [--bench-rate R] [--s3-nice N] [--s3-cpus LIST] [--s3-dir DIR]
+                   [--store s3|file]
                    [--control DUTY,...] [--port-base P] [--json FILE] [--keep]
 Exit status: 0 when everything ran (targets are not judged here), 1 when
 something failed to run, 77 when s3rver is not installed.
@@ -296,11 +302,21 @@ class Env:
         # from the cluster's cores); but then the shipping of the log waits for it, and the
         # recovery point lags by over a second under load, so by default it runs as usual.
         nice = self.a.s3_nice
+        cpus = self.a.s3_cpus
+
+        def confine():
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+            if nice:
+                os.nice(nice)
         self.s3 = subprocess.Popen(
             [os.path.join(HERE, "node_modules", ".bin", "s3rver"), "-d", d, "-a", "127.0.0.1",
              "-p", str(self.s3_port()), "--silent", "--configure-bucket", BUCKET],
             cwd=HERE, stdout=subprocess.DEVNULL, stderr=open(self.path("s3rver.log"), "w"),
-            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+            preexec_fn=confine)
+        if cpus and os.sched_getaffinity(self.s3.pid) != cpus:
+            raise RuntimeError("s3rver runs on CPUs %s, not %s" %
+                               (sorted(os.sched_getaffinity(self.s3.pid)), sorted(cpus)))
         wait_port(self.s3_port())
 
     def start_cluster(self, tag, extra):
@@ -1350,8 +1366,10 @@ def report(env, res):
         P("machine: %d CPUs, load average before %s; store: file:// in %s (no s3rver)" %
           (os.cpu_count(), res["loadavg_before"], a.s3_dir or "the temporary directory"))
     else:
-        P("machine: %d CPUs, load average before %s; s3rver at nice %d, its files in %s" %
-          (os.cpu_count(), res["loadavg_before"], a.s3_nice, a.s3_dir or "the temporary directory"))
+        P("machine: %d CPUs, load average before %s; s3rver at nice %d, %s, its files in %s" %
+          (os.cpu_count(), res["loadavg_before"], a.s3_nice,
+           "on vCPU %s" % ",".join(str(c) for c in sorted(a.s3_cpus)) if a.s3_cpus
+           else "on any vCPU", a.s3_dir or "the temporary directory"))
     P("load: %d keys through HTTP in %.1f s (%.0f puts/s)" %
       (a.keys, res["load_seconds"], a.keys / res["load_seconds"]))
     P()
@@ -1472,6 +1490,20 @@ def control_duties(text):
     return duties
 
 
+def cpu_list(text):
+    """--s3-cpus: CPU numbers, comma-separated, each one this process may use."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        cpus = {int(c) for c in text.split(",") if c.strip() != ""}
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a list of CPU numbers, e.g. 1 or 0,1" % text)
+    bad = sorted(c for c in cpus if c not in allowed)
+    if not cpus or bad:
+        raise argparse.ArgumentTypeError(
+            "%r: CPUs available here are %s" % (text, ",".join(str(c) for c in sorted(allowed))))
+    return cpus
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("build_dir")
@@ -1488,6 +1520,8 @@ def main():
                          "nodes' disk) [/dev/shm]")
     ap.add_argument("--s3-nice", type=int, default=0,
                     help="nice value of s3rver [0]")
+    ap.add_argument("--s3-cpus", metavar="LIST", type=cpu_list, default=set(),
+                    help="run s3rver on these vCPUs only, e.g. 1 (default: any)")
     ap.add_argument("--store", choices=("s3", "file"), default="s3",
                     help="back up to s3rver, or to a file:// directory in --s3-dir [s3]")
     ap.add_argument("--bench-rate", type=int, default=1000,
