@@ -798,8 +798,8 @@ static void failed(struct dr *d, struct dr_job *j)
              (unsigned long long)(wait < DR_RETRY_MAX_MS ? wait : DR_RETRY_MAX_MS));
 }
 
-/* Answer those waiting for a snapshot: {"snapshot": MANIFEST}. */
-static void answer_saved(struct dr *d, const struct dr_snapshot *snap)
+/* Answer those waiting on list for a snapshot: {"snapshot": MANIFEST}. */
+static void answer_saved(struct dr *d, struct dr_waiter **list, const struct dr_snapshot *snap)
 {
     struct buf json;
     struct json_writer w;
@@ -809,7 +809,7 @@ static void answer_saved(struct dr *d, const struct dr_snapshot *snap)
     json_key(&w, "snapshot");
     snapshot_json(&w, snap);
     json_object_end(&w);
-    dr_answer_waiters(&d->save_waiters, d->srv->fsm.kv.rev, 0, NULL, &json);
+    dr_answer_waiters(list, d->srv->fsm.kv.rev, 0, NULL, &json);
     buf_free(&json);
 }
 
@@ -925,9 +925,9 @@ static void finish(struct dr *d, struct dr_job *j)
                          (double)(metrics_now_ns() - j->started_ns) / 1e6);
                 d->last_prune_ms = 0; /* list and prune next */
                 dr_catalog_add(&d->catalog, &j->snap);
-                answer_saved(d, &j->snap);
+                answer_saved(d, &d->saving_waiters, &j->snap);
             } else {
-                dr_answer_waiters(&d->save_waiters, 0, CAIRN_EIO, j->err, NULL);
+                dr_answer_waiters(&d->saving_waiters, 0, CAIRN_EIO, j->err, NULL);
             }
             break;
         case JOB_PRUNE:
@@ -1025,6 +1025,14 @@ static void capture_idle_cb(uv_idle_t *h)
     kv_capture_release(kv, j->cap);
     job_free(j);
     d->save_requested = true;
+    /* Its waiters wait for the retake, whose capture also begins after
+     * their requests. */
+    while (d->saving_waiters != NULL) {
+        struct dr_waiter *w = d->saving_waiters;
+        d->saving_waiters = w->next;
+        w->next = d->save_waiters;
+        d->save_waiters = w;
+    }
 }
 
 /* The snapshot in the catalog of the same state as snap, if any. */
@@ -1078,11 +1086,15 @@ static void start_snapshot(struct dr *d)
         d->save_requested = false;
         log_info("backup: the snapshot at revision %llu is stored already",
                  (unsigned long long)had->revision);
-        answer_saved(d, had);
+        answer_saved(d, &d->save_waiters, had);
         return;
     }
     snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/snapshot.tmp", d->spool_dir);
     d->save_requested = false;
+    /* Those asking from now on need a capture begun after their request:
+     * the next snapshot answers them. (None is in flight: DR_KEEP is free.) */
+    d->saving_waiters = d->save_waiters;
+    d->save_waiters = NULL;
     d->rebase = !d->have_snapshot || d->spool.base > d->archived_index;
     d->capturing = j;
     uv_idle_start(&d->idle, capture_idle_cb);
@@ -1125,6 +1137,7 @@ static void tick(struct dr *d)
             d->pending_since_ms = 0;
             d->changed_since_ms = 0; /* measured again if it leads again */
             dr_answer_waiters(&d->save_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
+            dr_answer_waiters(&d->saving_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
             dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
         }
         return;
@@ -1458,6 +1471,7 @@ void dr_close(struct dr *d)
         d->abandoned = true;
     }
     dr_answer_waiters(&d->save_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    dr_answer_waiters(&d->saving_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     if (d->capturing != NULL) {
         uv_idle_stop(&d->idle);

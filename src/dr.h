@@ -130,7 +130,11 @@ struct dr
     uint64_t compact_next_ms; /* loop time before which no compaction is planned */
     bool save_requested;
     bool verify_requested;
+    /* Asked for a snapshot since the last one began: the next one answers. */
     struct dr_waiter *save_waiters;
+    /* Those the snapshot in flight answers: their requests came before its
+     * capture began, so it holds every write acknowledged before them. */
+    struct dr_waiter *saving_waiters;
     struct dr_waiter *verify_waiters;
     /* What status shows. */
     struct dr_catalog catalog; /* the store as last listed, and shipped since */

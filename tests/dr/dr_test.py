@@ -46,6 +46,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -457,6 +458,45 @@ def run_s3(env, only):
           "%d cut short by a killed sender" % (stats["accepted"], stats["incomplete"]))
 
     s3_encryption(env)
+    save_during_save(env)
+
+
+def save_during_save(env):
+    """A snapshot asked for while another is uploading answers with a new one that holds every
+    write acknowledged before the request, not with the one already under way (which began
+    before it). The upload is slowed to 512 KiB/s so that the two overlap."""
+    url = "s3://%s/overlap" % BUCKET
+    nodes = env.start_cluster("overlap", ["--backup-url", url] + env.s3_args() + [
+        "--backup-verify-interval-ms", "0", "--backup-snapshot-interval-ms", "0",
+        "--backup-snapshot-rate", "524288"], n=1)
+    rnd = random.Random(7)
+    for i in range(2):
+        v = "".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(700000))
+        put(env, "big/%d" % i, v, n=1)
+    first = {}
+
+    def save_first():
+        r = env.ctl("--json", "snapshot", "save", ok=False, n=1)
+        first["rc"], first["out"], first["at"] = r.returncode, r.stdout, time.time()
+
+    t = threading.Thread(target=save_first)
+    t.start()
+    time.sleep(1.0)  # the first save is capturing or uploading its 1.4 MB for ~2.7 s
+    late = put(env, "late", "after the first save began", n=1)
+    asked = time.time()
+    second = json.loads(env.ctl("--json", "snapshot", "save", n=1).stdout)["snapshot"]
+    t.join()
+    check(first.get("rc") == 0, "save_during_save: the first save failed: %s" % first)
+    one = json.loads(first["out"])["snapshot"]
+    check(one["revision"] < late and first["at"] > asked,
+          "save_during_save: the saves did not overlap (first at revision %d, done %.2f s after "
+          "the second was asked); the test proves nothing" % (one["revision"], first["at"] - asked))
+    check(second["revision"] >= late,
+          "save_during_save: the second save answered with a snapshot at revision %d, without "
+          "the write at revision %d acknowledged before it was asked" % (second["revision"], late))
+    env.kill(nodes)
+    print("ok save_during_save: a save asked during another's upload got revision %d (the one "
+          "under way: %d)" % (second["revision"], one["revision"]))
 
 
 def s3_encryption(env):
