@@ -57,6 +57,12 @@ static void fmt_bytes(uint64_t n, char *out, size_t len)
     }
 }
 
+/* "" or "s", to follow a count of n. */
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static int open_store(const struct snapshot_opts *o, struct objstore **st)
 {
     struct objstore_options opt;
@@ -187,8 +193,7 @@ static void print_catalog(const struct objstore *st, const struct dr_catalog *ca
         return;
     }
     printf("%s, cluster %016" PRIx64 ": %u snapshot%s, %u log segment%s\n", objstore_url(st),
-           cat->cluster_id, cat->n_snaps, cat->n_snaps == 1 ? "" : "s", cat->n_segs,
-           cat->n_segs == 1 ? "" : "s");
+           cat->cluster_id, cat->n_snaps, plural(cat->n_snaps), cat->n_segs, plural(cat->n_segs));
     printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
            "STATE HASH", "SHA-256");
     for (i = 0; i < cat->n_snaps; i++) {
@@ -513,8 +518,8 @@ static int cluster_status(cairn_client *c, const struct snapshot_opts *o)
          s != NULL; s = s->next) {
         n++;
     }
-    printf("%-14s %u, and %" PRIu64 " log segment%s\n", "snapshots", n, json_u64(r, "segments"),
-           json_u64(r, "segments") == 1 ? "" : "s");
+    uint64_t segs = json_u64(r, "segments");
+    printf("%-14s %u, and %" PRIu64 " log segment%s\n", "snapshots", n, segs, plural(segs));
     w = json_get(r, "window");
     if (w != NULL && w->type == JSON_OBJECT) {
         char from[32];
@@ -575,9 +580,9 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
         for (s = v != NULL && v->type == JSON_ARRAY ? v->child : NULL; s != NULL; s = s->next) {
             n++;
         }
+        uint64_t segs = json_u64(root, "segments");
         printf("%s, cluster %s: %u snapshot%s, %" PRIu64 " log segment%s\n", json_str(root, "url"),
-               json_str(root, "cluster_id"), n, n == 1 ? "" : "s", json_u64(root, "segments"),
-               json_u64(root, "segments") == 1 ? "" : "s");
+               json_str(root, "cluster_id"), n, plural(n), segs, plural(segs));
     }
     printf("%-10s %-10s %-20s %-9s %-10s %-16s %s\n", "REVISION", "INDEX", "TIME", "KEYS", "STORED",
            "STATE HASH", "SHA-256");
@@ -619,7 +624,7 @@ static int cluster_list(cairn_client *c, const struct snapshot_opts *o)
         if (json_u64(v, "gaps") > 0) {
             printf("with %" PRIu64 " break%s in the log: snapshot list --from %s shows each "
                    "restorable stretch\n",
-                   json_u64(v, "gaps"), json_u64(v, "gaps") == 1 ? "" : "s", json_str(root, "url"));
+                   json_u64(v, "gaps"), plural(json_u64(v, "gaps")), json_str(root, "url"));
         }
     } else {
         printf("restorable: nothing yet (no snapshot)\n");

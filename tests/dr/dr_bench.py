@@ -1548,6 +1548,8 @@ def main():
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
+    if a.s3_cpus and a.store != "s3":
+        ap.error("--s3-cpus places s3rver, and --store %s runs none" % a.store)
     if a.store == "s3" and not os.path.exists(os.path.join(HERE, "node_modules", ".bin", "s3rver")):
         print("skip: s3rver is not installed (deploy/deps.sh --test)")
         return 77
