@@ -813,6 +813,17 @@ static void answer_saved(struct dr *d, struct dr_waiter **list, const struct dr_
     buf_free(&json);
 }
 
+/* Answer those waiting for the log archive to reach the stored snapshot.
+ * Also when it cannot soon (shipping failed, a gap, leadership lost, the
+ * node stopping): the snapshot is stored all the same, and the break before
+ * it closes when shipping does. */
+static void answer_shipped(struct dr *d)
+{
+    if (d->shipping_waiters != NULL) {
+        answer_saved(d, &d->shipping_waiters, &d->shipped_snap);
+    }
+}
+
 static void finish(struct dr *d, struct dr_job *j)
 {
     struct kv *kv = &d->srv->fsm.kv;
@@ -889,6 +900,9 @@ static void finish(struct dr *d, struct dr_job *j)
                     d->last_ship_ms = 0;
                 }
             }
+            if (j->rv != 0 || d->archived_index >= d->shipped_snap.index) {
+                answer_shipped(d);
+            }
             break;
         case JOB_SNAPSHOT:
             kv_capture_release(kv, j->cap);
@@ -925,7 +939,19 @@ static void finish(struct dr *d, struct dr_job *j)
                          (double)(metrics_now_ns() - j->started_ns) / 1e6);
                 d->last_prune_ms = 0; /* list and prune next */
                 dr_catalog_add(&d->catalog, &j->snap);
-                answer_saved(d, &d->saving_waiters, &j->snap);
+                answer_shipped(d); /* an earlier snapshot's, if still waiting */
+                if (d->archived_index < j->snap.index && d->spool.base <= d->archived_index) {
+                    /* The entries leading up to the snapshot are not all
+                     * shipped yet: a listing now would show a break just
+                     * before it. Ship them at once, and answer when they
+                     * are stored (a few milliseconds more). */
+                    d->shipped_snap = j->snap;
+                    d->shipping_waiters = d->saving_waiters;
+                    d->saving_waiters = NULL;
+                    d->last_ship_ms = 0;
+                } else {
+                    answer_saved(d, &d->saving_waiters, &j->snap);
+                }
             } else {
                 dr_answer_waiters(&d->saving_waiters, 0, CAIRN_EIO, j->err, NULL);
             }
@@ -1138,6 +1164,7 @@ static void tick(struct dr *d)
             d->changed_since_ms = 0; /* measured again if it leads again */
             dr_answer_waiters(&d->save_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
             dr_answer_waiters(&d->saving_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
+            answer_shipped(d);
             dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ENOTLEADER, "leadership lost", NULL);
         }
         return;
@@ -1155,6 +1182,10 @@ static void tick(struct dr *d)
         d->responsible = true;
         d->synced = false;
         d->pending_since_ms = d->spool.last > 0 ? now : 0;
+    }
+    if (d->shipping_waiters != NULL &&
+        (d->archived_index >= d->shipped_snap.index || d->spool.base > d->archived_index)) {
+        answer_shipped(d); /* reached, or a gap: shipping will not get there */
     }
     if (!d->synced) {
         if (!lane_busy(d, DR_KEEP) && now >= d->lanes[DR_KEEP].retry_at_ms &&
@@ -1472,6 +1503,7 @@ void dr_close(struct dr *d)
     }
     dr_answer_waiters(&d->save_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     dr_answer_waiters(&d->saving_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
+    answer_shipped(d);
     dr_answer_waiters(&d->verify_waiters, 0, CAIRN_ESHUTDOWN, "node is shutting down", NULL);
     if (d->capturing != NULL) {
         uv_idle_stop(&d->idle);

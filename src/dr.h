@@ -135,6 +135,11 @@ struct dr
     /* Those the snapshot in flight answers: their requests came before its
      * capture began, so it holds every write acknowledged before them. */
     struct dr_waiter *saving_waiters;
+    /* Those a stored snapshot answers once the archive's log reaches it
+     * (shipped_snap.index), so that a listing right after the answer shows
+     * no break before it. */
+    struct dr_waiter *shipping_waiters;
+    struct dr_snapshot shipped_snap;
     struct dr_waiter *verify_waiters;
     /* What status shows. */
     struct dr_catalog catalog; /* the store as last listed, and shipped since */

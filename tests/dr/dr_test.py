@@ -929,6 +929,7 @@ def status_follows_shipping(env):
           "%s" % (last, window))
     print("ok file_status_window: status shows the archive whole to revision %d" % last)
     quiet_window(env)
+    save_window(env)
 
 
 def quiet_window(env):
@@ -959,6 +960,40 @@ def quiet_window(env):
           (window, listing))
     print("ok file_quiet_window: reads, then a snapshot: the window is whole (revisions %d-%d)" %
           (window["earliest_revision"], last))
+
+
+def save_window(env):
+    """file_save_window: a save answers once the log archive reaches the new snapshot, so that a
+    listing right after it shows no break just before the snapshot. Shipping runs every 3 s here,
+    and the write just before the save is one that no shipment has taken yet: before, the save
+    answered at once and the listing showed two ranges until the next shipment."""
+    nodes, store, url = file_cluster(env, "sv", "savewindow", ["--backup-ship-interval-ms", "3000"])
+    end = time.time() + 10
+    while env.backup_status()["archive"]["archived_index"] == 0 and time.time() < end:
+        time.sleep(0.2)
+    time.sleep(3.5)  # past the first shipment's interval
+    put(env, "k/s0", "a")  # shipped at once: the last shipment was long ago
+    time.sleep(0.3)
+    last = put(env, "k/s1", "b")  # the next shipment is up to 3 s away
+    began = time.time()
+    saved = json.loads(env.ctl("--json", "snapshot", "save").stdout)["snapshot"]
+    took = time.time() - began
+    listed = json.loads(env.ctl("--json", "snapshot", "list", "--from", url).stdout)
+    window = env.backup_status()["window"]
+    env.kill(nodes)
+    check(saved["revision"] >= last, "file_save_window: the snapshot (revision %d) missed the "
+          "write at %d" % (saved["revision"], last))
+    ranges = listed["ranges"]
+    check(len(ranges) == 1 and ranges[0]["latest_revision"] >= saved["revision"],
+          "file_save_window: right after a save at revision %d, the store lists the ranges %s"
+          % (saved["revision"], ranges))
+    check(window["gaps"] == 0 and window["latest_revision"] >= saved["revision"],
+          "file_save_window: right after a save at revision %d, the leader's status shows %s" %
+          (saved["revision"], window))
+    check(took < 2.5, "file_save_window: the save took %.1f s: it waited for the scheduled "
+          "shipment instead of shipping at once" % took)
+    print("ok file_save_window: a listing right after a save shows one range, to revision %d "
+          "(the save took %.0f ms)" % (ranges[0]["latest_revision"], took * 1000))
 
 
 def download(env):
