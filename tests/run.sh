@@ -35,8 +35,11 @@ deploy/deps.sh --test
 step "build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
+# Two at a time: most tests wait on timeouts more than they compute, and each
+# integration test keeps to ports of its own (CAIRN_IT_SLOT, harness.h).
+# Tests that measure or need the machine to themselves are RUN_SERIAL.
 step "tests: lint, unit, raft, integration, smoke"
-(cd build && ctest --output-on-failure -L 'lint|unit|integration|smoke')
+(cd build && ctest --output-on-failure -j"$jobs" -L 'lint|unit|integration|smoke')
 
 # The web console in Debian's chromium against a real 3-node cluster
 # (tests/console; docs/console.md). Skipped, and said so, without chromium.
@@ -53,13 +56,13 @@ cmake -S . -B build-asan -DCAIRN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 step "tests under ASan + UBSan: unit, integration"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --output-on-failure -L 'unit|integration')
+  ctest --output-on-failure -j"$jobs" -L 'unit|integration')
 
 step "build (libFuzzer)"
 CC=clang cmake -S . -B build-fuzz -DCAIRN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j"$jobs"
 step "fuzz the decoders"
-(cd build-fuzz && ctest --output-on-failure -L fuzz)
+(cd build-fuzz && ctest --output-on-failure -j"$jobs" -L fuzz)
 
 step "chaos: the short profile (root: network namespaces)"
 (cd build && ctest --output-on-failure -L chaos)

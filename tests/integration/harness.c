@@ -381,22 +381,47 @@ static bool port_range_from_env(int *lo, int *hi)
     return true;
 }
 
+/* CAIRN_IT_SLOT=K/N (set by ctest for each test, tests/integration/
+ * CMakeLists.txt) narrows [*lo, *hi] to its K-th of N equal parts, so that
+ * tests run side by side (ctest -j) never pick the same port: checking that
+ * a port binds does not keep another test from binding it first. Left
+ * whole when a part would hold fewer than 64 ports. */
+static void port_range_slot(int *lo, int *hi)
+{
+    const char *spec = getenv("CAIRN_IT_SLOT");
+    int k;
+    int n;
+    int width;
+    if (spec == NULL || spec[0] == '\0') {
+        return;
+    }
+    IT_ASSERT(sscanf(spec, "%d/%d", &k, &n) == 2 && n > 0 && k >= 0 && k < n,
+              "CAIRN_IT_SLOT=\"%s\" is not K/N", spec);
+    width = (*hi - *lo + 1) / n;
+    if (width < 64) {
+        return;
+    }
+    *lo += k * width;
+    *hi = *lo + width - 1;
+}
+
 int it_pick_port(void)
 {
     int lo = ephemeral_low();
-    int range_lo = 0;
-    int range_hi = 0;
-    bool ranged = port_range_from_env(&range_lo, &range_hi);
+    int range_lo = PORT_MIN;
+    int range_hi = lo - 1;
+    bool ranged = port_range_from_env(&range_lo, &range_hi) || lo - PORT_MIN >= 1000;
     int attempt;
     int i;
     IT_ASSERT(g_n_ports < PORTS_MAX, "too many ports");
+    if (ranged) {
+        port_range_slot(&range_lo, &range_hi);
+    }
     for (attempt = 0; attempt < 10000; attempt++) {
         int port;
         bool taken = false;
         if (ranged) {
             port = range_lo + (int)(rng_next() % (uint64_t)(range_hi - range_lo + 1));
-        } else if (lo - PORT_MIN >= 1000) {
-            port = PORT_MIN + (int)(rng_next() % (uint64_t)(lo - PORT_MIN));
         } else {
             /* A machine whose ephemeral range starts low: let the kernel pick,
              * and keep what is >= PORT_MIN. */

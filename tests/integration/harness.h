@@ -27,7 +27,9 @@
  * cannot be taken by a peer's reconnect attempt while the node is down and
  * must be restarted on the same address. CAIRN_IT_PORTS=LO-HI in the
  * environment picks them in that range instead (inclusive), for machines
- * shared by several test runs.
+ * shared by several test runs. CAIRN_IT_SLOT=K/N, which ctest sets, keeps a
+ * test to the K-th of N equal parts of the range, so that tests run in
+ * parallel (ctest -j) cannot take each other's ports.
  *
  * Everything here runs on the test's main thread, except it_fail(),
  * it_log() and it_client(c, 0, ...), which worker threads may call too.
