@@ -940,7 +940,8 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->last_prune_ms = 0; /* list and prune next */
                 dr_catalog_add(&d->catalog, &j->snap);
                 answer_shipped(d); /* an earlier snapshot's, if still waiting */
-                if (d->archived_index < j->snap.index && d->spool.base <= d->archived_index) {
+                if (d->archived_index < j->snap.index && d->spool.base <= d->archived_index &&
+                    d->spool.last > d->archived_index) {
                     /* The entries leading up to the snapshot are not all
                      * shipped yet: a listing now would show a break just
                      * before it. Ship them at once, and answer when they
@@ -1184,8 +1185,11 @@ static void tick(struct dr *d)
         d->pending_since_ms = d->spool.last > 0 ? now : 0;
     }
     if (d->shipping_waiters != NULL &&
-        (d->archived_index >= d->shipped_snap.index || d->spool.base > d->archived_index)) {
-        answer_shipped(d); /* reached, or a gap: shipping will not get there */
+        (d->archived_index >= d->shipped_snap.index || d->spool.base > d->archived_index ||
+         d->spool.last <= d->archived_index)) {
+        /* Reached; or shipping will not get there: a gap, or nothing more to
+         * ship (the entries after the last spooled one carry no command). */
+        answer_shipped(d);
     }
     if (!d->synced) {
         if (!lane_busy(d, DR_KEEP) && now >= d->lanes[DR_KEEP].retry_at_ms &&
