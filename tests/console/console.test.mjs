@@ -218,7 +218,8 @@ check("create, edit and delete a key, each guarded by compare-and-swap", async (
   await editor.press("Control+s");
   await page.getByText("Saved: revision").waitFor();
   await until(async () => (await ctlValue("crud/feature.json")) === '{"enabled": false}', "the edited value");
-  assert.equal(await page.locator('dd[data-meta="version"]').textContent(), "2");
+  // The toast comes before the page has read the key back: wait for that.
+  await until(async () => (await page.locator('dd[data-meta="version"]').textContent()) === "2", "version 2 on the page");
 
   // Esc cancels an edit without writing.
   await page.locator("body").press("e");
