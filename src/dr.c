@@ -813,6 +813,15 @@ static void answer_saved(struct dr *d, struct dr_waiter **list, const struct dr_
     buf_free(&json);
 }
 
+/* Whether the log archive reaches index, or shipping will not get it
+ * there: a gap in the backlog, or nothing more to ship (the entries after
+ * the last spooled one carry no command). */
+static bool shipping_settled(const struct dr *d, uint64_t index)
+{
+    return d->archived_index >= index || d->spool.base > d->archived_index ||
+           d->spool.last <= d->archived_index;
+}
+
 /* Answer those waiting for the log archive to reach the stored snapshot.
  * Also when it cannot soon (shipping failed, a gap, leadership lost, the
  * node stopping): the snapshot is stored all the same, and the break before
@@ -900,7 +909,7 @@ static void finish(struct dr *d, struct dr_job *j)
                     d->last_ship_ms = 0;
                 }
             }
-            if (j->rv != 0 || d->archived_index >= d->shipped_snap.index) {
+            if (j->rv != 0 || shipping_settled(d, d->shipped_snap.index)) {
                 answer_shipped(d);
             }
             break;
@@ -940,8 +949,7 @@ static void finish(struct dr *d, struct dr_job *j)
                 d->last_prune_ms = 0; /* list and prune next */
                 dr_catalog_add(&d->catalog, &j->snap);
                 answer_shipped(d); /* an earlier snapshot's, if still waiting */
-                if (d->archived_index < j->snap.index && d->spool.base <= d->archived_index &&
-                    d->spool.last > d->archived_index) {
+                if (!shipping_settled(d, j->snap.index)) {
                     /* The entries leading up to the snapshot are not all
                      * shipped yet: a listing now would show a break just
                      * before it. Ship them at once, and answer when they
@@ -1184,12 +1192,8 @@ static void tick(struct dr *d)
         d->synced = false;
         d->pending_since_ms = d->spool.last > 0 ? now : 0;
     }
-    if (d->shipping_waiters != NULL &&
-        (d->archived_index >= d->shipped_snap.index || d->spool.base > d->archived_index ||
-         d->spool.last <= d->archived_index)) {
-        /* Reached; or shipping will not get there: a gap, or nothing more to
-         * ship (the entries after the last spooled one carry no command). */
-        answer_shipped(d);
+    if (shipping_settled(d, d->shipped_snap.index)) {
+        answer_shipped(d); /* also after a gap the last shipment did not see */
     }
     if (!d->synced) {
         if (!lane_busy(d, DR_KEEP) && now >= d->lanes[DR_KEEP].retry_at_ms &&
