@@ -3,7 +3,9 @@
 # packages only. Idempotent: packages already present are not reinstalled, so
 # a second run does nothing and needs no network. (clojure: the test command
 # reads the Jepsen suite, jepsen/cairn, with it; dpkg-dev, which
-# build-essential brings, builds the package, deploy/package.sh.)
+# build-essential brings, builds the package, deploy/package.sh; fuse3 and
+# libfuse3-dev: the chaos harness's file system that loses unsynced writes,
+# jepsen/local/lazyfs.c.)
 #
 #   deploy/deps.sh            build and run (compiler, cmake, libraries)
 #   deploy/deps.sh --test     also what the test command needs
@@ -13,7 +15,7 @@ runtime=(build-essential cmake pkg-config clang-format
          libraft-dev libuv1-dev liblz4-dev libmsgpack-dev libcivetweb-dev
          libcurl4-openssl-dev libssl-dev)
 testing=(libcmocka-dev clang libclang-rt-14-dev etcd-server etcd-client iproute2 iptables
-         e2fsprogs procps psmisc gnuplot-nox python3-botocore
+         e2fsprogs procps psmisc gnuplot-nox python3-botocore fuse3 libfuse3-dev
          clojure)
 
 want=("${runtime[@]}")

@@ -7,7 +7,7 @@
 #                recovery against s3rver and a directory)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: unit, integration
 #   build-fuzz/  clang + libFuzzer: the decoder fuzzer, briefly
-#   build/       again: chaos (jepsen/README.md), the short profile: eight
+#   build/       again: chaos (jepsen/README.md), the short profile: nine
 #                45-second fault schedules on 3 nodes and the simulation
 #
 #   tests/run.sh          every group above (about 23 minutes on 2 cores)

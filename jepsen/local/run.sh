@@ -8,14 +8,17 @@
 #                       [--rate 100] [--threads 5] [--seed N] [--build DIR]
 #                       [--subnet 10.77.0] [--results DIR] [--heal-bound 5]
 #                       [--snapshot-threshold 2048] [--backup]
-#                       [--sabotage no-drop,crash,stall,corrupt-archive]  (tests the harness)
+#                       [--sabotage no-drop,crash,stall,corrupt-archive,ignore-sync]
+#                                        (tests the harness)
 #   jepsen/local/run.sh --cleanup      remove what an interrupted run left
 #
 # Faults: partition (one, leader, half, ring, oneway in turn), partition-KIND,
 # kill, kill-leader, pause, pause-leader, mixed (a partition plus a kill or
 # pause), rolling (every node restarted in turn with SIGTERM, the leader
-# last), member (a follower removed, wiped, joined again and promoted), all,
-# none. --backup: every node backs up to RESULTS/backups
+# last), member (a follower removed, wiped, joined again and promoted),
+# lose-unsynced (a minority of nodes keep their data on cairn-lazyfs and lose
+# what they had not synced in a crash, at the moment the majority needs
+# them), all, none. --backup: every node backs up to RESULTS/backups
 # (file://), and the run must end with an archive that verifies and restores
 # to the cluster's final revision and state hash. Exit status: 0 the run is
 # VALID, 1 INVALID, 77 skipped. Needs root (namespaces, iptables).
@@ -67,7 +70,7 @@ while (($#)); do
     --backup) backup=1; shift ;;
     --results) results=$2; shift 2 ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,24p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -89,6 +92,10 @@ cleanup_all() {
   done
   for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$tag"); do
     ip link del "$link" 2>/dev/null
+  done
+  # lazyfs mounts (their file system processes end when unmounted).
+  for mnt in $(awk '$1 == "cairn-lazyfs" {print $2}' /proc/mounts); do
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
   done
 }
 
@@ -119,6 +126,23 @@ if [[ $nodes != 3 && $nodes != 5 ]]; then
 fi
 if [[ ",$sabotage," == *,corrupt-archive,* ]] && ((!backup)); then
   echo "run.sh: --sabotage corrupt-archive needs --backup" >&2; exit 2
+fi
+# lose-unsynced: the first floor(N/2) nodes, a minority, keep their data
+# directories on cairn-lazyfs (lazyfs.c), which can lose what was not synced.
+lazy_nodes=0
+if [[ ",$faults," == *,lose-unsynced,* || ",$faults," == *,all,* ]]; then
+  lazy_nodes=$((nodes / 2))
+  lazyfs="$build/bin/cairn-lazyfs"
+  if [[ ! -x $lazyfs ]]; then
+    cmake --build "$build" --target cairn-lazyfs >/dev/null 2>&1
+  fi
+  if [[ ! -x $lazyfs || ! -e /dev/fuse ]]; then
+    echo "run.sh: lose-unsynced needs $lazyfs and /dev/fuse (deploy/deps.sh --test installs libfuse3-dev; then cmake)" >&2
+    exit 1
+  fi
+fi
+if [[ ",$sabotage," == *,ignore-sync,* ]] && ((!lazy_nodes)); then
+  echo "run.sh: --sabotage ignore-sync needs the lose-unsynced fault" >&2; exit 2
 fi
 if ip -o addr show | grep " $subnet.254/" >/dev/null; then
   echo "run.sh: $subnet.254 is in use: another run is going on (or run --cleanup)" >&2
@@ -161,7 +185,7 @@ endpoints=${endpoints%,}
 initial=$(for i in $(seq 1 "$nodes"); do printf '%s=%s:7101/%s:7001,' "$i" "$(ip_of "$i")" "$(ip_of "$i")"; done)
 initial=${initial%,}
 
-declare -A pid
+declare -A pid lazy_pid
 bg_pids=()
 
 on_exit() {
@@ -173,6 +197,12 @@ on_exit() {
     ip netns del "$(ns_of "$i")" 2>/dev/null
   done
   ip link del "$br" 2>/dev/null
+  # The lazy nodes' data stays in RESULTS/nodeN.disk once unmounted.
+  for i in "${!lazy_pid[@]}"; do
+    [[ -n ${pid[$i]:-} ]] && wait "${pid[$i]}" 2>/dev/null
+    umount "$results/node$i" 2>/dev/null || umount -l "$results/node$i" 2>/dev/null
+    wait "${lazy_pid[$i]}" 2>/dev/null
+  done
   exit $rc
 }
 trap on_exit EXIT
@@ -193,6 +223,19 @@ for i in $(seq 1 "$nodes"); do
   ip -n "$ns" addr add "$(ip_of "$i")/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
+done
+
+# The lazy nodes' data directories: RESULTS/nodeN is a cairn-lazyfs mount of
+# RESULTS/nodeN.disk. --sabotage ignore-sync mounts it with --ignore-sync.
+for i in $(seq 1 "$lazy_nodes"); do
+  mkdir -p "$results/node$i.disk" "$results/node$i"
+  lazy_flags=()
+  [[ ",$sabotage," == *,ignore-sync,* ]] && lazy_flags=(--ignore-sync)
+  "$lazyfs" ${lazy_flags[@]+"${lazy_flags[@]}"} "$results/node$i.disk" "$results/node$i" \
+    >>"$results/lazyfs$i.log" 2>&1 &
+  lazy_pid[$i]=$!
+  for _ in $(seq 1 100); do mountpoint -q "$results/node$i" && break; sleep 0.05; done
+  mountpoint -q "$results/node$i" || { log "cairn-lazyfs did not mount $results/node$i"; exit 1; }
 done
 
 start_node() { # node [extra cairnd flags...]
@@ -366,6 +409,15 @@ start_partition() { # kind
   esac
 }
 
+# A node's data directory emptied (a lazy node's is a mount point, which stays).
+wipe_node() { # node
+  if mountpoint -q "$results/node$1"; then
+    find "$results/node$1" -mindepth 1 -delete
+  else
+    rm -rf "$results/node$1"
+  fi
+}
+
 # Process faults. start_* set proc_evidence to what shows the fault took.
 start_kill() { # node
   local v=$1
@@ -446,7 +498,7 @@ start_member() { # node
       step="node $v exited with status $st, without the removal line"
     fi
   fi
-  rm -rf "$results/node$v"
+  wipe_node "$v"
   start_node "$v" --join 1
   unset "down[$v]"
   if [[ -z $step ]]; then
@@ -465,6 +517,82 @@ start_member() { # node
   else
     proc_evidence="node $v: ${step:-not a voter in the member list afterwards}"
   fi
+}
+
+# Loss of unsynced writes on a minority, as a power cut: the lazy nodes
+# (1..N/2) must keep what they acknowledged. The fault makes them needed:
+# every other node but one (b, the leader if it is one of them) is cut off,
+# so that each write the cluster acknowledges in the first half of the fault
+# was acknowledged by every lazy node. (Cut off, not paused: a paused node's
+# sockets would still take in the leader's entries and hand them over on
+# resume.) Then b and the lazy nodes are killed at once, the lazy nodes lose
+# what they had not synced (echo crash > .lazyfs) and start again, and the
+# cut-off nodes are let back: a majority without b, in which only the lazy
+# nodes can hold the writes of the first half. Had a lazy node lost some it
+# had acknowledged, the leader elected now would drop them, and the set and
+# register checks would say so (--sabotage ignore-sync shows it). b starts
+# again once they have a leader, and a little after. Sets proc_ok and
+# proc_evidence.
+start_lose_unsynced() {
+  local l b v report ok=1 ev="" half dropped cut=() rest=()
+  reap_crashed
+  half=$(awk -v i="$interval" 'BEGIN {print i / 2}')
+  l=$(leader)
+  for v in $(shuffled_nodes); do
+    ((v > lazy_nodes)) && [[ -z ${b:-} ]] && b=$v
+  done
+  [[ -n $l ]] && ((l > lazy_nodes)) && b=$l
+  for v in $(seq 1 "$nodes"); do
+    if ((v > lazy_nodes)) && [[ $v != "$b" ]]; then cut+=("$v"); else rest+=("$v"); fi
+  done
+  partition "${cut[*]}" "${rest[*]}"
+  ev="cut off ${cut[*]}"
+  nemesis_event start-partition "lose-unsynced: ${cut[*]} cut off; nodes ${rest[*]} hold the majority"
+  # With --sabotage ignore-sync, the lazy file systems count nothing as
+  # synced from here on: what the cluster acknowledges now is lost.
+  if sabotaged ignore-sync; then
+    for v in $(seq 1 "$lazy_nodes"); do echo sync >"$results/node$v/.lazyfs"; done
+  fi
+  sleep "$half"
+  start_kill "$b"; ((proc_ok)) || ok=0
+  for v in $(seq 1 "$lazy_nodes"); do
+    start_kill "$v"; ((proc_ok)) || ok=0
+  done
+  nemesis_event kill "nodes $b and 1-$lazy_nodes (lose-unsynced)"
+  ev+="; killed $b and 1-$lazy_nodes"
+  for v in $(seq 1 "$lazy_nodes"); do
+    if ! echo crash >"$results/node$v/.lazyfs"; then ok=0; fi
+    report=$(head -n 1 "$results/node$v/.lazyfs" 2>/dev/null)
+    [[ $report == crash:* && $report != *"with errors"* ]] || ok=0
+    ev+="; node $v ${report:-without a crash report}"
+    nemesis_event lose-unsynced "node $v: ${report:-no report}"
+  done
+  for v in $(seq 1 "$lazy_nodes"); do stop_kill "$v"; done
+  dropped=$(heal_partition)
+  ((dropped > 0)) || ok=0
+  nemesis_event stop-partition "restarted 1-$lazy_nodes; healed; $dropped packets dropped"
+  ev+="; restarted 1-$lazy_nodes; healed ($dropped packets dropped)"
+  # The fault has taken only once the nodes without b have elected a leader
+  # (b back first would hand its log to everyone). At most 15 s.
+  l=""
+  for _ in $(seq 1 75); do
+    l=$(leader)
+    [[ -n $l && $l != "$b" ]] && break
+    l=""
+    sleep 0.2
+  done
+  if [[ -n $l ]]; then
+    ev+="; node $l elected without $b"
+    nemesis_event elected "node $l, without node $b"
+  else
+    ev+="; no leader without $b in 15 s"; ok=0
+  fi
+  sleep "$half"
+  stop_kill "$b"
+  nemesis_event restart "node $b"
+  lose_victim=$b
+  proc_ok=$ok
+  proc_evidence="$ev; restarted $b"
 }
 
 # faults.tsv: KIND START_NS END_NS VICTIM APPLIED(1|0) MUST_CHANGE_LEADER(1|0) EVIDENCE
@@ -518,6 +646,11 @@ run_fault() { # kind
       nemesis_event member-done "$proc_evidence"
       record_fault member "$t_start" "$(now_ns)" "$victim" "$proc_ok" 0 "$proc_evidence"
       ;;
+    lose-unsynced)
+      t_start=$(now_ns)
+      start_lose_unsynced
+      record_fault lose-unsynced "$t_start" "$(now_ns)" "$lose_victim" "$proc_ok" 0 "$proc_evidence"
+      ;;
     rolling)
       nemesis_event rolling-restart "every node in turn, the leader last"
       start_rolling
@@ -562,8 +695,9 @@ IFS=, read -ra wanted <<<"$faults"
 for f in "${wanted[@]}"; do
   case "$f" in
     partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
-    kill|kill-leader|pause|pause-leader|mixed|rolling|member) families+=("$f") ;;
-    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed member) ;;
+    kill|kill-leader|pause|pause-leader|mixed|rolling|member|lose-unsynced) families+=("$f") ;;
+    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed member
+                    lose-unsynced) ;;
     none) ;;
     *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
   esac
@@ -736,6 +870,7 @@ merge "$results/set.raw.edn" "$results/set-history.edn"
 verdict="NOT CHECKED (no $checker)"
 if [[ -x $checker ]]; then
   verdict="VALID (check.txt)"
+  failed=()
   : >"$results/check.txt"
   # Each: the check, its inputs, its JSON output (the last word).
   for check in "register history.edn register.json" "set set-history.edn set.json" \
@@ -744,9 +879,12 @@ if [[ -x $checker ]]; then
     what=${words[0]} out=${words[-1]} inputs=("${words[@]:1:${#words[@]}-2}")
     echo "== $what: ${inputs[*]}" >>"$results/check.txt"
     if ! "$checker" "$what" "${inputs[@]/#/$results/}" --out "$results/$out" >>"$results/check.txt" 2>&1; then
-      verdict="INVALID ($what; see check.txt)"
+      failed+=("$what")
     fi
   done
+  if ((${#failed[@]})); then
+    verdict="INVALID (${failed[*]}; see check.txt)"
+  fi
 fi
 
 "$here/plot.sh" "$results" >>"$results/run.log" 2>&1 || log "plot failed"
