@@ -10,7 +10,7 @@
 #   build/       again: chaos (jepsen/README.md), the short profile: nine
 #                45-second fault schedules on 3 nodes and the simulation
 #
-#   tests/run.sh          every group above (about 23 minutes on 2 cores)
+#   tests/run.sh          every group above (about 24 minutes on 2 cores)
 #   tests/run.sh --long   the same, then the long chaos profile (5 nodes,
 #                         every fault, 35 minutes; results in
 #                         build/chaos-results/long_5_nodes)

@@ -24,7 +24,10 @@
  * What it does not model. Directory entries (create, rename, unlink, mkdir)
  * are durable at once, as on a journalling file system in ordered mode
  * after its next commit; a lost rename or a lost new file is not simulated.
- * Nor are torn pages: a page is either all old or all new. Those are the
+ * Nor are torn pages: a page is either all old or all new. And a write
+ * through O_SYNC or O_DSYNC counts the whole file as synced, where Linux
+ * promises only that write's range: lenient where a writer mixes the two on
+ * one file, which neither raft nor cairnd does. Those are the
  * limits the harness documents (docs/jepsen.md). The ledger lives in memory:
  * a file written in small pieces without a sync keeps one old page for each
  * page touched, so a process that never syncs grows it.
