@@ -277,11 +277,17 @@ static int ledger_all(bool crash)
     while (ledgers != NULL) {
         struct ledger *l = ledgers;
         ledgers = l->next;
+        struct stat st;
+        bool stat_ok = fstat(l->fd, &st) == 0;
+        if (stat_ok && st.st_nlink == 0) {
+            /* Unlinked since: nothing of it is left to roll back. */
+            ledger_free(l);
+            continue;
+        }
         files++;
         bytes += l->unsynced_bytes;
         if (crash) {
-            struct stat st;
-            if (fstat(l->fd, &st) == 0 && st.st_size > l->synced_size) {
+            if (stat_ok && st.st_size > l->synced_size) {
                 cut += (uint64_t)(st.st_size - l->synced_size);
             }
             for (size_t i = 0; i < l->pages_cap; i++) {

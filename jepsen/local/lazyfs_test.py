@@ -118,6 +118,8 @@ def test_crash(m):
     report = command(m.mnt, "crash")
     check("the crash's report", report.startswith("crash: ") and "with errors" not in report,
           True)
+    # Seven files had unsynced changes; the unlinked one is not counted.
+    check("files the crash rolled back", report.split(" files ")[0], "crash: 7")
 
     check("a: synced content, overwrite undone, append cut", read(p("a")), b"A" * 10000)
     check("new: created, never synced", read(p("new")), b"")
