@@ -115,14 +115,15 @@ static bool is_ctl_fh(const struct fuse_file_info *fi)
 
 /* --- the ledger --- */
 
-static struct ledger *ledger_find(dev_t dev, ino_t ino)
+/* The link that points at the ledger of the file (dev, ino): *link is NULL
+ * when the file has none. */
+static struct ledger **ledger_link(dev_t dev, ino_t ino)
 {
-    for (struct ledger *l = ledgers; l != NULL; l = l->next) {
-        if (l->dev == dev && l->ino == ino) {
-            return l;
-        }
+    struct ledger **link = &ledgers;
+    while (*link != NULL && ((*link)->dev != dev || (*link)->ino != ino)) {
+        link = &(*link)->next;
     }
-    return NULL;
+    return link;
 }
 
 /* The ledger of the file open as fd, made if the file has none; NULL with
@@ -133,7 +134,7 @@ static struct ledger *ledger_get(int fd)
     if (fstat(fd, &st) != 0) {
         return NULL;
     }
-    struct ledger *l = ledger_find(st.st_dev, st.st_ino);
+    struct ledger *l = *ledger_link(st.st_dev, st.st_ino);
     if (l != NULL) {
         return l;
     }
@@ -258,13 +259,11 @@ static void ledger_sync_fd(int fd)
     if (ignore_sync || fstat(fd, &st) != 0) {
         return;
     }
-    for (struct ledger **pl = &ledgers; *pl != NULL; pl = &(*pl)->next) {
-        if ((*pl)->dev == st.st_dev && (*pl)->ino == st.st_ino) {
-            struct ledger *l = *pl;
-            *pl = l->next;
-            ledger_free(l);
-            return;
-        }
+    struct ledger **link = ledger_link(st.st_dev, st.st_ino);
+    struct ledger *l = *link;
+    if (l != NULL) {
+        *link = l->next;
+        ledger_free(l);
     }
 }
 

@@ -127,10 +127,24 @@ fi
 if [[ ",$sabotage," == *,corrupt-archive,* ]] && ((!backup)); then
   echo "run.sh: --sabotage corrupt-archive needs --backup" >&2; exit 2
 fi
+# The schedule takes the fault families in turn (partition, kill, pause, ...);
+# "partition" itself rotates through its kinds, "all" is every family.
+families=()
+IFS=, read -ra wanted <<<"$faults"
+for f in "${wanted[@]}"; do
+  case "$f" in
+    partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
+    kill|kill-leader|pause|pause-leader|mixed|rolling|member|lose-unsynced) families+=("$f") ;;
+    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed member
+                    lose-unsynced) ;;
+    none) ;;
+    *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
+  esac
+done
 # lose-unsynced: the first floor(N/2) nodes, a minority, keep their data
 # directories on cairn-lazyfs (lazyfs.c), which can lose what was not synced.
 lazy_nodes=0
-if [[ ",$faults," == *,lose-unsynced,* || ",$faults," == *,all,* ]]; then
+if [[ " ${families[*]} " == *" lose-unsynced "* ]]; then
   lazy_nodes=$((nodes / 2))
   lazyfs="$build/bin/cairn-lazyfs"
   if [[ ! -x $lazyfs ]]; then
@@ -538,9 +552,7 @@ start_lose_unsynced() {
   reap_crashed
   half=$(awk -v i="$interval" 'BEGIN {print i / 2}')
   l=$(leader)
-  for v in $(shuffled_nodes); do
-    ((v > lazy_nodes)) && [[ -z ${b:-} ]] && b=$v
-  done
+  for b in $(shuffled_nodes); do ((b > lazy_nodes)) && break; done
   [[ -n $l ]] && ((l > lazy_nodes)) && b=$l
   for v in $(seq 1 "$nodes"); do
     if ((v > lazy_nodes)) && [[ $v != "$b" ]]; then cut+=("$v"); else rest+=("$v"); fi
@@ -688,20 +700,6 @@ run_fault() { # kind
   esac
 }
 
-# The schedule takes the fault families in turn (partition, kill, pause, ...);
-# "partition" itself rotates through its kinds, "all" is every family.
-families=()
-IFS=, read -ra wanted <<<"$faults"
-for f in "${wanted[@]}"; do
-  case "$f" in
-    partition|partition-one|partition-leader|partition-half|partition-ring|partition-oneway| \
-    kill|kill-leader|pause|pause-leader|mixed|rolling|member|lose-unsynced) families+=("$f") ;;
-    all) families+=(partition kill-leader pause mixed rolling partition kill pause-leader mixed member
-                    lose-unsynced) ;;
-    none) ;;
-    *) echo "run.sh: unknown fault $f" >&2; exit 2 ;;
-  esac
-done
 partition_kinds=(partition-one partition-leader partition-half partition-ring partition-oneway)
 partition_turn=0
 next_fault() { # sets kind for the k-th fault
